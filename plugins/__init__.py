@@ -1,0 +1,1 @@
+"""The cell plugins shipped with seqbench (import name `seqbench_cells`)."""

@@ -1,0 +1,25 @@
+"""seqbench: fair, reproducible comparisons of recurrent cells across sequence tasks.
+
+The public API for plugin authors is what this module exports; nothing here imports torch,
+so `seqbench --help` and `seqbench list` stay fast.
+"""
+
+from seqbench.contracts import Batch, Cell, DataContext, Task, TaskData
+from seqbench.data import RemoteFile, cached, content_key, locate
+from seqbench.errors import SeqbenchError
+from seqbench.params import Param
+
+__all__ = [
+    "Batch",
+    "Cell",
+    "DataContext",
+    "Param",
+    "RemoteFile",
+    "SeqbenchError",
+    "Task",
+    "TaskData",
+    "cached",
+    "content_key",
+    "locate",
+]
+__version__ = "0.1.0"

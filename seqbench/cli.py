@@ -1,0 +1,185 @@
+"""The `seqbench` command line.
+
+Torch and Lightning are imported inside the commands that need them, so `seqbench --help`
+and `seqbench list` answer instantly. Every user error (a `SeqbenchError` or a bad option)
+becomes one line on stderr and exit code 2; anything else is a bug and shows a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from seqbench.errors import SeqbenchError
+
+try:  # typer >= 0.2x vendors click; older releases raise click's own exceptions
+    from typer.exceptions import TyperException as UsageProblem
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click import ClickException as UsageProblem
+
+app = typer.Typer(
+    help="Compare recurrent cells (LSTM, GRU, RNN and plugins) fairly across sequence tasks.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+SetOption = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", help="KEY=VALUE for any hyperparameter (repeatable); "
+                 "prefix with cell. or task. to disambiguate."),
+]
+
+
+def parse_settings(pairs: list[str] | None) -> dict[str, str]:
+    settings: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise SeqbenchError(f"--set expects KEY=VALUE, got '{pair}'.")
+        settings[key.strip()] = value.strip()
+    return settings
+
+
+@app.command()
+def run(
+    cell: Annotated[Optional[str], typer.Option(help="Cell plugin name (see `seqbench list`).")] = None,
+    task: Annotated[Optional[str], typer.Option(help="Task plugin name (see `seqbench list`).")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="Dataset of the task (default: the task's).")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Maximum epochs.")] = None,
+    hidden_size: Annotated[Optional[int], typer.Option(help="Units per layer.")] = None,
+    layers: Annotated[Optional[int], typer.Option(help="Stacked layers.")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Learning rate.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Sequences per batch.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for initialisation and data order.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    data_dir: Annotated[Optional[Path], typer.Option(help="Canonical data files (default: $SEQBENCH_DATA_DIR, else ~/.cache/seqbench).")] = None,
+    output_dir: Annotated[Path, typer.Option(help="Where run folders are written.")] = Path("runs"),
+    settings: SetOption = None,
+    spec: Annotated[Optional[Path], typer.Option(help="Re-run the spec in a run folder's config.json (other options override it).")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Train one cell on one task and write a run record."""
+    from seqbench.config import build_spec
+    from seqbench.runs import read_json
+
+    given = parse_settings(settings)
+    base: dict = {}
+    if spec is not None:
+        if not spec.is_file():
+            raise SeqbenchError(f"spec file '{spec}' does not exist.")
+        base = read_json(spec)["spec"]
+        given = {**base["hparams"], **{f"cell.{k}": v for k, v in base["cell_params"].items()},
+                 **{f"task.{k}": v for k, v in base["task_params"].items()}, **given}
+    for key, value in (("epochs", epochs), ("hidden_size", hidden_size), ("layers", layers),
+                       ("lr", lr), ("batch_size", batch_size)):
+        if value is not None:
+            given[key] = value
+    task = task or base.get("task")
+    cell = cell or base.get("cell")
+    if not task or not cell:
+        raise SeqbenchError("both --task and --cell are required (or --spec).")
+    run_spec = build_spec(task, cell, dataset or base.get("dataset"), given,
+                          seed=seed if spec is None or seed else base.get("seed", 0), device=device)
+
+    from seqbench.console import console, key_value_table
+    from seqbench.train import train
+
+    console.print(f"[bold]seqbench[/] {run_spec.command()}")
+    result = train(run_spec, output_dir=output_dir, data_dir=data_dir, show_progress=not quiet)
+    m = result.metrics
+    shown = {k: v for k, v in m.items() if k not in {"status", "split_sizes"}}
+    typer.echo("")
+    from rich.console import Console
+
+    Console().print(key_value_table(f"{m['task']}/{m['dataset']} · {m['cell']}", shown))
+    typer.echo(f"Run record: {result.run_dir}")
+
+
+@app.command("list")
+def list_plugins() -> None:
+    """Show every installed cell and task plugin, its source and any load error."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from seqbench.registry import discover
+
+    table = Table(title="seqbench plugins", title_justify="left")
+    for column in ("kind", "name", "summary", "provided by", "options"):
+        table.add_column(column)
+    broken = 0
+    for kind in ("cell", "task"):
+        for name, entry in sorted(discover(kind).items()):
+            source = f"{entry.distribution} {entry.version}"
+            if entry.error is not None:
+                broken += 1
+                table.add_row(kind, name, f"[red]failed to load: {entry.error}[/]", source, "")
+                continue
+            plugin = entry.plugin
+            options = [p.describe() for p in plugin.params]
+            if kind == "task":
+                options.insert(0, "datasets: " + ", ".join(
+                    f"{d}{'*' if d == plugin.default_dataset else ''}" for d in plugin.datasets))
+            table.add_row(kind, name, plugin.summary, source, "\n".join(options))
+    Console().print(table)
+    if broken:
+        typer.echo(f"{broken} plugin(s) failed to load; commands that do not select them still work.")
+
+
+@app.command()
+def generate(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")],
+    output: Annotated[Optional[Path], typer.Option(help="Folder for the outputs (default: RUN_DIR/generated).")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="How much to generate.")] = None,
+    temperature: Annotated[Optional[float], typer.Option(help="Sampling temperature.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Sampling seed.")] = None,
+    num: Annotated[Optional[int], typer.Option(help="Number of outputs.")] = None,
+    settings: SetOption = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "cpu",
+    data_dir: Annotated[Optional[Path], typer.Option(help="Canonical data files.")] = None,
+) -> None:
+    """Use a trained run: sample music, text, forecasts or predictions (task-dependent)."""
+    from seqbench import registry
+    from seqbench.params import resolve
+    from seqbench.runs import read_spec
+
+    spec = read_spec(run_dir)
+    task = registry.get_task(spec.task)
+    given = parse_settings(settings)
+    for key, value in (("steps", steps), ("temperature", temperature), ("seed", seed), ("num", num)):
+        if value is not None:
+            given[key] = value
+    options = resolve(task.generate_params, given, f"generate for task '{task.name}'")
+
+    from seqbench.train import load_trained, quiet_lightning
+
+    quiet_lightning()
+    _, data, model = load_trained(run_dir, data_dir=data_dir, device=device)
+    written = task.generate(model, data, output or Path(run_dir) / "generated", options)
+    for path in written:
+        typer.echo(str(path))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app, turning user errors into one line and exit code 2."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except SeqbenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except typer.Abort:
+        print("aborted", file=sys.stderr)
+        return 130
+    except typer.Exit as exc:
+        return exc.exit_code
+    except UsageProblem as exc:
+        print(f"error: {exc.format_message()}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""The run specification: one validated, serialisable description of a training run.
+
+A run is a pure function of its spec (plus data and seed), so the spec is written next to
+the results and any row of any table can be re-run from it. Everything that can vary is a
+declared `Param`: the core's training hyperparameters here, the cell's and the task's own
+extras in their plugins. `build_spec` is the boundary where all of it is validated, before
+any data is loaded or any model built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from seqbench import registry
+from seqbench.errors import SeqbenchError, unknown_name
+from seqbench.params import Param, resolve
+
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+DEVICES = ("auto", "cpu", "cuda")
+
+#: Training hyperparameters every run has. Tasks may override the defaults (`Task.defaults`).
+CORE_PARAMS: tuple[Param, ...] = (
+    Param("epochs", int, 20, "maximum training epochs", low=1, high=100_000, tune=False),
+    Param("hidden_size", int, 128, "units per recurrent layer", low=1, high=16_384,
+          log=True, search=(32, 512)),
+    Param("layers", int, 1, "stacked recurrent layers", low=1, high=16, search=(1, 3)),
+    Param("dropout", float, 0.0, "dropout between stacked layers", low=0.0, high=0.95,
+          search=(0.0, 0.5)),
+    Param("lr", float, 1e-3, "learning rate", low=1e-8, high=100.0, log=True,
+          search=(1e-4, 3e-2)),
+    Param("batch_size", int, 32, "sequences per batch", low=1, high=1_000_000, log=True,
+          search=(8, 128)),
+    Param("optimizer", str, "adam", "optimizer", choices=OPTIMIZERS),
+    Param("weight_decay", float, 0.0, "L2 penalty (decoupled for adamw)", low=0.0, high=1.0,
+          tune=False),
+    Param("clip", float, 1.0, "gradient-norm clipping threshold (0 = off); on by default "
+          "because recurrent nets explode", low=0.0, high=10_000.0, log=True, search=(0.1, 10.0)),
+    Param("patience", int, 5, "early-stopping patience in epochs (0 = off)", low=0,
+          high=100_000, tune=False),
+)
+
+
+@dataclass
+class RunSpec:
+    """Everything that determines a run's result (but not where files live)."""
+
+    task: str
+    dataset: str
+    cell: str
+    seed: int = 0
+    device: str = "auto"
+    hparams: dict[str, Any] = field(default_factory=dict)
+    cell_params: dict[str, Any] = field(default_factory=dict)
+    task_params: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunSpec:
+        known = {"task", "dataset", "cell", "seed", "device", "hparams", "cell_params",
+                 "task_params"}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def command(self) -> str:
+        """The `seqbench run` command line that reproduces this spec."""
+        parts = ["seqbench run", f"--task {self.task}", f"--dataset {self.dataset}",
+                 f"--cell {self.cell}", f"--seed {self.seed}"]
+        settings = {**self.hparams,
+                    **{f"cell.{k}": v for k, v in self.cell_params.items()},
+                    **{f"task.{k}": v for k, v in self.task_params.items()}}
+        parts += [f"--set {k}={v}" for k, v in settings.items()]
+        return " ".join(parts)
+
+
+def core_params_for(task_defaults: Mapping[str, Any]) -> tuple[Param, ...]:
+    """The core parameters with the task's default overrides applied (and validated)."""
+    names = {p.name for p in CORE_PARAMS}
+    for key in task_defaults:
+        if key not in names:
+            raise SeqbenchError(f"task default '{key}' is not a core hyperparameter")
+    return tuple(
+        Param(**{**asdict(p), "default": p.coerce(task_defaults[p.name])})
+        if p.name in task_defaults else p
+        for p in CORE_PARAMS
+    )
+
+
+def _route(
+    settings: Mapping[str, Any], groups: Mapping[str, tuple[Param, ...]]
+) -> dict[str, dict[str, Any]]:
+    """Send each `key=value` to the group that declares `key` (`cell.`/`task.` to force one)."""
+    routed: dict[str, dict[str, Any]] = {group: {} for group in groups}
+    for key, value in settings.items():
+        prefix, _, bare = key.rpartition(".")
+        if prefix:
+            if prefix not in groups:
+                raise unknown_name("setting prefix", prefix, [g for g in groups if g != "core"])
+            routed[prefix][bare] = value
+            continue
+        owners = [g for g, params in groups.items() if any(p.name == key for p in params)]
+        if not owners:
+            every = {p.name for params in groups.values() for p in params}
+            raise unknown_name("hyperparameter", key, every)
+        if len(owners) > 1:
+            raise SeqbenchError(f"'{key}' is declared by {' and '.join(owners)}; "
+                                f"write {owners[-1]}.{key}=... to choose.")
+        routed[owners[0]][key] = value
+    return routed
+
+
+def build_spec(
+    task: str,
+    cell: str,
+    dataset: str | None = None,
+    settings: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    device: str = "auto",
+) -> RunSpec:
+    """Validate names and every hyperparameter; return a fully resolved `RunSpec`."""
+    task_plugin = registry.get_task(task)
+    cell_plugin = registry.get_cell(cell)
+    dataset = dataset or task_plugin.default_dataset
+    if dataset not in task_plugin.datasets:
+        raise unknown_name(f"dataset for task '{task}'", dataset, task_plugin.datasets)
+    if device not in DEVICES:
+        raise unknown_name("device", device, DEVICES)
+    groups = {
+        "core": core_params_for(task_plugin.defaults),
+        "cell": cell_plugin.params,
+        "task": task_plugin.params,
+    }
+    routed = _route(settings or {}, groups)
+    return RunSpec(
+        task=task,
+        dataset=dataset,
+        cell=cell,
+        seed=int(seed),
+        device=device,
+        hparams=resolve(groups["core"], routed["core"], "training"),
+        cell_params=resolve(groups["cell"], routed["cell"], f"cell '{cell}'"),
+        task_params=resolve(groups["task"], routed["task"], f"task '{task}'"),
+    )

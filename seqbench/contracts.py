@@ -1,0 +1,146 @@
+"""The two plugin contracts: what a cell and what a task must provide.
+
+These are the only types a plugin needs from seqbench (re-exported by `seqbench`). The
+core never names a concrete cell or task; it talks to plugins only through these shapes,
+which is what lets a third-party cell enter a comparison on equal terms with LSTM.
+Torch is imported lazily by implementations so that `seqbench list` and `--help` stay fast.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from seqbench.params import Param
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+Direction = Literal["minimize", "maximize"]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A recurrent cell plugin.
+
+    `build(input_size, hidden_size, num_layers, dropout, **extra)` returns an `nn.Module`
+    whose `forward(x, state=None)` maps `x[B, T, input_size]` to `(y[B, T, hidden_size],
+    state)`; passing the returned state into the next call must continue the sequence.
+    `extra` holds the values of `params`, already validated.
+    """
+
+    name: str
+    summary: str
+    build: Callable[..., nn.Module]
+    params: tuple[Param, ...] = ()
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One ready-to-use batch. Tasks put their tensors here; Lightning moves it to the device.
+
+    `mask[B, T]` is True on real (non-padding) steps when sequences have different lengths.
+    `extra` carries anything else a task's loss needs (e.g. class labels).
+    """
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    mask: torch.Tensor | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DataContext:
+    """Where a task may read canonical files and keep its caches, plus a progress hook."""
+
+    data_dir: Path
+    cache_dir: Path
+    progress: Callable[[str, Iterable[Any], int | None], Iterable[Any]] = (
+        lambda description, items, total=None: items
+    )
+
+
+class TaskData(ABC):
+    """A task bound to one dataset: the data, the task's modules and its loss and metrics.
+
+    The core builds `encoder -> cell -> head`, feeds it `Batch`es and asks this object for
+    the loss and the metric statistics. Statistics are *sums* (e.g. total NLL, frame count)
+    so that metrics are exact over a whole split, never an average of batch averages.
+    """
+
+    #: Width of the encoder's output, i.e. the cell's `input_size`.
+    input_size: int
+
+    @abstractmethod
+    def batches(self, split: str, batch_size: int, seed: int | None = None) -> Iterable[Batch]:
+        """Iterate over `split` ("train", "valid", "test"). With a seed, shuffle reproducibly."""
+
+    @abstractmethod
+    def num_batches(self, split: str, batch_size: int) -> int:
+        """How many batches `batches(split, batch_size)` yields."""
+
+    @abstractmethod
+    def encoder(self, params: Mapping[str, Any]) -> nn.Module:
+        """Map `Batch.inputs` to features `[B, T, input_size]`."""
+
+    @abstractmethod
+    def head(self, hidden_size: int, params: Mapping[str, Any]) -> nn.Module:
+        """Map the cell's output `[B, T, hidden_size]` to the task's predictions."""
+
+    @abstractmethod
+    def loss(self, outputs: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """Scalar training loss for one batch."""
+
+    @abstractmethod
+    def statistics(self, outputs: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
+        """Additive statistics of one batch (sums, counts) as 0-d tensors."""
+
+    @abstractmethod
+    def metrics(self, totals: Mapping[str, float]) -> dict[str, float]:
+        """Turn statistics summed over a split into the task's metrics (unprefixed names)."""
+
+    def split_sizes(self) -> dict[str, int]:
+        """Number of examples (sequences) per split, for summaries."""
+        return {}
+
+
+class Task(ABC):
+    """A task plugin: declarations as class attributes, data through `prepare`.
+
+    `defaults` overrides core hyperparameter defaults (epochs, lr, hidden_size, ...) for this
+    task; `params` declares the task's own hyperparameters. `primary_metric` names an entry of
+    `TaskData.metrics` (e.g. "nll"); it is logged as `val_<name>` and `test_<name>`.
+    `carry_state=True` asks the trainer to carry the cell state across consecutive batches
+    (truncated BPTT over one long stream), detached between them.
+    """
+
+    name: str
+    summary: str
+    datasets: Mapping[str, str]
+    default_dataset: str
+    primary_metric: str
+    direction: Direction
+    params: tuple[Param, ...] = ()
+    defaults: Mapping[str, Any] = {}
+    carry_state: bool = False
+
+    @abstractmethod
+    def prepare(self, dataset: str, context: DataContext, params: Mapping[str, Any]) -> TaskData:
+        """Load (or build and cache) `dataset` and return it bound to this task."""
+
+    def generate(
+        self,
+        model: Any,
+        data: TaskData,
+        out_dir: Path,
+        options: Mapping[str, Any],
+    ) -> list[Path]:
+        """Produce something a person can use from a trained model; return the files written."""
+        raise NotImplementedError(f"task '{self.name}' does not support generate")
+
+    #: Options `generate` accepts, declared like hyperparameters.
+    generate_params: tuple[Param, ...] = ()

@@ -1,0 +1,118 @@
+"""Hyperparameters declared as data.
+
+Cells and tasks declare their extra hyperparameters as `Param` objects so that the CLI,
+validation and sweeps can see them without building a model. Values arrive as strings from
+`--set key=value`, as numbers from configs and as suggestions from Optuna; `Param.coerce`
+is the single place that turns any of those into a checked Python value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from seqbench.errors import SeqbenchError, unknown_name
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One tunable hyperparameter.
+
+    `low`/`high` bound both validation and the sweep's search range; `log` asks the sweep to
+    sample log-uniformly; `choices` makes the parameter categorical. `tune=False` keeps a
+    parameter out of sweeps while still validating it (e.g. a fixed protocol choice).
+    """
+
+    name: str
+    type: type
+    default: Any
+    help: str = ""
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: tuple[Any, ...] | None = None
+    tune: bool = True
+    search: tuple[float, float] | None = None
+
+    @property
+    def search_range(self) -> tuple[float | None, float | None]:
+        """The range a sweep explores: `search` if given, else the validity bounds."""
+        return self.search if self.search is not None else (self.low, self.high)
+
+    def __post_init__(self) -> None:
+        if self.type not in (int, float, str, bool):
+            raise TypeError(f"Param {self.name}: type must be int, float, str or bool")
+        if self.default is not None:
+            self.coerce(self.default)
+
+    def coerce(self, value: Any) -> Any:
+        """Convert `value` to this parameter's type and check its range; raise SeqbenchError."""
+        converted = self._convert(value)
+        if self.choices is not None and converted not in self.choices:
+            allowed = ", ".join(map(str, self.choices))
+            raise SeqbenchError(f"{self.name}={value!r} is not allowed; choose one of: {allowed}.")
+        if self.type in (int, float):
+            if isinstance(converted, float) and not math.isfinite(converted):
+                raise SeqbenchError(f"{self.name}={value!r} must be a finite number.")
+            if self.low is not None and converted < self.low:
+                raise SeqbenchError(f"{self.name}={value!r} is below the minimum {self.low:g}.")
+            if self.high is not None and converted > self.high:
+                raise SeqbenchError(f"{self.name}={value!r} is above the maximum {self.high:g}.")
+        return converted
+
+    def _convert(self, value: Any) -> Any:
+        kind = self.type.__name__
+        if self.type is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in _TRUE:
+                return True
+            if text in _FALSE:
+                return False
+            raise SeqbenchError(f"{self.name}={value!r} is not a boolean (use true/false).")
+        if self.type is int:
+            if isinstance(value, bool):
+                raise SeqbenchError(f"{self.name}={value!r} is not an integer.")
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                raise SeqbenchError(f"{self.name}={value!r} is not an integer.") from None
+            if not number.is_integer():
+                raise SeqbenchError(f"{self.name}={value!r} is not an integer.")
+            return int(number)
+        try:
+            return self.type(value)
+        except (TypeError, ValueError):
+            raise SeqbenchError(f"{self.name}={value!r} is not a valid {kind}.") from None
+
+    def describe(self) -> str:
+        """One-line human summary used by `seqbench list` and error messages."""
+        if self.choices is not None:
+            domain = "{" + ", ".join(map(str, self.choices)) + "}"
+        elif self.low is not None or self.high is not None:
+            low = "-inf" if self.low is None else f"{self.low:g}"
+            high = "inf" if self.high is None else f"{self.high:g}"
+            domain = f"[{low}, {high}]" + (" log" if self.log else "")
+        else:
+            domain = self.type.__name__
+        return f"{self.name}={self.default!r} {domain}"
+
+
+def resolve(
+    params: Iterable[Param], given: Mapping[str, Any], owner: str
+) -> dict[str, Any]:
+    """Validate `given` against `params`; return every declared value with defaults filled in."""
+    declared = {p.name: p for p in params}
+    for key in given:
+        if key not in declared:
+            raise unknown_name(f"hyperparameter for {owner}", key, declared)
+    return {
+        name: (p.coerce(given[name]) if name in given else p.default)
+        for name, p in declared.items()
+    }

@@ -1,0 +1,177 @@
+"""Train one run from a spec: data, model, Lightning trainer, run record. Nothing else.
+
+The trainer is configured for honest comparisons and low overhead: early stopping and
+checkpointing on the task's primary validation metric, the best checkpoint restored before
+the single test evaluation, no sanity-check batches, no Lightning logger (the run record is
+our log), and a rich progress bar.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from seqbench import registry, runs
+from seqbench.config import RunSpec
+from seqbench.console import progress
+from seqbench.contracts import DataContext, TaskData
+from seqbench.data import resolve_cache_dir, resolve_data_dir
+from seqbench.errors import SeqbenchError
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    metrics: dict[str, Any]
+
+
+def quiet_lightning() -> None:
+    """Silence Lightning's banners and tips; keep warnings that matter."""
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*litlogger.*")
+    warnings.filterwarnings("ignore", message=".*LitLogger.*")
+
+
+def accelerator_for(device: str) -> str:
+    """Map `--device` to a Lightning accelerator, failing clearly if CUDA is asked but absent."""
+    import torch
+
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            raise SeqbenchError("--device cuda was requested but no CUDA device is available.")
+        return "gpu"
+    if device == "cpu":
+        return "cpu"
+    return "gpu" if torch.cuda.is_available() else "cpu"
+
+
+def prepare_data(spec: RunSpec, data_dir: str | os.PathLike[str] | None) -> TaskData:
+    """Load the spec's dataset through its task plugin."""
+    task = registry.get_task(spec.task)
+    context = DataContext(
+        data_dir=resolve_data_dir(data_dir), cache_dir=resolve_cache_dir(), progress=progress
+    )
+    return task.prepare(spec.dataset, context, spec.task_params)
+
+
+def make_trainer(spec: RunSpec, run_dir: Path, monitor: str, mode: str, show_progress: bool):
+    import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
+
+    hp = spec.hparams
+    callbacks: list[Any] = [
+        ModelCheckpoint(
+            dirpath=run_dir, filename=Path(runs.CHECKPOINT).stem, monitor=monitor, mode=mode,
+            save_top_k=1, save_last=False, enable_version_counter=False,
+        )
+    ]
+    if hp["patience"] > 0:
+        callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=hp["patience"]))
+    if show_progress:
+        callbacks.append(RichProgressBar(leave=True))
+    return pl.Trainer(
+        max_epochs=hp["epochs"],
+        accelerator=accelerator_for(spec.device),
+        devices=1,
+        deterministic=True,
+        gradient_clip_val=hp["clip"] or None,
+        gradient_clip_algorithm="norm",
+        logger=False,
+        callbacks=callbacks,
+        enable_progress_bar=show_progress,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=run_dir,
+    )
+
+
+def train(
+    spec: RunSpec,
+    output_dir: str | os.PathLike[str] = "runs",
+    data_dir: str | os.PathLike[str] | None = None,
+    show_progress: bool = True,
+) -> RunResult:
+    """Run `spec` to completion and write its run record; return the folder and metrics."""
+    quiet_lightning()
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
+    import lightning.pytorch as pl
+
+    from seqbench.loaders import SplitBatches
+    from seqbench.model import DivergedError, SequenceModel, count_parameters
+
+    task, cell = registry.get_task(spec.task), registry.get_cell(spec.cell)
+    accelerator_for(spec.device)  # fail before loading data if the device is impossible
+    data = prepare_data(spec, data_dir)
+    pl.seed_everything(spec.seed, workers=True, verbose=False)
+    model = SequenceModel(task, data, cell, spec)
+
+    run_dir = runs.create_run_dir(Path(output_dir), spec)
+    runs.write_config(run_dir, spec)
+    model.epoch_listeners.append(runs.HistoryWriter(run_dir / runs.HISTORY))
+
+    monitor = f"val_{task.primary_metric}"
+    mode = "min" if task.direction == "minimize" else "max"
+    trainer = make_trainer(spec, run_dir, monitor, mode, show_progress)
+    batch_size = spec.hparams["batch_size"]
+    train_batches = SplitBatches(data, "train", batch_size, seed=spec.seed)
+    valid_batches = SplitBatches(data, "valid", batch_size)
+    test_batches = SplitBatches(data, "test", batch_size)
+
+    started = time.perf_counter()
+    try:
+        trainer.fit(model, train_batches, valid_batches)
+    except DivergedError as exc:
+        runs.write_json(run_dir / runs.METRICS, {"status": "diverged", "error": str(exc)})
+        raise SeqbenchError(f"{exc} Run record: {run_dir}") from None
+    train_seconds = time.perf_counter() - started
+    epochs_run = trainer.current_epoch
+
+    best = trainer.checkpoint_callback.best_model_path or None
+    trainer.validate(model, valid_batches, ckpt_path=best, verbose=False)
+    trainer.test(model, test_batches, ckpt_path=best, verbose=False)
+
+    metrics = {
+        "status": "completed",
+        "task": spec.task,
+        "dataset": spec.dataset,
+        "cell": spec.cell,
+        "seed": spec.seed,
+        "primary_metric": f"test_{task.primary_metric}",
+        "direction": task.direction,
+        "parameters": count_parameters(model),
+        "epochs": epochs_run,
+        "train_seconds": round(train_seconds, 3),
+        "seconds_per_epoch": round(train_seconds / max(epochs_run, 1), 4),
+        "split_sizes": data.split_sizes(),
+        **model.last_metrics.get("val", {}),
+        **model.last_metrics.get("test", {}),
+    }
+    runs.write_json(run_dir / runs.METRICS, metrics)
+    return RunResult(run_dir=run_dir, metrics=metrics)
+
+
+def load_trained(run_dir: str | os.PathLike[str], data_dir=None, device: str = "cpu"):
+    """Rebuild a finished run's model from its record (on CPU by default): (spec, data, model)."""
+    import torch
+
+    from seqbench.model import SequenceModel
+
+    run_dir = Path(run_dir)
+    spec = runs.read_spec(run_dir)
+    checkpoint = run_dir / runs.CHECKPOINT
+    if not checkpoint.is_file():
+        raise SeqbenchError(f"run '{run_dir}' has no {runs.CHECKPOINT} (did it finish?).")
+    task, cell = registry.get_task(spec.task), registry.get_cell(spec.cell)
+    data = prepare_data(spec, data_dir)
+    model = SequenceModel(task, data, cell, spec)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    model.load_state_dict(state)
+    target = "cuda" if accelerator_for(device) == "gpu" else "cpu"
+    return spec, data, model.to(target).eval()

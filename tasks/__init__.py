@@ -1,0 +1,1 @@
+"""The task plugins shipped with seqbench (import name `seqbench_tasks`)."""

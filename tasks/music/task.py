@@ -1,0 +1,195 @@
+"""The music task plugin: declarations, batching, loss/metrics and MIDI generation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seqbench import Batch, DataContext, Param, SeqbenchError, Task, TaskData
+from seqbench_tasks.music.datasets import DATASETS, STEPS_PER_BEAT, load_splits
+from seqbench_tasks.music.pianoroll import NUM_KEYS, midi_to_roll, roll_to_midi
+
+#: Sort this many batches' worth of sequences by length before cutting batches: most of the
+#: padding goes away while batch composition still changes from epoch to epoch.
+BUCKET_BATCHES = 8
+
+
+class MusicData(TaskData):
+    """Piano rolls of one dataset, as next-frame prediction pairs in length-bucketed batches."""
+
+    input_size = NUM_KEYS
+
+    def __init__(
+        self, dataset: str, splits: Mapping[str, list[np.ndarray]], steps_per_beat: int = 1
+    ) -> None:
+        import torch
+
+        self.dataset = dataset
+        self.steps_per_beat = steps_per_beat
+        self.rolls = {name: [r for r in rolls if len(r) >= 2] for name, rolls in splits.items()}
+        for name in ("train", "valid", "test"):
+            if not self.rolls.get(name):
+                raise SeqbenchError(f"music dataset '{dataset}' has no usable {name} sequences.")
+        self._tensors = {
+            name: [torch.from_numpy(np.asarray(r, dtype=np.float32)) for r in rolls]
+            for name, rolls in self.rolls.items()
+        }
+
+    def split_sizes(self) -> dict[str, int]:
+        return {name: len(rolls) for name, rolls in self.rolls.items()}
+
+    def num_batches(self, split: str, batch_size: int) -> int:
+        return -(-len(self._tensors[split]) // batch_size)
+
+    def batches(self, split: str, batch_size: int, seed: int | None = None) -> Iterator[Batch]:
+        sequences = self._tensors[split]
+        lengths = np.array([len(s) for s in sequences])
+        if seed is None:
+            order = np.argsort(lengths, kind="stable")
+            groups = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+        else:
+            rng = np.random.default_rng(seed)
+            order = rng.permutation(len(sequences))
+            chunk = batch_size * BUCKET_BATCHES
+            groups = []
+            for start in range(0, len(order), chunk):
+                part = order[start : start + chunk]
+                part = part[np.argsort(lengths[part], kind="stable")]
+                groups += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
+            groups = [groups[i] for i in rng.permutation(len(groups))]
+        for group in groups:
+            yield _collate([sequences[i] for i in group])
+
+    def encoder(self, params: Mapping[str, Any]):
+        from torch import nn
+
+        return nn.Identity()
+
+    def head(self, hidden_size: int, params: Mapping[str, Any]):
+        from torch import nn
+
+        return nn.Linear(hidden_size, NUM_KEYS)
+
+    def loss(self, outputs, batch: Batch):
+        nll, frames = _masked_nll(outputs, batch)
+        return nll / frames
+
+    def statistics(self, outputs, batch: Batch):
+        nll, frames = _masked_nll(outputs, batch)
+        mask = batch.mask.unsqueeze(-1)
+        predicted = (outputs > 0) & mask
+        actual = (batch.targets > 0.5) & mask
+        return {
+            "nll": nll,
+            "frames": frames,
+            "tp": (predicted & actual).sum(),
+            "fp": (predicted & ~actual).sum(),
+            "fn": (~predicted & actual).sum(),
+        }
+
+    def metrics(self, totals: Mapping[str, float]) -> dict[str, float]:
+        hits = totals["tp"] + totals["fp"] + totals["fn"]
+        return {
+            "nll": totals["nll"] / totals["frames"],
+            "frame_accuracy": totals["tp"] / hits if hits else 0.0,
+        }
+
+
+def _collate(sequences: list) -> Batch:
+    """Pad to the longest sequence; inputs are frames 0..T-2, targets frames 1..T-1."""
+    import torch
+
+    longest = max(len(s) for s in sequences)
+    padded = torch.zeros(len(sequences), longest, NUM_KEYS)
+    mask = torch.zeros(len(sequences), longest - 1, dtype=torch.bool)
+    for row, seq in enumerate(sequences):
+        padded[row, : len(seq)] = seq
+        mask[row, : len(seq) - 1] = True
+    return Batch(inputs=padded[:, :-1], targets=padded[:, 1:], mask=mask)
+
+
+def _masked_nll(outputs, batch: Batch):
+    """Bernoulli NLL summed over keys and real frames, and the number of real frames."""
+    import torch.nn.functional as F
+
+    per_key = F.binary_cross_entropy_with_logits(outputs, batch.targets, reduction="none")
+    mask = batch.mask
+    return (per_key.sum(-1) * mask).sum(), mask.sum()
+
+
+class MusicTask(Task):
+    name = "music"
+    summary = "Polyphonic music: next piano-roll frame, NLL per time step (Boulanger-Lewandowski 2012)"
+    datasets = DATASETS
+    default_dataset = "bach"
+    primary_metric = "nll"
+    direction = "minimize"
+    defaults = {"epochs": 60, "hidden_size": 128, "batch_size": 16, "lr": 3e-3, "patience": 8}
+    generate_params = (
+        Param("steps", int, 64, "frames to sample after the primer", low=1, high=100_000),
+        Param("temperature", float, 1.0, "divides the logits before sampling", low=1e-3,
+              high=100.0),
+        Param("seed", int, 0, "sampling seed"),
+        Param("num", int, 1, "number of MIDI files to write", low=1, high=1000),
+        Param("primer_steps", int, 8, "primer length taken from a test piece", low=1,
+              high=100_000),
+        Param("primer_piece", int, 0, "index of the test piece used as primer", low=0),
+        Param("primer_midi", str, "", "a MIDI file to use as primer instead of a test piece"),
+        Param("tempo", float, 100.0, "tempo of the written MIDI in beats per minute", low=1.0,
+              high=1000.0),
+    )
+
+    def prepare(self, dataset: str, context: DataContext, params: Mapping[str, Any]) -> MusicData:
+        return MusicData(dataset, load_splits(dataset, context), STEPS_PER_BEAT[dataset])
+
+    def generate(self, model, data: MusicData, out_dir: Path, options: Mapping[str, Any]):
+        import torch
+
+        primer = self._primer(data, options)
+        generator = torch.Generator().manual_seed(options["seed"])
+        out_dir.mkdir(parents=True, exist_ok=True)
+        written = []
+        device = next(model.parameters()).device
+        for index in range(options["num"]):
+            roll = sample(model, primer, options["steps"], options["temperature"], generator, device)
+            path = out_dir / f"sample-{index + 1}.mid"
+            roll_to_midi(roll, path, tempo_bpm=options["tempo"], steps_per_beat=data.steps_per_beat)
+            written.append(path)
+        return written
+
+    @staticmethod
+    def _primer(data: MusicData, options: Mapping[str, Any]) -> np.ndarray:
+        if options["primer_midi"]:
+            path = Path(options["primer_midi"])
+            if not path.is_file():
+                raise SeqbenchError(f"primer MIDI file '{path}' does not exist.")
+            roll = midi_to_roll(path, steps_per_beat=data.steps_per_beat)
+            if len(roll) == 0:
+                raise SeqbenchError(f"primer MIDI file '{path}' has no notes in range.")
+        else:
+            pieces = data.rolls["test"]
+            if options["primer_piece"] >= len(pieces):
+                raise SeqbenchError(
+                    f"primer_piece={options['primer_piece']} but the test split has "
+                    f"{len(pieces)} pieces."
+                )
+            roll = pieces[options["primer_piece"]]
+        return np.asarray(roll[: options["primer_steps"]], dtype=np.float32)
+
+
+def sample(model, primer: np.ndarray, steps: int, temperature: float, generator, device):
+    """Run the primer through the model, then sample `steps` frames one at a time."""
+    import torch
+
+    frames = [torch.from_numpy(primer)]
+    with torch.no_grad():
+        logits, state = model(frames[0].unsqueeze(0).to(device))
+        for _ in range(steps):
+            probs = torch.sigmoid(logits[0, -1].float().cpu() / temperature)
+            frame = torch.bernoulli(probs, generator=generator)
+            frames.append(frame.unsqueeze(0))
+            logits, state = model(frame.view(1, 1, -1).to(device), state)
+    return torch.cat(frames).numpy().astype(np.uint8)

@@ -1,0 +1,103 @@
+"""The built-in cells and the step-function helper honour the cell contract."""
+
+import pytest
+import torch
+from torch import nn
+
+from seqbench import registry
+from seqbench.step import StepSequence, from_step
+
+CELLS = ["lstm", "gru", "rnn"]
+
+
+def build(name, input_size=5, hidden=7, layers=1, dropout=0.0, **extra):
+    cell = registry.get_cell(name)
+    params = {p.name: p.default for p in cell.params} | extra
+    return cell.build(input_size, hidden, layers, dropout, **params)
+
+
+@pytest.mark.parametrize("name", CELLS)
+@pytest.mark.parametrize("layers", [1, 3])
+def test_output_shape_and_state_continue_the_sequence(name, layers):
+    torch.manual_seed(0)
+    module = build(name, layers=layers).eval()
+    x = torch.randn(4, 10, 5)
+    whole, _ = module(x)
+    assert whole.shape == (4, 10, 7)
+    first, state = module(x[:, :6])
+    second, _ = module(x[:, 6:], state)
+    torch.testing.assert_close(torch.cat([first, second], dim=1), whole)
+
+
+@pytest.mark.parametrize("name", CELLS)
+def test_gradients_reach_every_parameter(name):
+    module = build(name, layers=2, dropout=0.2)
+    y, _ = module(torch.randn(3, 5, 5))
+    y.pow(2).sum().backward()
+    missing = [n for n, p in module.named_parameters() if p.grad is None or not p.grad.abs().sum()]
+    assert not missing
+
+
+@pytest.mark.parametrize("name", CELLS)
+def test_batch_elements_are_independent(name):
+    module = build(name).eval()
+    x = torch.randn(3, 6, 5)
+    alone, _ = module(x[1:2])
+    together, _ = module(x)
+    torch.testing.assert_close(together[1:2], alone)
+
+
+def test_lstm_forget_bias_sets_the_effective_forget_gate_bias():
+    module = build("lstm", hidden=4, forget_bias=1.0)
+    effective = module.bias_ih_l0 + module.bias_hh_l0
+    torch.testing.assert_close(effective[4:8], torch.ones(4))
+
+
+def test_rnn_nonlinearity_option_reaches_the_module():
+    assert build("rnn", nonlinearity="relu").nonlinearity == "relu"
+
+
+class ElmanStep(nn.Module):
+    """h_t = tanh(W x_t + U h_{t-1} + b): the textbook step, for checking the helper."""
+
+    def __init__(self, input_size, hidden_size):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.inp = nn.Linear(input_size, hidden_size)
+        self.rec = nn.Linear(hidden_size, hidden_size)
+
+    def initial_state(self, batch_size, device, dtype):
+        return torch.zeros(batch_size, self.hidden_size, device=device, dtype=dtype)
+
+    def forward(self, x_t, h):
+        h = torch.tanh(self.inp(x_t) + self.rec(h))
+        return h, h
+
+
+def test_step_helper_matches_the_fused_rnn_with_the_same_weights():
+    torch.manual_seed(0)
+    stepped = StepSequence(ElmanStep, input_size=3, hidden_size=4, num_layers=2)
+    fused = nn.RNN(3, 4, num_layers=2, batch_first=True)
+    with torch.no_grad():
+        for layer, step in enumerate(stepped.layers):
+            getattr(fused, f"weight_ih_l{layer}").copy_(step.inp.weight)
+            getattr(fused, f"bias_ih_l{layer}").copy_(step.inp.bias)
+            getattr(fused, f"weight_hh_l{layer}").copy_(step.rec.weight)
+            getattr(fused, f"bias_hh_l{layer}").zero_().add_(step.rec.bias)
+    x = torch.randn(2, 5, 3)
+    ours, state = stepped(x)
+    theirs, h_n = fused(x)
+    torch.testing.assert_close(ours, theirs)
+    torch.testing.assert_close(torch.stack(state), h_n)
+
+
+def test_from_step_builds_a_cell_factory_with_extras():
+    seen = {}
+
+    def make(i, h, scale):
+        seen["scale"] = scale
+        return ElmanStep(i, h)
+
+    module = from_step(make)(3, 4, 1, 0.0, scale=2.0)
+    y, _ = module(torch.randn(2, 3, 3))
+    assert y.shape == (2, 3, 4) and seen == {"scale": 2.0}
