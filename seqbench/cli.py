@@ -88,7 +88,8 @@ def run(
     from seqbench.console import console, key_value_table
     from seqbench.train import train
 
-    console.print(f"[bold]seqbench[/] {run_spec.command()}")
+    console.print(f"[bold]seqbench[/] training [bold]{run_spec.cell}[/] on "
+                  f"[bold]{run_spec.task}/{run_spec.dataset}[/] (seed {run_spec.seed})")
     result = train(run_spec, output_dir=output_dir, data_dir=data_dir, show_progress=not quiet)
     m = result.metrics
     shown = {k: v for k, v in m.items() if k not in {"status", "split_sizes"}}

@@ -39,9 +39,9 @@ class Cell:
     params: tuple[Param, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass
 class Batch:
-    """One ready-to-use batch. Tasks put their tensors here; Lightning moves it to the device.
+    """One ready-to-use batch. Tasks put their tensors here; the model moves it to the device.
 
     `mask[B, T]` is True on real (non-padding) steps when sequences have different lengths.
     `extra` carries anything else a task's loss needs (e.g. class labels).
@@ -51,6 +51,19 @@ class Batch:
     targets: torch.Tensor
     mask: torch.Tensor | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def to(self, device: Any) -> Batch:
+        """This batch on `device` (tensors in `extra` move too; other values stay)."""
+        def move(value: Any) -> Any:
+            return value.to(device, non_blocking=True) if hasattr(value, "to") else value
+
+
+        return Batch(
+            inputs=move(self.inputs),
+            targets=move(self.targets),
+            mask=None if self.mask is None else move(self.mask),
+            extra={key: move(value) for key, value in self.extra.items()},
+        )
 
 
 @dataclass(frozen=True)

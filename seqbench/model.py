@@ -1,15 +1,22 @@
 """The one model: the task's encoder, the cell, the task's head, as a LightningModule.
 
-Metrics are accumulated as exact sums on the device and turned into numbers once per epoch,
-so there is no host sync per step (that, plus per-step logging, is where a plain
-LightningModule loses time against a bare loop).
+Two choices keep it as fast as a hand-written loop (see benchmarks/throughput.py):
+
+* Lightning sees *chunks* of batches (`loaders.SplitBatches`), and each `training_step`
+  performs one ordinary optimisation step per batch in its chunk. This is Keras's
+  `steps_per_execution`: the same updates in the same order, with Lightning's per-step
+  machinery (hooks, closures, progress refresh) paid once per chunk instead of per batch.
+* Optimisation is manual and plain PyTorch (backward, clip, step; the step goes through
+  Lightning's optimizer wrapper only so that checkpointing sees the step count), and metrics are
+  accumulated as exact sums on the device and read once per epoch, so there is no host
+  sync per step.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import lightning.pytorch as pl
@@ -37,6 +44,13 @@ def detach_state(state: Any) -> Any:
     return type(state)(detach_state(s) for s in state)
 
 
+def _batch_dim(state: Any) -> int:
+    """Batch size of a (possibly nested) cell state; fused cells put layers first."""
+    while not isinstance(state, torch.Tensor):
+        state = state[0]
+    return state.shape[1] if state.dim() >= 3 else state.shape[0]
+
+
 class DivergedError(SeqbenchError):
     """The loss or a validation metric became NaN or infinite."""
 
@@ -46,14 +60,17 @@ class SequenceModel(pl.LightningModule):
 
     def __init__(self, task: Task, data: TaskData, cell: Cell, spec: RunSpec) -> None:
         super().__init__()
+        self.automatic_optimization = False
         self.task = task
         self.data = data
         self.spec = spec
         self.encoder = data.encoder(spec.task_params)
         self.cell = build_cell(cell, data.input_size, spec)
         self.head = data.head(spec.hparams["hidden_size"], spec.task_params)
-        self._state: Any = None
+        # Mutable containers assigned once: nn.Module.__setattr__ is too slow for per-step use.
+        self._run_state: dict[str, Any] = {"state": None}
         self._totals: dict[str, torch.Tensor] = {}
+        self._epoch: dict[str, Any] = {}
         self.last_metrics: dict[str, dict[str, float]] = {}
         #: Called with one row (epoch, seconds, train_loss, val_*) at the end of every epoch.
         self.epoch_listeners: list[Callable[[dict[str, Any]], None]] = []
@@ -62,81 +79,90 @@ class SequenceModel(pl.LightningModule):
         features, state = self.cell(self.encoder(inputs), state)
         return self.head(features), state
 
-    # ---- state carried across consecutive batches (only for tasks that ask for it) ----
-    def _run(self, batch: Batch) -> torch.Tensor:
+    def _outputs(self, batch: Batch) -> torch.Tensor:
+        """Predictions for one batch, carrying (detached) state if the task asks for it."""
         if not self.task.carry_state:
             return self(batch.inputs)[0]
-        state = detach_state(self._state)
+        state = detach_state(self._run_state["state"])
         if state is not None and _batch_dim(state) != batch.inputs.shape[0]:
             state = None
-        outputs, self._state = self(batch.inputs, state)
+        outputs, self._run_state["state"] = self(batch.inputs, state)
         return outputs
 
     def _reset(self) -> None:
-        self._state = None
-        self._totals = {}
+        self._run_state["state"] = None
+        self._totals.clear()
 
-    def _accumulate(self, stats: Mapping[str, torch.Tensor]) -> None:
-        for key, value in stats.items():
-            value = value.detach()
-            self._totals[key] = self._totals[key] + value if key in self._totals else value
+    def transfer_batch_to_device(self, chunk: Sequence[Batch], device, dataloader_idx: int):
+        return [batch.to(device) for batch in chunk]
 
-    def _finish(self, stage: str) -> dict[str, float]:
-        totals = {k: float(v) for k, v in self._totals.items()}
-        metrics = {f"{stage}_{k}": float(v) for k, v in self.data.metrics(totals).items()}
-        self.last_metrics[stage] = metrics
-        for name, value in metrics.items():
-            if not math.isfinite(value) and stage != "train":
-                raise DivergedError(
-                    f"{stage} metric {name} is {value} at epoch {self.current_epoch}; the run "
-                    "diverged (try a lower lr or a smaller clip)."
-                )
-            self.log(name, value, prog_bar=name == f"val_{self.task.primary_metric}")
-        return metrics
-
-    # ---- Lightning hooks ----
+    # ---- training ----
     def on_train_epoch_start(self) -> None:
         self._reset()
-        self._epoch_started = time.perf_counter()
-        self._loss_sum = torch.zeros((), device=self.device)
-        self._loss_count = 0
+        self._epoch.update(started=time.perf_counter(), loss=torch.zeros((), device=self.device),
+                           steps=0)
 
-    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        loss = self.data.loss(self._run(batch), batch)
-        self._loss_sum = self._loss_sum + loss.detach()
-        self._loss_count += 1
-        return loss
+    def training_step(self, chunk: Sequence[Batch], chunk_idx: int) -> None:
+        optimizer = self.optimizers()  # Lightning's wrapper: its step() keeps global_step right
+        clip = self.spec.hparams["clip"]
+        for batch in chunk:
+            loss = self.data.loss(self._outputs(batch), batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if clip:
+                nn.utils.clip_grad_norm_(self.parameters(), clip)
+            optimizer.step()
+            self._epoch["loss"] += loss.detach()
+            self._epoch["steps"] += 1
 
     def on_train_epoch_end(self) -> None:
-        mean = float(self._loss_sum) / max(self._loss_count, 1)
+        mean = float(self._epoch["loss"]) / max(self._epoch["steps"], 1)
         if not math.isfinite(mean):
             raise DivergedError(
-                f"training loss became {mean} in epoch {self.current_epoch}; the run diverged "
-                "(try a lower lr or a smaller clip)."
+                f"training loss became {mean} in epoch {self.current_epoch + 1}; the run "
+                "diverged (try a lower lr or a smaller clip)."
             )
         self.last_metrics["train"] = {"train_loss": mean}
         self.log("train_loss", mean)
         row = {"epoch": self.current_epoch + 1,
-               "seconds": round(time.perf_counter() - self._epoch_started, 4),
+               "seconds": round(time.perf_counter() - self._epoch["started"], 4),
                "train_loss": mean, **self.last_metrics.get("val", {})}
         for listener in self.epoch_listeners:
             listener(row)
 
+    # ---- evaluation: exact sums over the whole split ----
+    def _evaluate(self, chunk: Sequence[Batch]) -> None:
+        for batch in chunk:
+            for key, value in self.data.statistics(self._outputs(batch), batch).items():
+                value = value.detach()
+                self._totals[key] = self._totals[key] + value if key in self._totals else value
+
+    def _finish(self, stage: str) -> None:
+        totals = {k: float(v) for k, v in self._totals.items()}
+        metrics = {f"{stage}_{k}": float(v) for k, v in self.data.metrics(totals).items()}
+        self.last_metrics[stage] = metrics
+        for name, value in metrics.items():
+            if not math.isfinite(value):
+                raise DivergedError(
+                    f"{stage} metric {name} is {value} after epoch {self.current_epoch + 1}; "
+                    "the run diverged (try a lower lr or a smaller clip)."
+                )
+            self.log(name, value, prog_bar=name == f"val_{self.task.primary_metric}")
+
     def on_validation_epoch_start(self) -> None:
         self._reset()
 
-    def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        self._accumulate(self.data.statistics(self._run(batch), batch))
+    def validation_step(self, chunk: Sequence[Batch], chunk_idx: int) -> None:
+        self._evaluate(chunk)
 
     def on_validation_epoch_end(self) -> None:
-        if not self.trainer.sanity_checking:
-            self._finish("val")
+        self._finish("val")
 
     def on_test_epoch_start(self) -> None:
         self._reset()
 
-    def test_step(self, batch: Batch, batch_idx: int) -> None:
-        self._accumulate(self.data.statistics(self._run(batch), batch))
+    def test_step(self, chunk: Sequence[Batch], chunk_idx: int) -> None:
+        self._evaluate(chunk)
 
     def on_test_epoch_end(self) -> None:
         self._finish("test")
@@ -145,26 +171,17 @@ class SequenceModel(pl.LightningModule):
         return make_optimizer(self.parameters(), self.spec.hparams)
 
 
-def _batch_dim(state: Any) -> int:
-    """Batch size of a (possibly nested) cell state; states put layers first, batch second."""
-    while not isinstance(state, torch.Tensor):
-        state = state[0]
-    return state.shape[1] if state.dim() >= 3 else state.shape[0]
-
-
 def make_optimizer(parameters: Any, hparams: Mapping[str, Any]) -> torch.optim.Optimizer:
     """The optimizer named in the hyperparameters."""
-    lr, decay = hparams["lr"], hparams["weight_decay"]
-    name = hparams["optimizer"]
-    if name == "adam":
-        return torch.optim.Adam(parameters, lr=lr, weight_decay=decay)
-    if name == "adamw":
-        return torch.optim.AdamW(parameters, lr=lr, weight_decay=decay)
-    if name == "sgd":
-        return torch.optim.SGD(parameters, lr=lr, weight_decay=decay)
-    if name == "rmsprop":
-        return torch.optim.RMSprop(parameters, lr=lr, weight_decay=decay)
-    raise SeqbenchError(f"unknown optimizer '{name}'")
+    optimizers = {
+        "adam": torch.optim.Adam,
+        "adamw": torch.optim.AdamW,
+        "sgd": torch.optim.SGD,
+        "rmsprop": torch.optim.RMSprop,
+    }
+    return optimizers[hparams["optimizer"]](
+        parameters, lr=hparams["lr"], weight_decay=hparams["weight_decay"]
+    )
 
 
 def count_parameters(module: nn.Module) -> int:

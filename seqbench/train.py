@@ -31,12 +31,21 @@ class RunResult:
 
 
 def quiet_lightning() -> None:
-    """Silence Lightning's banners and tips; keep warnings that matter."""
+    """Silence Lightning's banners, tips and checkpoint chatter; keep warnings that matter.
+
+    Must run after `lightning.pytorch` is imported: its `__init__` resets its log level.
+    """
+    import lightning.pytorch  # noqa: F401
+
     for name in ("lightning", "lightning.pytorch", "lightning.fabric", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=".*litlogger.*")
-    warnings.filterwarnings("ignore", message=".*LitLogger.*")
+    for message in (
+        ".*does not have many workers.*",
+        ".*exists and is not empty.*",
+        ".*treespec.*",
+        ".*litlogger.*",
+    ):
+        warnings.filterwarnings("ignore", message=message)
 
 
 def accelerator_for(device: str) -> str:
@@ -81,8 +90,6 @@ def make_trainer(spec: RunSpec, run_dir: Path, monitor: str, mode: str, show_pro
         accelerator=accelerator_for(spec.device),
         devices=1,
         deterministic=True,
-        gradient_clip_val=hp["clip"] or None,
-        gradient_clip_algorithm="norm",
         logger=False,
         callbacks=callbacks,
         enable_progress_bar=show_progress,
