@@ -92,7 +92,9 @@ def run(
                   f"[bold]{run_spec.task}/{run_spec.dataset}[/] (seed {run_spec.seed})")
     result = train(run_spec, output_dir=output_dir, data_dir=data_dir, show_progress=not quiet)
     m = result.metrics
-    shown = {k: v for k, v in m.items() if k not in {"status", "split_sizes"}}
+    shown = {k: v for k, v in m.items() if k not in {"status", "split_sizes", "baselines"}}
+    for name, values in m.get("baselines", {}).items():
+        shown.update({f"{key} ({name} baseline)": value for key, value in values.items()})
     typer.echo("")
     from rich.console import Console
 

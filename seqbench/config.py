@@ -37,6 +37,11 @@ CORE_PARAMS: tuple[Param, ...] = (
           tune=False),
     Param("clip", float, 1.0, "gradient-norm clipping threshold (0 = off); on by default "
           "because recurrent nets explode", low=0.0, high=10_000.0, log=True, search=(0.1, 10.0)),
+    Param("lr_decay", float, 1.0, "multiply the lr by this each epoch after the first "
+          "lr_decay_start epochs (Zaremba et al. 2014: 0.5 after 4; 1 = constant)", low=0.01,
+          high=1.0, tune=False),
+    Param("lr_decay_start", int, 0, "epochs trained at the full lr before lr_decay applies",
+          low=0, high=100_000, tune=False),
     Param("patience", int, 5, "early-stopping patience in epochs (0 = off)", low=0,
           high=100_000, tune=False),
 )

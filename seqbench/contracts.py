@@ -120,6 +120,22 @@ class TaskData(ABC):
         """Number of examples (sequences) per split, for summaries."""
         return {}
 
+    def baselines(self) -> dict[str, dict[str, float]]:
+        """Test metrics of simple reference predictors, keyed by baseline name.
+
+        Computed by the task on exactly the test examples the model is scored on and written
+        beside the model's metrics, so a cell that loses to "repeat the last value" is seen
+        losing. Names of the inner metrics match `metrics` (unprefixed).
+        """
+        return {}
+
+    def artifacts(self, model: nn.Module, run_dir: Path) -> list[Path]:
+        """Write task-specific files (plots, confusion matrices) for the best model; return them.
+
+        Called once after the test evaluation with the restored best model in eval mode.
+        """
+        return []
+
 
 class Task(ABC):
     """A task plugin: declarations as class attributes, data through `prepare`.

@@ -100,7 +100,7 @@ class SequenceModel(pl.LightningModule):
     def on_train_epoch_start(self) -> None:
         self._reset()
         self._epoch.update(started=time.perf_counter(), loss=torch.zeros((), device=self.device),
-                           steps=0)
+                           steps=0, timesteps=0)
 
     def training_step(self, chunk: Sequence[Batch], chunk_idx: int) -> None:
         optimizer = self.optimizers()  # Lightning's wrapper: its step() keeps global_step right
@@ -114,6 +114,10 @@ class SequenceModel(pl.LightningModule):
             optimizer.step()
             self._epoch["loss"] += loss.detach()
             self._epoch["steps"] += 1
+            self._epoch["timesteps"] += (
+                batch.inputs.shape[0] * batch.inputs.shape[1] if batch.mask is None
+                else batch.mask.sum()
+            )
 
     def on_train_epoch_end(self) -> None:
         mean = float(self._epoch["loss"]) / max(self._epoch["steps"], 1)
@@ -122,11 +126,19 @@ class SequenceModel(pl.LightningModule):
                 f"training loss became {mean} in epoch {self.current_epoch + 1}; the run "
                 "diverged (try a lower lr or a smaller clip)."
             )
-        self.last_metrics["train"] = {"train_loss": mean}
+        seconds = time.perf_counter() - self._epoch["started"]
+        self.last_metrics["train"] = {
+            "train_loss": mean,
+            # Real (unpadded) time steps per second: tokens/s for language models.
+            "train_timesteps_per_second": round(float(self._epoch["timesteps"]) / seconds, 1),
+        }
         self.log("train_loss", mean)
-        row = {"epoch": self.current_epoch + 1,
-               "seconds": round(time.perf_counter() - self._epoch["started"], 4),
-               "train_loss": mean, **self.last_metrics.get("val", {})}
+        row = {"epoch": self.current_epoch + 1, "seconds": round(seconds, 4),
+               "lr": self.optimizers().param_groups[0]["lr"], "train_loss": mean,
+               **self.last_metrics.get("val", {})}
+        schedule = self.lr_schedulers()
+        if schedule is not None:
+            schedule.step()
         for listener in self.epoch_listeners:
             listener(row)
 
@@ -167,8 +179,17 @@ class SequenceModel(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._finish("test")
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return make_optimizer(self.parameters(), self.spec.hparams)
+    def configure_optimizers(self) -> Any:
+        optimizer = make_optimizer(self.parameters(), self.spec.hparams)
+        decay, start = self.spec.hparams["lr_decay"], self.spec.hparams["lr_decay_start"]
+        if decay == 1.0:
+            return optimizer
+        # The factor for epoch k (1-based) is decay ** max(0, k - start); the scheduler is
+        # stepped once at the end of every epoch, so after epoch i it sets epoch i + 1's lr.
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda finished: decay ** max(0, finished + 1 - start)
+        )
+        return {"optimizer": optimizer, "lr_scheduler": schedule}
 
 
 def make_optimizer(parameters: Any, hparams: Mapping[str, Any]) -> torch.optim.Optimizer:

@@ -157,9 +157,18 @@ def train(
         "train_seconds": round(train_seconds, 3),
         "seconds_per_epoch": round(train_seconds / max(epochs_run, 1), 4),
         "split_sizes": data.split_sizes(),
+        **model.last_metrics.get("train", {}),
         **model.last_metrics.get("val", {}),
         **model.last_metrics.get("test", {}),
     }
+    baselines = data.baselines()
+    if baselines:
+        metrics["baselines"] = {
+            name: {f"test_{key}": value for key, value in values.items()}
+            for name, values in baselines.items()
+        }
+    model.eval()
+    metrics["artifacts"] = [str(path.relative_to(run_dir)) for path in data.artifacts(model, run_dir)]
     runs.write_json(run_dir / runs.METRICS, metrics)
     return RunResult(run_dir=run_dir, metrics=metrics)
 
