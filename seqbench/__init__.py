@@ -5,7 +5,7 @@ so `seqbench --help` and `seqbench list` stay fast.
 """
 
 from seqbench.contracts import Batch, Cell, DataContext, Task, TaskData
-from seqbench.data import RemoteFile, cached, content_key, locate
+from seqbench.data import RemoteFile, cached, content_key, find, locate, sha256_of
 from seqbench.errors import SeqbenchError
 from seqbench.params import Param
 
@@ -20,6 +20,8 @@ __all__ = [
     "TaskData",
     "cached",
     "content_key",
+    "find",
     "locate",
+    "sha256_of",
 ]
 __version__ = "0.1.0"

@@ -85,10 +85,12 @@ def run(
     run_spec = build_spec(task, cell, dataset or base.get("dataset"), given,
                           seed=seed if spec is None or seed else base.get("seed", 0), device=device)
 
-    from seqbench.console import console, key_value_table
+    from rich.console import Console
+
+    from seqbench.console import key_value_table
     from seqbench.train import train
 
-    console.print(f"[bold]seqbench[/] training [bold]{run_spec.cell}[/] on "
+    Console().print(f"[bold]seqbench[/] training [bold]{run_spec.cell}[/] on "
                   f"[bold]{run_spec.task}/{run_spec.dataset}[/] (seed {run_spec.seed})")
     result = train(run_spec, output_dir=output_dir, data_dir=data_dir, show_progress=not quiet)
     m = result.metrics
@@ -96,8 +98,6 @@ def run(
     for name, values in m.get("baselines", {}).items():
         shown.update({f"{key} ({name} baseline)": value for key, value in values.items()})
     typer.echo("")
-    from rich.console import Console
-
     Console().print(key_value_table(f"{m['task']}/{m['dataset']} · {m['cell']}", shown))
     typer.echo(f"Run record: {result.run_dir}")
 
@@ -113,13 +113,13 @@ def list_plugins() -> None:
     table = Table(title="seqbench plugins", title_justify="left")
     for column in ("kind", "name", "summary", "provided by", "options"):
         table.add_column(column)
-    broken = 0
+    broken = []
     for kind in ("cell", "task"):
         for name, entry in sorted(discover(kind).items()):
             source = f"{entry.distribution} {entry.version}"
             if entry.error is not None:
-                broken += 1
-                table.add_row(kind, name, f"[red]failed to load: {entry.error}[/]", source, "")
+                broken.append(f"{kind} plugin '{name}' from {source}: {entry.error}")
+                table.add_row(kind, name, "[red]failed to load (see below)[/]", source, "")
                 continue
             plugin = entry.plugin
             options = [p.describe() for p in plugin.params]
@@ -128,8 +128,11 @@ def list_plugins() -> None:
                     f"{d}{'*' if d == plugin.default_dataset else ''}" for d in plugin.datasets))
             table.add_row(kind, name, plugin.summary, source, "\n".join(options))
     Console().print(table)
+    for line in broken:
+        typer.echo(f"failed: {line}")
     if broken:
-        typer.echo(f"{broken} plugin(s) failed to load; commands that do not select them still work.")
+        typer.echo(f"{len(broken)} plugin(s) failed to load; commands that do not select them "
+                   "still work.")
 
 
 @app.command()

@@ -101,8 +101,9 @@ def _route(
     for key, value in settings.items():
         prefix, _, bare = key.rpartition(".")
         if prefix:
-            if prefix not in groups:
-                raise unknown_name("setting prefix", prefix, [g for g in groups if g != "core"])
+            forcible = [g for g in groups if g != "core"]  # core names are never ambiguous
+            if prefix not in forcible:
+                raise unknown_name("setting prefix", prefix, forcible)
             routed[prefix][bare] = value
             continue
         owners = [g for g, params in groups.items() if any(p.name == key for p in params)]

@@ -112,11 +112,16 @@ def download(file: RemoteFile, target: Path, timeout: float = 60.0) -> Path:
         tmp.unlink(missing_ok=True)
 
 
+def find(file: RemoteFile, data_dir: Path) -> Path | None:
+    """Path of `file` in the data dir (or user cache) if it is there; never downloads."""
+    return next((path for path in _candidates(file, data_dir) if path.is_file()), None)
+
+
 def locate(file: RemoteFile, data_dir: Path) -> Path:
     """Path of `file` in the data dir (or user cache), downloading it if it is absent."""
-    for path in _candidates(file, data_dir):
-        if path.is_file():
-            return path
+    found = find(file, data_dir)
+    if found is not None:
+        return found
     searched = data_dir / file.folder
     how = (
         f"download {file.url} into {searched}, or point --data-dir / {DATA_DIR_ENV} "

@@ -39,7 +39,7 @@ def test_run_writes_a_complete_run_record(toy_task, tmp_path, capsys):
     assert math.isfinite(metrics["test_nll"]) and math.isfinite(metrics["val_nll"])
     assert 0 <= metrics["test_frame_accuracy"] <= 1
     history = (run_dir / "history.csv").read_text().splitlines()
-    assert history[0].startswith("epoch,seconds,train_loss,val_nll")
+    assert history[0].startswith("epoch,seconds,lr,train_loss,val_nll")
     assert len(history) == 1 + 3
     config = json.loads((run_dir / "config.json").read_text())
     assert config["spec"]["hparams"]["epochs"] == 3
@@ -106,13 +106,13 @@ def test_bad_input_is_one_line_and_exit_code_2(toy_task, tmp_path, capsys, args,
 
 def test_a_diverging_run_is_a_clear_error_that_keeps_its_record(toy_task, tmp_path, capsys):
     code, _, stderr = run_cli(
-        capsys, "run", "--task", "toymusic", "--cell", "rnn", "--output-dir", tmp_path, "--quiet",
-        "--set", "optimizer=sgd", "--lr", "90", "--set", "clip=0", "--set", "cell.nonlinearity=relu",
+        capsys, "run", "--task", "toymusic", "--cell", "rnn", "--output-dir", tmp_path / "runs",
+        "--quiet", "--set", "optimizer=sgd", "--lr", "90", "--set", "clip=0", "--set", "cell.nonlinearity=relu",
         "--hidden-size", "64", "--epochs", "5",
     )
     assert code == 2
     assert "diverged" in stderr and len(stderr.strip().splitlines()) == 1
-    (run_dir,) = list(tmp_path.iterdir())
+    (run_dir,) = list((tmp_path / "runs").iterdir())
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "diverged"
     assert (run_dir / "config.json").is_file()
 

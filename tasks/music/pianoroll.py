@@ -1,0 +1,116 @@
+"""Piano rolls: the 88-key binary encoding of Boulanger-Lewandowski et al. (2012), and MIDI.
+
+A roll is a `uint8[T, 88]` array; column `k` is MIDI pitch `k + 21` (A0..C8), row `t` one
+time step. The canonical datasets store each step as a list of sounding pitches; MIDI files
+are what people play. A key held over consecutive steps becomes one long note (the encoding
+cannot tell a held note from a repeated one, and a held note is what it usually was).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from seqbench import SeqbenchError
+
+LOWEST_PITCH = 21
+NUM_KEYS = 88
+HIGHEST_PITCH = LOWEST_PITCH + NUM_KEYS - 1
+
+#: MIDI ticks per beat in the files we write (a common, finely divisible resolution).
+TICKS_PER_BEAT = 480
+
+
+def steps_to_roll(steps: Sequence[Iterable[int]]) -> np.ndarray:
+    """Lists of sounding MIDI pitches per step -> `uint8[T, 88]` roll."""
+    roll = np.zeros((len(steps), NUM_KEYS), dtype=np.uint8)
+    for t, pitches in enumerate(steps):
+        for pitch in pitches:
+            pitch = int(pitch)
+            if not LOWEST_PITCH <= pitch <= HIGHEST_PITCH:
+                raise ValueError(
+                    f"pitch {pitch} at step {t} is outside the piano range "
+                    f"{LOWEST_PITCH}..{HIGHEST_PITCH}"
+                )
+            roll[t, pitch - LOWEST_PITCH] = 1
+    return roll
+
+
+def roll_to_midi(
+    roll: np.ndarray,
+    path: str | Path,
+    *,
+    tempo_bpm: float = 100.0,
+    steps_per_beat: int = 1,
+    program: int = 0,
+    velocity: int = 80,
+) -> Path:
+    """Write `roll` as a one-track MIDI file; held keys become single notes."""
+    import mido
+
+    roll = np.asarray(roll) > 0
+    ticks_per_step = TICKS_PER_BEAT // steps_per_beat
+    events: list[tuple[int, int, str, int]] = []  # (tick, order, kind, pitch): offs sort first
+    for key in range(NUM_KEYS):
+        column = np.concatenate([[False], roll[:, key], [False]]).astype(np.int8)
+        changes = np.diff(column)
+        starts, ends = np.flatnonzero(changes == 1), np.flatnonzero(changes == -1)
+        pitch = key + LOWEST_PITCH
+        for start, end in zip(starts, ends):
+            events.append((int(start) * ticks_per_step, 1, "note_on", pitch))
+            events.append((int(end) * ticks_per_step, 0, "note_off", pitch))
+    events.sort()
+
+    track = mido.MidiTrack()
+    track.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(tempo_bpm), time=0))
+    track.append(mido.Message("program_change", program=program, time=0))
+    now = 0
+    for tick, _, kind, pitch in events:
+        track.append(mido.Message(kind, note=pitch, velocity=velocity if kind == "note_on" else 0,
+                                  time=tick - now))
+        now = tick
+    track.append(mido.MetaMessage("end_of_track", time=ticks_per_step if not events else 0))
+    midi = mido.MidiFile(ticks_per_beat=TICKS_PER_BEAT)
+    midi.tracks.append(track)
+    path = Path(path)
+    midi.save(path)
+    return path
+
+
+def midi_to_roll(path: str | Path, *, steps_per_beat: int = 1) -> np.ndarray:
+    """Read a MIDI file (all tracks, all channels but drums) into a roll on a beat grid.
+
+    A step is on for a key when a note of that pitch sounds during any part of the step;
+    notes outside the piano range are dropped.
+    """
+    import mido
+
+    try:
+        midi = mido.MidiFile(path)
+    except (OSError, EOFError, ValueError, KeyError) as exc:
+        raise SeqbenchError(f"cannot read MIDI file '{path}': {exc}") from None
+    ticks_per_step = midi.ticks_per_beat / steps_per_beat
+    notes: list[tuple[int, float, float]] = []  # (pitch, start tick, end tick)
+    for track in midi.tracks:
+        now, sounding = 0, {}
+        for message in track:
+            now += message.time
+            if message.type not in ("note_on", "note_off") or message.channel == 9:
+                continue
+            key = (message.channel, message.note)
+            if message.type == "note_on" and message.velocity > 0:
+                sounding.setdefault(key, now)
+            elif key in sounding:
+                notes.append((message.note, sounding.pop(key), now))
+    if not notes:
+        return np.zeros((0, NUM_KEYS), dtype=np.uint8)
+    length = int(np.ceil(max(end for _, _, end in notes) / ticks_per_step))
+    roll = np.zeros((length, NUM_KEYS), dtype=np.uint8)
+    for pitch, start, end in notes:
+        if LOWEST_PITCH <= pitch <= HIGHEST_PITCH:
+            first = int(start // ticks_per_step)
+            last = max(first + 1, int(np.ceil(end / ticks_per_step)))
+            roll[first:last, pitch - LOWEST_PITCH] = 1
+    return roll
