@@ -127,7 +127,7 @@ class MusicTask(Task):
     default_dataset = "bach"
     primary_metric = "nll"
     direction = "minimize"
-    defaults = {"epochs": 60, "hidden_size": 128, "batch_size": 16, "lr": 3e-3, "patience": 8}
+    defaults = {"epochs": 200, "hidden_size": 128, "batch_size": 16, "lr": 3e-3, "patience": 10}
     generate_params = (
         Param("steps", int, 64, "frames to sample after the primer", low=1, high=100_000),
         Param("temperature", float, 1.0, "divides the logits before sampling", low=1e-3,
