@@ -169,6 +169,69 @@ def generate(
         typer.echo(str(path))
 
 
+@app.command()
+def sweep(
+    task: Annotated[str, typer.Option(help="Task plugin name.")],
+    cells: Annotated[str, typer.Option(help="Comma-separated cell names, e.g. lstm,gru,rnn.")],
+    dataset: Annotated[Optional[str], typer.Option(help="Dataset of the task (default: the task's).")] = None,
+    trials: Annotated[int, typer.Option(help="Search budget per cell (completed + pruned trials).")] = 20,
+    seeds: Annotated[int, typer.Option(help="Final runs per cell with the best configuration.")] = 3,
+    epochs: Annotated[Optional[int], typer.Option(help="Maximum epochs per trial.")] = None,
+    max_time: Annotated[Optional[float], typer.Option(help="Time budget per trial in seconds (instead of, or with, --epochs).")] = None,
+    storage: Annotated[Optional[str], typer.Option(help="Optuna storage: an RDB URL (postgresql://...) shared by many machines, or a journal file (default: OUTPUT_DIR/sweeps.journal).")] = None,
+    study: Annotated[str, typer.Option(help="Study name prefix; studies are STUDY/TASK/DATASET/CELL.")] = "seqbench",
+    jobs: Annotated[int, typer.Option(help="Parallel trial processes on this machine (CPU threads are divided between them).")] = 1,
+    pruner: Annotated[str, typer.Option(help="median, hyperband or none.")] = "median",
+    param_budget: Annotated[Optional[int], typer.Option(help="Match parameter counts: each cell's hidden size is chosen to fit this many parameters.")] = None,
+    settings: SetOption = None,
+    seed: Annotated[int, typer.Option(help="Sampler seed and first final-run seed.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    data_dir: Annotated[Optional[Path], typer.Option(help="Canonical data files.")] = None,
+    output_dir: Annotated[Path, typer.Option(help="Trial and final run records (and the default journal).")] = Path("sweeps"),
+) -> None:
+    """Tune every cell with the same budget, then re-train each best config with K seeds."""
+    from seqbench.sweeps.runner import SweepPlan, run_sweep
+    from seqbench.sweeps.storage import storage_url
+
+    fixed = parse_settings(settings)
+    if epochs is not None:
+        fixed["epochs"] = str(epochs)
+    plan = SweepPlan(
+        task=task, dataset=dataset or _default_dataset(task), cells=_split_names(cells),
+        trials=trials, seeds=seeds, storage=storage_url(storage, output_dir), study=study,
+        settings=fixed, max_seconds=max_time, jobs=jobs, pruner=pruner,
+        param_budget=param_budget, seed=seed, device=device, output_dir=str(output_dir),
+        data_dir=None if data_dir is None else str(data_dir),
+    )
+    run_sweep(plan)
+    typer.echo(f"Studies in {plan.storage}; tables: seqbench report --storage {plan.storage}")
+
+
+@app.command()
+def report(
+    output_dir: Annotated[Path, typer.Option(help="Where tables and plots are written (one folder per task/dataset).")],
+    storage: Annotated[str, typer.Option(help="The sweep's storage (RDB URL or journal file).")] = "sweeps/sweeps.journal",
+    task: Annotated[Optional[str], typer.Option(help="Only this task.")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="Only this dataset.")] = None,
+    study: Annotated[str, typer.Option(help="Study name prefix used by the sweep.")] = "seqbench",
+) -> None:
+    """Tables (Markdown, CSV, LaTeX), significance tests and plots from a sweep's storage."""
+    from seqbench.reports import write_reports
+
+    for folder in write_reports(storage, output_dir, study=study, task=task, dataset=dataset):
+        typer.echo(str(folder))
+
+
+def _split_names(names: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in names.split(",") if name.strip())
+
+
+def _default_dataset(task: str) -> str:
+    from seqbench import registry
+
+    return registry.get_task(task).default_dataset
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning user errors into one line and exit code 2."""
     try:

@@ -12,6 +12,7 @@ import logging
 import os
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,15 @@ def prepare_data(spec: RunSpec, data_dir: str | os.PathLike[str] | None) -> Task
     return task.prepare(spec.dataset, context, spec.task_params)
 
 
-def make_trainer(spec: RunSpec, run_dir: Path, monitor: str, mode: str, show_progress: bool):
+def make_trainer(
+    spec: RunSpec,
+    run_dir: Path,
+    monitor: str,
+    mode: str,
+    show_progress: bool,
+    extra_callbacks: Sequence[Any] = (),
+    max_seconds: float | None = None,
+):
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
 
@@ -85,8 +94,10 @@ def make_trainer(spec: RunSpec, run_dir: Path, monitor: str, mode: str, show_pro
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=hp["patience"]))
     if show_progress:
         callbacks.append(RichProgressBar(leave=True))
+    callbacks.extend(extra_callbacks)
     return pl.Trainer(
         max_epochs=hp["epochs"],
+        max_time=None if max_seconds is None else {"seconds": max_seconds},
         accelerator=accelerator_for(spec.device),
         devices=1,
         deterministic=True,
@@ -104,8 +115,19 @@ def train(
     output_dir: str | os.PathLike[str] = "runs",
     data_dir: str | os.PathLike[str] | None = None,
     show_progress: bool = True,
+    *,
+    data: TaskData | None = None,
+    run_dir: Path | None = None,
+    callbacks: Sequence[Any] = (),
+    evaluate_test: bool = True,
+    max_seconds: float | None = None,
 ) -> RunResult:
-    """Run `spec` to completion and write its run record; return the folder and metrics."""
+    """Run `spec` to completion and write its run record; return the folder and metrics.
+
+    Sweeps pass the extra arguments: already-loaded `data` (one load per worker), a fixed
+    `run_dir` (so a resumed sweep finds its runs), pruning `callbacks`, a per-trial time
+    budget, and `evaluate_test=False` so that model selection never sees the test split.
+    """
     quiet_lightning()
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
     import lightning.pytorch as pl
@@ -115,34 +137,33 @@ def train(
 
     task, cell = registry.get_task(spec.task), registry.get_cell(spec.cell)
     accelerator_for(spec.device)  # fail before loading data if the device is impossible
-    data = prepare_data(spec, data_dir)
+    data = data if data is not None else prepare_data(spec, data_dir)
     pl.seed_everything(spec.seed, workers=True, verbose=False)
     model = SequenceModel(task, data, cell, spec)
 
-    run_dir = runs.create_run_dir(Path(output_dir), spec)
+    if run_dir is None:
+        run_dir = runs.create_run_dir(Path(output_dir), spec)
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
     runs.write_config(run_dir, spec)
     model.epoch_listeners.append(runs.HistoryWriter(run_dir / runs.HISTORY))
 
-    monitor = f"val_{task.primary_metric}"
+    primary = f"val_{task.primary_metric}"
     mode = "min" if task.direction == "minimize" else "max"
-    trainer = make_trainer(spec, run_dir, monitor, mode, show_progress)
+    trainer = make_trainer(spec, run_dir, primary, mode, show_progress, callbacks, max_seconds)
     batch_size = spec.hparams["batch_size"]
     train_batches = SplitBatches(data, "train", batch_size, seed=spec.seed)
     valid_batches = SplitBatches(data, "valid", batch_size)
-    test_batches = SplitBatches(data, "test", batch_size)
 
     started = time.perf_counter()
     try:
         trainer.fit(model, train_batches, valid_batches)
     except DivergedError as exc:
         runs.write_json(run_dir / runs.METRICS, {"status": "diverged", "error": str(exc)})
-        raise SeqbenchError(f"{exc} Run record: {run_dir}") from None
+        raise DivergedError(f"{exc} Run record: {run_dir}") from None
     train_seconds = time.perf_counter() - started
     epochs_run = trainer.current_epoch
-
-    best = trainer.checkpoint_callback.best_model_path or None
-    trainer.validate(model, valid_batches, ckpt_path=best, verbose=False)
-    trainer.test(model, test_batches, ckpt_path=best, verbose=False)
+    best_score = trainer.checkpoint_callback.best_model_score
 
     metrics = {
         "status": "completed",
@@ -157,18 +178,26 @@ def train(
         "train_seconds": round(train_seconds, 3),
         "seconds_per_epoch": round(train_seconds / max(epochs_run, 1), 4),
         "split_sizes": data.split_sizes(),
+        f"best_{primary}": None if best_score is None else float(best_score),
         **model.last_metrics.get("train", {}),
-        **model.last_metrics.get("val", {}),
-        **model.last_metrics.get("test", {}),
     }
-    baselines = data.baselines()
-    if baselines:
-        metrics["baselines"] = {
-            name: {f"test_{key}": value for key, value in values.items()}
-            for name, values in baselines.items()
-        }
-    model.eval()
-    metrics["artifacts"] = [str(path.relative_to(run_dir)) for path in data.artifacts(model, run_dir)]
+    if evaluate_test:
+        best = trainer.checkpoint_callback.best_model_path or None
+        trainer.validate(model, valid_batches, ckpt_path=best, verbose=False)
+        trainer.test(model, SplitBatches(data, "test", batch_size), ckpt_path=best,
+                     verbose=False)
+        metrics.update(model.last_metrics.get("val", {}))
+        metrics.update(model.last_metrics.get("test", {}))
+        baselines = data.baselines()
+        if baselines:
+            metrics["baselines"] = {
+                name: {f"test_{key}": value for key, value in values.items()}
+                for name, values in baselines.items()
+            }
+        model.eval()
+        metrics["artifacts"] = [
+            str(path.relative_to(run_dir)) for path in data.artifacts(model, run_dir)
+        ]
     runs.write_json(run_dir / runs.METRICS, metrics)
     return RunResult(run_dir=run_dir, metrics=metrics)
 

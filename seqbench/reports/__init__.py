@@ -1,0 +1,56 @@
+"""Reports: tables, significance tests and plots computed from a sweep's storage alone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from seqbench.reports import plots, tables
+from seqbench.reports.collect import CellSummary, collect
+
+
+def fanova(cells: list[CellSummary]) -> dict[str, dict[str, float]]:
+    """fANOVA importance per cell (Hutter et al. 2014, as in Greff et al. 2017).
+
+    Cells with too few completed trials, or whose trials all used the same values, have no
+    importances and are left out.
+    """
+    import optuna
+    from optuna.importance import FanovaImportanceEvaluator
+
+    result = {}
+    for cell in cells:
+        try:
+            result[cell.cell] = optuna.importance.get_param_importances(
+                cell.study, evaluator=FanovaImportanceEvaluator(seed=0))
+        except (ValueError, RuntimeError):
+            continue
+    return result
+
+
+def write_reports(storage: str, output_dir: Path, study: str = "seqbench",
+                  task: str | None = None, dataset: str | None = None) -> list[Path]:
+    """Write one folder per (task, dataset) under `output_dir`; return the folders."""
+    written = []
+    for (task_name, dataset_name), cells in sorted(collect(storage, study, task,
+                                                           dataset).items()):
+        cells = sorted(cells, key=lambda c: c.cell)
+        folder = Path(output_dir) / f"{task_name}-{dataset_name}"
+        folder.mkdir(parents=True, exist_ok=True)
+        commands = [c.command for c in cells[:1] if c.command] + [
+            f"seqbench report --storage {storage} --study {study} --task {task_name} "
+            f"--dataset {dataset_name} --output-dir {output_dir}"
+        ]
+        table_rows = tables.rows(cells)
+        (folder / "table.md").write_text(tables.markdown(cells, table_rows, commands))
+        tables.write_csv(folder / "table.csv", table_rows)
+        (folder / "table.tex").write_text(tables.latex(cells, table_rows))
+        plots.metric_distribution(cells, folder / "test_metric.png")
+        plots.optimization_history(cells, folder / "optimization_history.png")
+        plots.validation_curves(cells, folder / "validation_curves.png")
+        importances = fanova(cells)
+        if importances:
+            plots.importance(importances, folder / "importance.png")
+        (folder / "importance.json").write_text(json.dumps(importances, indent=2) + "\n")
+        written.append(folder)
+    return written

@@ -1,0 +1,100 @@
+"""Read a sweep back from its storage: one summary per cell, grouped by (task, dataset).
+
+Reports are a pure function of the storage and the run records it points to; nothing here
+trains, and nothing in the sweep formats tables.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from seqbench.errors import SeqbenchError
+from seqbench.sweeps.runner import SURPLUS
+from seqbench.sweeps.storage import open_storage
+
+
+@dataclass
+class CellSummary:
+    """What a report says about one cell: its search and its final runs."""
+
+    cell: str
+    study: Any
+    task: str
+    dataset: str
+    primary_metric: str
+    direction: str
+    command: str
+    finals: list[dict[str, Any]] = field(default_factory=list)
+    trial_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def test_values(self) -> list[float]:
+        key = f"test_{self.primary_metric}"
+        return [f["metrics"][key] for f in self.finals if key in f["metrics"]]
+
+    @property
+    def best_val(self) -> float | None:
+        try:
+            return self.study.best_value
+        except ValueError:  # no completed trial
+            return None
+
+    def mean_of(self, key: str) -> float:
+        values = [f["metrics"][key] for f in self.finals if key in f["metrics"]]
+        return sum(values) / len(values) if values else math.nan
+
+    def validation_curves(self) -> list[list[float]]:
+        """The primary validation metric per epoch of every final run whose record is here."""
+        curves = []
+        column = f"val_{self.primary_metric}"
+        for final in self.finals:
+            path = Path(final["run_dir"]) / "history.csv"
+            if path.is_file():
+                with open(path, newline="") as handle:
+                    curves.append([float(row[column]) for row in csv.DictReader(handle)
+                                   if row.get(column)])
+        return curves
+
+
+def count_trials(study: Any) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    for trial in study.get_trials(deepcopy=False):
+        if trial.user_attrs.get("reason") == SURPLUS:
+            continue
+        counts[trial.state.name.lower()] += 1
+    return {"complete": counts["complete"], "pruned": counts["pruned"], "fail": counts["fail"]}
+
+
+def collect(storage_url: str, study_prefix: str = "seqbench", task: str | None = None,
+            dataset: str | None = None) -> dict[tuple[str, str], list[CellSummary]]:
+    """Cell summaries of every matching study, keyed by (task, dataset)."""
+    import optuna
+
+    if "://" not in storage_url and not Path(storage_url).is_file():
+        raise SeqbenchError(f"no sweep storage at '{storage_url}' (run `seqbench sweep` first "
+                            "or pass --storage).")
+    storage = open_storage(storage_url)
+    grouped: dict[tuple[str, str], list[CellSummary]] = defaultdict(list)
+    for name in optuna.get_all_study_names(storage):
+        if not name.startswith(f"{study_prefix}/"):
+            continue
+        study = optuna.load_study(study_name=name, storage=storage)
+        attrs = study.user_attrs
+        if "task" not in attrs or (task and attrs["task"] != task) or (
+                dataset and attrs["dataset"] != dataset):
+            continue
+        finals = [attrs[key] for key in sorted(attrs) if key.startswith("final_seed")]
+        grouped[(attrs["task"], attrs["dataset"])].append(CellSummary(
+            cell=attrs["cell"], study=study, task=attrs["task"], dataset=attrs["dataset"],
+            primary_metric=attrs["primary_metric"], direction=attrs["direction"],
+            command=attrs.get("command", ""), finals=finals, trial_counts=count_trials(study),
+        ))
+    if not grouped:
+        what = " ".join(filter(None, [task, dataset])) or "any task"
+        raise SeqbenchError(f"no '{study_prefix}' studies for {what} in '{storage_url}'.")
+    return dict(grouped)

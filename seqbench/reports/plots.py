@@ -1,0 +1,89 @@
+"""The report's figures, drawn with matplotlib's file backend (no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from seqbench.reports.collect import CellSummary
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def metric_distribution(cells: list[CellSummary], path: Path) -> Path:
+    """Final test values per cell, one dot per seed, with the mean marked."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for index, cell in enumerate(cells):
+        values = cell.test_values
+        ax.scatter([index] * len(values), values, alpha=0.7)
+        if values:
+            ax.hlines(sum(values) / len(values), index - 0.25, index + 0.25, color="black")
+    ax.set_xticks(range(len(cells)), [c.cell for c in cells])
+    ax.set_ylabel(f"test {cells[0].primary_metric}")
+    ax.set_title("Final runs (one dot per seed, bar = mean)")
+    return _save(fig, path)
+
+
+def optimization_history(cells: list[CellSummary], path: Path) -> Path:
+    """Each completed trial's validation value and the best so far, per cell."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    better = min if cells[0].direction == "minimize" else max
+    for cell in cells:
+        done = [t for t in cell.study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+        numbers, values = [t.number for t in done], [t.value for t in done]
+        line = ax.scatter(numbers, values, s=12, alpha=0.6)
+        running = [better(values[: i + 1]) for i in range(len(values))]
+        ax.step(numbers, running, where="post", color=line.get_facecolor()[0], label=cell.cell)
+    ax.set_xlabel("trial")
+    ax.set_ylabel(f"best val {cells[0].primary_metric}")
+    ax.legend()
+    ax.set_title("Optimisation history")
+    return _save(fig, path)
+
+
+def validation_curves(cells: list[CellSummary], path: Path) -> Path:
+    """The validation metric per epoch of every final run."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for index, cell in enumerate(cells):
+        for run, curve in enumerate(cell.validation_curves()):
+            ax.plot(range(1, len(curve) + 1), curve, color=f"C{index}", alpha=0.7,
+                    label=cell.cell if run == 0 else None)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"val {cells[0].primary_metric}")
+    ax.legend()
+    ax.set_title("Final runs: validation curves")
+    return _save(fig, path)
+
+
+def importance(importances: dict[str, dict[str, float]], path: Path) -> Path:
+    """Hyperparameter importance (fANOVA) per cell, as grouped horizontal bars."""
+    plt = _pyplot()
+    names = sorted({name for values in importances.values() for name in values})
+    fig, ax = plt.subplots(figsize=(6, 0.4 * len(names) * max(len(importances), 1) + 1.5))
+    height = 0.8 / max(len(importances), 1)
+    for index, (cell, values) in enumerate(importances.items()):
+        ax.barh([i + index * height for i in range(len(names))],
+                [values.get(n, 0.0) for n in names], height=height, label=cell)
+    ax.set_yticks([i + 0.4 - height / 2 for i in range(len(names))], names)
+    ax.set_xlabel("fANOVA importance")
+    ax.legend()
+    ax.set_title("Hyperparameter importance")
+    return _save(fig, path)
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path
