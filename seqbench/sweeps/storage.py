@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import socket
+import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -32,22 +34,38 @@ def storage_url(storage: str | None, output_dir: Path) -> str:
 
 def open_storage(url: str) -> Any:
     import optuna
-    from optuna.storages import JournalStorage, RDBStorage
+    from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
     if "://" in url:
-        try:
-            return RDBStorage(url, heartbeat_interval=HEARTBEAT_SECONDS,
-                              grace_period=GRACE_SECONDS)
-        except (ImportError, ModuleNotFoundError) as exc:
-            raise SeqbenchError(f"storage '{url}' needs a database driver: {exc}.") from None
-        except Exception as exc:  # sqlalchemy reports connection problems with many types
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise SeqbenchError(f"cannot open storage '{url}': {first}") from None
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        return _open_rdb(url)
     path = Path(url)
     path.parent.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return JournalStorage(JournalFileBackend(str(path)))
+
+
+def _open_rdb(url: str, attempts: int = 5) -> Any:
+    """Connect, retrying briefly: workers starting together race to create the schema."""
+    from optuna.storages import RDBStorage
+
+    attempt = 0
+    while True:
+        try:
+            return RDBStorage(url, heartbeat_interval=HEARTBEAT_SECONDS,
+                              grace_period=GRACE_SECONDS)
+        except ImportError:
+            raise SeqbenchError(
+                f"storage '{url}' needs a database driver (for PostgreSQL: pip install "
+                "'seqbench[postgres]')."
+            ) from None
+        except Exception as exc:  # sqlalchemy reports problems with many exception types
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            attempt += 1
+            if "duplicate key" not in reason or attempt >= attempts:
+                raise SeqbenchError(f"cannot open storage '{url}': {reason}") from None
+            time.sleep(0.5 * attempt)
 
 
 def this_worker() -> str:

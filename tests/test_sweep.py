@@ -1,0 +1,189 @@
+"""Sweeps and reports on the tiny synthetic task: budgets, resumption, kill -9, many workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from seqbench.cli import main
+from seqbench.sweeps.storage import open_storage
+
+FAST = ["--task", "toymusic", "--epochs", "2", "--seeds", "2"]
+
+
+def sweep(capsys, out: Path, *args) -> str:
+    code = main(["sweep", "--output-dir", str(out), *FAST, *map(str, args)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return captured.out + captured.err
+
+
+def trials_of(out: Path, cell: str, study: str = "seqbench"):
+    storage = open_storage(str(out / "sweeps.journal"))
+    return optuna.load_study(study_name=f"{study}/toymusic/tiny/{cell}", storage=storage).trials
+
+
+def finished(trials):
+    return [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
+
+
+def test_a_sweep_searches_every_cell_then_runs_finals_and_resumes_exactly(
+    toy_task, tmp_path, capsys
+):
+    out = tmp_path / "sweeps"
+    sweep(capsys, out, "--cells", "gru,rnn", "--trials", "3")
+    for cell in ("gru", "rnn"):
+        assert len(finished(trials_of(out, cell))) == 3
+        finals = sorted((out / "finals" / "seqbench" / "toymusic-tiny" / cell).iterdir())
+        assert [f.name for f in finals] == ["seed0", "seed1"]
+        for final in finals:
+            metrics = json.loads((final / "metrics.json").read_text())
+            assert metrics["status"] == "completed" and "test_nll" in metrics
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("finals/**/metrics.json")}
+
+    sweep(capsys, out, "--cells", "gru,rnn", "--trials", "3")  # the same command again
+    assert [len(trials_of(out, c)) for c in ("gru", "rnn")] == [3, 3]
+    assert {p: p.stat().st_mtime_ns for p in out.glob("finals/**/metrics.json")} == stamps
+
+    before = {t.number: t.params for t in trials_of(out, "gru")}
+    sweep(capsys, out, "--cells", "gru", "--trials", "5")  # a bigger budget: only the rest
+    after = trials_of(out, "gru")
+    assert len(finished(after)) == 5 and len(after) == 5
+    assert {t.number: t.params for t in after if t.number in before} == before
+
+
+def test_report_writes_tables_plots_and_the_commands_behind_them(toy_task, tmp_path, capsys):
+    out = tmp_path / "sweeps"
+    sweep(capsys, out, "--cells", "gru,rnn", "--trials", "3", "--pruner", "none")
+    report_dir = tmp_path / "report"
+    code = main(["report", "--storage", str(out / "sweeps.journal"), "--output-dir",
+                 str(report_dir)])
+    assert code == 0, capsys.readouterr().err
+    folder = report_dir / "toymusic-tiny"
+    names = {p.name for p in folder.iterdir()}
+    assert {"table.md", "table.csv", "table.tex", "test_metric.png", "optimization_history.png",
+            "validation_curves.png", "importance.json"} <= names
+    table = (folder / "table.md").read_text()
+    assert "| gru |" in table.replace("**", "") and "| rnn |" in table.replace("**", "")
+    assert "Welch's t-test" in table and "3/0/0" in table
+    assert f"seqbench sweep --task toymusic --dataset tiny --cells gru,rnn --trials 3" in table
+    assert f"seqbench report --storage {out / 'sweeps.journal'}" in table
+    rows = (folder / "table.csv").read_text().splitlines()
+    assert rows[0].startswith("cell,test_mean,test_std,seeds") and len(rows) == 3
+    assert "\\begin{tabular}" in (folder / "table.tex").read_text()
+
+
+def test_diverging_trials_are_pruned_with_the_reason_and_the_sweep_goes_on(
+    toy_task, tmp_path, capsys
+):
+    out = tmp_path / "sweeps"
+    sweep(capsys, out, "--cells", "rnn", "--trials", "2", "--seeds", "1", "--set", "lr=90",
+          "--set", "optimizer=sgd", "--set", "clip=0", "--set", "cell.nonlinearity=relu",
+          "--set", "hidden_size=64")
+    trials = trials_of(out, "rnn")
+    assert [t.state.name for t in trials] == ["PRUNED", "PRUNED"]
+    assert all(t.user_attrs["reason"].startswith("diverged:") for t in trials)
+
+
+def test_a_parameter_budget_gives_each_cell_a_matching_size(toy_task, tmp_path, capsys):
+    out = tmp_path / "sweeps"
+    sweep(capsys, out, "--cells", "lstm,gru,rnn", "--trials", "1", "--seeds", "1",
+          "--param-budget", "5000", "--set", "layers=1")
+    sizes = {}
+    for cell in ("lstm", "gru", "rnn"):
+        (trial,) = trials_of(out, cell)
+        assert "hidden_size" not in trial.params
+        sizes[cell] = trial.user_attrs["settings"]["hidden_size"]
+        assert 4000 < trial.user_attrs["parameters"] <= 5000
+    assert sizes["lstm"] < sizes["gru"] < sizes["rnn"]  # fewer gates, more units
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--cells", "lstm,gruu"], "unknown cell 'gruu'. Did you mean 'gru'?"),
+        (["--cells", "lstm", "--pruner", "sometimes"], "unknown pruner 'sometimes'"),
+        (["--cells", "lstm", "--trials", "0"], "--trials must be at least 1"),
+        (["--cells", "lstm", "--set", "lr=-1"], "below the minimum"),
+        (["--cells", "lstm", "--storage", "postgresql://nobody@127.0.0.1:9/none"],
+         "cannot open storage"),
+    ],
+)
+def test_bad_sweep_input_is_one_line_and_exit_2(toy_task, tmp_path, capsys, args, message):
+    code = main(["sweep", "--output-dir", str(tmp_path / "s"), *FAST, *args])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def sweep_process(out: Path, *args) -> subprocess.Popen:
+    command = [sys.executable, "-m", "seqbench", "sweep", "--output-dir", str(out),
+               "--task", "toymusic", "--seeds", "1", "--pruner", "none", *map(str, args)]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def wait_for(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_sweep_killed_mid_trial_resumes_with_every_completed_trial_intact(toy_task, tmp_path):
+    out = tmp_path / "sweeps"
+    args = ["--cells", "gru", "--trials", "3", "--epochs", "60", "--set", "patience=0"]
+    worker = sweep_process(out, *args)
+
+    def one_done_one_running():
+        try:
+            states = [t.state.name for t in trials_of(out, "gru")]
+        except (KeyError, FileNotFoundError):  # the study does not exist yet
+            return False
+        return "COMPLETE" in states and "RUNNING" in states
+
+    try:
+        wait_for(one_done_one_running, 240, "a completed and a running trial")
+    finally:
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait()
+    done_before = {t.number: (t.params, t.value) for t in trials_of(out, "gru")
+                   if t.state.name == "COMPLETE"}
+
+    resumed = sweep_process(out, *args)
+    assert resumed.wait(timeout=600) == 0, resumed.stderr.read().decode()
+    trials = trials_of(out, "gru")
+    assert {t.number: (t.params, t.value) for t in trials if t.number in done_before} == \
+        done_before
+    assert len([t for t in trials if t.state.name == "COMPLETE"]) == 3
+    assert [t.state.name for t in trials].count("FAIL") == 1  # the killed one, re-done
+
+
+@pytest.fixture
+def postgres_url():
+    url = os.environ.get("SEQBENCH_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("no PostgreSQL server: .ci/run starts one and sets SEQBENCH_TEST_POSTGRES_URL")
+    return url
+
+
+def test_two_workers_share_one_postgres_study(toy_task, tmp_path, postgres_url):
+    study = f"pg{os.getpid()}x{time.time_ns()}"
+    args = ["--cells", "gru", "--trials", "4", "--epochs", "8", "--set", "patience=0",
+            "--storage", postgres_url, "--study", study]
+    workers = [sweep_process(tmp_path / f"machine{i}", *args) for i in range(2)]
+    for worker in workers:
+        assert worker.wait(timeout=600) == 0, worker.stderr.read().decode()
+    loaded = optuna.load_study(study_name=f"{study}/toymusic/tiny/gru",
+                               storage=open_storage(postgres_url))
+    complete = [t for t in loaded.trials if t.state.name == "COMPLETE"]
+    assert len(complete) == 4
+    assert len({t.user_attrs["worker"] for t in complete}) == 2  # both machines did trials
