@@ -81,17 +81,12 @@ def make_trainer(
     max_seconds: float | None = None,
 ):
     import lightning.pytorch as pl
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
+    from lightning.pytorch.callbacks import RichProgressBar
+
+    from seqbench.best import BestEpoch
 
     hp = spec.hparams
-    callbacks: list[Any] = [
-        ModelCheckpoint(
-            dirpath=run_dir, filename=Path(runs.CHECKPOINT).stem, monitor=monitor, mode=mode,
-            save_top_k=1, save_last=False, enable_version_counter=False,
-        )
-    ]
-    if hp["patience"] > 0:
-        callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=hp["patience"]))
+    callbacks: list[Any] = [BestEpoch(run_dir / runs.CHECKPOINT, monitor, mode, hp["patience"])]
     if show_progress:
         callbacks.append(RichProgressBar(leave=True))
     callbacks.extend(extra_callbacks)
@@ -102,6 +97,7 @@ def make_trainer(
         devices=1,
         deterministic=True,
         logger=False,
+        enable_checkpointing=False,  # BestWeights keeps the best epoch; no per-epoch files
         callbacks=callbacks,
         enable_progress_bar=show_progress,
         enable_model_summary=False,
@@ -132,6 +128,7 @@ def train(
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
     import lightning.pytorch as pl
 
+    from seqbench.best import BestEpoch
     from seqbench.loaders import SplitBatches
     from seqbench.model import DivergedError, SequenceModel, count_parameters
 
@@ -139,7 +136,7 @@ def train(
     accelerator_for(spec.device)  # fail before loading data if the device is impossible
     data = data if data is not None else prepare_data(spec, data_dir)
     pl.seed_everything(spec.seed, workers=True, verbose=False)
-    model = SequenceModel(task, data, cell, spec)
+    model = SequenceModel(task, data, cell, spec, progress_bar=show_progress)
 
     if run_dir is None:
         run_dir = runs.create_run_dir(Path(output_dir), spec)
@@ -163,7 +160,7 @@ def train(
         raise DivergedError(f"{exc} Run record: {run_dir}") from None
     train_seconds = time.perf_counter() - started
     epochs_run = trainer.current_epoch
-    best_score = trainer.checkpoint_callback.best_model_score
+    best = next(c for c in trainer.callbacks if isinstance(c, BestEpoch))
 
     metrics = {
         "status": "completed",
@@ -178,14 +175,14 @@ def train(
         "train_seconds": round(train_seconds, 3),
         "seconds_per_epoch": round(train_seconds / max(epochs_run, 1), 4),
         "split_sizes": data.split_sizes(),
-        f"best_{primary}": None if best_score is None else float(best_score),
+        f"best_{primary}": best.score,
+        "best_epoch": best.epoch,
         **model.last_metrics.get("train", {}),
     }
     if evaluate_test:
-        best = trainer.checkpoint_callback.best_model_path or None
-        trainer.validate(model, valid_batches, ckpt_path=best, verbose=False)
-        trainer.test(model, SplitBatches(data, "test", batch_size), ckpt_path=best,
-                     verbose=False)
+        best.restore(model)
+        trainer.validate(model, valid_batches, verbose=False)
+        trainer.test(model, SplitBatches(data, "test", batch_size), verbose=False)
         metrics.update(model.last_metrics.get("val", {}))
         metrics.update(model.last_metrics.get("test", {}))
         baselines = data.baselines()

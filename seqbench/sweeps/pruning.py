@@ -11,6 +11,8 @@ from typing import Any
 
 from lightning.pytorch.callbacks import Callback
 
+from seqbench.best import validation_value
+
 
 class OptunaPruning(Callback):
     def __init__(self, trial: Any, monitor: str) -> None:
@@ -19,7 +21,7 @@ class OptunaPruning(Callback):
         self.pruned_at: int | None = None
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
-        value = trainer.callback_metrics.get(self.monitor)
+        value = validation_value(pl_module, self.monitor)
         if trainer.sanity_checking or value is None:
             return
         epoch = trainer.current_epoch + 1

@@ -1,0 +1,66 @@
+"""Early stopping that keeps the best epoch's weights and writes them once, at the end.
+
+Lightning's ModelCheckpoint serialises model, optimizer and loop state at every improvement,
+and its EarlyStopping reads metrics through `self.log`'s result collection; on small
+recurrent models the two cost about a tenth of an epoch (see benchmarks/throughput.py). The
+model already holds each validation's exact metrics (`SequenceModel.last_metrics`), so this
+callback reads them there, clones the best weights in memory (on the model's own device),
+stops after `patience` epochs without improvement, and writes `best.ckpt` when fit ends or
+is interrupted, so a stopped run keeps its best model.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.callbacks import Callback
+
+
+def validation_value(pl_module: Any, monitor: str) -> float | None:
+    """The latest value of `monitor` (e.g. "val_nll"), or None before the first validation."""
+    return pl_module.last_metrics.get("val", {}).get(monitor)
+
+
+class BestEpoch(Callback):
+    def __init__(self, path: Path, monitor: str, mode: str, patience: int = 0) -> None:
+        self.path = path
+        self.monitor = monitor
+        self.sign = 1.0 if mode == "min" else -1.0
+        self.patience = patience
+        self.score: float | None = None
+        self.epoch: int | None = None
+        self.state: dict[str, torch.Tensor] | None = None
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        value = validation_value(pl_module, self.monitor)
+        if trainer.sanity_checking or value is None or not math.isfinite(value):
+            return
+        epoch = trainer.current_epoch + 1
+        if self.score is None or self.sign * value < self.sign * self.score:
+            self.score, self.epoch = value, epoch
+            self.state = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
+        elif self.patience and epoch - self.epoch >= self.patience:
+            trainer.should_stop = True
+
+    def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
+        self.save()
+
+    def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+        self.save()
+
+    def save(self) -> None:
+        if self.state is None:
+            return
+        state = {k: v.cpu() for k, v in self.state.items()}
+        tmp = self.path.with_suffix(".partial")
+        torch.save({"state_dict": state, "epoch": self.epoch, "monitor": self.monitor,
+                    "score": self.score}, tmp)
+        tmp.replace(self.path)
+
+    def restore(self, model: torch.nn.Module) -> None:
+        """Load the best weights into `model` (no-op if no validation epoch finished)."""
+        if self.state is not None:
+            model.load_state_dict(self.state)
