@@ -110,11 +110,15 @@ class TaskData(ABC):
 
     @abstractmethod
     def statistics(self, outputs: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
-        """Additive statistics of one batch (sums, counts) as 0-d tensors."""
+        """Additive statistics of one batch (sums, counts): 0-d tensors, or fixed-size
+        tensors summed elementwise (e.g. a flattened confusion matrix)."""
 
     @abstractmethod
-    def metrics(self, totals: Mapping[str, float]) -> dict[str, float]:
-        """Turn statistics summed over a split into the task's metrics (unprefixed names)."""
+    def metrics(self, totals: Mapping[str, Any]) -> dict[str, float]:
+        """Turn statistics summed over a split into the task's metrics (unprefixed names).
+
+        A 0-d statistic arrives as a float, a larger one as a flat list of floats.
+        """
 
     def split_sizes(self) -> dict[str, int]:
         """Number of examples (sequences) per split, for summaries."""
@@ -156,6 +160,14 @@ class Task(ABC):
     params: tuple[Param, ...] = ()
     defaults: Mapping[str, Any] = {}
     carry_state: bool = False
+    #: `(metric, direction)` that early stopping, the best-epoch choice and sweeps optimise on
+    #: the validation split, when it should differ from the reported metric: accuracy on a
+    #: small validation set saturates at 1.0 and stops telling models apart; NLL does not.
+    select_by: tuple[str, Direction] | None = None
+
+    def selection(self) -> tuple[str, Direction]:
+        """The validation metric (unprefixed) and direction used for model selection."""
+        return self.select_by or (self.primary_metric, self.direction)
 
     @abstractmethod
     def prepare(self, dataset: str, context: DataContext, params: Mapping[str, Any]) -> TaskData:

@@ -153,7 +153,9 @@ class SequenceModel(pl.LightningModule):
                 self._totals[key] = self._totals[key] + value if key in self._totals else value
 
     def _finish(self, stage: str) -> None:
-        totals = {k: float(v) for k, v in self._totals.items()}
+        # Scalars become floats, vector statistics (e.g. confusion counts) lists of floats.
+        totals = {k: float(v) if v.numel() == 1 else v.double().flatten().tolist()
+                  for k, v in self._totals.items()}
         metrics = {f"{stage}_{k}": float(v) for k, v in self.data.metrics(totals).items()}
         self.last_metrics[stage] = metrics
         primary = f"{stage}_{self.task.primary_metric}"

@@ -145,9 +145,10 @@ def train(
     runs.write_config(run_dir, spec)
     model.epoch_listeners.append(runs.HistoryWriter(run_dir / runs.HISTORY))
 
-    primary = f"val_{task.primary_metric}"
-    mode = "min" if task.direction == "minimize" else "max"
-    trainer = make_trainer(spec, run_dir, primary, mode, show_progress, callbacks, max_seconds)
+    selected, direction = task.selection()
+    monitor = f"val_{selected}"
+    mode = "min" if direction == "minimize" else "max"
+    trainer = make_trainer(spec, run_dir, monitor, mode, show_progress, callbacks, max_seconds)
     batch_size = spec.hparams["batch_size"]
     train_batches = SplitBatches(data, "train", batch_size, seed=spec.seed)
     valid_batches = SplitBatches(data, "valid", batch_size)
@@ -175,7 +176,8 @@ def train(
         "train_seconds": round(train_seconds, 3),
         "seconds_per_epoch": round(train_seconds / max(epochs_run, 1), 4),
         "split_sizes": data.split_sizes(),
-        f"best_{primary}": best.score,
+        "selection_metric": monitor,
+        f"best_{monitor}": best.score,
         "best_epoch": best.epoch,
         **model.last_metrics.get("train", {}),
     }

@@ -28,6 +28,8 @@ class CellSummary:
     dataset: str
     primary_metric: str
     direction: str
+    selection_metric: str
+    selection_direction: str
     command: str
     finals: list[dict[str, Any]] = field(default_factory=list)
     trial_counts: dict[str, int] = field(default_factory=dict)
@@ -92,6 +94,8 @@ def collect(storage_url: str, study_prefix: str = "seqbench", task: str | None =
         grouped[(attrs["task"], attrs["dataset"])].append(CellSummary(
             cell=attrs["cell"], study=study, task=attrs["task"], dataset=attrs["dataset"],
             primary_metric=attrs["primary_metric"], direction=attrs["direction"],
+            selection_metric=attrs.get("selection_metric", attrs["primary_metric"]),
+            selection_direction=attrs.get("selection_direction", attrs["direction"]),
             command=attrs.get("command", ""), finals=finals, trial_counts=count_trials(study),
         ))
     if not grouped:

@@ -35,7 +35,7 @@ def optimization_history(cells: list[CellSummary], path: Path) -> Path:
     """Each completed trial's validation value and the best so far, per cell."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    better = min if cells[0].direction == "minimize" else max
+    better = min if cells[0].selection_direction == "minimize" else max
     for cell in cells:
         done = [t for t in cell.study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
         numbers, values = [t.number for t in done], [t.value for t in done]
@@ -43,7 +43,7 @@ def optimization_history(cells: list[CellSummary], path: Path) -> Path:
         running = [better(values[: i + 1]) for i in range(len(values))]
         ax.step(numbers, running, where="post", color=line.get_facecolor()[0], label=cell.cell)
     ax.set_xlabel("trial")
-    ax.set_ylabel(f"best val {cells[0].primary_metric}")
+    ax.set_ylabel(f"best val {cells[0].selection_metric}")
     ax.legend()
     ax.set_title("Optimisation history")
     return _save(fig, path)

@@ -89,7 +89,7 @@ def markdown(cells: list[CellSummary], rows_: list[dict[str, Any]], commands: li
     lines = [
         f"# {first.task} / {first.dataset}",
         "",
-        f"| cell | {metric} (mean ± std) | seeds | best val {first.primary_metric} | parameters "
+        f"| cell | {metric} (mean ± std) | seeds | best val {first.selection_metric} | parameters "
         "| s/epoch | trials done/pruned/failed | p vs best |",
         "|---|---|---|---|---|---|---|---|",
     ]

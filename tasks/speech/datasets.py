@@ -1,0 +1,115 @@
+"""The speech datasets, as variable-length feature sequences with integer labels.
+
+* `japanese-vowels`: 9 speakers saying /ae/, 12 LPC cepstrum coefficients per frame, 7-29
+  frames (Kudo et al. 1999; UCI). Loaded with aeon's own loader from the copy aeon ships,
+  so it works offline; the official split is 270 train / 370 test.
+* `fsdd`: the Free Spoken Digit Dataset, 3,000 8 kHz recordings of digits by 6 speakers.
+  MFCCs come from librosa (13 coefficients, 25 ms windows, 10 ms hop) and are cached; the
+  official split puts recordings 0-4 of each digit and speaker in the test set.
+"""
+
+from __future__ import annotations
+
+import re
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from seqbench import DataContext, RemoteFile, SeqbenchError, cached, content_key, locate
+
+
+@dataclass
+class Sequences:
+    """Feature sequences `[T_i, F]` (float32) with integer labels and their names."""
+
+    features: list[np.ndarray]
+    labels: np.ndarray
+    classes: list[str]
+
+
+def load_japanese_vowels() -> dict[str, Sequences]:
+    """The official train/test split, frames as rows (aeon stores channels first)."""
+    from aeon.datasets import load_classification
+
+    splits = {}
+    classes: list[str] | None = None
+    for split in ("train", "test"):
+        try:
+            X, y = load_classification("JapaneseVowels", split=split)
+        except Exception as exc:  # aeon raises several types when its copy is missing
+            raise SeqbenchError(f"aeon could not load JapaneseVowels ({exc}); reinstall aeon.") \
+                from None
+        classes = classes or sorted(set(map(str, y)), key=int)
+        splits[split] = Sequences(
+            features=[np.ascontiguousarray(np.asarray(x, dtype=np.float32).T) for x in X],
+            labels=np.array([classes.index(str(label)) for label in y]),
+            classes=classes,
+        )
+    return splits
+
+
+FSDD_ARCHIVE = RemoteFile(
+    "free-spoken-digit-dataset-1.0.10.tar.gz",
+    "fsdd",
+    "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/tags/v1.0.10.tar.gz",
+)
+FSDD_NAME = re.compile(r"(\d)_([a-z]+)_(\d+)\.wav$")
+SAMPLE_RATE = 8000
+N_MFCC = 13
+
+
+def fsdd_recordings(context: DataContext) -> list[Path]:
+    """The 3,000 wav files: `fsdd/recordings/` in the data dir, else from the release archive."""
+    folder = context.data_dir / "fsdd" / "recordings"
+    if not folder.is_dir():
+        archive = locate(FSDD_ARCHIVE, context.data_dir)
+        folder = context.cache_dir / "fsdd-recordings"
+        if not folder.is_dir():
+            with tarfile.open(archive) as tar:
+                members = [m for m in tar.getmembers() if FSDD_NAME.search(m.name)]
+                for member in members:
+                    member.name = Path(member.name).name
+                tar.extractall(folder, members=members, filter="data")
+    paths = sorted(p for p in folder.glob("*.wav") if FSDD_NAME.search(p.name))
+    if len(paths) != 3000:
+        raise SeqbenchError(f"'{folder}' has {len(paths)} FSDD recordings, expected 3000; "
+                            "replace the folder.")
+    return paths
+
+
+def mfcc(path: Path) -> np.ndarray:
+    import librosa
+
+    audio, _ = librosa.load(path, sr=SAMPLE_RATE)
+    features = librosa.feature.mfcc(y=audio, sr=SAMPLE_RATE, n_mfcc=N_MFCC, n_fft=200,
+                                     hop_length=80, n_mels=40)
+    return np.ascontiguousarray(features.T.astype(np.float32))
+
+
+def load_fsdd(context: DataContext) -> dict[str, Sequences]:
+    """MFCC sequences per recording, digits as labels, the README's official split."""
+    paths = fsdd_recordings(context)
+
+    def build() -> dict[str, Sequences]:
+        splits: dict[str, tuple[list, list]] = {"train": ([], []), "test": ([], [])}
+        for path in context.progress("Computing FSDD MFCCs", paths, len(paths)):
+            digit, _, index = FSDD_NAME.search(path.name).groups()
+            features, labels = splits["test" if int(index) <= 4 else "train"]
+            features.append(mfcc(path))
+            labels.append(int(digit))
+        classes = [str(d) for d in range(10)]
+        return {name: Sequences(f, np.array(y), classes) for name, (f, y) in splits.items()}
+
+    key = content_key("fsdd", N_MFCC, SAMPLE_RATE, [p.name for p in paths],
+                      sum(p.stat().st_size for p in paths))
+    return cached(context.cache_dir / f"fsdd-{key}.pkl", build)
+
+
+LOADERS = {"japanese-vowels": lambda context: load_japanese_vowels(), "fsdd": load_fsdd}
+DATASETS = {
+    "japanese-vowels": "Japanese Vowels: 9 speakers, 12 LPC cepstra, 270 train / 370 test "
+                       "(ships with aeon, offline)",
+    "fsdd": "Free Spoken Digit Dataset: 10 digits, 6 speakers, 13 MFCCs, 2700 / 300",
+}

@@ -1,0 +1,275 @@
+"""Sequence classification: a label for a whole variable-length sequence of features.
+
+Sequences are right-padded in a batch and the label is read from the hidden state at each
+sequence's last real frame. A recurrent cell is causal, so frames after the last real one
+cannot change that state: padding never changes a prediction (tested), and the cell runs
+on ordinary dense batches. `pooling=mean` averages over the real frames instead.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seqbench import Batch, DataContext, Param, SeqbenchError, Task, TaskData
+from seqbench_tasks.speech.datasets import DATASETS, LOADERS, Sequences
+
+
+def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, ...]:
+    """Indices (train, valid): `fraction` of every class goes to valid, chosen by `seed`."""
+    rng = np.random.default_rng(seed)
+    valid = []
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        valid += list(members[: max(1, round(fraction * len(members)))])
+    valid_set = set(valid)
+    train = np.array([i for i in range(len(labels)) if i not in valid_set])
+    return train, np.array(sorted(valid))
+
+
+class Standardizer:
+    """Per-feature mean and standard deviation, fitted on the training frames only."""
+
+    def __init__(self, sequences: list[np.ndarray]) -> None:
+        frames = np.concatenate(sequences)
+        self.mean = frames.mean(axis=0)
+        self.std = np.where(frames.std(axis=0) > 1e-8, frames.std(axis=0), 1.0)
+
+    def __call__(self, sequence: np.ndarray) -> np.ndarray:
+        return ((sequence - self.mean) / self.std).astype(np.float32)
+
+
+def check_sequences(sequences: list[np.ndarray], features: int, source: str) -> None:
+    """Refuse what the model cannot use: wrong width, empty sequences, NaN or inf."""
+    for index, sequence in enumerate(sequences):
+        if sequence.ndim != 2 or sequence.shape[1] != features:
+            raise SeqbenchError(f"{source}: sequence {index} has {sequence.shape[-1]} features "
+                                f"per frame, expected {features}.")
+        if len(sequence) == 0:
+            raise SeqbenchError(f"{source}: sequence {index} is empty.")
+        if not np.isfinite(sequence).all():
+            raise SeqbenchError(f"{source}: sequence {index} contains NaN or infinite values.")
+
+
+class SpeechData(TaskData):
+    """Standardised sequences per split, length-bucketed batches, last-frame classification."""
+
+    def __init__(self, dataset: str, splits: Mapping[str, Sequences], valid_fraction: float,
+                 valid_seed: int, pooling: str) -> None:
+        import torch
+
+        train, test = splits["train"], splits["test"]
+        self.dataset, self.classes, self.pooling = dataset, train.classes, pooling
+        self.input_size = train.features[0].shape[1]
+        keep, held = stratified_split(train.labels, valid_fraction, valid_seed)
+        self.standardize = Standardizer([train.features[i] for i in keep])
+        raw = {
+            "train": ([train.features[i] for i in keep], train.labels[keep]),
+            "valid": ([train.features[i] for i in held], train.labels[held]),
+            "test": (test.features, test.labels),
+        }
+        self.sequences = {
+            split: [torch.from_numpy(self.standardize(s)) for s in features]
+            for split, (features, _) in raw.items()
+        }
+        self.labels = {split: torch.as_tensor(labels) for split, (_, labels) in raw.items()}
+
+    def split_sizes(self) -> dict[str, int]:
+        return {split: len(s) for split, s in self.sequences.items()}
+
+    def num_batches(self, split: str, batch_size: int) -> int:
+        return -(-len(self.sequences[split]) // batch_size)
+
+    def batches(self, split: str, batch_size: int, seed: int | None = None) -> Iterator[Batch]:
+        count = len(self.sequences[split])
+        order = np.arange(count) if seed is None else np.random.default_rng(seed).permutation(count)
+        for start in range(0, count, batch_size):
+            rows = order[start : start + batch_size]
+            yield collate([self.sequences[split][i] for i in rows], self.labels[split][rows])
+
+    def encoder(self, params: Mapping[str, Any]):
+        from torch import nn
+
+        return nn.Identity()
+
+    def head(self, hidden_size: int, params: Mapping[str, Any]):
+        from torch import nn
+
+        return nn.Linear(hidden_size, len(self.classes))
+
+    def logits(self, outputs, batch: Batch):
+        """Per-sequence logits from per-frame ones: the last real frame, or the real mean."""
+        if self.pooling == "mean":
+            mask = batch.mask.unsqueeze(-1).to(outputs.dtype)
+            return (outputs * mask).sum(1) / mask.sum(1)
+        last = batch.mask.sum(1) - 1
+        return outputs[np.arange(len(last)), last]
+
+    def loss(self, outputs, batch: Batch):
+        import torch.nn.functional as F
+
+        return F.cross_entropy(self.logits(outputs, batch), batch.targets)
+
+    def statistics(self, outputs, batch: Batch):
+        import torch
+        import torch.nn.functional as F
+
+        logits = self.logits(outputs, batch)
+        predicted = logits.argmax(-1)
+        classes = len(self.classes)
+        confusion = torch.bincount(batch.targets * classes + predicted,
+                                   minlength=classes * classes)
+        return {"nll": F.cross_entropy(logits, batch.targets, reduction="sum"),
+                "confusion": confusion}
+
+    def metrics(self, totals: Mapping[str, Any]) -> dict[str, float]:
+        confusion = np.asarray(totals["confusion"]).reshape(len(self.classes), -1)
+        return {"accuracy": float(np.trace(confusion) / confusion.sum()),
+                "macro_f1": macro_f1(confusion),
+                "nll": totals["nll"] / confusion.sum()}
+
+    def predict(self, model, sequences: list) -> np.ndarray:
+        """Class probabilities `[N, classes]` for standardised sequences (in batches)."""
+        import torch
+
+        rows = []
+        with torch.no_grad():
+            device = next(model.parameters()).device
+            for start in range(0, len(sequences), 64):
+                batch = collate(sequences[start : start + 64], torch.zeros(0)).to(device)
+                rows.append(torch.softmax(self.logits(model(batch.inputs)[0], batch), -1).cpu())
+        return torch.cat(rows).numpy()
+
+    def artifacts(self, model, run_dir: Path) -> list[Path]:
+        """The test confusion matrix as CSV and PNG."""
+        predicted = self.predict(model, self.sequences["test"]).argmax(1)
+        classes = len(self.classes)
+        confusion = np.bincount(self.labels["test"].numpy() * classes + predicted,
+                                minlength=classes * classes).reshape(classes, classes)
+        csv_path = run_dir / "confusion_matrix.csv"
+        with open(csv_path, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["true \\ predicted", *self.classes])
+            for name, row in zip(self.classes, confusion):
+                writer.writerow([name, *row])
+        return [csv_path, plot_confusion(confusion, self.classes, run_dir / "confusion_matrix.png")]
+
+
+def macro_f1(confusion: np.ndarray) -> float:
+    """Unweighted mean over classes of F1 = 2 TP / (2 TP + FP + FN)."""
+    tp = np.diag(confusion).astype(float)
+    fp = confusion.sum(0) - tp
+    fn = confusion.sum(1) - tp
+    denominator = 2 * tp + fp + fn
+    f1 = np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
+    return float(f1.mean())
+
+
+def collate(sequences: list, labels) -> Batch:
+    import torch
+
+    lengths = torch.tensor([len(s) for s in sequences])
+    padded = torch.nn.utils.rnn.pad_sequence(sequences, batch_first=True)
+    mask = torch.arange(padded.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)
+    return Batch(inputs=padded, targets=labels, mask=mask)
+
+
+def plot_confusion(confusion: np.ndarray, classes: list[str], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    ax.imshow(confusion, cmap="Blues")
+    for (i, j), count in np.ndenumerate(confusion):
+        ax.text(j, i, str(count), ha="center", va="center", fontsize=8,
+                color="white" if count > confusion.max() / 2 else "black")
+    ax.set_xticks(range(len(classes)), classes)
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"Test confusion matrix (accuracy {np.trace(confusion) / confusion.sum():.3f})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def read_user_sequences(path: Path, features: int) -> tuple[list[str], list[np.ndarray]]:
+    """A CSV with a `sequence` id column and one column per feature, one row per frame."""
+    if not path.is_file():
+        raise SeqbenchError(f"input file '{path}' does not exist.")
+    with open(path, newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if not header or header[0] != "sequence":
+            raise SeqbenchError(f"'{path}': the first column must be 'sequence' (an id).")
+        if len(header) - 1 != features:
+            raise SeqbenchError(f"'{path}' has {len(header) - 1} feature columns, the model "
+                                f"expects {features}.")
+        groups: dict[str, list[list[float]]] = {}
+        for line, row in enumerate(reader, start=2):
+            try:
+                groups.setdefault(row[0], []).append([float(v) for v in row[1:]])
+            except ValueError:
+                raise SeqbenchError(f"'{path}' line {line}: not a number.") from None
+    ids = list(groups)
+    sequences = [np.asarray(groups[i], dtype=np.float32) for i in ids]
+    check_sequences(sequences, features, str(path))
+    return ids, sequences
+
+
+class SpeechTask(Task):
+    name = "speech"
+    summary = "Speech features: classify whole variable-length sequences (accuracy, macro-F1)"
+    datasets = DATASETS
+    default_dataset = "japanese-vowels"
+    primary_metric = "accuracy"
+    direction = "maximize"
+    select_by = ("nll", "minimize")  # ~40 validation sequences: accuracy saturates at 1.0
+    defaults = {"epochs": 100, "hidden_size": 64, "batch_size": 32, "lr": 1e-2, "patience": 20}
+    params = (
+        Param("pooling", str, "last", "read the label from the last real frame or the mean",
+              choices=("last", "mean")),
+        Param("valid_fraction", float, 0.15, "share of each class held out of train for "
+              "validation", low=0.05, high=0.5, tune=False),
+        Param("valid_seed", int, 0, "which sequences are held out for validation", tune=False),
+    )
+    generate_params = (
+        Param("input", str, "", "CSV of sequences to label (column 'sequence' then one per "
+              "feature); default: the test split"),
+    )
+
+    def prepare(self, dataset: str, context: DataContext, params: Mapping[str, Any]) -> SpeechData:
+        splits = LOADERS[dataset](context)
+        for split, data in splits.items():
+            check_sequences(data.features, data.features[0].shape[1], f"{dataset} {split}")
+        return SpeechData(dataset, splits, params["valid_fraction"], params["valid_seed"],
+                          params["pooling"])
+
+    def generate(self, model, data: SpeechData, out_dir: Path, options: Mapping[str, Any]):
+        import torch
+
+        if options["input"]:
+            ids, raw = read_user_sequences(Path(options["input"]), data.input_size)
+            sequences, truth = [torch.from_numpy(data.standardize(s)) for s in raw], None
+        else:
+            sequences, truth = data.sequences["test"], data.labels["test"].tolist()
+            ids = [str(i) for i in range(len(sequences))]
+        probabilities = data.predict(model, sequences)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / "predictions.csv"
+        with open(path, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["sequence", "predicted", *(["true"] if truth else []),
+                             *[f"p_{c}" for c in data.classes]])
+            for row, (name, p) in enumerate(zip(ids, probabilities)):
+                label = [data.classes[truth[row]]] if truth else []
+                writer.writerow([name, data.classes[int(p.argmax())], *label,
+                                 *[f"{v:.4f}" for v in p]])
+        return [path]
