@@ -164,10 +164,16 @@ class Task(ABC):
     #: the validation split, when it should differ from the reported metric: accuracy on a
     #: small validation set saturates at 1.0 and stops telling models apart; NLL does not.
     select_by: tuple[str, Direction] | None = None
+    #: Per-dataset primary metrics where the literature reports different ones (same direction).
+    primary_metrics: Mapping[str, str] = {}
 
-    def selection(self) -> tuple[str, Direction]:
+    def primary(self, dataset: str) -> str:
+        """The reported metric (unprefixed) for `dataset`."""
+        return self.primary_metrics.get(dataset, self.primary_metric)
+
+    def selection(self, dataset: str) -> tuple[str, Direction]:
         """The validation metric (unprefixed) and direction used for model selection."""
-        return self.select_by or (self.primary_metric, self.direction)
+        return self.select_by or (self.primary(dataset), self.direction)
 
     @abstractmethod
     def prepare(self, dataset: str, context: DataContext, params: Mapping[str, Any]) -> TaskData:

@@ -158,7 +158,7 @@ class SequenceModel(pl.LightningModule):
                   for k, v in self._totals.items()}
         metrics = {f"{stage}_{k}": float(v) for k, v in self.data.metrics(totals).items()}
         self.last_metrics[stage] = metrics
-        primary = f"{stage}_{self.task.primary_metric}"
+        primary = f"{stage}_{self.task.primary(self.spec.dataset)}"
         value = metrics.get(primary, math.nan)
         if not math.isfinite(value):
             raise DivergedError(

@@ -145,7 +145,7 @@ def train(
     runs.write_config(run_dir, spec)
     model.epoch_listeners.append(runs.HistoryWriter(run_dir / runs.HISTORY))
 
-    selected, direction = task.selection()
+    selected, direction = task.selection(spec.dataset)
     monitor = f"val_{selected}"
     mode = "min" if direction == "minimize" else "max"
     trainer = make_trainer(spec, run_dir, monitor, mode, show_progress, callbacks, max_seconds)
@@ -169,7 +169,7 @@ def train(
         "dataset": spec.dataset,
         "cell": spec.cell,
         "seed": spec.seed,
-        "primary_metric": f"test_{task.primary_metric}",
+        "primary_metric": f"test_{task.primary(spec.dataset)}",
         "direction": task.direction,
         "parameters": count_parameters(model),
         "epochs": epochs_run,

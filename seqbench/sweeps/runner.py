@@ -115,7 +115,7 @@ def load_study(plan: SweepPlan, cell: str, storage: Any) -> Any:
     import optuna
 
     task = registry.get_task(plan.task)
-    direction = task.selection()[1]
+    direction = task.selection(plan.dataset)[1]
     name = plan.study_name(cell)
     study = optuna.create_study(study_name=name, storage=storage, direction=direction,
                                 load_if_exists=True, pruner=make_pruner(plan))
@@ -131,8 +131,9 @@ def describe_study(study: Any, plan: SweepPlan, cell: str) -> None:
     task = registry.get_task(plan.task)
     for key, value in {
         "task": plan.task, "dataset": plan.dataset, "cell": cell,
-        "primary_metric": task.primary_metric, "direction": task.direction,
-        "selection_metric": task.selection()[0], "selection_direction": task.selection()[1],
+        "primary_metric": task.primary(plan.dataset), "direction": task.direction,
+        "selection_metric": task.selection(plan.dataset)[0],
+        "selection_direction": task.selection(plan.dataset)[1],
         "command": plan.command(), "plan": {**asdict(plan), "cells": list(plan.cells)},
     }.items():
         study.set_user_attr(key, value)
@@ -165,7 +166,7 @@ def search(plan: SweepPlan, cell: str, worker: int = 0) -> int:
     space = search_space.without_fixed(search_space.tunable(plan.task, cell), plan.settings)
     if plan.param_budget:
         space.pop("hidden_size", None)
-    monitor = f"val_{registry.get_task(plan.task).selection()[0]}"
+    monitor = f"val_{registry.get_task(plan.task).selection(plan.dataset)[0]}"
 
     def objective(trial: optuna.Trial) -> float:
         trial.set_user_attr(WORKER_ATTR, this_worker())

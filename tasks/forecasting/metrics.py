@@ -1,0 +1,52 @@
+"""Forecast errors as additive sums, shared by the model and the baselines.
+
+Everything is computed from standardised predictions and truths `[N, H, C]` so the model
+and every baseline are scored by the same code on the same windows. MSE and MAE are on the
+scale the literature reports for the dataset; MAPE and sMAPE on the original scale (they
+are meaningless around a standardised zero); MASE divides each absolute error by the
+training series' in-sample seasonal-naive MAE (Hyndman & Koehler 2006), so it is scale-free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+
+def seasonal_scale(train: np.ndarray, season: int) -> np.ndarray:
+    """Per-column mean absolute error of the in-sample seasonal naive forecast."""
+    scale = np.abs(train[season:] - train[:-season]).mean(axis=0)
+    return np.where(scale > 0, scale, 1.0)
+
+
+def error_sums(predicted, truth, mean, std, mase_scale, report_standardized: bool) -> dict:
+    """Sums of squared/absolute/percentage errors over every window, step and channel."""
+    import torch
+
+    original_p, original_t = predicted * std + mean, truth * std + mean
+    report_error = (predicted - truth) if report_standardized else (original_p - original_t)
+    error = (original_p - original_t).abs()
+    nonzero = original_t.abs() > 1e-8
+    denominator = original_p.abs() + original_t.abs()
+    return {
+        "se": (report_error**2).sum(),
+        "ae": report_error.abs().sum(),
+        "ape": torch.where(nonzero, error / original_t.abs().clamp_min(1e-8), 0.0).sum(),
+        "ape_count": nonzero.sum(),
+        "smape": torch.where(denominator > 0, 2 * error / denominator.clamp_min(1e-8), 0.0).sum(),
+        "scaled_ae": (error / mase_scale).sum(),
+        "count": torch.tensor(error.numel()),
+    }
+
+
+def metrics_from(totals: Mapping[str, Any]) -> dict[str, float]:
+    count = totals["count"]
+    return {
+        "mse": totals["se"] / count,
+        "mae": totals["ae"] / count,
+        "mape": 100 * totals["ape"] / max(totals["ape_count"], 1),
+        "smape": 100 * totals["smape"] / count,
+        "mase": totals["scaled_ae"] / count,
+    }

@@ -1,0 +1,238 @@
+"""Direct multi-horizon forecasting: a look-back window in, the whole horizon out.
+
+Scaling is fitted on the training rows only. Each window is then expressed relative to its
+own last observed value (as NLinear does), which lets a small recurrent model follow a
+trend it never saw in training (the airline series grows out of its training range). The
+head reads the cell's last state and emits all `horizon x channels` values at once.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seqbench import Batch, DataContext, Param, SeqbenchError, Task, TaskData
+from seqbench_tasks.forecasting.metrics import error_sums, metrics_from, seasonal_scale
+from seqbench_tasks.forecasting.series import Series, load_series
+
+DEFAULT_SHAPES = {"airline": (24, 36), "etth1": (96, 24), "csv": (48, 12)}  # lookback, horizon
+
+
+def window_starts(series: Series, split: str, lookback: int, horizon: int) -> np.ndarray:
+    """First target index of every window whose targets lie inside `split`."""
+    valid_start, test_start, end = series.borders
+    low, high = {"train": (0, valid_start), "valid": (valid_start, test_start),
+                 "test": (test_start, end)}[split]
+    first, last = max(low, lookback), high - horizon
+    if last < first:
+        raise SeqbenchError(
+            f"{series.name}: lookback {lookback} + horizon {horizon} do not fit in the {split} "
+            f"period ({high - low} rows from row {low}); shorten them."
+        )
+    if split != "train" and series.test_windows == "one":
+        return np.array([low])
+    return np.arange(first, last + 1)
+
+
+class ForecastData(TaskData):
+    def __init__(self, series: Series, lookback: int, horizon: int, features: str) -> None:
+        import torch
+
+        self.series, self.lookback, self.horizon = series, lookback, horizon
+        target = series.columns.index(series.target)
+        self.inputs = [target] if features == "S" else list(range(len(series.columns)))
+        self.outputs = list(range(len(series.columns))) if features == "M" else [target]
+        self.input_size = len(self.inputs)
+        train_rows = series.values[: series.borders[0]]
+        self.mean, self.std = train_rows.mean(axis=0), train_rows.std(axis=0)
+        self.std = np.where(self.std > 0, self.std, 1.0)
+        self.z = (series.values - self.mean) / self.std
+        self.starts = {split: window_starts(series, split, lookback, horizon)
+                       for split in ("train", "valid", "test")}
+        out = self.outputs
+        self.constants = {
+            "mean": torch.tensor(self.mean[out], dtype=torch.float32),
+            "std": torch.tensor(self.std[out], dtype=torch.float32),
+            "mase_scale": torch.tensor(seasonal_scale(train_rows, series.season)[out],
+                                       dtype=torch.float32),
+        }
+        self._out_in_inputs = [self.inputs.index(c) for c in out]
+
+    def windows(self, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(inputs relative to the last value, targets relative to it, the last values)."""
+        x = np.stack([self.z[t - self.lookback : t, self.inputs] for t in starts])
+        y = np.stack([self.z[t : t + self.horizon, self.outputs] for t in starts])
+        last = x[:, -1:, :]
+        return x - last, y - last[:, :, self._out_in_inputs], last[:, 0, self._out_in_inputs]
+
+    def split_sizes(self) -> dict[str, int]:
+        return {split: len(starts) for split, starts in self.starts.items()}
+
+    def num_batches(self, split: str, batch_size: int) -> int:
+        return -(-len(self.starts[split]) // batch_size)
+
+    def batches(self, split: str, batch_size: int, seed: int | None = None) -> Iterator[Batch]:
+        import torch
+
+        starts = self.starts[split]
+        if seed is not None:
+            starts = np.random.default_rng(seed).permutation(starts)
+        for i in range(0, len(starts), batch_size):
+            x, y, last = self.windows(starts[i : i + batch_size])
+            yield Batch(inputs=torch.tensor(x, dtype=torch.float32),
+                        targets=torch.tensor(y, dtype=torch.float32),
+                        extra={"last": torch.tensor(last, dtype=torch.float32)})
+
+    def encoder(self, params: Mapping[str, Any]):
+        from torch import nn
+
+        return nn.Identity()
+
+    def head(self, hidden_size: int, params: Mapping[str, Any]):
+        from seqbench_tasks.forecasting.head import HorizonHead
+
+        return HorizonHead(hidden_size, self.horizon, len(self.outputs))
+
+    def loss(self, outputs, batch: Batch):
+        import torch.nn.functional as F
+
+        return F.mse_loss(outputs, batch.targets)
+
+    def _sums(self, predicted, truth):
+        constants = {k: v.to(predicted.device) for k, v in self.constants.items()}
+        return error_sums(predicted, truth, **constants,
+                          report_standardized=self.series.report_scale == "standardized")
+
+    def statistics(self, outputs, batch: Batch):
+        last = batch.extra["last"].unsqueeze(1)
+        return self._sums(outputs + last, batch.targets + last)
+
+    def metrics(self, totals: Mapping[str, Any]) -> dict[str, float]:
+        return metrics_from(totals)
+
+    def baselines(self) -> dict[str, dict[str, float]]:
+        """Naive, seasonal naive and a least-squares linear model on the test windows."""
+        import torch
+
+        starts = self.starts["test"]
+        x, y, last = self.windows(starts)
+        truth = torch.tensor(y + last[:, None, :], dtype=torch.float32)
+        season = self.series.season
+        seasonal = np.stack([
+            self.z[[t - season + (h % season) for h in range(self.horizon)]][:, self.outputs]
+            for t in starts
+        ])
+        weights = self.fit_linear()
+        linear = np.einsum("nlc,lh->nhc", x[:, :, self._out_in_inputs], weights[:-1]) \
+            + weights[-1][None, :, None]
+        predictions = {"naive": np.repeat(last[:, None, :], self.horizon, axis=1),
+                       "seasonal_naive": seasonal,
+                       "linear": linear + last[:, None, :]}
+        return {name: metrics_from({k: float(v) for k, v in self._sums(
+                    torch.tensor(p, dtype=torch.float32), truth).items()})
+                for name, p in predictions.items()}
+
+    def fit_linear(self) -> np.ndarray:
+        """Least squares from a (last-value relative) look-back window to the horizon, one
+        weight matrix shared by all channels, fitted on the training windows (DLinear-style)."""
+        x, y, _ = self.windows(self.starts["train"])
+        channels = self._out_in_inputs
+        design = np.concatenate([x[:, :, channels].transpose(0, 2, 1).reshape(-1, self.lookback),
+                                 np.ones((x.shape[0] * len(channels), 1))], axis=1)
+        goal = y.transpose(0, 2, 1).reshape(-1, self.horizon)
+        return np.linalg.lstsq(design, goal, rcond=None)[0]
+
+    def forecast(self, model) -> tuple[np.ndarray, np.ndarray]:
+        """Target-channel forecast and truth over the test period, on the original scale,
+        from consecutive non-overlapping windows."""
+        import torch
+
+        starts = self.starts["test"][:: self.horizon]
+        x, y, last = self.windows(starts)
+        with torch.no_grad():
+            device = next(model.parameters()).device
+            out = model(torch.tensor(x, dtype=torch.float32, device=device))[0].cpu().numpy()
+        column = self.outputs.index(self.series.columns.index(self.series.target))
+        scale = (self.std[self.outputs][column], self.mean[self.outputs][column])
+        predicted = (out + last[:, None, :])[:, :, column].reshape(-1) * scale[0] + scale[1]
+        truth = (y + last[:, None, :])[:, :, column].reshape(-1) * scale[0] + scale[1]
+        return predicted, truth
+
+    def artifacts(self, model, run_dir: Path) -> list[Path]:
+        return write_forecast(self, model, run_dir)
+
+
+def write_forecast(data: ForecastData, model, out_dir: Path) -> list[Path]:
+    """The test-period forecast as CSV and a PNG of history, truth and forecast."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    predicted, truth = data.forecast(model)
+    series = data.series
+    begin = series.borders[1]
+    dates = series.dates[begin : begin + len(predicted)]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv_path = out_dir / "forecast.csv"
+    with open(csv_path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["date", f"{series.target}_true", f"{series.target}_forecast"])
+        writer.writerows(zip(dates, truth.round(4), predicted.round(4)))
+    target = series.columns.index(series.target)
+    history = max(0, begin - 3 * len(predicted))
+    fig, ax = plt.subplots(figsize=(9, 3.5))
+    ax.plot(range(history, begin), series.values[history:begin, target], color="gray",
+            label="history")
+    span = range(begin, begin + len(predicted))
+    ax.plot(span, truth, color="black", label="truth")
+    ax.plot(span, predicted, color="C1", label="forecast")
+    ax.set_title(f"{series.name}: {series.target}, {data.horizon}-step forecasts")
+    ax.legend()
+    fig.tight_layout()
+    png_path = out_dir / "forecast.png"
+    fig.savefig(png_path, dpi=120)
+    plt.close(fig)
+    return [csv_path, png_path]
+
+
+class ForecastingTask(Task):
+    name = "forecasting"
+    summary = "Time series: forecast a horizon from a look-back window, beside naive baselines"
+    datasets = {
+        "airline": "monthly airline passengers 1949-1960 (ships with aeon, offline); last 36 "
+                   "months forecast in one shot",
+        "etth1": "ETTh1 hourly transformer data, Informer's 12/4/4-month protocol",
+        "csv": "your own CSV (--set csv=PATH --set target=COLUMN [--set season=N])",
+    }
+    default_dataset = "airline"
+    primary_metric = "mase"
+    primary_metrics = {"etth1": "mse"}
+    direction = "minimize"
+    defaults = {"epochs": 300, "hidden_size": 32, "batch_size": 16, "lr": 3e-3, "patience": 30}
+    params = (
+        Param("lookback", int, 0, "input window length (0 = the dataset's default: airline "
+              "24, etth1 96)", low=0, high=100_000, tune=False),
+        Param("horizon", int, 0, "steps forecast at once (0 = default: airline 36, etth1 24)",
+              low=0, high=100_000, tune=False),
+        Param("features", str, "S", "S: target only; MS: all columns in, target out; M: all "
+              "in, all out", choices=("S", "MS", "M"), tune=False),
+        Param("target", str, "", "target column (default: OT for etth1)", tune=False),
+        Param("csv", str, "", "path of your CSV for dataset 'csv'", tune=False),
+        Param("season", int, 1, "seasonal period of your CSV (for MASE and seasonal naive)",
+              low=1, high=100_000, tune=False),
+    )
+    generate_params = ()
+
+    def prepare(self, dataset: str, context: DataContext, params: Mapping[str, Any]) -> ForecastData:
+        series = load_series(dataset, context, params["target"], params["csv"], params["season"])
+        lookback, horizon = DEFAULT_SHAPES[dataset]
+        return ForecastData(series, params["lookback"] or lookback, params["horizon"] or horizon,
+                            params["features"])
+
+    def generate(self, model, data: ForecastData, out_dir: Path, options: Mapping[str, Any]):
+        return write_forecast(data, model, out_dir)

@@ -1,0 +1,129 @@
+"""The forecasting task: metrics by hand, no leakage, baselines, errors, airline end to end."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from seqbench import DataContext, SeqbenchError
+from seqbench.cli import main
+from seqbench_tasks.forecasting.metrics import error_sums, metrics_from, seasonal_scale
+from seqbench_tasks.forecasting.series import Series, load_series
+from seqbench_tasks.forecasting.task import ForecastData
+
+
+def toy_series(values, borders, season=2, test_windows="sliding") -> Series:
+    values = np.asarray(values, dtype=float).reshape(len(values), -1)
+    return Series("toy", values, [f"c{i}" for i in range(values.shape[1])], "c0", borders,
+                  season=season, dates=[str(i) for i in range(len(values))],
+                  report_scale="original", test_windows=test_windows)
+
+
+def test_metrics_match_hand_computed_values():
+    truth = torch.tensor([[[10.0], [20.0]]])
+    predicted = torch.tensor([[[12.0], [15.0]]])
+    sums = error_sums(predicted, truth, mean=torch.tensor([0.0]), std=torch.tensor([1.0]),
+                      mase_scale=torch.tensor([4.0]), report_standardized=False)
+    metrics = metrics_from({k: float(v) for k, v in sums.items()})
+    assert metrics["mse"] == pytest.approx((4 + 25) / 2)
+    assert metrics["mae"] == pytest.approx(3.5)
+    assert metrics["mape"] == pytest.approx(100 * (2 / 10 + 5 / 20) / 2)
+    assert metrics["smape"] == pytest.approx(100 * (2 * 2 / 22 + 2 * 5 / 35) / 2)
+    assert metrics["mase"] == pytest.approx(3.5 / 4)
+    # in-sample seasonal naive MAE with period 2 of 1, 2, 4, 8: |4-1|, |8-2| -> 4.5
+    assert seasonal_scale(np.array([[1.0], [2.0], [4.0], [8.0]]), 2).tolist() == [4.5]
+
+
+def test_no_test_period_value_leaks_into_scaling_or_training_windows():
+    values = np.sin(np.arange(60) / 3) + np.arange(60) / 10
+    borders = (40, 50, 60)
+    base = ForecastData(toy_series(values, borders), lookback=6, horizon=3, features="S")
+    changed_values = values.copy()
+    changed_values[40:] += 1000.0  # everything from the validation period on
+    changed = ForecastData(toy_series(changed_values, borders), lookback=6, horizon=3,
+                           features="S")
+    assert base.mean == pytest.approx(changed.mean) and base.std == pytest.approx(changed.std)
+    assert base.starts["train"].max() + 3 <= 40  # train targets end before validation
+    for a, b in zip(base.batches("train", 8), changed.batches("train", 8)):
+        assert torch.equal(a.inputs, b.inputs) and torch.equal(a.targets, b.targets)
+    assert base.fit_linear() == pytest.approx(changed.fit_linear())
+
+
+def test_baselines_on_a_tiny_series_by_hand():
+    # period-2 pattern with a step: naive repeats the last value, seasonal naive last season
+    values = [0, 1] * 10 + [5, 6, 5, 6]
+    data = ForecastData(toy_series(values, (16, 20, 24), test_windows="one"), lookback=4,
+                        horizon=4, features="S")
+    baselines = data.baselines()
+    # test truth 5, 6, 5, 6; history ends ..., 0, 1 -> naive 1,1,1,1; seasonal 0,1,0,1
+    assert baselines["naive"]["mae"] == pytest.approx((4 + 5 + 4 + 5) / 4)
+    assert baselines["seasonal_naive"]["mae"] == pytest.approx(5.0)
+    assert baselines["seasonal_naive"]["mape"] == pytest.approx(100 * (5 / 5 + 5 / 6) / 2)
+
+
+def test_windows_that_do_not_fit_are_a_clear_error():
+    with pytest.raises(SeqbenchError, match="lookback 30 \\+ horizon 12 do not fit"):
+        ForecastData(toy_series(np.arange(50.0), (35, 42, 50)), lookback=30, horizon=12,
+                     features="S")
+
+
+def write_csv(path: Path, rows) -> Path:
+    with open(path, "w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("rows", "target", "message"),
+    [
+        ([["t", "a"], ["1", "2"], ["2", ""]], "a", "missing or NaN value in column 'a' at data "
+                                                  "row 2"),
+        ([["t", "a"], ["1", "2"], ["2", "nan"]], "a", "missing or NaN value"),
+        ([["t", "a"], ["1", "2"]], "b", "unknown target column 'b' in data; columns: a"),
+    ],
+)
+def test_bad_user_csvs_are_one_line_errors(tmp_path, rows, target, message):
+    path = write_csv(tmp_path / "data.csv", rows)
+    with pytest.raises(SeqbenchError, match=message):
+        load_series("csv", DataContext(tmp_path, tmp_path), target, str(path), 1)
+
+
+def test_a_too_long_horizon_on_the_cli_is_exit_2(capsys, tmp_path):
+    code = main(["run", "--cell", "gru", "--task", "forecasting", "--set", "horizon=200",
+                 "--output-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and "do not fit" in err and len(err.strip().splitlines()) == 1
+
+
+def test_airline_end_to_end_with_baselines_and_a_forecast_plot(tmp_path, capsys):
+    code = main(["run", "--cell", "gru", "--task", "forecasting", "--epochs", "3",
+                 "--output-dir", str(tmp_path / "runs"), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["primary_metric"] == "test_mase"
+    assert metrics["baselines"]["seasonal_naive"]["test_mape"] == pytest.approx(13.19, abs=0.01)
+    assert set(metrics["baselines"]) == {"naive", "seasonal_naive", "linear"}
+    assert (run_dir / "forecast.png").stat().st_size > 0
+    capsys.readouterr()
+    assert main(["generate", str(run_dir), "--output", str(tmp_path / "out")]) == 0
+    paths = [Path(p) for p in capsys.readouterr().out.split()]
+    rows = list(csv.reader(open(paths[0])))
+    assert rows[0] == ["date", "passengers_true", "passengers_forecast"] and len(rows) == 37
+    assert rows[1][0] == "1958-01"
+
+
+@pytest.mark.realdata
+def test_etth1_follows_informers_borders(real_data_dir, tmp_path):
+    series = load_series("etth1", DataContext(real_data_dir, tmp_path), "", "", 1)
+    data = ForecastData(series, lookback=96, horizon=24, features="S")
+    assert data.split_sizes() == {"train": 8640 - 96 - 24 + 1, "valid": 2880 - 24 + 1,
+                                  "test": 2880 - 24 + 1}
+    assert data.input_size == 1 and series.target == "OT"
+    multi = ForecastData(series, lookback=96, horizon=24, features="M")
+    assert multi.input_size == 7 and len(multi.outputs) == 7
