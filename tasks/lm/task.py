@@ -1,0 +1,180 @@
+"""Language modelling with the standard protocol (Zaremba et al. 2014).
+
+The split is one token stream cut into `batch_size` contiguous rows; windows of `bptt`
+tokens are fed in order and the core carries the cell state from one window to the next,
+detached (truncated BPTT, `Task.carry_state`). Validation and test walk their whole streams
+the same way, so perplexity is exp(total NLL / tokens predicted): exact, not an average of
+window averages. The softmax is one fused cross-entropy over the whole window.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seqbench import Batch, DataContext, Param, SeqbenchError, Task, TaskData
+from seqbench_tasks.lm.corpus import CORPORA, EOS, Streams, load_streams
+
+
+def batchify(ids: np.ndarray, rows: int) -> np.ndarray:
+    """`rows` contiguous streams `[rows, N // rows]` (the last N mod rows tokens are dropped)."""
+    length = len(ids) // rows
+    return ids[: rows * length].reshape(rows, length)
+
+
+class LanguageData(TaskData):
+    def __init__(self, dataset: str, streams: Streams, params: Mapping[str, Any]) -> None:
+        self.dataset, self.streams, self.params = dataset, streams, params
+        self.bptt = params["bptt"]
+        self.vocab_size = len(streams.vocab)
+        self.input_size = params["emb_size"]
+        self._embedding = None
+
+    def split_sizes(self) -> dict[str, int]:
+        return {split: len(ids) for split, ids in self.streams.ids.items()}
+
+    def _grid(self, split: str, batch_size: int) -> np.ndarray:
+        grid = batchify(self.streams.ids[split], batch_size)
+        if grid.shape[1] < 2:
+            raise SeqbenchError(
+                f"{self.dataset} {split} has {len(self.streams.ids[split])} tokens: too few for "
+                f"batch_size={batch_size} streams (each needs at least 2 tokens)."
+            )
+        return grid
+
+    def num_batches(self, split: str, batch_size: int) -> int:
+        return -(-(self._grid(split, batch_size).shape[1] - 1) // self.bptt)
+
+    def batches(self, split: str, batch_size: int, seed: int | None = None) -> Iterator[Batch]:
+        """Windows in stream order, even when training (the state carries between them)."""
+        import torch
+
+        grid = torch.from_numpy(self._grid(split, batch_size))
+        for start in range(0, grid.shape[1] - 1, self.bptt):
+            end = min(start + self.bptt, grid.shape[1] - 1)
+            yield Batch(inputs=grid[:, start:end], targets=grid[:, start + 1 : end + 1])
+
+    def encoder(self, params: Mapping[str, Any]):
+        from torch import nn
+
+        self._embedding = nn.Embedding(self.vocab_size, self.input_size)
+        if params["init_range"]:
+            nn.init.uniform_(self._embedding.weight, -params["init_range"], params["init_range"])
+        return nn.Sequential(self._embedding, nn.Dropout(params["emb_dropout"]))
+
+    def head(self, hidden_size: int, params: Mapping[str, Any]):
+        from torch import nn
+
+        linear = nn.Linear(hidden_size, self.vocab_size)
+        if params["tie_weights"]:
+            if hidden_size != self.input_size:
+                raise SeqbenchError(f"tie_weights needs emb_size == hidden_size (got "
+                                    f"{self.input_size} and {hidden_size}).")
+            linear.weight = self._embedding.weight
+        elif params["init_range"]:
+            nn.init.uniform_(linear.weight, -params["init_range"], params["init_range"])
+            nn.init.zeros_(linear.bias)
+        return nn.Sequential(nn.Dropout(params["out_dropout"]), linear)
+
+    def loss(self, outputs, batch: Batch):
+        import torch.nn.functional as F
+
+        return F.cross_entropy(outputs.reshape(-1, self.vocab_size), batch.targets.reshape(-1))
+
+    def statistics(self, outputs, batch: Batch):
+        import torch
+        import torch.nn.functional as F
+
+        nll = F.cross_entropy(outputs.reshape(-1, self.vocab_size), batch.targets.reshape(-1),
+                              reduction="sum")
+        return {"nll": nll, "tokens": torch.tensor(batch.targets.numel())}
+
+    def metrics(self, totals: Mapping[str, Any]) -> dict[str, float]:
+        per_token = totals["nll"] / totals["tokens"]
+        result = {"nll": per_token, "ppl": math.exp(min(per_token, 700.0))}
+        if self.streams.level == "char":
+            result["bpc"] = per_token / math.log(2)
+        return result
+
+
+class LanguageModelTask(Task):
+    name = "lm"
+    summary = "Language modelling: next token over a carried stream, perplexity / bits per char"
+    datasets = {name: f"{c.title}, {c.level} level" for name, c in CORPORA.items()}
+    default_dataset = "ptb"
+    primary_metric = "ppl"
+    primary_metrics = {"shakespeare": "bpc"}
+    direction = "minimize"
+    carry_state = True
+    #: Zaremba et al. (2014) "small": 2 x 200, bptt 20, batch 20, 13 epochs, SGD lr 1 halved
+    #: after epoch 4, gradient norm clipped at 5. Their loss is summed over the 20 steps of a
+    #: window; ours is the per-token mean (so perplexity and the loss agree), which scales
+    #: the gradient by 1/20: lr 20 and clip 0.25 are the same optimisation.
+    defaults = {"epochs": 13, "hidden_size": 200, "layers": 2, "batch_size": 20, "lr": 20.0,
+                "optimizer": "sgd", "clip": 0.25, "lr_decay": 0.5, "lr_decay_start": 4,
+                "patience": 0}
+    params = (
+        Param("bptt", int, 20, "tokens per truncated-BPTT window", low=2, high=10_000,
+              search=(20, 70)),
+        Param("emb_size", int, 200, "embedding width", low=1, high=16_384, log=True,
+              search=(64, 512)),
+        Param("tie_weights", bool, False, "share input and output embeddings (Press & Wolf "
+              "2017); needs emb_size == hidden_size", tune=False),
+        Param("emb_dropout", float, 0.0, "dropout on embeddings", low=0.0, high=0.9,
+              search=(0.0, 0.5)),
+        Param("out_dropout", float, 0.0, "dropout before the softmax", low=0.0, high=0.9,
+              search=(0.0, 0.5)),
+        Param("init_range", float, 0.1, "uniform init range of embeddings and softmax "
+              "(Zaremba: 0.1; 0 = PyTorch default)", low=0.0, high=1.0, tune=False),
+    )
+    generate_params = (
+        Param("prompt", str, "the", "text to start from (tokens outside the vocabulary "
+              "become <unk>)"),
+        Param("steps", int, 50, "tokens to sample", low=1, high=100_000),
+        Param("temperature", float, 1.0, "divides the logits", low=1e-3, high=100.0),
+        Param("top_k", int, 0, "sample among the k likeliest tokens (0 = all)", low=0),
+        Param("seed", int, 0, "sampling seed"),
+        Param("num", int, 1, "number of samples", low=1, high=1000),
+    )
+
+    def prepare(self, dataset: str, context: DataContext, params: Mapping[str, Any]):
+        return LanguageData(dataset, load_streams(dataset, context), params)
+
+    def generate(self, model, data: LanguageData, out_dir: Path, options: Mapping[str, Any]):
+        import torch
+
+        vocab = data.streams.vocab
+        index = {token: i for i, token in enumerate(vocab)}
+        unknown = index.get("<unk>", 0)
+        words = list(options["prompt"]) if data.streams.level == "char" else \
+            options["prompt"].split()
+        if not words:
+            raise SeqbenchError("the prompt is empty.")
+        generator = torch.Generator().manual_seed(options["seed"])
+        device = next(model.parameters()).device
+        out_dir.mkdir(parents=True, exist_ok=True)
+        written = []
+        for number in range(1, options["num"] + 1):
+            tokens = [index.get(w, unknown) for w in words]
+            with torch.no_grad():
+                logits, state = model(torch.tensor([tokens], device=device))
+                for _ in range(options["steps"]):
+                    scores = logits[0, -1].float().cpu() / options["temperature"]
+                    if options["top_k"]:
+                        kth = torch.topk(scores, min(options["top_k"], len(scores))).values[-1]
+                        scores = scores.masked_fill(scores < kth, float("-inf"))
+                    token = int(torch.multinomial(torch.softmax(scores, -1), 1,
+                                                  generator=generator))
+                    tokens.append(token)
+                    logits, state = model(torch.tensor([[token]], device=device), state)
+            text = "".join(vocab[t] for t in tokens) if data.streams.level == "char" else \
+                " ".join(vocab[t] for t in tokens).replace(f" {EOS}", "\n")
+            path = out_dir / f"sample-{number}.txt"
+            path.write_text(text + "\n")
+            print(text)
+            written.append(path)
+        return written
