@@ -69,9 +69,24 @@ def rows(cells: list[CellSummary]) -> list[dict[str, Any]]:
     return result
 
 
+def baseline_values(cells: list[CellSummary]) -> dict[str, float]:
+    """Test primary metric of each task baseline (the same test windows for every cell)."""
+    key = f"test_{cells[0].primary_metric}"
+    for cell in cells:
+        for final in cell.finals:
+            baselines = final["metrics"].get("baselines", {})
+            if baselines:
+                return {name: values[key] for name, values in baselines.items() if key in values}
+    return {}
+
+
 def _fmt(value: float, digits: int = 4) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) \
         else f"{value:.{digits}g}"
+
+
+def _count(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{round(value):,}"
 
 
 def _verdict(row: dict[str, Any]) -> str:
@@ -97,10 +112,12 @@ def markdown(cells: list[CellSummary], rows_: list[dict[str, Any]], commands: li
         name = f"**{r['cell']}**" if r["is_best"] else r["cell"]
         lines.append(
             f"| {name} | {_fmt(r['test_mean'])} ± {_fmt(r['test_std'], 2)} | {r['seeds']} "
-            f"| {_fmt(r['best_val'])} | {_fmt(r['parameters'], 6)} "
+            f"| {_fmt(r['best_val'])} | {_count(r['parameters'])} "
             f"| {_fmt(r['seconds_per_epoch'], 3)} "
             f"| {r['trials_complete']}/{r['trials_pruned']}/{r['trials_fail']} | {_verdict(r)} |"
         )
+    for name, value in baseline_values(cells).items():
+        lines.append(f"| *{name} (baseline)* | {_fmt(value)} | | | | | | |")
     lines += [
         "",
         f"{metric}: {arrow}. p vs best: {SIGNIFICANCE_TEST} of the final runs' test values "
@@ -131,7 +148,7 @@ def latex(cells: list[CellSummary], rows_: list[dict[str, Any]]) -> str:
         value = f"{_fmt(r['test_mean'])} $\\pm$ {_fmt(r['test_std'], 2)}"
         if r["is_best"]:
             value = f"\\textbf{{{value}}}"
-        body.append(f"{escape(r['cell'])} & {value} & {_fmt(r['parameters'], 6)} & "
+        body.append(f"{escape(r['cell'])} & {value} & {_count(r['parameters'])} & "
                     f"{escape(_verdict(r))} \\\\")
     return "\n".join([
         "\\begin{table}[t]",
