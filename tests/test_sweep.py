@@ -187,3 +187,14 @@ def test_two_workers_share_one_postgres_study(toy_task, tmp_path, postgres_url):
     complete = [t for t in loaded.trials if t.state.name == "COMPLETE"]
     assert len(complete) == 4
     assert len({t.user_attrs["worker"] for t in complete}) == 2  # both machines did trials
+
+
+def test_a_time_budget_caps_every_trial(toy_task, tmp_path, capsys):
+    out = tmp_path / "sweeps"
+    code = main(["sweep", "--output-dir", str(out), "--task", "toymusic", "--cells", "gru",
+                 "--trials", "2", "--seeds", "1", "--max-time", "1", "--set", "epochs=100000",
+                 "--set", "patience=0", "--pruner", "none"])
+    assert code == 0, capsys.readouterr().err
+    for trial in trials_of(out, "gru"):
+        assert trial.state.name == "COMPLETE"
+        assert 1 <= trial.user_attrs["epochs"] < 100000

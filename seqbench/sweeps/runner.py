@@ -250,8 +250,8 @@ def final_run(plan: SweepPlan, cell: str, seed: int) -> dict[str, Any] | None:
         shutil.rmtree(run_dir, ignore_errors=True)  # a killed or outdated final: redo it
         spec = build_spec(plan.task, cell, plan.dataset, best.user_attrs["settings"], seed,
                           plan.device)
-        metrics = train(spec, data_dir=plan.data_dir, run_dir=run_dir,
-                        show_progress=False).metrics
+        metrics = train(spec, data_dir=plan.data_dir, run_dir=run_dir, show_progress=False,
+                        max_seconds=plan.max_seconds).metrics
         config = runs.read_json(run_dir / runs.CONFIG)
         runs.write_json(run_dir / runs.CONFIG, {**config, "trial": best.number,
                                                 "study": plan.study_name(cell)})
