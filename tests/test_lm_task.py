@@ -1,7 +1,8 @@
-"""The language-modelling task on a tiny corpus: streams, windows, exact metrics, CLI, errors."""
+"""The language-modelling task on tiny corpora: streams, windows, exact metrics, CLI, errors."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 from pathlib import Path
@@ -9,25 +10,39 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
-from seqbench import DataContext, SeqbenchError
+from seqbench import DataContext, SeqbenchError, registry
 from seqbench.cli import main
+from seqbench.config import build_spec
+from seqbench.model import SequenceModel
 
-from seqbench_tasks.lm.corpus import Streams, load_streams
+from seqbench_tasks.lm import task as lm_task
+from seqbench_tasks.lm.corpus import SPLITS, Streams, load_streams
 from seqbench_tasks.lm.task import LanguageData, LanguageModelTask, batchify
 
 PARAMS = {"bptt": 3, "emb_size": 8, "tie_weights": False, "emb_dropout": 0.0,
           "out_dropout": 0.0, "init_range": 0.1}
 TEXT = "the cat sat on the mat\nthe dog sat on the log\n" * 20
+WORDS = {*TEXT.split(), "<eos>"}  # 8 words
 
 
 def tiny_data(ids, vocab_size=10, **params) -> LanguageData:
-    streams = Streams({s: np.asarray(ids) for s in ("train", "valid", "test")},
+    streams = Streams({s: np.asarray(ids) for s in SPLITS},
                       [f"w{i}" for i in range(vocab_size)], "word")
     return LanguageData("tiny", streams, {**PARAMS, **params})
 
 
-def test_streams_are_contiguous_rows_and_windows_follow_them_in_order():
+def evaluate(data: LanguageData, predict, split: str = "test", batch_size: int = 4):
+    """Totals and metrics of `predict(batch)` over a split, summed as the core sums them."""
+    totals = {}
+    for batch in data.batches(split, batch_size):
+        for key, value in data.statistics(predict(batch), batch).items():
+            totals[key] = totals.get(key, 0.0) + float(value)
+    return totals, data.metrics(totals)
+
+
+def test_training_reads_contiguous_rows_in_stream_order_and_evaluation_one_stream():
     assert batchify(np.arange(11), 2).tolist() == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
     data = tiny_data(np.arange(11))
     windows = list(data.batches("train", 2, seed=123))  # a seed must not shuffle a stream
@@ -35,33 +50,38 @@ def test_streams_are_contiguous_rows_and_windows_follow_them_in_order():
     assert windows[0].inputs.tolist() == [[0, 1, 2], [5, 6, 7]]
     assert windows[0].targets.tolist() == [[1, 2, 3], [6, 7, 8]]
     assert windows[1].inputs.tolist() == [[3], [8]] and windows[1].targets.tolist() == [[4], [9]]
-    # every token but each row's first is predicted exactly once
-    assert sum(w.targets.numel() for w in windows) == 2 * (5 - 1)
+    # Evaluation ignores the batch size: one row, every token after the first is a target.
+    windows = list(data.batches("valid", 2))
+    assert len(windows) == data.num_batches("valid", 2) == 4
+    assert torch.cat([w.inputs for w in windows], 1).tolist() == [list(range(10))]
+    assert torch.cat([w.targets for w in windows], 1).tolist() == [list(range(1, 11))]
 
 
 def test_uniform_predictions_give_perplexity_equal_to_the_vocabulary_size():
     data = tiny_data(np.arange(40) % 10)
-    totals = {}
-    for batch in data.batches("test", 4):
-        outputs = torch.zeros(*batch.targets.shape, 10)  # uniform over 10 words
-        for key, value in data.statistics(outputs, batch).items():
-            totals[key] = totals.get(key, 0.0) + float(value)
-    metrics = data.metrics(totals)
-    assert totals["tokens"] == 4 * (10 - 1)
+    totals, metrics = evaluate(data, lambda batch: torch.zeros(*batch.targets.shape, 10))
+    assert totals["tokens"] == 40 - 1
     assert metrics["nll"] == pytest.approx(math.log(10)) and metrics["ppl"] == pytest.approx(10)
 
 
-def test_carrying_state_across_windows_equals_one_pass_over_the_stream():
-    data = tiny_data(np.arange(31) % 10)
+def test_evaluation_carries_the_state_so_windows_equal_one_pass_over_the_stream():
+    ids = torch.arange(31) % 10
+    data = tiny_data(ids.numpy())
+    # init_range=1 makes the logits depend strongly on the state
+    spec = build_spec("lm", "lstm", "ptb", {"hidden_size": 6, "bptt": 3, "emb_size": 8,
+                                            "init_range": 1.0})
     torch.manual_seed(0)
-    embed, cell = data.encoder(PARAMS), torch.nn.LSTM(8, 6, batch_first=True)
-    state, pieces = None, []
-    for batch in data.batches("valid", 3):
-        out, state = cell(embed(batch.inputs), state)
-        state = tuple(s.detach() for s in state)
-        pieces.append(out)
-    whole = torch.from_numpy(batchify(np.arange(31) % 10, 3))[:, :-1]
-    assert torch.allclose(torch.cat(pieces, 1), cell(embed(whole))[0], atol=1e-6)
+    model = SequenceModel(lm_task, data, registry.get_cell("lstm"), spec).eval()
+    model.on_validation_epoch_start()
+    with torch.no_grad():
+        for number, batch in enumerate(data.batches("valid", 4)):
+            model.validation_step([batch], number)
+        model.on_validation_epoch_end()
+        one_pass = F.cross_entropy(model(ids[None, :-1])[0][0], ids[1:])
+        _, fresh = evaluate(data, lambda batch: model(batch.inputs)[0], "valid")
+    assert model.last_metrics["val"]["val_nll"] == pytest.approx(float(one_pass), rel=1e-6)
+    # and the check can fail: restarting every window from a zero state scores differently
+    assert fresh["nll"] != pytest.approx(float(one_pass), rel=1e-4)
 
 
 def test_tied_weights_share_one_matrix_and_need_equal_sizes():
@@ -74,20 +94,37 @@ def test_tied_weights_share_one_matrix_and_need_equal_sizes():
         data.head(16, params)
 
 
+def write_corpus(root: Path, name: str, folder: str, content: str | bytes) -> None:
+    (root / folder).mkdir(parents=True, exist_ok=True)
+    path = root / folder / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+
+
 @pytest.fixture
 def tiny_ptb(tmp_path):
     """A data dir holding a tiny corpus under PTB's canonical names."""
-    folder = tmp_path / "data" / "ptb"
-    folder.mkdir(parents=True)
-    for split in ("train", "valid", "test"):
-        (folder / f"ptb.{split}.txt").write_text(TEXT)
+    for split in SPLITS:
+        write_corpus(tmp_path / "data", f"ptb.{split}.txt", "ptb", TEXT)
     return tmp_path / "data"
 
 
 def test_word_streams_append_eos_to_every_line(tiny_ptb, tmp_path):
     streams = load_streams("ptb", DataContext(tiny_ptb, tmp_path / "cache"))
     assert len(streams.ids["train"]) == len(TEXT.split()) + TEXT.count("\n")
-    assert sorted(streams.vocab) == sorted({*TEXT.split(), "<eos>"})
+    assert sorted(streams.vocab) == sorted(WORDS)
+
+
+def test_characters_split_90_5_5_in_order_and_score_in_bits(tmp_path):
+    text = "abc de\n" * 30  # 210 characters, 7 distinct: with <unk>, 8 symbols = 3 bits
+    write_corpus(tmp_path / "data", "input.txt", "tiny-shakespeare", text)
+    streams = load_streams("shakespeare", DataContext(tmp_path / "data", tmp_path / "cache"))
+    assert {s: len(ids) for s, ids in streams.ids.items()} == {"train": 189, "valid": 10,
+                                                               "test": 11}
+    assert "".join(streams.vocab[i] for s in SPLITS for i in streams.ids[s]) == text
+    data = LanguageData("shakespeare", streams, PARAMS)
+    _, metrics = evaluate(data, lambda batch: torch.zeros(*batch.targets.shape, 8))
+    assert len(streams.vocab) == 8 and metrics["bpc"] == pytest.approx(3.0)
+    assert lm_task.primary("shakespeare") == "bpc" and lm_task.primary("ptb") == "ppl"
 
 
 def test_a_tiny_corpus_end_to_end_with_text_generation(tiny_ptb, tmp_path, capsys):
@@ -98,7 +135,8 @@ def test_a_tiny_corpus_end_to_end_with_text_generation(tiny_ptb, tmp_path, capsy
     assert code == 0, capsys.readouterr().err
     (run_dir,) = (tmp_path / "runs").iterdir()
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["primary_metric"] == "test_ppl" and metrics["test_ppl"] < 9  # vocab is 9
+    # Uniform guessing scores len(WORDS); the corpus is nearly deterministic.
+    assert metrics["primary_metric"] == "test_ppl" and metrics["test_ppl"] < len(WORDS) / 2
     assert metrics["train_timesteps_per_second"] > 0
     capsys.readouterr()
     code = main(["generate", str(run_dir), "--data-dir", str(tiny_ptb), "--steps", "12",
@@ -107,28 +145,56 @@ def test_a_tiny_corpus_end_to_end_with_text_generation(tiny_ptb, tmp_path, capsy
     assert code == 0
     text = (tmp_path / "g" / "sample-1.txt").read_text()
     assert text.startswith("the cat") and len(text.split()) >= 12 and text.strip() in out
+    assert set(text.split()) <= WORDS
+
+
+def run_badly(tmp_path, capsys, data_dir: Path, *args) -> str:
+    """Run a one-epoch LM training that must fail; return its single error line."""
+    code = main(["run", "--cell", "rnn", "--task", "lm", "--epochs", "1", "--hidden-size", "16",
+                 "--data-dir", str(data_dir), "--output-dir", str(tmp_path / "r"), "--quiet",
+                 *args])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    return err
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--batch-size", "100000"], "too few for batch_size=100000"),
+        (["--batch-size", "100000"], "train has 280 tokens: too few for 100000 stream(s)"),
+        (["--batch-size", "4", "--set", "bptt=500"], "too few for 4 stream(s) of bptt=500"),
         (["--dataset", "ptbb"], "Did you mean 'ptb'?"),
-        (["--set", "tie_weights=true", "--set", "emb_size=8"], "tie_weights needs emb_size"),
+        (["--batch-size", "4", "--set", "bptt=5", "--set", "tie_weights=true",
+          "--set", "emb_size=8"], "tie_weights needs emb_size == hidden_size"),
     ],
 )
 def test_bad_lm_input_is_one_line_and_exit_2(tiny_ptb, tmp_path, capsys, args, message):
-    code = main(["run", "--cell", "rnn", "--task", "lm", "--epochs", "1", "--hidden-size", "16",
-                 "--data-dir", str(tiny_ptb), "--output-dir", str(tmp_path / "r"), "--quiet",
-                 *args])
-    err = capsys.readouterr().err
-    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert message in run_badly(tmp_path, capsys, tiny_ptb, *args)
 
 
-def test_an_empty_corpus_file_is_a_clear_error(tiny_ptb, tmp_path):
-    (tiny_ptb / "ptb" / "ptb.valid.txt").write_text("")
-    with pytest.raises(SeqbenchError, match="ptb.valid.txt' is empty"):
-        load_streams("ptb", DataContext(tiny_ptb, tmp_path / "cache"))
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "ptb.valid.txt' is empty"),
+        (b" \n\n", "ptb.valid.txt' is empty"),
+        (gzip.compress(TEXT.encode()), "ptb.valid.txt' is not UTF-8 text"),
+        (bytes(64), "ptb.valid.txt' is not UTF-8 text"),
+    ],
+)
+def test_a_corrupt_corpus_file_is_one_line_and_exit_2(tiny_ptb, tmp_path, capsys, content,
+                                                      message):
+    (tiny_ptb / "ptb" / "ptb.valid.txt").write_bytes(content)
+    assert message in run_badly(tmp_path, capsys, tiny_ptb)
+
+
+def test_a_missing_file_offline_names_it_the_folder_and_the_source(tmp_path, capsys,
+                                                                    monkeypatch):
+    monkeypatch.setenv("SEQBENCH_OFFLINE", "1")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home-cache"))  # no stray copies
+    (tmp_path / "empty").mkdir()
+    err = run_badly(tmp_path, capsys, tmp_path / "empty", "--dataset", "wikitext2")
+    assert "'wiki.train.tokens' not found in" in err and str(tmp_path / "empty") in err
+    assert "https://" in err
 
 
 @pytest.mark.realdata
@@ -141,6 +207,17 @@ def test_ptb_token_counts_are_the_canonical_ones(real_data_dir, tmp_path):
     assert (len(streams.ids["valid"]), len(streams.ids["test"])) == (73_760, 82_430)
 
 
+@pytest.mark.realdata
+def test_wikitext2_and_shakespeare_sizes_are_the_canonical_ones(real_data_dir, tmp_path):
+    context = DataContext(real_data_dir, tmp_path)
+    wiki = load_streams("wikitext2", context)
+    assert [len(wiki.ids[s]) for s in SPLITS] == [2_088_628, 217_646, 245_569]
+    assert len(wiki.vocab) == 33_278
+    chars = load_streams("shakespeare", context)
+    assert sum(len(ids) for ids in chars.ids.values()) == 1_115_394
+    assert len(chars.ids["train"]) == int(1_115_394 * 0.9) and len(chars.vocab) == 65 + 1
+
+
 @pytest.mark.slow
 @pytest.mark.realdata
 @pytest.mark.parametrize("dataset", sorted(LanguageModelTask.datasets))
@@ -151,3 +228,4 @@ def test_one_epoch_on_each_corpus(real_data_dir, tmp_path, capsys, dataset):
     (run_dir,) = [p for p in Path(tmp_path).iterdir() if p.is_dir()]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert math.isfinite(metrics[metrics["primary_metric"]])
+    assert metrics["primary_metric"] == ("test_bpc" if dataset == "shakespeare" else "test_ppl")

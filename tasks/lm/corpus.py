@@ -65,10 +65,14 @@ class Streams:
 
 
 def read_text(path: Path) -> str:
+    """The file's text, or a one-line error for what a broken copy leaves behind: an empty
+    file, or an archive or other binary saved under the text file's name."""
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise SeqbenchError(f"'{path}' is not UTF-8 text; replace the file.") from None
+        text = None
+    if text is None or "\0" in text:
+        raise SeqbenchError(f"'{path}' is not UTF-8 text; replace the file.")
     if not text.strip():
         raise SeqbenchError(f"'{path}' is empty; replace the file.")
     return text

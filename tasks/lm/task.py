@@ -1,10 +1,11 @@
 """Language modelling with the standard protocol (Zaremba et al. 2014).
 
-The split is one token stream cut into `batch_size` contiguous rows; windows of `bptt`
-tokens are fed in order and the core carries the cell state from one window to the next,
-detached (truncated BPTT, `Task.carry_state`). Validation and test walk their whole streams
-the same way, so perplexity is exp(total NLL / tokens predicted): exact, not an average of
-window averages. The softmax is one fused cross-entropy over the whole window.
+The training split is one token stream cut into `batch_size` contiguous rows; windows of
+`bptt` tokens are fed in order and the core carries the cell state from one window to the
+next, detached (truncated BPTT, `Task.carry_state`). Validation and test walk their whole
+stream as a single row the same way, so perplexity is exp(total NLL / tokens predicted) over
+every token after the first: exact, not an average of window averages. The softmax is one
+fused cross-entropy over the whole window.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def batchify(ids: np.ndarray, rows: int) -> np.ndarray:
 
 class LanguageData(TaskData):
     def __init__(self, dataset: str, streams: Streams, params: Mapping[str, Any]) -> None:
-        self.dataset, self.streams, self.params = dataset, streams, params
+        self.dataset, self.streams = dataset, streams
         self.bptt = params["bptt"]
         self.vocab_size = len(streams.vocab)
         self.input_size = params["emb_size"]
@@ -38,11 +39,18 @@ class LanguageData(TaskData):
         return {split: len(ids) for split, ids in self.streams.ids.items()}
 
     def _grid(self, split: str, batch_size: int) -> np.ndarray:
-        grid = batchify(self.streams.ids[split], batch_size)
-        if grid.shape[1] < 2:
+        """Training reads `batch_size` parallel streams. Validation and test read the split as
+        one stream (Zaremba et al. test with batch 1), so every token after the first is
+        scored with the state carried from the start: nothing is dropped, no row restarts
+        from a zero state, and the perplexity does not depend on the batch size a sweep
+        happened to pick."""
+        rows = batch_size if split == "train" else 1
+        grid = batchify(self.streams.ids[split], rows)
+        if grid.shape[1] <= self.bptt:
             raise SeqbenchError(
                 f"{self.dataset} {split} has {len(self.streams.ids[split])} tokens: too few for "
-                f"batch_size={batch_size} streams (each needs at least 2 tokens)."
+                f"{rows} stream(s) of bptt={self.bptt} (each needs bptt + 1 tokens); lower "
+                f"{'batch_size or ' if split == 'train' else ''}bptt."
             )
         return grid
 
