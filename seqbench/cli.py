@@ -27,6 +27,22 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+@app.callback()
+def plugins_option(
+    disable_plugin: Annotated[Optional[list[str]], typer.Option(
+        "--disable-plugin", metavar="NAME",
+        help="Do not load this plugin (a plugin or distribution name; repeatable). Same as "
+        "$SEQBENCH_DISABLE_PLUGINS=a,b; SEQBENCH_DISABLE_PLUGIN_AUTOLOAD=1 loads only "
+        "seqbench's own plugins.")] = None,
+) -> None:
+    """Options that apply to every command (given before the command name)."""
+    if disable_plugin:
+        from seqbench.registry import disable
+
+        disable(disable_plugin)
+
+
 SetOption = Annotated[
     Optional[list[str]],
     typer.Option("--set", help="KEY=VALUE for any hyperparameter (repeatable); "
@@ -117,8 +133,11 @@ def list_plugins() -> None:
     for kind in ("cell", "task"):
         for name, entry in sorted(discover(kind).items()):
             source = f"{entry.distribution} {entry.version}"
+            if entry.disabled is not None:
+                table.add_row(kind, name, f"[yellow]{entry.disabled}[/]", source, "")
+                continue
             if entry.error is not None:
-                broken.append(f"{kind} plugin '{name}' from {source}: {entry.error}")
+                broken.append(entry)
                 table.add_row(kind, name, "[red]failed to load (see below)[/]", source, "")
                 continue
             plugin = entry.plugin
@@ -128,8 +147,12 @@ def list_plugins() -> None:
                     f"{d}{'*' if d == plugin.default_dataset else ''}" for d in plugin.datasets))
             table.add_row(kind, name, plugin.summary, source, "\n".join(options))
     Console().print(table)
-    for line in broken:
-        typer.echo(f"failed: {line}")
+    for entry in broken:
+        # In full and unwrapped: this is what the plugin's author needs to fix it.
+        typer.echo(f"\nfailed: {entry.kind} plugin '{entry.name}' ({entry.target}) from "
+                   f"{entry.distribution} {entry.version}: {entry.error}")
+        if entry.details:
+            typer.echo(entry.details.rstrip())
     if broken:
         typer.echo(f"{len(broken)} plugin(s) failed to load; commands that do not select them "
                    "still work.")

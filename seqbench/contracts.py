@@ -117,7 +117,8 @@ class TaskData(ABC):
     def metrics(self, totals: Mapping[str, Any]) -> dict[str, float]:
         """Turn statistics summed over a split into the task's metrics (unprefixed names).
 
-        A 0-d statistic arrives as a float, a larger one as a flat list of floats.
+        A 0-d statistic arrives as a float, a larger one as a flat list of floats
+        (`plain_totals` does that conversion).
         """
 
     def split_sizes(self) -> dict[str, int]:
@@ -139,6 +140,35 @@ class TaskData(ABC):
         Called once after the test evaluation with the restored best model in eval mode.
         """
         return []
+
+
+def plain_totals(totals: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    """Summed statistics as `TaskData.metrics` receives them: 0-d -> float, else flat floats.
+
+    One function so that training and the conformance kit hand tasks the same values.
+    """
+    return {key: float(value) if value.numel() == 1 else value.double().flatten().tolist()
+            for key, value in totals.items()}
+
+
+@dataclass(frozen=True)
+class CheckCase:
+    """A tiny, hand-checkable instance of a task, for the conformance kit (`seqbench.testing`).
+
+    `data` is a few examples built in memory (no files, no network), so the kit runs offline
+    in seconds. Feeding `predict(batch)` (head outputs, as the model would produce them) for
+    every batch of `split` through `statistics` and `metrics` must give `expected` (a subset
+    of the metrics suffices), which catches wrong sums, averages of batch averages and
+    off-by-one masks that a finite loss does not. `dataset` names the dataset the tiny data
+    stands in for (it decides the primary metric); None means the task's default.
+    """
+
+    data: TaskData
+    predict: Callable[[Batch], torch.Tensor]
+    expected: Mapping[str, float]
+    split: str = "test"
+    batch_size: int = 2
+    dataset: str | None = None
 
 
 class Task(ABC):
@@ -191,3 +221,11 @@ class Task(ABC):
 
     #: Options `generate` accepts, declared like hyperparameters.
     generate_params: tuple[Param, ...] = ()
+
+    def check_case(self) -> CheckCase | None:
+        """A tiny in-memory instance with known metrics, for `seqbench.testing.check_task`.
+
+        Optional, but without it the kit cannot check the metrics and needs real data for
+        its other checks. None (the default) means the task supplies no case.
+        """
+        return None

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from seqbench.config import RunSpec
-from seqbench.contracts import Batch, Cell, Task, TaskData
+from seqbench.contracts import Batch, Cell, Task, TaskData, plain_totals
 from seqbench.errors import SeqbenchError
 
 
@@ -153,9 +153,7 @@ class SequenceModel(pl.LightningModule):
                 self._totals[key] = self._totals[key] + value if key in self._totals else value
 
     def _finish(self, stage: str) -> None:
-        # Scalars become floats, vector statistics (e.g. confusion counts) lists of floats.
-        totals = {k: float(v) if v.numel() == 1 else v.double().flatten().tolist()
-                  for k, v in self._totals.items()}
+        totals = plain_totals(self._totals)
         metrics = {f"{stage}_{k}": float(v) for k, v in self.data.metrics(totals).items()}
         self.last_metrics[stage] = metrics
         primary = f"{stage}_{self.task.primary(self.spec.dataset)}"

@@ -3,12 +3,22 @@
 Like pytest/pluggy, every plugin is loaded inside its own guard: a plugin whose import
 fails, or which exports the wrong kind of object, is recorded with its distribution and
 error instead of breaking discovery. Only a command that *selects* a broken plugin fails,
-with a one-line message; `seqbench list` shows all of them.
+with a one-line message; `seqbench list` shows all of them, with the full traceback.
+
+Like pytest's `-p no:NAME` and `PYTEST_DISABLE_PLUGIN_AUTOLOAD`, a plugin can be switched
+off without uninstalling it: `SEQBENCH_DISABLE_PLUGINS=name,...` (or `--disable-plugin`)
+skips plugins by plugin or distribution name, and `SEQBENCH_DISABLE_PLUGIN_AUTOLOAD=1` loads
+only the plugins seqbench itself ships. Disabled plugins are never imported, so a plugin
+that breaks or slows down at import time cannot get in the way. Both are environment
+variables so that sweep workers in other processes see the same plugins.
 """
 
 from __future__ import annotations
 
 import functools
+import os
+import traceback
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Literal
@@ -19,6 +29,11 @@ from seqbench.errors import SeqbenchError, unknown_name
 Kind = Literal["cell", "task"]
 GROUPS: dict[Kind, str] = {"cell": "seqbench.cells", "task": "seqbench.tasks"}
 _EXPECTED: dict[Kind, type] = {"cell": Cell, "task": Task}
+
+DISABLE_ENV = "SEQBENCH_DISABLE_PLUGINS"
+NO_AUTOLOAD_ENV = "SEQBENCH_DISABLE_PLUGIN_AUTOLOAD"
+#: The distribution whose plugins still load when autoloading is off.
+CORE_DISTRIBUTION = "seqbench"
 
 
 @dataclass(frozen=True)
@@ -32,10 +47,34 @@ class PluginEntry:
     version: str
     plugin: Any = None
     error: str | None = None
+    #: The formatted traceback of a load error, for `seqbench list`.
+    details: str | None = None
+    #: Why the plugin was not loaded at all (it was disabled), or None.
+    disabled: str | None = None
 
     @property
     def summary(self) -> str:
         return getattr(self.plugin, "summary", "") if self.plugin is not None else ""
+
+
+def _disabled_names() -> list[str]:
+    return [n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()]
+
+
+def disable(names: Iterable[str]) -> None:
+    """Disable plugins (by plugin or distribution name) here and in processes started later."""
+    os.environ[DISABLE_ENV] = ",".join([*_disabled_names(), *names])
+    discover.cache_clear()
+
+
+def _disabled_reason(name: str, distribution: str) -> str | None:
+    names = _disabled_names()
+    if name in names or distribution in names:
+        return f"disabled by {DISABLE_ENV} / --disable-plugin"
+    autoload_off = os.environ.get(NO_AUTOLOAD_ENV, "").strip().lower() not in ("", "0", "false")
+    if autoload_off and distribution != CORE_DISTRIBUTION:
+        return f"not autoloaded: {NO_AUTOLOAD_ENV} is set"
+    return None
 
 
 def _load(kind: Kind, ep: EntryPoint) -> PluginEntry:
@@ -47,18 +86,23 @@ def _load(kind: Kind, ep: EntryPoint) -> PluginEntry:
         distribution=dist.metadata["Name"] if dist is not None else "?",
         version=dist.version if dist is not None else "?",
     )
+    disabled = _disabled_reason(ep.name, base["distribution"])
+    if disabled is not None:
+        return PluginEntry(**base, disabled=disabled)
     try:
         obj = ep.load()
     except BaseException as exc:  # noqa: BLE001 - a broken plugin must never break discovery
         if isinstance(exc, KeyboardInterrupt):
             raise
-        return PluginEntry(**base, error=f"{type(exc).__name__}: {exc}")
+        return PluginEntry(**base, error=f"{type(exc).__name__}: {exc}",
+                           details="".join(traceback.format_exception(exc)))
     expected = _EXPECTED[kind]
     if isinstance(obj, type) and issubclass(obj, expected):
         try:
             obj = obj()
         except Exception as exc:  # noqa: BLE001
-            return PluginEntry(**base, error=f"{type(exc).__name__} while instantiating: {exc}")
+            return PluginEntry(**base, error=f"{type(exc).__name__} while instantiating: {exc}",
+                               details="".join(traceback.format_exception(exc)))
     if not isinstance(obj, expected):
         return PluginEntry(
             **base,
@@ -77,8 +121,12 @@ def discover(kind: Kind) -> dict[str, PluginEntry]:
     found: dict[str, PluginEntry] = {}
     for ep in entry_points(group=GROUPS[kind]):
         entry = _load(kind, ep)
-        if ep.name in found:
-            other = found[ep.name]
+        other = found.get(ep.name)
+        if other is not None and (entry.disabled or other.disabled):
+            # Disabling one side of a name clash is how a user resolves it.
+            found[ep.name] = other if entry.disabled else entry
+            continue
+        if other is not None:
             entry = PluginEntry(
                 kind=kind,
                 name=ep.name,
@@ -96,6 +144,11 @@ def _get(kind: Kind, name: str) -> Any:
     if name not in entries:
         raise unknown_name(kind, name, entries)
     entry = entries[name]
+    if entry.disabled is not None:
+        raise SeqbenchError(
+            f"{kind} plugin '{name}' from {entry.distribution} {entry.version} is "
+            f"{entry.disabled}."
+        )
     if entry.error is not None:
         raise SeqbenchError(
             f"{kind} plugin '{name}' from {entry.distribution} {entry.version} "

@@ -145,6 +145,12 @@ class MusicTask(Task):
     def prepare(self, dataset: str, context: DataContext, params: Mapping[str, Any]) -> MusicData:
         return MusicData(dataset, load_splits(dataset, context), STEPS_PER_BEAT[dataset])
 
+    def check_case(self):
+        """Hand-checkable piano rolls for the conformance kit (see `check.py`)."""
+        from seqbench_tasks.music.check import music_check_case
+
+        return music_check_case()
+
     def generate(self, model, data: MusicData, out_dir: Path, options: Mapping[str, Any]):
         import torch
 

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# CI for the example plugin distributions under examples/: each installs on its own (with
+# no change to seqbench), passes its own tests (seqbench's conformance kit among them) and
+# trains through `seqbench run`, a plugin cell on a built-in task and on a plugin task.
+# Run by .ci/run after the main test suite, in the same virtual environment.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+for example in examples/*/; do
+  .venv/bin/pip install -e "$example"
+  (cd "$example" && ../../.venv/bin/python -m pytest -q)
+done
+out="$(mktemp -d)"
+trap 'rm -rf "$out"' EXIT
+.venv/bin/seqbench list
+.venv/bin/seqbench run --cell mingru --task music --epochs 1 --output-dir "$out" --quiet
+.venv/bin/seqbench run --cell minlstm --task adding --epochs 1 --set task.length=50 \
+  --set task.train_size=500 --set task.eval_size=100 --output-dir "$out" --quiet

@@ -1,0 +1,298 @@
+"""Conformance checks for cell plugins: what `Cell.build(...)` must promise to the core.
+
+Every check builds small modules (input 4, hidden 16, batch 3, 5 steps) on CPU, so the
+whole kit runs in a fraction of a second for most cells. The checks are the properties the core
+relies on without testing them itself: it trains with dropout between stacked layers,
+carries state across windows, restores `best.ckpt` with `weights_only=True`, and lets
+sweeps vary every declared hyperparameter.
+"""
+
+from __future__ import annotations
+
+import io
+import keyword
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+
+from seqbench import registry
+from seqbench.contracts import Cell
+from seqbench.errors import SeqbenchError
+from seqbench.params import Param, resolve
+from seqbench.testing.kit import Check, CheckSkipped, expect, with_skips
+
+BATCH, STEPS, INPUT, HIDDEN = 3, 5, 4, 16
+#: Reserved by `Cell.build`'s positional arguments.
+RESERVED = {"input_size", "hidden_size", "num_layers", "dropout"}
+
+
+def resolve_cell(cell: str | Cell | Callable[..., Any]) -> Cell:
+    """A registered name, a `Cell`, or a bare `build` function (wrapped, no extra params)."""
+    if isinstance(cell, str):
+        return registry.get_cell(cell)
+    if isinstance(cell, Cell):
+        return cell
+    if callable(cell):
+        return Cell(name=getattr(cell, "__name__", "cell"), summary="", build=cell)
+    raise TypeError(f"expected a cell name, a seqbench.Cell or a build function, got {cell!r}")
+
+
+def cell_label(cell: str | Cell | Callable[..., Any]) -> str:
+    """A readable name for test ids and messages, without loading anything."""
+    if isinstance(cell, str):
+        return cell
+    return getattr(cell, "name", None) or getattr(cell, "__name__", "cell")
+
+
+# ---- helpers ----
+
+def _build(cell: Cell, layers: int = 1, dropout: float = 0.0, seed: int = 0, **values: Any):
+    torch.manual_seed(seed)
+    extra = resolve(cell.params, values, f"cell '{cell.name}'")
+    return cell.build(INPUT, HIDDEN, layers, dropout, **extra)
+
+
+def _inputs(steps: int = STEPS, seed: int = 1):
+    return torch.randn(BATCH, steps, INPUT, generator=torch.Generator().manual_seed(seed))
+
+
+def _call(module, x, state=None):
+    """`module(x, state)`, checking that it returns `(output, state)`."""
+    out = module(x) if state is None else module(x, state)
+    expect(isinstance(out, tuple) and len(out) == 2,
+           "forward(x, state=None) to return a pair (output, state)",
+           f"{type(out).__name__}" + (f" of length {len(out)}" if isinstance(out, tuple) else ""))
+    return out
+
+
+def _leaves(state: Any) -> list[torch.Tensor]:
+    """The tensors of a state: a tensor or nested tuples/lists of tensors, as the core
+    carries and detaches them (anything else is not a state the core can carry)."""
+    if isinstance(state, torch.Tensor):
+        return [state]
+    if isinstance(state, (tuple, list)):
+        return [leaf for item in state for leaf in _leaves(item)]
+    return []
+
+
+def _shapes(state: Any) -> Any:
+    """The structure of a state with every tensor replaced by its shape, for comparison."""
+    if isinstance(state, torch.Tensor):
+        return tuple(state.shape)
+    if isinstance(state, (tuple, list)):
+        return tuple(_shapes(item) for item in state)
+    return type(state).__name__
+
+
+def _max_diff(a, b) -> float:
+    return float((a - b).abs().max()) if a.numel() else 0.0
+
+
+def _close(a, b, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
+    return a.shape == b.shape and torch.allclose(a, b, atol=atol, rtol=rtol)
+
+
+def _valid(param: Param, value: Any) -> bool:
+    try:
+        param.coerce(value)
+    except SeqbenchError:
+        return False
+    return True
+
+
+def _other_value(param: Param) -> Any:
+    """A valid non-default value for `param`, or None when none can be derived (free str)."""
+    if param.choices is not None:
+        return next((c for c in param.choices if c != param.default), None)
+    if param.type is bool:
+        return not param.default
+    if param.type is str:
+        return None
+    default = param.default if param.default is not None else 0
+    low, high = param.search_range
+    candidates = [default + 1, default - 1]
+    if param.type is float:
+        candidates = [(default + b) / 2 for b in (high, low) if b is not None] + candidates
+    valid = (param.coerce(v) for v in candidates if _valid(param, v))
+    return next((v for v in valid if v != param.default), None)
+
+
+# ---- the checks ----
+
+def check_params_declared(cell: Cell) -> None:
+    names = [p.name for p in cell.params]
+    bad = [n for n in names if not n.isidentifier() or keyword.iskeyword(n)]
+    expect(not bad, "every parameter name to be a Python identifier", f"{bad}")
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    expect(not duplicated, "unique parameter names", f"duplicates {duplicated}")
+    clash = sorted(RESERVED & set(names))
+    expect(not clash, f"no parameter named like build's own arguments {sorted(RESERVED)}",
+           f"{clash}")
+    for p in cell.params:
+        if p.default is not None:
+            expect(p.coerce(p.default) == p.default, f"{p.name}'s default to be a valid value",
+                   f"{p.default!r} coerces to {p.coerce(p.default)!r}")
+        low, high = p.search_range
+        if p.tune and p.type in (int, float) and low is not None and high is not None:
+            expect(low <= high, f"{p.name}'s search range low <= high", f"({low}, {high})")
+            outside = [b for b in (low, high) if not _valid(p, b)]
+            expect(not outside, f"{p.name}'s search range inside its valid range "
+                   f"[{p.low}, {p.high}]", f"({low}, {high})")
+            expect(not p.log or low > 0, f"{p.name}'s log-scale search range to be positive",
+                   f"({low}, {high})")
+    _build(cell)  # every declared default is accepted by build as a keyword
+
+
+def check_output_shape(cell: Cell) -> None:
+    y, _ = _call(_build(cell, layers=1), _inputs())
+    expect(tuple(y.shape) == (BATCH, STEPS, HIDDEN),
+           f"output shape {(BATCH, STEPS, HIDDEN)}", f"{tuple(y.shape)}")
+
+
+def check_output_shape_stacked(cell: Cell) -> None:
+    y, _ = _call(_build(cell, layers=3, dropout=0.25), _inputs())
+    expect(tuple(y.shape) == (BATCH, STEPS, HIDDEN),
+           f"output shape {(BATCH, STEPS, HIDDEN)} with 3 layers", f"{tuple(y.shape)}")
+
+
+def check_state_shape(cell: Cell) -> None:
+    module = _build(cell, layers=2).eval()
+    x = _inputs()
+    _, first = _call(module, x[:, :2])
+    expect(_leaves(first), "a state made of tensors", f"{_shapes(first)!r}")
+    _, second = _call(module, x[:, 2:], first)
+    expect(_shapes(second) == _shapes(first),
+           "the state returned after a state was passed in to have that state's shapes",
+           f"{_shapes(second)} after passing {_shapes(first)}")
+
+
+def check_state_carry(cell: Cell) -> None:
+    module = _build(cell, layers=2, dropout=0.25).eval()
+    x = _inputs(steps=9)
+    with torch.no_grad():
+        whole, _ = _call(module, x)
+        first, state = _call(module, x[:, :4])
+        second, _ = _call(module, x[:, 4:], state)
+    joined = torch.cat([first, second], dim=1)
+    expect(_close(joined, whole),
+           "two calls carrying the state (4 then 5 steps, eval mode) to equal one call on "
+           "all 9 steps", f"a max difference of {_max_diff(joined, whole):.3g}")
+
+
+def check_gradients(cell: Cell) -> None:
+    module = _build(cell, layers=2, dropout=0.25).train()
+    y, _ = _call(module, _inputs())
+    weights = torch.randn(y.shape, generator=torch.Generator().manual_seed(2))
+    (y * weights).sum().backward()
+    missing = [name for name, p in module.named_parameters() if p.requires_grad and (
+        p.grad is None or not torch.isfinite(p.grad).all() or not p.grad.abs().sum())]
+    expect(not missing, "a finite, non-zero gradient for every parameter (2 layers)",
+           f"none or zero or non-finite for {missing}")
+
+
+def check_batch_independence(cell: Cell) -> None:
+    module = _build(cell, layers=2).eval()
+    x = _inputs()
+    changed = x.clone()
+    changed[-1] = torch.randn(STEPS, INPUT, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        y, _ = _call(module, x)
+        y_changed, _ = _call(module, changed)
+    expect(_close(y_changed[:-1], y[:-1], atol=1e-6, rtol=1e-5),
+           "the outputs of samples 0-1 to stay the same when only sample 2 changes",
+           f"a max difference of {_max_diff(y_changed[:-1], y[:-1]):.3g}")
+    expect(not _close(y_changed[-1], y[-1], atol=1e-6, rtol=0),
+           "the output of sample 2 to change when its input changes", "the same output")
+
+
+def check_deterministic(cell: Cell) -> None:
+    runs = []
+    for _ in range(2):
+        module = _build(cell, layers=2, dropout=0.25, seed=4).train()
+        torch.manual_seed(5)
+        runs.append(_call(module, _inputs())[0].detach())
+    expect(torch.equal(*runs),
+           "identical outputs from two builds and forward passes under the same seeds "
+           "(train mode, dropout on)", f"a max difference of {_max_diff(*runs):.3g}")
+
+
+def check_state_dict_roundtrip(cell: Cell) -> None:
+    source, target = _build(cell, layers=2, seed=0).eval(), _build(cell, layers=2, seed=1).eval()
+    buffer = io.BytesIO()
+    torch.save(source.state_dict(), buffer)
+    buffer.seek(0)
+    # weights_only=True is how the core reloads best.ckpt: plain tensors must be enough.
+    target.load_state_dict(torch.load(buffer, weights_only=True))
+    x = _inputs()
+    with torch.no_grad():
+        expected, _ = _call(source, x)
+        got, _ = _call(target, x)
+    expect(torch.equal(expected, got),
+           "a module loaded from another's saved state_dict to give the same outputs",
+           f"a max difference of {_max_diff(expected, got):.3g}")
+
+
+def check_params_respected(cell: Cell) -> None:
+    varied = [(p, _other_value(p)) for p in cell.params]
+    varied = [(p, value) for p, value in varied if value is not None]
+    if not varied:
+        raise CheckSkipped("the cell declares no hyperparameter the kit can vary")
+    x = _inputs()
+
+    def fingerprint(module) -> tuple:
+        with torch.no_grad():
+            y, _ = _call(module.eval(), x)
+        return y, module.state_dict(), repr(module)
+
+    y0, state0, text0 = fingerprint(_build(cell, layers=2))
+    for param, value in varied:
+        y, state, text = fingerprint(_build(cell, layers=2, **{param.name: value}))
+        expect(tuple(y.shape) == (BATCH, STEPS, HIDDEN),
+               f"output shape {(BATCH, STEPS, HIDDEN)} with {param.name}={value!r}",
+               f"{tuple(y.shape)}")
+        same = (torch.equal(y, y0) and text == text0 and state.keys() == state0.keys()
+                and all(torch.equal(state[k], state0[k]) for k in state))
+        expect(not same,
+               f"building with {param.name}={value!r} instead of {param.default!r} to change "
+               "the module (outputs, parameters or structure)", "an identical module")
+
+
+def check_cuda(cell: Cell) -> None:
+    if not torch.cuda.is_available():
+        raise CheckSkipped("no CUDA device available")
+    module = _build(cell, layers=2).eval()
+    x = _inputs()
+    with torch.no_grad():
+        expected, _ = _call(module, x)
+        got, state = _call(module.to("cuda"), x.to("cuda"))
+        _call(module, x[:, :1].to("cuda"), state)
+    expect(got.is_cuda, "the output on the input's CUDA device", f"device {got.device}")
+    expect(_close(got.cpu(), expected, atol=1e-4, rtol=1e-3),
+           "the same outputs on CUDA as on CPU (to 1e-4)",
+           f"a max difference of {_max_diff(got.cpu(), expected):.3g}")
+
+
+CELL_CHECKS: tuple[Callable[[Cell], None], ...] = (
+    check_params_declared,
+    check_output_shape,
+    check_output_shape_stacked,
+    check_state_shape,
+    check_state_carry,
+    check_gradients,
+    check_batch_independence,
+    check_deterministic,
+    check_state_dict_roundtrip,
+    check_params_respected,
+    check_cuda,
+)
+
+
+def cell_checks(cell: str | Cell | Callable[..., Any],
+                skip: Mapping[str, str] | None = None) -> list[Check]:
+    """The checks for `cell`; the cell is resolved when a check runs, not before."""
+
+    def bind(check: Callable[[Cell], None]) -> Check:
+        return Check(check.__name__, lambda: check(resolve_cell(cell)))
+
+    return with_skips([bind(check) for check in CELL_CHECKS], skip)
