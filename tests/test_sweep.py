@@ -126,7 +126,9 @@ def test_bad_sweep_input_is_one_line_and_exit_2(toy_task, tmp_path, capsys, args
 def sweep_process(out: Path, *args) -> subprocess.Popen:
     command = [sys.executable, "-m", "seqbench", "sweep", "--output-dir", str(out),
                "--task", "toymusic", "--seeds", "1", "--pruner", "none", *map(str, args)]
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # One thread each: busy-waiting OpenMP threads of parallel processes starve each other.
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
 
 
 def wait_for(condition, timeout: float, what: str):
