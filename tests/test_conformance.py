@@ -41,8 +41,8 @@ def test_tasks_with_a_check_case_conform(check):
     check()
 
 
-def test_the_music_task_supplies_a_check_case():
-    assert "music" in tasks_with_a_check_case()
+def test_every_built_in_task_supplies_a_check_case():
+    assert {"music", "lm", "speech", "forecasting"} <= set(tasks_with_a_check_case())
 
 
 # ---- broken cells: each fails exactly the check that covers its bug ----

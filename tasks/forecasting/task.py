@@ -234,5 +234,11 @@ class ForecastingTask(Task):
         return ForecastData(series, params["lookback"] or lookback, params["horizon"] or horizon,
                             params["features"])
 
+    def check_case(self):
+        """A hand-checkable series for the conformance kit (see `check.py`)."""
+        from seqbench_tasks.forecasting.check import forecasting_check_case
+
+        return forecasting_check_case()
+
     def generate(self, model, data: ForecastData, out_dir: Path, options: Mapping[str, Any]):
         return write_forecast(data, model, out_dir)

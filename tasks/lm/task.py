@@ -152,6 +152,12 @@ class LanguageModelTask(Task):
     def prepare(self, dataset: str, context: DataContext, params: Mapping[str, Any]):
         return LanguageData(dataset, load_streams(dataset, context), params)
 
+    def check_case(self):
+        """A hand-checkable token stream for the conformance kit (see `check.py`)."""
+        from seqbench_tasks.lm.check import lm_check_case
+
+        return lm_check_case()
+
     def generate(self, model, data: LanguageData, out_dir: Path, options: Mapping[str, Any]):
         import torch
 

@@ -252,6 +252,12 @@ class SpeechTask(Task):
         return SpeechData(dataset, splits, params["valid_fraction"], params["valid_seed"],
                           params["pooling"])
 
+    def check_case(self):
+        """Hand-checkable sequences for the conformance kit (see `check.py`)."""
+        from seqbench_tasks.speech.check import speech_check_case
+
+        return speech_check_case()
+
     def generate(self, model, data: SpeechData, out_dir: Path, options: Mapping[str, Any]):
         import torch
 
