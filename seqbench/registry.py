@@ -157,6 +157,13 @@ def _get(kind: Kind, name: str) -> Any:
     return entry.plugin
 
 
+def provenance(kind: Kind, name: str) -> dict[str, str]:
+    """Which distribution, at which version, provides a plugin: recorded with every run so
+    a result obtained with a third-party cell or task can be traced to the code behind it."""
+    entry = discover(kind)[name]
+    return {"name": name, "distribution": entry.distribution, "version": entry.version}
+
+
 def get_cell(name: str) -> Cell:
     """The cell plugin called `name`; a one-line SeqbenchError if unknown or broken."""
     return _get("cell", name)

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from seqbench import registry
 from seqbench.config import RunSpec
 from seqbench.errors import SeqbenchError
 
@@ -73,9 +74,12 @@ def environment() -> dict[str, str]:
 
 
 def write_config(run_dir: Path, spec: RunSpec) -> None:
+    plugins = {kind: registry.provenance(kind, name)
+               for kind, name in (("cell", spec.cell), ("task", spec.task))}
     write_json(
         run_dir / CONFIG,
-        {"spec": spec.to_dict(), "command": spec.command(), "environment": environment()},
+        {"spec": spec.to_dict(), "command": spec.command(), "environment": environment(),
+         "plugins": plugins},
     )
 
 

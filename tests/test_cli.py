@@ -44,6 +44,9 @@ def test_run_writes_a_complete_run_record(toy_task, tmp_path, capsys):
     config = json.loads((run_dir / "config.json").read_text())
     assert config["spec"]["hparams"]["epochs"] == 3
     assert config["command"].startswith("seqbench run --task toymusic")
+    assert config["plugins"]["task"] == {"name": "toymusic", "distribution": "toy-music",
+                                         "version": "1.0"}
+    assert config["plugins"]["cell"]["distribution"] == "seqbench"
 
 
 def test_same_seed_gives_identical_metrics_and_spec_reruns_reproduce(toy_task, tmp_path, capsys):

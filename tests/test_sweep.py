@@ -74,6 +74,7 @@ def test_report_writes_tables_plots_and_the_commands_behind_them(toy_task, tmp_p
     table = (folder / "table.md").read_text()
     assert "| gru |" in table.replace("**", "") and "| rnn |" in table.replace("**", "")
     assert "Welch's t-test" in table and "3/0/0" in table
+    assert "Code: gru, rnn from seqbench " in table and "task toymusic from toy-music 1.0" in table
     assert f"seqbench sweep --task toymusic --dataset tiny --cells gru,rnn --trials 3" in table
     assert f"seqbench report --storage {out / 'sweeps.journal'}" in table
     rows = (folder / "table.csv").read_text().splitlines()

@@ -33,6 +33,8 @@ class CellSummary:
     command: str
     finals: list[dict[str, Any]] = field(default_factory=list)
     trial_counts: dict[str, int] = field(default_factory=dict)
+    #: {"cell": {...}, "task": {...}}: name, distribution and version of the plugin code.
+    plugins: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def test_values(self) -> list[float]:
@@ -97,6 +99,7 @@ def collect(storage_url: str, study_prefix: str = "seqbench", task: str | None =
             selection_metric=attrs.get("selection_metric", attrs["primary_metric"]),
             selection_direction=attrs.get("selection_direction", attrs["direction"]),
             command=attrs.get("command", ""), finals=finals, trial_counts=count_trials(study),
+            plugins=attrs.get("plugins", {}),
         ))
     if not grouped:
         what = " ".join(filter(None, [task, dataset])) or "any task"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import math
 import statistics
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,22 @@ def _verdict(row: dict[str, Any]) -> str:
     return f"{row['p_vs_best']:.3f}{' *' if row['significant'] else ''}"
 
 
+def provenance(cells: list[CellSummary]) -> str:
+    """'Code: lstm, gru, task music from seqbench 0.1.0; mingru from seqbench-mingru 0.2.'
+    so a table that compares third-party cells says which release of each it measured."""
+    sources: dict[str, list[str]] = defaultdict(list)
+    for cell in cells:
+        for kind in ("cell", "task"):
+            plugin = cell.plugins.get(kind)
+            if plugin:
+                label = plugin["name"] if kind == "cell" else f"task {plugin['name']}"
+                names = sources[f"{plugin['distribution']} {plugin['version']}"]
+                if label not in names:
+                    names.append(label)
+    parts = [f"{', '.join(names)} from {source}" for source, names in sources.items()]
+    return f"Code: {'; '.join(parts)}." if parts else ""
+
+
 def markdown(cells: list[CellSummary], rows_: list[dict[str, Any]], commands: list[str]) -> str:
     first = cells[0]
     metric = f"test {first.primary_metric}"
@@ -123,6 +140,7 @@ def markdown(cells: list[CellSummary], rows_: list[dict[str, Any]], commands: li
         f"{metric}: {arrow}. p vs best: {SIGNIFICANCE_TEST} of the final runs' test values "
         f"against the best cell's; * marks p < {ALPHA}.",
         "",
+        *([provenance(cells), ""] if provenance(cells) else []),
         "Regenerate:",
         "",
         "```bash",
