@@ -6,12 +6,15 @@ careful person would write by hand. We alternate the two sides several times and
 the median time per epoch and the ratio seqbench / bare. Ratios, not seconds, are the
 result: this machine is shared and noisy, but both sides see the same noise.
 
-    python benchmarks/throughput.py [--epochs 10] [--repeats 3] [--threads N]
+    python benchmarks/throughput.py [--epochs 10] [--repeats 3] [--threads N] [--workload W]
 
 Workloads (synthetic data shaped like the real thing, so no download is needed):
   music-256  88 keys -> LSTM 256 -> 88 logits, 100 batches of 16 piano-roll pieces
   jv-sized   12 features -> LSTM 64 -> 12, 17 batches of 16 sequences of 7-29 frames
              (Japanese Vowels: 270 training sequences); tiny steps expose per-step overhead
+  ptb-small  Zaremba-small shapes: 10k-word vocabulary -> 2 x LSTM 200 -> 10k softmax,
+             batch 20, bptt 20, SGD, state carried between windows; 80k training tokens
+             (PTB has 930k) and a 10k-token validation stream scored as one row
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from torch import nn
 from seqbench import Batch, TaskData
 from seqbench.config import build_spec
 from seqbench.loaders import SplitBatches
-from seqbench.model import SequenceModel, make_optimizer
+from seqbench.model import SequenceModel, detach_state, make_optimizer
 from seqbench.registry import get_cell, get_task
 from seqbench.train import make_trainer, quiet_lightning
 
@@ -39,7 +42,6 @@ class FrameData(TaskData):
     def __init__(self, features: int, pieces: int, low: int, high: int, batch: int) -> None:
         rng = np.random.default_rng(0)
         self.input_size = features
-        self.batch = batch
         self.splits = {}
         for split, count in (("train", pieces), ("valid", max(pieces // 4, batch))):
             lengths = rng.integers(low, high + 1, size=count)
@@ -89,13 +91,34 @@ class FrameData(TaskData):
         return {"nll": totals["nll"] / totals["frames"]}
 
 
+def frames(features: int, pieces: int, low: int, high: int, batch: int, hidden: int):
+    data = FrameData(features, pieces, low, high, batch)
+    return data, build_spec("music", "lstm", settings={"hidden_size": hidden,
+                                                       "batch_size": batch, "patience": 0})
+
+
+def token_stream(vocab: int, train: int, valid: int, batch: int):
+    """Random tokens: the cost of a step does not depend on what the tokens say."""
+    from seqbench_tasks.lm.corpus import Streams
+    from seqbench_tasks.lm.task import LanguageData
+
+    rng = np.random.default_rng(0)
+    ids = {split: rng.integers(0, vocab, size=n) for split, n in
+           (("train", train), ("valid", valid), ("test", valid))}
+    spec = build_spec("lm", "lstm", settings={"patience": 0, "batch_size": batch})
+    data = LanguageData("bench", Streams(ids, [f"w{i}" for i in range(vocab)], "word"),
+                        spec.task_params)
+    return data, spec
+
+
 WORKLOADS = {
-    "music-256": dict(features=88, pieces=1600, low=40, high=80, batch=16, hidden=256),
-    "jv-sized": dict(features=12, pieces=270, low=7, high=29, batch=16, hidden=64),
+    "music-256": lambda: frames(88, 1600, 40, 80, batch=16, hidden=256),
+    "jv-sized": lambda: frames(12, 270, 7, 29, batch=16, hidden=64),
+    "ptb-small": lambda: token_stream(10_000, 80_000, 10_000, batch=20),
 }
 
 
-def seqbench_epochs(data: FrameData, spec, epochs: int) -> float:
+def seqbench_epochs(data: TaskData, spec, epochs: int) -> float:
     """Seconds per epoch through seqbench's own model and trainer."""
     import tempfile
     from pathlib import Path
@@ -105,14 +128,14 @@ def seqbench_epochs(data: FrameData, spec, epochs: int) -> float:
     spec.hparams["epochs"] = epochs
     with tempfile.TemporaryDirectory() as tmp:
         trainer = make_trainer(spec, Path(tmp), "val_nll", "min", show_progress=False)
-        train = SplitBatches(data, "train", data.batch, seed=0)
-        valid = SplitBatches(data, "valid", data.batch)
+        train = SplitBatches(data, "train", spec.hparams["batch_size"], seed=0)
+        valid = SplitBatches(data, "valid", spec.hparams["batch_size"])
         started = time.perf_counter()
         trainer.fit(model, train, valid)
         return (time.perf_counter() - started) / epochs
 
 
-def bare_epochs(data: FrameData, spec, epochs: int) -> float:
+def bare_epochs(data: TaskData, spec, epochs: int) -> float:
     """Seconds per epoch of the hand-written loop: same model, batches, optimizer, clipping,
     and, like any loop that does early stopping, the best weights saved when they improve."""
     import tempfile
@@ -122,22 +145,29 @@ def bare_epochs(data: FrameData, spec, epochs: int) -> float:
     model = SequenceModel(get_task(spec.task), data, get_cell(spec.cell), spec)
     optimizer = make_optimizer(model.parameters(), spec.hparams)
     clip = spec.hparams["clip"]
+    carry = get_task(spec.task).carry_state
     best = float("inf")
     tmp = tempfile.TemporaryDirectory()
     started = time.perf_counter()
     for epoch in range(epochs):
         model.train()
-        for batch in data.batches("train", data.batch, seed=epoch):  # SplitBatches' order
-            loss = data.loss(model(batch.inputs)[0], batch)
+        state = None
+        for batch in data.batches("train", spec.hparams["batch_size"], seed=epoch):  # SplitBatches' order
+            outputs, state = model(batch.inputs, state)
+            state = detach_state(state) if carry else None  # truncated BPTT
+            loss = data.loss(outputs, batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), clip)
             optimizer.step()
         model.eval()
         totals: dict[str, torch.Tensor] = {}
+        state = None
         with torch.no_grad():
-            for batch in data.batches("valid", data.batch):
-                for key, value in data.statistics(model(batch.inputs)[0], batch).items():
+            for batch in data.batches("valid", spec.hparams["batch_size"]):
+                outputs, state = model(batch.inputs, state)
+                state = state if carry else None
+                for key, value in data.statistics(outputs, batch).items():
                     totals[key] = totals.get(key, 0) + value
         nll = data.metrics({k: float(v) for k, v in totals.items()})["nll"]
         if nll < best:
@@ -163,11 +193,7 @@ def main() -> None:
           f"{args.epochs} epochs x {args.repeats} repeats (alternating)")
     print(f"{'workload':<10} {'bare s/epoch':>13} {'seqbench s/epoch':>17} {'ratio':>7}")
     for name in args.workload or sorted(WORKLOADS):
-        shape = WORKLOADS[name]
-        data = FrameData(shape["features"], shape["pieces"], shape["low"], shape["high"],
-                         shape["batch"])
-        spec = build_spec("music", "lstm", settings={"hidden_size": shape["hidden"],
-                                                      "batch_size": shape["batch"], "patience": 0})
+        data, spec = WORKLOADS[name]()
         bare, ours = [], []
         bare_epochs(data, spec, 1)  # warm-up: allocator, kernels, imports
         for _ in range(args.repeats):
