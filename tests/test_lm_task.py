@@ -251,3 +251,30 @@ def test_one_epoch_on_each_corpus(real_data_dir, tmp_path, capsys, dataset):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert math.isfinite(metrics[metrics["primary_metric"]])
     assert metrics["primary_metric"] == ("test_bpc" if dataset == "shakespeare" else "test_ppl")
+
+
+PUBLISHED_RUN = Path(__file__).parents[1] / "results" / "lm" / "ptb-zaremba-small-lstm-seed0"
+ZAREMBA_SMALL_TEST_PPL = 114.5
+
+
+def test_the_published_ptb_run_is_what_the_default_command_runs_today():
+    """results/lm claims `seqbench run --cell lstm --task lm` is Zaremba-small; if a default
+    drifts, that claim (and the 111.9 beside it) no longer describes the bare command."""
+    record = json.loads((PUBLISHED_RUN / "config.json").read_text())
+    assert record["spec"] == build_spec("lm", "lstm", "ptb").to_dict()
+    metrics = json.loads((PUBLISHED_RUN / "metrics.json").read_text())
+    assert metrics["test_ppl"] == pytest.approx(math.exp(metrics["test_nll"]))
+    assert abs(metrics["test_ppl"] / ZAREMBA_SMALL_TEST_PPL - 1) <= 0.05
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_zaremba_small_on_ptb_is_within_5_percent_of_the_published_perplexity(
+        real_data_dir, tmp_path, capsys):
+    """The acceptance run itself: about 45 minutes on 2 CPU cores."""
+    code = main(["run", "--cell", "lstm", "--task", "lm", "--dataset", "ptb",
+                 "--data-dir", str(real_data_dir), "--output-dir", str(tmp_path), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    (run_dir,) = [p for p in Path(tmp_path).iterdir() if p.is_dir()]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert abs(metrics["test_ppl"] / ZAREMBA_SMALL_TEST_PPL - 1) <= 0.05
