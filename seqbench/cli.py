@@ -177,6 +177,9 @@ def generate(
 
     spec = read_spec(run_dir)
     task = registry.get_task(spec.task)
+    if task.generate is None:
+        raise SeqbenchError(f"task '{task.name}' has nothing to generate; its test metrics "
+                            f"are in {Path(run_dir) / 'metrics.json'}.")
     given = parse_settings(settings)
     for key, value in (("steps", steps), ("temperature", temperature), ("seed", seed), ("num", num)):
         if value is not None:

@@ -209,15 +209,11 @@ class Task(ABC):
     def prepare(self, dataset: str, context: DataContext, params: Mapping[str, Any]) -> TaskData:
         """Load (or build and cache) `dataset` and return it bound to this task."""
 
-    def generate(
-        self,
-        model: Any,
-        data: TaskData,
-        out_dir: Path,
-        options: Mapping[str, Any],
-    ) -> list[Path]:
-        """Produce something a person can use from a trained model; return the files written."""
-        raise NotImplementedError(f"task '{self.name}' does not support generate")
+    #: Optional: `generate(model, data, out_dir, options) -> list[Path]` turns a trained model
+    #: into something a person can use (MIDI, text, a forecast) and returns the files written.
+    #: A task defines it as an ordinary method; None means the task has nothing to generate,
+    #: which `seqbench generate` reports before loading any model.
+    generate: Callable[[Any, TaskData, Path, Mapping[str, Any]], list[Path]] | None = None
 
     #: Options `generate` accepts, declared like hyperparameters.
     generate_params: tuple[Param, ...] = ()

@@ -157,11 +157,14 @@ def _get(kind: Kind, name: str) -> Any:
     return entry.plugin
 
 
-def provenance(kind: Kind, name: str) -> dict[str, str]:
-    """Which distribution, at which version, provides a plugin: recorded with every run so
-    a result obtained with a third-party cell or task can be traced to the code behind it."""
-    entry = discover(kind)[name]
-    return {"name": name, "distribution": entry.distribution, "version": entry.version}
+def provenance(cell: str, task: str) -> dict[str, dict[str, str]]:
+    """Which distribution, at which version, provides the cell and the task: recorded with
+    every run and study so a result obtained with third-party code can be traced to it."""
+    def source(kind: Kind, name: str) -> dict[str, str]:
+        entry = discover(kind)[name]
+        return {"name": name, "distribution": entry.distribution, "version": entry.version}
+
+    return {"cell": source("cell", cell), "task": source("task", task)}
 
 
 def get_cell(name: str) -> Cell:

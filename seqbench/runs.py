@@ -74,12 +74,10 @@ def environment() -> dict[str, str]:
 
 
 def write_config(run_dir: Path, spec: RunSpec) -> None:
-    plugins = {kind: registry.provenance(kind, name)
-               for kind, name in (("cell", spec.cell), ("task", spec.task))}
     write_json(
         run_dir / CONFIG,
         {"spec": spec.to_dict(), "command": spec.command(), "environment": environment(),
-         "plugins": plugins},
+         "plugins": registry.provenance(spec.cell, spec.task)},
     )
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import mido
 import pytest
 
+from seqbench import registry
 from seqbench.cli import main
 
 
@@ -73,6 +74,16 @@ def test_generate_writes_midi_files_with_notes(toy_task, tmp_path, capsys):
     for path in paths:
         notes = [m for m in mido.MidiFile(path) if m.type == "note_on" and m.velocity > 0]
         assert notes, f"{path} has no notes"
+
+
+def test_generate_for_a_task_without_one_is_one_line_and_exit_code_2(
+        toy_task, tmp_path, capsys, monkeypatch):
+    run_dir = train(capsys, tmp_path / "runs")
+    monkeypatch.setattr(registry.get_task(toy_task), "generate", None)
+    code, _, stderr = run_cli(capsys, "generate", run_dir)
+    assert code == 2
+    assert stderr.strip() == (f"error: task '{toy_task}' has nothing to generate; its test "
+                              f"metrics are in {Path(run_dir) / 'metrics.json'}.")
 
 
 @pytest.mark.parametrize(

@@ -257,14 +257,19 @@ PUBLISHED_RUN = Path(__file__).parents[1] / "results" / "lm" / "ptb-zaremba-smal
 ZAREMBA_SMALL_TEST_PPL = 114.5
 
 
+def within_5_percent_of_zaremba_small(metrics_json: Path) -> bool:
+    """The acceptance band of the issue: test perplexity within 5% of the published 114.5."""
+    metrics = json.loads(metrics_json.read_text())
+    assert metrics["test_ppl"] == pytest.approx(math.exp(metrics["test_nll"]))
+    return abs(metrics["test_ppl"] / ZAREMBA_SMALL_TEST_PPL - 1) <= 0.05
+
+
 def test_the_published_ptb_run_is_what_the_default_command_runs_today():
     """results/lm claims `seqbench run --cell lstm --task lm` is Zaremba-small; if a default
     drifts, that claim (and the 111.9 beside it) no longer describes the bare command."""
     record = json.loads((PUBLISHED_RUN / "config.json").read_text())
     assert record["spec"] == build_spec("lm", "lstm", "ptb").to_dict()
-    metrics = json.loads((PUBLISHED_RUN / "metrics.json").read_text())
-    assert metrics["test_ppl"] == pytest.approx(math.exp(metrics["test_nll"]))
-    assert abs(metrics["test_ppl"] / ZAREMBA_SMALL_TEST_PPL - 1) <= 0.05
+    assert within_5_percent_of_zaremba_small(PUBLISHED_RUN / "metrics.json")
 
 
 @pytest.mark.slow
@@ -276,5 +281,4 @@ def test_zaremba_small_on_ptb_is_within_5_percent_of_the_published_perplexity(
                  "--data-dir", str(real_data_dir), "--output-dir", str(tmp_path), "--quiet"])
     assert code == 0, capsys.readouterr().err
     (run_dir,) = [p for p in Path(tmp_path).iterdir() if p.is_dir()]
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert abs(metrics["test_ppl"] / ZAREMBA_SMALL_TEST_PPL - 1) <= 0.05
+    assert within_5_percent_of_zaremba_small(run_dir / "metrics.json")

@@ -140,7 +140,7 @@ def markdown(cells: list[CellSummary], rows_: list[dict[str, Any]], commands: li
         f"{metric}: {arrow}. p vs best: {SIGNIFICANCE_TEST} of the final runs' test values "
         f"against the best cell's; * marks p < {ALPHA}.",
         "",
-        *([provenance(cells), ""] if provenance(cells) else []),
+        *([code, ""] if (code := provenance(cells)) else []),
         "Regenerate:",
         "",
         "```bash",

@@ -135,8 +135,7 @@ def describe_study(study: Any, plan: SweepPlan, cell: str) -> None:
         "selection_metric": task.selection(plan.dataset)[0],
         "selection_direction": task.selection(plan.dataset)[1],
         "command": plan.command(), "plan": {**asdict(plan), "cells": list(plan.cells)},
-        "plugins": {"cell": registry.provenance("cell", cell),
-                    "task": registry.provenance("task", plan.task)},
+        "plugins": registry.provenance(cell, plan.task),
     }.items():
         study.set_user_attr(key, value)
 

@@ -294,7 +294,7 @@ def _files_written(what: str, written: Any, out_dir: Path) -> None:
 
 def check_generate(subject: TaskSubject) -> None:
     task = subject.task
-    if type(task).generate is Task.generate:
+    if task.generate is None:
         raise CheckSkipped(f"task '{task.name}' does not declare generate()")
     options = resolve(task.generate_params, {}, f"generate for task '{task.name}'")
     model = subject.model().eval()
