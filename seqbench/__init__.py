@@ -4,7 +4,7 @@ The public API for plugin authors is what this module exports; nothing here impo
 so `seqbench --help` and `seqbench list` stay fast.
 """
 
-from seqbench.contracts import Batch, Cell, CheckCase, DataContext, Task, TaskData
+from seqbench.contracts import Batch, Cell, CheckCase, DataContext, Task, TaskData, plain_totals
 from seqbench.data import RemoteFile, cached, content_key, find, locate, sha256_of
 from seqbench.errors import SeqbenchError
 from seqbench.params import Param
@@ -19,6 +19,7 @@ __all__ = [
     "SeqbenchError",
     "Task",
     "TaskData",
+    "plain_totals",
     "cached",
     "content_key",
     "find",

@@ -24,12 +24,24 @@ def validation_value(pl_module: Any, monitor: str) -> float | None:
     return pl_module.last_metrics.get("val", {}).get(monitor)
 
 
+def past_minimum(trainer: Any, min_epochs: int, min_steps: int) -> bool:
+    """Whether a run has trained long enough that stopping it early is fair.
+
+    On JSB a deep LSTM sits on the per-key marginal plateau for a dozen epochs before it
+    learns anything; with one batch per epoch (airline), patience would count updates. Both
+    early stopping and pruning wait for the task's declared minimum.
+    """
+    return trainer.current_epoch + 1 >= min_epochs and trainer.global_step >= min_steps
+
+
 class BestEpoch(Callback):
-    def __init__(self, path: Path, monitor: str, mode: str, patience: int = 0) -> None:
+    def __init__(self, path: Path, monitor: str, mode: str, patience: int = 0,
+                 min_epochs: int = 0, min_steps: int = 0) -> None:
         self.path = path
         self.monitor = monitor
         self.sign = 1.0 if mode == "min" else -1.0
         self.patience = patience
+        self.minimum = (min_epochs, min_steps)
         self.score: float | None = None
         self.epoch: int | None = None
         self.state: dict[str, torch.Tensor] | None = None
@@ -42,7 +54,8 @@ class BestEpoch(Callback):
         if self.score is None or self.sign * value < self.sign * self.score:
             self.score, self.epoch = value, epoch
             self.state = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
-        elif self.patience and epoch - self.epoch >= self.patience:
+        elif self.patience and epoch - self.epoch >= self.patience and \
+                past_minimum(trainer, *self.minimum):
             trainer.should_stop = True
 
     def on_fit_end(self, trainer: Any, pl_module: Any) -> None:

@@ -200,8 +200,11 @@ def sweep(
     task: Annotated[str, typer.Option(help="Task plugin name.")],
     cells: Annotated[str, typer.Option(help="Comma-separated cell names, e.g. lstm,gru,rnn.")],
     dataset: Annotated[Optional[str], typer.Option(help="Dataset of the task (default: the task's).")] = None,
-    trials: Annotated[int, typer.Option(help="Search budget per cell (completed + pruned trials).")] = 20,
-    seeds: Annotated[int, typer.Option(help="Final runs per cell with the best configuration.")] = 3,
+    trials: Annotated[int, typer.Option(help="Search budget per cell (completed + pruned trials; the first is the task's defaults, a third are random start-up).")] = 30,
+    seeds: Annotated[int, typer.Option(help="Final runs per cell with the selected configuration (seeds disjoint from the search).")] = 5,
+    top: Annotated[int, typer.Option(help="Configurations re-run with fresh seeds before one is selected.")] = 3,
+    rerun_seeds: Annotated[int, typer.Option(help="Fresh seeds per re-run configuration (0 = select the best trial as it is).")] = 2,
+    folds: Annotated[Optional[int], typer.Option(help="Validation folds per trial (default: what the task declares for the dataset; 1 = its own split).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Maximum epochs per trial.")] = None,
     max_time: Annotated[Optional[float], typer.Option(help="Time budget per trial in seconds (instead of, or with, --epochs).")] = None,
     storage: Annotated[Optional[str], typer.Option(help="Optuna storage: an RDB URL (postgresql://...) shared by many machines, or a journal file (default: OUTPUT_DIR/sweeps.journal).")] = None,
@@ -224,7 +227,8 @@ def sweep(
         fixed["epochs"] = str(epochs)
     plan = SweepPlan(
         task=task, dataset=dataset or _default_dataset(task), cells=_split_names(cells),
-        trials=trials, seeds=seeds, storage=storage_url(storage, output_dir), study=study,
+        trials=trials, seeds=seeds, top=top, rerun_seeds=rerun_seeds, folds=folds,
+        storage=storage_url(storage, output_dir), study=study,
         settings=fixed, max_seconds=max_time, jobs=jobs, pruner=pruner,
         param_budget=param_budget, seed=seed, device=device, output_dir=str(output_dir),
         data_dir=None if data_dir is None else str(data_dir),

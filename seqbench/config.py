@@ -11,13 +11,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seqbench import registry
 from seqbench.errors import SeqbenchError, unknown_name
 from seqbench.params import Param, resolve
 
+if TYPE_CHECKING:
+    from seqbench.contracts import Task
+
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+#: What a sweep explores by default. AdamW equals Adam while weight decay is not tuned, and
+#: SGD needs learning rates two orders of magnitude above the adaptive methods', so it
+#: only enters a sweep when the user fixes it (`--set optimizer=sgd`), with its own range.
+SEARCHED_OPTIMIZERS = ("adam", "rmsprop")
+#: Learning-rate ranges in which each optimizer trains recurrent nets (with clipping).
+LR_SEARCH = {"adam": (1e-4, 1e-2), "adamw": (1e-4, 1e-2), "rmsprop": (1e-4, 3e-3),
+             "sgd": (0.03, 30.0)}
 DEVICES = ("auto", "cpu", "cuda")
 
 #: Training hyperparameters every run has. Tasks may override the defaults (`Task.defaults`).
@@ -29,10 +39,11 @@ CORE_PARAMS: tuple[Param, ...] = (
     Param("dropout", float, 0.0, "dropout between stacked layers", low=0.0, high=0.95,
           search=(0.0, 0.5)),
     Param("lr", float, 1e-3, "learning rate", low=1e-8, high=100.0, log=True,
-          search=(1e-4, 3e-2)),
+          search=(1e-4, 1e-2), search_by=("optimizer", LR_SEARCH)),
     Param("batch_size", int, 32, "sequences per batch", low=1, high=1_000_000, log=True,
           search=(8, 128)),
-    Param("optimizer", str, "adam", "optimizer", choices=OPTIMIZERS),
+    Param("optimizer", str, "adam", "optimizer", choices=OPTIMIZERS,
+          search=SEARCHED_OPTIMIZERS),
     Param("weight_decay", float, 0.0, "L2 penalty (decoupled for adamw)", low=0.0, high=1.0,
           tune=False),
     Param("clip", float, 1.0, "gradient-norm clipping threshold (0 = off); on by default "
@@ -44,6 +55,16 @@ CORE_PARAMS: tuple[Param, ...] = (
           low=0, high=100_000, tune=False),
     Param("patience", int, 5, "early-stopping patience in epochs (0 = off)", low=0,
           high=100_000, tune=False),
+    Param("min_epochs", int, 0, "neither early stopping nor pruning stops a run before this "
+          "many epochs (a slow starter may sit on a plateau first)", low=0, high=100_000,
+          tune=False),
+    Param("min_steps", int, 0, "likewise in optimisation steps (for data sets with one or "
+          "two batches per epoch)", low=0, high=100_000_000, tune=False),
+    Param("folds", int, 1, "k-fold (or rolling-origin) validation: the task re-splits its "
+          "training data into this many folds (1 = the dataset's own validation split)",
+          low=1, high=100, tune=False),
+    Param("fold", int, 0, "which fold this run validates on (0-based, below folds)", low=0,
+          high=99, tune=False),
 )
 
 
@@ -73,22 +94,33 @@ class RunSpec:
         """The `seqbench run` command line that reproduces this spec."""
         parts = ["seqbench run", f"--task {self.task}", f"--dataset {self.dataset}",
                  f"--cell {self.cell}", f"--seed {self.seed}"]
-        settings = {**self.hparams,
-                    **{f"cell.{k}": v for k, v in self.cell_params.items()},
-                    **{f"task.{k}": v for k, v in self.task_params.items()}}
-        parts += [f"--set {k}={v}" for k, v in settings.items()]
+        parts += [f"--set {k}={v}" for k, v in self.settings().items()]
         return " ".join(parts)
 
+    def settings(self) -> dict[str, Any]:
+        """Every hyperparameter under its `--set` name (`lr`, `cell.x`, `task.y`)."""
+        return {**self.hparams,
+                **{f"cell.{k}": v for k, v in self.cell_params.items()},
+                **{f"task.{k}": v for k, v in self.task_params.items()}}
 
-def core_params_for(task_defaults: Mapping[str, Any]) -> tuple[Param, ...]:
-    """The core parameters with the task's default overrides applied (and validated)."""
+
+def core_params_for(task: Task, dataset: str | None = None) -> tuple[Param, ...]:
+    """The core parameters with the task's defaults and search ranges for `dataset` applied.
+
+    A task knows what depth, width or batch size makes sense for its data (13 airline
+    windows make a batch of 32 one update per epoch), so it may narrow the core ranges.
+    """
     names = {p.name for p in CORE_PARAMS}
-    for key in task_defaults:
+    defaults = task.defaults_for(dataset)
+    search = task.search_for(dataset)
+    for key in [*defaults, *search]:
         if key not in names:
-            raise SeqbenchError(f"task default '{key}' is not a core hyperparameter")
+            raise SeqbenchError(f"task '{task.name}': '{key}' is not a core hyperparameter; "
+                                f"core hyperparameters: {', '.join(sorted(names))}.")
     return tuple(
-        Param(**{**asdict(p), "default": p.coerce(task_defaults[p.name])})
-        if p.name in task_defaults else p
+        Param(**{**asdict(p),
+                 **({"default": p.coerce(defaults[p.name])} if p.name in defaults else {}),
+                 **({"search": tuple(search[p.name])} if p.name in search else {})})
         for p in CORE_PARAMS
     )
 
@@ -134,18 +166,22 @@ def build_spec(
     if device not in DEVICES:
         raise unknown_name("device", device, DEVICES)
     groups = {
-        "core": core_params_for(task_plugin.defaults),
+        "core": core_params_for(task_plugin, dataset),
         "cell": cell_plugin.params,
         "task": task_plugin.params,
     }
     routed = _route(settings or {}, groups)
+    hparams = resolve(groups["core"], routed["core"], "training")
+    if hparams["fold"] >= hparams["folds"]:
+        raise SeqbenchError(f"fold={hparams['fold']} must be below folds={hparams['folds']} "
+                            "(folds are numbered from 0).")
     return RunSpec(
         task=task,
         dataset=dataset,
         cell=cell,
         seed=int(seed),
         device=device,
-        hparams=resolve(groups["core"], routed["core"], "training"),
+        hparams=hparams,
         cell_params=resolve(groups["cell"], routed["cell"], f"cell '{cell}'"),
         task_params=resolve(groups["task"], routed["task"], f"task '{task}'"),
     )

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from seqbench.errors import SeqbenchError
 from seqbench.params import Param
 
 if TYPE_CHECKING:
@@ -134,6 +135,28 @@ class TaskData(ABC):
         """
         return {}
 
+    def fold(self, index: int, folds: int) -> TaskData:
+        """This data with training and validation re-split into fold `index` of `folds`.
+
+        Small validation sets select noisily (one 36-sequence split picks a winner on a
+        lucky epoch), so a task whose datasets are small declares `Task.selection_folds`
+        and implements this: stratified k-fold for classification, rolling origin for
+        forecasting. The test split never changes. The default refuses, naming the task.
+        """
+        raise SeqbenchError(f"{type(self).__name__} has no k-fold validation (folds={folds}); "
+                            "use folds=1.")
+
+    def item_scores(self, outputs: torch.Tensor, batch: Batch) -> tuple[torch.Tensor,
+                                                                         torch.Tensor] | None:
+        """Per-item `(value[B], weight[B])` of the primary metric, or None if not itemisable.
+
+        The primary test metric must equal sum(value) / sum(weight) over the test split
+        (accuracy: correct 0/1 and 1; NLL per frame: the item's NLL sum and its frames). Every
+        cell is scored on the same items, so reports compare cells pairwise item by item
+        (McNemar, paired permutation), which is far more sensitive than comparing seed means.
+        """
+        return None
+
     def artifacts(self, model: nn.Module, run_dir: Path) -> list[Path]:
         """Write task-specific files (plots, confusion matrices) for the best model; return them.
 
@@ -196,6 +219,22 @@ class Task(ABC):
     select_by: tuple[str, Direction] | None = None
     #: Per-dataset primary metrics where the literature reports different ones (same direction).
     primary_metrics: Mapping[str, str] = {}
+    #: Core-hyperparameter defaults per dataset, over `defaults` (ETTh1 is not airline).
+    dataset_defaults: Mapping[str, Mapping[str, Any]] = {}
+    #: Search ranges of core hyperparameters (`{"layers": (1, 2)}`), and per dataset.
+    search: Mapping[str, tuple[Any, ...]] = {}
+    dataset_search: Mapping[str, Mapping[str, tuple[Any, ...]]] = {}
+    #: Folds a sweep validates each trial on, per dataset (absent = the dataset's own split).
+    #: Needs `TaskData.fold`; final runs always train on the dataset's own split.
+    selection_folds: Mapping[str, int] = {}
+
+    def defaults_for(self, dataset: str | None) -> dict[str, Any]:
+        """Core-hyperparameter defaults for `dataset`."""
+        return {**self.defaults, **self.dataset_defaults.get(dataset or "", {})}
+
+    def search_for(self, dataset: str | None) -> dict[str, tuple[Any, ...]]:
+        """Search-range overrides of core hyperparameters for `dataset`."""
+        return {**self.search, **self.dataset_search.get(dataset or "", {})}
 
     def primary(self, dataset: str) -> str:
         """The reported metric (unprefixed) for `dataset`."""

@@ -74,6 +74,8 @@ class SequenceModel(pl.LightningModule):
         # Mutable containers assigned once: nn.Module.__setattr__ is too slow for per-step use.
         self._run_state: dict[str, Any] = {"state": None}
         self._totals: dict[str, torch.Tensor] = {}
+        #: Per-item (value, weight) pairs of the last test, for paired comparisons.
+        self.test_items: list[tuple[torch.Tensor, torch.Tensor]] = []
         self._epoch: dict[str, Any] = {}
         self.last_metrics: dict[str, dict[str, float]] = {}
         #: Called with one row (epoch, seconds, train_loss, val_*) at the end of every epoch.
@@ -146,11 +148,15 @@ class SequenceModel(pl.LightningModule):
             listener(row)
 
     # ---- evaluation: exact sums over the whole split ----
-    def _evaluate(self, chunk: Sequence[Batch]) -> None:
+    def _evaluate(self, chunk: Sequence[Batch], keep_items: bool = False) -> None:
         for batch in chunk:
-            for key, value in self.data.statistics(self._outputs(batch), batch).items():
+            outputs = self._outputs(batch)
+            for key, value in self.data.statistics(outputs, batch).items():
                 value = value.detach()
                 self._totals[key] = self._totals[key] + value if key in self._totals else value
+            items = self.data.item_scores(outputs, batch) if keep_items else None
+            if items is not None:
+                self.test_items.append(tuple(part.detach() for part in items))
 
     def _finish(self, stage: str) -> None:
         totals = plain_totals(self._totals)
@@ -177,9 +183,10 @@ class SequenceModel(pl.LightningModule):
 
     def on_test_epoch_start(self) -> None:
         self._reset()
+        self.test_items.clear()
 
     def test_step(self, chunk: Sequence[Batch], chunk_idx: int) -> None:
-        self._evaluate(chunk)
+        self._evaluate(chunk, keep_items=True)
 
     def on_test_epoch_end(self) -> None:
         self._finish("test")

@@ -26,6 +26,10 @@ class Param:
     `low`/`high` bound both validation and the sweep's search range; `log` asks the sweep to
     sample log-uniformly; `choices` makes the parameter categorical. `tune=False` keeps a
     parameter out of sweeps while still validating it (e.g. a fixed protocol choice).
+    `search` narrows what a sweep explores: a `(low, high)` range for a number, or the subset
+    of `choices` worth searching for a categorical parameter. `search_by` makes the range
+    conditional on a categorical parameter, `(name, {choice: (low, high)})`: a learning rate
+    that trains with Adam diverges with SGD, so one range for every optimizer wastes trials.
     """
 
     name: str
@@ -37,12 +41,26 @@ class Param:
     log: bool = False
     choices: tuple[Any, ...] | None = None
     tune: bool = True
-    search: tuple[float, float] | None = None
+    search: tuple[Any, ...] | None = None
+    search_by: tuple[str, Mapping[Any, tuple[float, float]]] | None = None
 
     @property
     def search_range(self) -> tuple[float | None, float | None]:
         """The range a sweep explores: `search` if given, else the validity bounds."""
         return self.search if self.search is not None else (self.low, self.high)
+
+    @property
+    def search_choices(self) -> tuple[Any, ...]:
+        """The categories a sweep explores: `search` if given, else every choice."""
+        if self.type is bool:
+            return (False, True)
+        return tuple(self.search) if self.search is not None else tuple(self.choices or ())
+
+    def range_given(self, value: Any) -> tuple[float | None, float | None]:
+        """The search range when the parameter `search_by` names takes `value`."""
+        if self.search_by is None:
+            return self.search_range
+        return self.search_by[1].get(value, self.search_range)
 
     def __post_init__(self) -> None:
         if self.type not in (int, float, str, bool):

@@ -26,6 +26,7 @@ CONFIG = "config.json"
 METRICS = "metrics.json"
 HISTORY = "history.csv"
 CHECKPOINT = "best.ckpt"
+ITEMS = "test_items.csv"
 
 
 def write_json(path: Path, payload: Mapping[str, Any]) -> None:
@@ -86,6 +87,24 @@ def read_spec(run_dir: Path) -> RunSpec:
     if not path.is_file():
         raise SeqbenchError(f"'{run_dir}' is not a run folder (no {CONFIG}).")
     return RunSpec.from_dict(read_json(path)["spec"])
+
+
+def write_items(run_dir: Path, items: list[tuple[Any, Any]], metric: str) -> dict[str, str]:
+    """Write the per-item test scores (`item,value,weight`); return their description.
+
+    `kind` is "binary" when every item is a 0/1 outcome of weight 1 (accuracy), which
+    reports compare with McNemar's test; anything else is "continuous".
+    """
+    import torch
+
+    values = torch.cat([v.reshape(-1) for v, _ in items]).double().cpu().tolist()
+    weights = torch.cat([w.reshape(-1) for _, w in items]).double().cpu().tolist()
+    with open(run_dir / ITEMS, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["item", "value", "weight"])
+        writer.writerows((i, repr(v), repr(w)) for i, (v, w) in enumerate(zip(values, weights)))
+    binary = all(v in (0.0, 1.0) for v in values) and all(w == 1.0 for w in weights)
+    return {"file": ITEMS, "metric": metric, "kind": "binary" if binary else "continuous"}
 
 
 class HistoryWriter:

@@ -12,7 +12,7 @@ import logging
 import os
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,13 +62,15 @@ def accelerator_for(device: str) -> str:
     return "gpu" if torch.cuda.is_available() else "cpu"
 
 
-def prepare_data(spec: RunSpec, data_dir: str | os.PathLike[str] | None) -> TaskData:
-    """Load the spec's dataset through its task plugin."""
+def prepare_data(spec: RunSpec, data_dir: str | os.PathLike[str] | None,
+                 params: Mapping[str, Any] | None = None) -> TaskData:
+    """Load the spec's dataset through its task plugin (with `params` instead of the spec's
+    task parameters when given: sweeps pass a view that records what was read)."""
     task = registry.get_task(spec.task)
     context = DataContext(
         data_dir=resolve_data_dir(data_dir), cache_dir=resolve_cache_dir(), progress=progress
     )
-    return task.prepare(spec.dataset, context, spec.task_params)
+    return task.prepare(spec.dataset, context, spec.task_params if params is None else params)
 
 
 def make_trainer(
@@ -86,7 +88,8 @@ def make_trainer(
     from seqbench.best import BestEpoch
 
     hp = spec.hparams
-    callbacks: list[Any] = [BestEpoch(run_dir / runs.CHECKPOINT, monitor, mode, hp["patience"])]
+    callbacks: list[Any] = [BestEpoch(run_dir / runs.CHECKPOINT, monitor, mode, hp["patience"],
+                                      hp["min_epochs"], hp["min_steps"])]
     if show_progress:
         callbacks.append(RichProgressBar(leave=True))
     callbacks.extend(extra_callbacks)
@@ -135,6 +138,8 @@ def train(
     task, cell = registry.get_task(spec.task), registry.get_cell(spec.cell)
     accelerator_for(spec.device)  # fail before loading data if the device is impossible
     data = data if data is not None else prepare_data(spec, data_dir)
+    if spec.hparams["folds"] > 1:
+        data = data.fold(spec.hparams["fold"], spec.hparams["folds"])
     pl.seed_everything(spec.seed, workers=True, verbose=False)
     model = SequenceModel(task, data, cell, spec, progress_bar=show_progress)
 
@@ -187,6 +192,9 @@ def train(
         trainer.test(model, SplitBatches(data, "test", batch_size), verbose=False)
         metrics.update(model.last_metrics.get("val", {}))
         metrics.update(model.last_metrics.get("test", {}))
+        if model.test_items:
+            metrics["test_items"] = runs.write_items(run_dir, model.test_items,
+                                                     metrics["primary_metric"])
         baselines = data.baselines()
         if baselines:
             metrics["baselines"] = {

@@ -11,13 +11,14 @@ from typing import Any
 
 from lightning.pytorch.callbacks import Callback
 
-from seqbench.best import validation_value
+from seqbench.best import past_minimum, validation_value
 
 
 class OptunaPruning(Callback):
-    def __init__(self, trial: Any, monitor: str) -> None:
+    def __init__(self, trial: Any, monitor: str, min_epochs: int = 0, min_steps: int = 0) -> None:
         self.trial = trial
         self.monitor = monitor
+        self.minimum = (min_epochs, min_steps)
         self.pruned_at: int | None = None
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
@@ -26,6 +27,6 @@ class OptunaPruning(Callback):
             return
         epoch = trainer.current_epoch + 1
         self.trial.report(float(value), step=epoch)
-        if self.trial.should_prune():
+        if past_minimum(trainer, *self.minimum) and self.trial.should_prune():
             self.pruned_at = epoch
             trainer.should_stop = True

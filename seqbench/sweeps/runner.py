@@ -1,15 +1,26 @@
-"""Run a sweep: the search per cell (in `jobs` worker processes), then the final runs.
+"""Run a sweep: the search per cell, the selection re-runs, then the final runs.
+
+The protocol (what makes the winner hold up):
+1. Search. Every cell's study starts with the task's default configuration, then TPE with
+   a random start-up of a third of the budget. A trial prepares the data its own task
+   parameters ask for, and is validated on the task's folds where it declares them.
+2. Selection. The top `top` configurations are re-run with fresh seeds; the one with the
+   best mean validation value wins (one lucky seed no longer decides).
+3. Finals. The winner is trained with `seeds` seeds disjoint from the search and selection
+   seeds, and tested once each.
 
 Resumability comes from the storage, not from this process: the budget is "this many
 completed or pruned trials per study", so re-running the same command only adds what is
-missing, and a final run is skipped when its run record says it completed. Trials run
-through `Study.optimize` one at a time so that RDB heartbeats cover them.
+missing, and a selection or final run is skipped when its run record says it completed.
+Trials run through `Study.optimize` one at a time so that RDB heartbeats cover them.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
+import warnings
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -18,13 +29,17 @@ from pathlib import Path
 from typing import Any
 
 from seqbench import registry, runs
-from seqbench.config import build_spec
+from seqbench.config import RunSpec, build_spec
 from seqbench.console import console
 from seqbench.errors import SeqbenchError
 from seqbench.sweeps import space as search_space
+from seqbench.sweeps.prepared import PreparedData
 from seqbench.sweeps.storage import WORKER_ATTR, fail_dead_local_trials, open_storage, this_worker
 
 PRUNERS = ("median", "hyperband", "none")
+#: Final-run seeds start here above the sweep's seed, so they never meet search or
+#: selection seeds (which are the sweep's seed and the `rerun_seeds` after it).
+FINAL_SEED_OFFSET = 1000
 #: Reason recorded on a trial another worker made unnecessary (not counted as a failure).
 SURPLUS = "surplus: the budget was reached by another worker"
 #: A sweep whose trials keep failing (not diverging: failing) has a configuration problem.
@@ -41,6 +56,9 @@ class SweepPlan:
     trials: int
     seeds: int
     storage: str
+    top: int = 3
+    rerun_seeds: int = 2
+    folds: int | None = None
     study: str = "seqbench"
     settings: Mapping[str, Any] = field(default_factory=dict)
     max_seconds: float | None = None
@@ -64,7 +82,10 @@ class SweepPlan:
             parts.append(f"--max-time {self.max_seconds:g}")
         if self.param_budget is not None:
             parts.append(f"--param-budget {self.param_budget}")
-        parts += [f"--pruner {self.pruner}", f"--jobs {self.jobs}", f"--seed {self.seed}",
+        if self.folds is not None:
+            parts.append(f"--folds {self.folds}")
+        parts += [f"--top {self.top}", f"--rerun-seeds {self.rerun_seeds}",
+                  f"--pruner {self.pruner}", f"--jobs {self.jobs}", f"--seed {self.seed}",
                   f"--study {self.study}", f"--storage {self.storage}",
                   f"--output-dir {self.output_dir}"]
         parts += [f"--set {key}={value}" for key, value in settings.items()]
@@ -76,6 +97,24 @@ class SweepPlan:
     def folder(self, kind: str, cell: str) -> Path:
         return Path(self.output_dir) / kind / self.study / f"{self.task}-{self.dataset}" / cell
 
+    def seeds_used(self) -> dict[str, list[int]]:
+        """Seeds of each phase; finals are disjoint from the others (winner's curse)."""
+        return {"search": [self.seed],
+                "rerun": list(range(self.seed + 1, self.seed + 1 + self.rerun_seeds)),
+                "final": list(range(self.seed + FINAL_SEED_OFFSET,
+                                    self.seed + FINAL_SEED_OFFSET + self.seeds))}
+
+    def selection_folds(self) -> int:
+        """Folds per validation: `--folds`, else what the task declares for the dataset."""
+        if self.folds is not None:
+            return self.folds
+        return registry.get_task(self.task).selection_folds.get(self.dataset, 1)
+
+    def startup_trials(self) -> int:
+        """TPE's random start-up: a third of the budget, at least 3 (Optuna's default of 10
+        turned 8-10-trial sweeps into random search)."""
+        return max(3, self.trials // 3)
+
 
 def counted(study: Any) -> int:
     """Trials that use up budget: completed, pruned, and ones still running."""
@@ -85,25 +124,20 @@ def counted(study: Any) -> int:
     return len(study.get_trials(deepcopy=False, states=states))
 
 
-def max_epochs(plan: SweepPlan) -> int:
-    """The epoch cap every trial has (from --epochs, else the task's default)."""
-    spec = build_spec(plan.task, plan.cells[0], plan.dataset, plan.settings, plan.seed,
-                      plan.device)
-    return spec.hparams["epochs"]
-
-
 def make_pruner(plan: SweepPlan) -> Any:
     """The pruner, with a warm-up long enough that slow starters are not cut at epoch 2.
 
     Early validation values mostly reflect the learning rate, not where a trial will end,
-    so the median rule waits for a few complete trials and a quarter of the epochs.
+    so the median rule waits for a few complete trials and for the task's declared minimum
+    epochs (`min_epochs`; the pruning callback also waits for `min_steps`).
     """
     import optuna
 
-    epochs = max_epochs(plan)
+    hparams = base_spec(plan, plan.cells[0]).hparams
+    epochs = hparams["epochs"]
     if plan.pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=min(5, max(2, plan.trials // 3)),
-                                           n_warmup_steps=max(2, epochs // 4))
+                                           n_warmup_steps=max(2, hparams["min_epochs"]))
     if plan.pruner == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=max(1, epochs // 16),
                                               max_resource=epochs)
@@ -120,24 +154,62 @@ def load_study(plan: SweepPlan, cell: str, storage: Any) -> Any:
     study = optuna.create_study(study_name=name, storage=storage, direction=direction,
                                 load_if_exists=True, pruner=make_pruner(plan))
     progress = len(study.get_trials(deepcopy=False))
-    study.sampler = optuna.samplers.TPESampler(seed=plan.seed * 1_000_003 + progress)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.sampler = optuna.samplers.TPESampler(
+            seed=plan.seed * 1_000_003 + progress, n_startup_trials=plan.startup_trials(),
+            multivariate=True, group=True, constant_liar=plan.jobs > 1)
     return study
 
 
-def describe_study(study: Any, plan: SweepPlan, cell: str) -> None:
-    """Record what the study is, once, so reports need nothing but the storage."""
-    if "task" in study.user_attrs:
-        return
-    task = registry.get_task(plan.task)
-    for key, value in {
-        "task": plan.task, "dataset": plan.dataset, "cell": cell,
-        "primary_metric": task.primary(plan.dataset), "direction": task.direction,
-        "selection_metric": task.selection(plan.dataset)[0],
-        "selection_direction": task.selection(plan.dataset)[1],
-        "command": plan.command(), "plan": {**asdict(plan), "cells": list(plan.cells)},
-        "plugins": registry.provenance(cell, plan.task),
-    }.items():
-        study.set_user_attr(key, value)
+def base_spec(plan: SweepPlan, cell: str, settings: Mapping[str, Any] | None = None,
+              seed: int | None = None) -> RunSpec:
+    """The spec of `settings` (default: the plan's fixed settings) for `cell`."""
+    return build_spec(plan.task, cell, plan.dataset, plan.settings if settings is None
+                      else settings, plan.seed if seed is None else seed, plan.device)
+
+
+def cell_space(plan: SweepPlan, cell: str) -> dict[str, Any]:
+    """What this sweep searches for `cell`: declared ranges minus what the user fixed."""
+    space = search_space.without_fixed(search_space.tunable(plan.task, cell, plan.dataset),
+                                       plan.settings)
+    if plan.param_budget:
+        space.pop("hidden_size", None)
+    return space
+
+
+def open_cell_study(plan: SweepPlan, cell: str) -> Any:
+    """Create the cell's study, describe it and enqueue the default configuration first.
+
+    Done once by the process that starts the sweep, before any worker, so parallel
+    workers never enqueue the defaults twice.
+    """
+    study = load_study(plan, cell, open_storage(plan.storage))
+    if "task" not in study.user_attrs:
+        task = registry.get_task(plan.task)
+        for key, value in {
+            "task": plan.task, "dataset": plan.dataset, "cell": cell,
+            "primary_metric": task.primary(plan.dataset), "direction": task.direction,
+            "selection_metric": task.selection(plan.dataset)[0],
+            "selection_direction": task.selection(plan.dataset)[1],
+            "command": plan.command(), "plan": {**asdict(plan), "cells": list(plan.cells)},
+            "plugins": registry.provenance(cell, plan.task),
+            "seeds": plan.seeds_used(),
+            "protocol": {"folds": plan.selection_folds(), "top": plan.top,
+                         "rerun_seeds": plan.rerun_seeds,
+                         "startup_trials": plan.startup_trials()},
+        }.items():
+            study.set_user_attr(key, value)
+    if not study.get_trials(deepcopy=False):
+        point = search_space.default_point(cell_space(plan, cell),
+                                           base_spec(plan, cell).settings())
+        study.enqueue_trial(point, user_attrs={"defaults": True})
+    return study
+
+
+#: A task default outside its own search range is still trialled as given (that is the
+#: point of the first trial), and Optuna's warning about it would only alarm the user.
+warnings.filterwarnings("ignore", message="Fixed parameter .* is out of range")
 
 
 def set_threads(jobs: int) -> None:
@@ -147,6 +219,49 @@ def set_threads(jobs: int) -> None:
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
 
 
+def validation_value(plan: SweepPlan, cell: str, settings: Mapping[str, Any], seed: int,
+                     folder: Path, data: PreparedData, pruning: Any = None,
+                     reuse: bool = False) -> tuple[float | None, dict[str, Any]]:
+    """Train `settings` on the selection folds; (mean best validation value, fold-0 metrics).
+
+    Each fold is an ordinary run record (`seqbench run --spec FOLD/config.json` replays
+    it). Pruning watches fold 0 only, whose curves are comparable across trials; a pruned
+    fold 0 ends the evaluation. With `reuse`, folds whose record completed are read back.
+    """
+    from seqbench.train import train
+
+    folds = plan.selection_folds()
+    monitor = f"val_{registry.get_task(plan.task).selection(plan.dataset)[0]}"
+    values, first = [], {}
+    for fold in range(folds):
+        fold_settings = {**settings, "folds": folds, "fold": fold} if folds > 1 else settings
+        spec = base_spec(plan, cell, fold_settings, seed)
+        run_dir = folder / f"fold-{fold}" if folds > 1 else folder
+        metrics = completed_metrics(run_dir) if reuse else None
+        if metrics is None:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            metrics = train(spec, data=data.get(spec), run_dir=run_dir, show_progress=False,
+                            callbacks=[pruning] if pruning is not None and fold == 0 else [],
+                            evaluate_test=False, max_seconds=plan.max_seconds).metrics
+        first = first or metrics
+        if pruning is not None and pruning.pruned_at is not None:
+            return None, first
+        values.append(metrics[f"best_{monitor}"])
+    if any(value is None for value in values):
+        return None, first
+    return sum(values) / len(values), first
+
+
+def completed_metrics(run_dir: Path) -> dict[str, Any] | None:
+    """The metrics of a run folder whose run completed, else None."""
+    path = run_dir / runs.METRICS
+    if path.is_file():
+        metrics = runs.read_json(path)
+        if metrics.get("status") == "completed":
+            return metrics
+    return None
+
+
 def search(plan: SweepPlan, cell: str, worker: int = 0) -> int:
     """One worker's share of a cell's search; returns how many trials it ran."""
     import optuna
@@ -154,19 +269,15 @@ def search(plan: SweepPlan, cell: str, worker: int = 0) -> int:
     from seqbench.model import DivergedError
     from seqbench.sweeps.budget import hidden_size_for
     from seqbench.sweeps.pruning import OptunaPruning
-    from seqbench.train import prepare_data, train
 
     if plan.jobs > 1:
         set_threads(plan.jobs)
     storage = open_storage(plan.storage)
     study = load_study(plan, cell, storage)
-    describe_study(study, plan, cell)
     fail_dead_local_trials(study)
-    base = build_spec(plan.task, cell, plan.dataset, plan.settings, plan.seed, plan.device)
-    data = prepare_data(base, plan.data_dir)
-    space = search_space.without_fixed(search_space.tunable(plan.task, cell), plan.settings)
-    if plan.param_budget:
-        space.pop("hidden_size", None)
+    data = PreparedData(plan.data_dir)
+    base = base_spec(plan, cell)
+    space = cell_space(plan, cell)
     monitor = f"val_{registry.get_task(plan.task).selection(plan.dataset)[0]}"
 
     def objective(trial: optuna.Trial) -> float:
@@ -183,26 +294,24 @@ def search(plan: SweepPlan, cell: str, worker: int = 0) -> int:
         if sum(t.state.name in ("COMPLETE", "PRUNED", "RUNNING") for t in earlier) >= plan.trials:
             trial.set_user_attr("reason", SURPLUS)
             raise SeqbenchError(SURPLUS)
-        settings = {**plan.settings, **search_space.suggest(trial, space)}
-        spec = build_spec(plan.task, cell, plan.dataset, settings, plan.seed, plan.device)
+        settings = {**plan.settings, **search_space.suggest(trial, space, base.settings())}
         if plan.param_budget:
-            settings["hidden_size"] = hidden_size_for(spec, data, plan.param_budget)
-            spec = build_spec(plan.task, cell, plan.dataset, settings, plan.seed, plan.device)
+            spec = base_spec(plan, cell, settings)
+            settings["hidden_size"] = hidden_size_for(spec, data.get(spec), plan.param_budget)
         trial.set_user_attr("settings", settings)
-        pruning = OptunaPruning(trial, monitor)
+        hp = base_spec(plan, cell, settings).hparams
+        pruning = OptunaPruning(trial, monitor, hp["min_epochs"], hp["min_steps"])
         run_dir = plan.folder("trials", cell) / f"trial-{trial.number:04d}"
         trial.set_user_attr("run_dir", str(run_dir))
         try:
-            result = train(spec, data=data, run_dir=run_dir, show_progress=False,
-                           callbacks=[pruning], evaluate_test=False, max_seconds=plan.max_seconds)
+            value, metrics = validation_value(plan, cell, settings, plan.seed, run_dir, data,
+                                              pruning)
         except DivergedError as exc:
             trial.set_user_attr("reason", f"diverged: {exc}")
             console.print(f"  {cell} trial {trial.number}: diverged, pruned")
             raise optuna.TrialPruned(str(exc)) from None
-        metrics = result.metrics
         for key in ("parameters", "epochs", "seconds_per_epoch"):
             trial.set_user_attr(key, metrics[key])
-        value = metrics[f"best_{monitor}"]
         if pruning.pruned_at is not None:
             console.print(f"  {cell} trial {trial.number}: pruned after epoch {pruning.pruned_at}")
             raise optuna.TrialPruned(f"pruned after epoch {pruning.pruned_at}")
@@ -229,8 +338,48 @@ def search(plan: SweepPlan, cell: str, worker: int = 0) -> int:
     return ran
 
 
+def select(plan: SweepPlan, cell: str) -> int | None:
+    """Re-run the cell's top configurations with fresh seeds; return the chosen trial.
+
+    The best trial of a search is partly the luckiest: its value is biased upwards by the
+    same noise that picked it. Its mean over seeds it never saw is not. Records every
+    re-run and the choice in the study, so reports can show them.
+    """
+    from optuna.trial import TrialState
+
+    study = load_study(plan, cell, open_storage(plan.storage))
+    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not completed:
+        console.print(f"[yellow]{cell}: no completed trial, so no final runs[/]")
+        return None
+    sign = 1 if study.direction.name == "MINIMIZE" else -1
+    top = sorted(completed, key=lambda t: sign * t.value)[:plan.top]
+    if len(top) == 1 or not plan.rerun_seeds:
+        study.set_user_attr("selected_trial", top[0].number)
+        return top[0].number
+    if plan.jobs > 1:
+        set_threads(plan.jobs)
+    data = PreparedData(plan.data_dir)
+    means = {}
+    for trial in top:
+        values = []
+        for seed in plan.seeds_used()["rerun"]:
+            folder = plan.folder("selection", cell) / f"trial-{trial.number:04d}-seed{seed}"
+            value, _ = validation_value(plan, cell, trial.user_attrs["settings"], seed,
+                                        folder, data, reuse=True)
+            if value is not None:
+                values.append(value)
+        means[trial.number] = sum(values) / len(values) if values else math.inf * sign
+        console.print(f"  {cell} trial {trial.number}: search {trial.value:.4g}, mean of "
+                      f"{len(values)} fresh seeds {means[trial.number]:.4g}")
+    chosen = min(means, key=lambda number: sign * means[number])
+    study.set_user_attr("selection", {str(k): v for k, v in means.items()})
+    study.set_user_attr("selected_trial", chosen)
+    return chosen
+
+
 def final_run(plan: SweepPlan, cell: str, seed: int) -> dict[str, Any] | None:
-    """Re-train the cell's best configuration with `seed` and test it once (skip if done)."""
+    """Re-train the cell's selected configuration with `seed` and test it once (skip if done)."""
     from optuna.trial import TrialState
 
     from seqbench.train import train
@@ -238,27 +387,25 @@ def final_run(plan: SweepPlan, cell: str, seed: int) -> dict[str, Any] | None:
     if plan.jobs > 1:
         set_threads(plan.jobs)
     study = load_study(plan, cell, open_storage(plan.storage))
-    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        console.print(f"[yellow]{cell}: no completed trial, so no final runs[/]")
-        return None
-    best = study.best_trial
+    chosen = study.user_attrs.get("selected_trial")
+    if chosen is None:
+        if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            return None
+        chosen = study.best_trial.number
+    trial = study.trials[chosen]
     run_dir = plan.folder("finals", cell) / f"seed{seed}"
-    metrics_path = run_dir / runs.METRICS
-    if metrics_path.is_file() and runs.read_json(metrics_path).get("status") == "completed" and \
-            runs.read_json(run_dir / runs.CONFIG).get("trial") == best.number:
-        metrics = runs.read_json(metrics_path)
-    else:
+    metrics = completed_metrics(run_dir)
+    if metrics is None or runs.read_json(run_dir / runs.CONFIG).get("trial") != chosen:
         shutil.rmtree(run_dir, ignore_errors=True)  # a killed or outdated final: redo it
-        spec = build_spec(plan.task, cell, plan.dataset, best.user_attrs["settings"], seed,
-                          plan.device)
+        spec = base_spec(plan, cell, trial.user_attrs["settings"], seed)
         metrics = train(spec, data_dir=plan.data_dir, run_dir=run_dir, show_progress=False,
                         max_seconds=plan.max_seconds).metrics
         config = runs.read_json(run_dir / runs.CONFIG)
-        runs.write_json(run_dir / runs.CONFIG, {**config, "trial": best.number,
+        runs.write_json(run_dir / runs.CONFIG, {**config, "trial": chosen,
                                                 "study": plan.study_name(cell)})
         console.print(f"  {cell} final seed {seed}: {metrics['primary_metric']} "
                       f"{metrics[metrics['primary_metric']]:.4g}")
-    record = {"run_dir": str(run_dir), "trial": best.number, "metrics": metrics}
+    record = {"run_dir": str(run_dir), "trial": chosen, "metrics": metrics}
     study.set_user_attr(f"final_seed{seed}", record)
     return record
 
@@ -269,33 +416,46 @@ def validate_plan(plan: SweepPlan) -> None:
         from seqbench.errors import unknown_name
 
         raise unknown_name("pruner", plan.pruner, PRUNERS)
-    for value, what in ((plan.trials, "--trials"), (plan.seeds, "--seeds"), (plan.jobs, "--jobs")):
+    for value, what in ((plan.trials, "--trials"), (plan.seeds, "--seeds"), (plan.jobs, "--jobs"),
+                        (plan.top, "--top")):
         if value < 1:
             raise SeqbenchError(f"{what} must be at least 1 (got {value}).")
+    if not 0 <= plan.rerun_seeds < FINAL_SEED_OFFSET:
+        raise SeqbenchError(f"--rerun-seeds must be between 0 and {FINAL_SEED_OFFSET - 1} "
+                            f"(got {plan.rerun_seeds}).")
+    if plan.folds is not None and plan.folds < 1:
+        raise SeqbenchError(f"--folds must be at least 1 (got {plan.folds}).")
     if not plan.cells:
         raise SeqbenchError("--cells is empty; name at least one cell.")
     for cell in plan.cells:
-        build_spec(plan.task, cell, plan.dataset, plan.settings, plan.seed, plan.device)
+        spec = base_spec(plan, cell)
+        if plan.selection_folds() > 1:
+            base_spec(plan, cell, {**plan.settings, "folds": plan.selection_folds()})
+        search_space.default_point(cell_space(plan, cell), spec.settings())
     open_storage(plan.storage)
 
 
 def run_sweep(plan: SweepPlan) -> None:
-    """Search every cell, then run the finals; in `plan.jobs` processes when > 1."""
+    """Search every cell, select, then run the finals; in `plan.jobs` processes when > 1."""
     validate_plan(plan)
+    for cell in plan.cells:
+        open_cell_study(plan, cell)
+    finals = [(cell, seed) for cell in plan.cells for seed in plan.seeds_used()["final"]]
     if plan.jobs == 1:
         for cell in plan.cells:
             console.print(f"[bold]{cell}[/]: searching ({plan.trials} trials)")
             search(plan, cell)
         for cell in plan.cells:
-            for seed in range(plan.seed, plan.seed + plan.seeds):
-                final_run(plan, cell, seed)
+            console.print(f"[bold]{cell}[/]: re-running the top {plan.top} with "
+                          f"{plan.rerun_seeds} fresh seeds")
+            select(plan, cell)
+        for cell, seed in finals:
+            final_run(plan, cell, seed)
         return
     with ProcessPoolExecutor(max_workers=plan.jobs, mp_context=get_context("spawn")) as pool:
-        searches = [pool.submit(search, plan, cell, worker)
-                    for cell in plan.cells for worker in range(plan.jobs)]
-        for future in searches:
-            future.result()
-        finals = [pool.submit(final_run, plan, cell, seed)
-                  for cell in plan.cells for seed in range(plan.seed, plan.seed + plan.seeds)]
-        for future in finals:
-            future.result()
+        for phase in ([pool.submit(search, plan, cell, worker)
+                       for cell in plan.cells for worker in range(plan.jobs)],
+                      [pool.submit(select, plan, cell) for cell in plan.cells],
+                      [pool.submit(final_run, plan, cell, seed) for cell, seed in finals]):
+            for future in phase:
+                future.result()

@@ -103,7 +103,7 @@ class TaskSubject:
         """A freshly initialised `encoder -> GRU(8) -> head` model, as training builds it."""
         from seqbench.model import SequenceModel  # Lightning: imported by task checks only
 
-        hparams = resolve(core_params_for(self.task.defaults),
+        hparams = resolve(core_params_for(self.task, self.dataset),
                           {"hidden_size": PROBE_HIDDEN, "layers": 1}, "training")
         spec = RunSpec(task=self.task.name, dataset=self.dataset, cell=PROBE_CELL.name,
                        hparams=hparams, task_params=self.params)
@@ -165,7 +165,7 @@ def check_declarations(subject: TaskSubject) -> None:
     if task.select_by is not None:
         expect(task.select_by[1] in DIRECTIONS, f"select_by's direction in {DIRECTIONS}",
                repr(task.select_by))
-    core_params_for(task.defaults)  # raises on a default that is not a core hyperparameter
+    core_params_for(task)  # raises on a default that is not a core hyperparameter
     for group in ("params", "generate_params"):
         names = [p.name for p in getattr(task, group)]
         duplicated = sorted({n for n in names if names.count(n) > 1})

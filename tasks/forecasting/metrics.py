@@ -4,7 +4,8 @@ Everything is computed from standardised predictions and truths `[N, H, C]` so t
 and every baseline are scored by the same code on the same windows. MSE and MAE are on the
 scale the literature reports for the dataset; MAPE and sMAPE on the original scale (they
 are meaningless around a standardised zero); MASE divides each absolute error by the
-training series' in-sample seasonal-naive MAE (Hyndman & Koehler 2006), so it is scale-free.
+series' in-sample seasonal-naive MAE over the whole history before the forecast origin
+(Hyndman & Koehler 2006), so it is scale-free.
 """
 
 from __future__ import annotations
@@ -21,23 +22,30 @@ def seasonal_scale(train: np.ndarray, season: int) -> np.ndarray:
     return np.where(scale > 0, scale, 1.0)
 
 
-def error_sums(predicted, truth, mean, std, mase_scale, report_standardized: bool) -> dict:
-    """Sums of squared/absolute/percentage errors over every window, step and channel."""
+def error_sums(predicted, truth, mean, std, mase_scale, report_standardized: bool,
+               per_window: bool = False) -> dict:
+    """Sums of squared/absolute/percentage errors over every window, step and channel
+    (over steps and channels only, one value per window, with `per_window`)."""
     import torch
 
+    dims = (1, 2) if per_window else None
     original_p, original_t = predicted * std + mean, truth * std + mean
     report_error = (predicted - truth) if report_standardized else (original_p - original_t)
     error = (original_p - original_t).abs()
     nonzero = original_t.abs() > 1e-8
     denominator = original_p.abs() + original_t.abs()
+    def total(values):
+        return values.sum() if dims is None else values.sum(dims)
+
     return {
-        "se": (report_error**2).sum(),
-        "ae": report_error.abs().sum(),
-        "ape": torch.where(nonzero, error / original_t.abs().clamp_min(1e-8), 0.0).sum(),
-        "ape_count": nonzero.sum(),
-        "smape": torch.where(denominator > 0, 2 * error / denominator.clamp_min(1e-8), 0.0).sum(),
-        "scaled_ae": (error / mase_scale).sum(),
-        "count": torch.tensor(error.numel()),
+        "se": total(report_error**2),
+        "ae": total(report_error.abs()),
+        "ape": total(torch.where(nonzero, error / original_t.abs().clamp_min(1e-8), 0.0)),
+        "ape_count": total(nonzero),
+        "smape": total(torch.where(denominator > 0, 2 * error / denominator.clamp_min(1e-8),
+                                   0.0)),
+        "scaled_ae": total(error / mase_scale),
+        "count": total(torch.ones_like(error)),
     }
 
 

@@ -42,6 +42,8 @@ class Series:
     report_scale: str
     #: Test windows: "one" forecast from the start of the test period, or "sliding" by one.
     test_windows: str
+    #: Rows between the origins of rolling-origin validation folds.
+    fold_step: int = 1
 
 
 ETTH1 = RemoteFile("ETTh1.csv", "ett",
@@ -56,7 +58,8 @@ def load_airline() -> Series:
     dates = [f"{1949 + m // 12}-{m % 12 + 1:02d}" for m in range(len(values))]
     end = len(values)
     return Series("airline", values, ["passengers"], "passengers", (end - 72, end - 36, end),
-                  season=12, dates=dates, report_scale="original", test_windows="one")
+                  season=12, dates=dates, report_scale="original", test_windows="one",
+                  fold_step=6)
 
 
 def read_table(path: Path) -> tuple[list[str], list[str], np.ndarray]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from seqbench import Batch, DataContext, Param, SeqbenchError, Task, TaskData
 from seqbench_tasks.forecasting.metrics import error_sums, metrics_from, seasonal_scale
 from seqbench_tasks.forecasting.series import Series, load_series
 
-DEFAULT_SHAPES = {"airline": (24, 36), "etth1": (96, 24), "csv": (48, 12)}  # lookback, horizon
+DEFAULT_SHAPES = {"airline": (12, 36), "etth1": (96, 24), "csv": (48, 12)}  # lookback, horizon
 
 
 def window_starts(series: Series, split: str, lookback: int, horizon: int) -> np.ndarray:
@@ -38,11 +39,18 @@ def window_starts(series: Series, split: str, lookback: int, horizon: int) -> np
     return np.arange(first, last + 1)
 
 
+#: Item value of each primary metric: the per-window sum whose total over windows, divided
+#: by the number of forecast values, gives the metric.
+ITEM_SUMS = {"mase": "scaled_ae", "mse": "se", "mae": "ae"}
+
+
 class ForecastData(TaskData):
-    def __init__(self, series: Series, lookback: int, horizon: int, features: str) -> None:
+    def __init__(self, series: Series, lookback: int, horizon: int, features: str,
+                 primary: str = "mase") -> None:
         import torch
 
         self.series, self.lookback, self.horizon = series, lookback, horizon
+        self.features, self.primary = features, primary
         target = series.columns.index(series.target)
         self.inputs = [target] if features == "S" else list(range(len(series.columns)))
         self.outputs = list(range(len(series.columns))) if features == "M" else [target]
@@ -57,8 +65,14 @@ class ForecastData(TaskData):
         self.constants = {
             "mean": torch.tensor(self.mean[out], dtype=torch.float32),
             "std": torch.tensor(self.std[out], dtype=torch.float32),
-            "mase_scale": torch.tensor(seasonal_scale(train_rows, series.season)[out],
-                                       dtype=torch.float32),
+        }
+        # MASE's scale: the seasonal-naive error over all history before the forecast origin
+        # (validation: the training rows; test: training and validation rows).
+        self.mase_scales = {
+            split: torch.tensor(seasonal_scale(series.values[:rows], series.season)[out],
+                                dtype=torch.float32)
+            for split, rows in (("train", series.borders[0]), ("valid", series.borders[0]),
+                                ("test", series.borders[1]))
         }
         self._out_in_inputs = [self.inputs.index(c) for c in out]
 
@@ -85,7 +99,20 @@ class ForecastData(TaskData):
             x, y, last = self.windows(starts[i : i + batch_size])
             yield Batch(inputs=torch.tensor(x, dtype=torch.float32),
                         targets=torch.tensor(y, dtype=torch.float32),
-                        extra={"last": torch.tensor(last, dtype=torch.float32)})
+                        extra={"last": torch.tensor(last, dtype=torch.float32),
+                               "mase_scale": self.mase_scales[split]})
+
+    def fold(self, index: int, folds: int) -> ForecastData:
+        """Rolling-origin validation: fold `index` of `folds` validates from an origin
+        `fold_step` rows earlier per fold before the last, training on what precedes it."""
+        valid_start, test_start, end = self.series.borders
+        origin = valid_start - (folds - 1 - index) * self.series.fold_step
+        if origin - self.horizon < self.lookback:
+            raise SeqbenchError(
+                f"{self.series.name}: {folds} rolling-origin folds leave fold {index} no "
+                f"training window (origin row {origin}); use fewer folds or a shorter lookback.")
+        series = replace(self.series, borders=(origin, test_start, end))
+        return ForecastData(series, self.lookback, self.horizon, self.features, self.primary)
 
     def encoder(self, params: Mapping[str, Any]):
         from torch import nn
@@ -102,14 +129,23 @@ class ForecastData(TaskData):
 
         return F.mse_loss(outputs, batch.targets)
 
-    def _sums(self, predicted, truth):
+    def _sums(self, predicted, truth, mase_scale, per_window: bool = False):
         constants = {k: v.to(predicted.device) for k, v in self.constants.items()}
-        return error_sums(predicted, truth, **constants,
-                          report_standardized=self.series.report_scale == "standardized")
+        return error_sums(predicted, truth, **constants, mase_scale=mase_scale.to(predicted.device),
+                          report_standardized=self.series.report_scale == "standardized",
+                          per_window=per_window)
 
     def statistics(self, outputs, batch: Batch):
         last = batch.extra["last"].unsqueeze(1)
-        return self._sums(outputs + last, batch.targets + last)
+        return self._sums(outputs + last, batch.targets + last, batch.extra["mase_scale"])
+
+    def item_scores(self, outputs, batch: Batch):
+        if self.primary not in ITEM_SUMS:
+            return None
+        last = batch.extra["last"].unsqueeze(1)
+        sums = self._sums(outputs + last, batch.targets + last, batch.extra["mase_scale"],
+                          per_window=True)
+        return sums[ITEM_SUMS[self.primary]], sums["count"]
 
     def metrics(self, totals: Mapping[str, Any]) -> dict[str, float]:
         return metrics_from(totals)
@@ -133,7 +169,7 @@ class ForecastData(TaskData):
                        "seasonal_naive": seasonal,
                        "linear": linear + last[:, None, :]}
         return {name: metrics_from({k: float(v) for k, v in self._sums(
-                    torch.tensor(p, dtype=torch.float32), truth).items()})
+                    torch.tensor(p, dtype=torch.float32), truth, self.mase_scales["test"]).items()})
                 for name, p in predictions.items()}
 
     def fit_linear(self) -> np.ndarray:
@@ -214,9 +250,15 @@ class ForecastingTask(Task):
     primary_metrics = {"etth1": "mse"}
     direction = "minimize"
     defaults = {"epochs": 300, "hidden_size": 32, "batch_size": 16, "lr": 3e-3, "patience": 30}
+    #: Airline has 25 training windows: small batches, and patience that waits for updates.
+    dataset_defaults = {"airline": {"batch_size": 4, "min_steps": 200}}
+    search = {"hidden_size": (8, 128), "layers": (1, 2)}
+    dataset_search = {"airline": {"batch_size": (2, 8)}}
+    #: One 36-month validation window selects noisily: validate from three origins.
+    selection_folds = {"airline": 3}
     params = (
         Param("lookback", int, 0, "input window length (0 = the dataset's default: airline "
-              "24, etth1 96)", low=0, high=100_000, tune=False),
+              "12, etth1 96)", low=0, high=100_000, tune=False),
         Param("horizon", int, 0, "steps forecast at once (0 = default: airline 36, etth1 24)",
               low=0, high=100_000, tune=False),
         Param("features", str, "S", "S: target only; MS: all columns in, target out; M: all "
@@ -232,7 +274,7 @@ class ForecastingTask(Task):
         series = load_series(dataset, context, params["target"], params["csv"], params["season"])
         lookback, horizon = DEFAULT_SHAPES[dataset]
         return ForecastData(series, params["lookback"] or lookback, params["horizon"] or horizon,
-                            params["features"])
+                            params["features"], self.primary(dataset))
 
     def check_case(self):
         """A hand-checkable series for the conformance kit (see `check.py`)."""

@@ -75,6 +75,7 @@ class LanguageData(TaskData):
         return nn.Sequential(self._embedding, nn.Dropout(params["emb_dropout"]))
 
     def head(self, hidden_size: int, params: Mapping[str, Any]):
+        import torch
         from torch import nn
 
         linear = nn.Linear(hidden_size, self.vocab_size)
@@ -86,7 +87,17 @@ class LanguageData(TaskData):
         elif params["init_range"]:
             nn.init.uniform_(linear.weight, -params["init_range"], params["init_range"])
             nn.init.zeros_(linear.bias)
+        if params["unigram_bias"]:
+            with torch.no_grad():
+                linear.bias.copy_(self.unigram_log_frequencies())
         return nn.Sequential(nn.Dropout(params["out_dropout"]), linear)
+
+    def unigram_log_frequencies(self):
+        """Log frequency of each token in the training stream (add-one smoothed)."""
+        import torch
+
+        counts = np.bincount(self.streams.ids["train"], minlength=self.vocab_size) + 1.0
+        return torch.from_numpy(np.log(counts / counts.sum())).float()
 
     def loss(self, outputs, batch: Batch):
         import torch.nn.functional as F
@@ -136,6 +147,9 @@ class LanguageModelTask(Task):
               search=(0.0, 0.5)),
         Param("out_dropout", float, 0.0, "dropout before the softmax", low=0.0, high=0.9,
               search=(0.0, 0.5)),
+        Param("unigram_bias", bool, False, "start the softmax bias at the training unigram "
+              "log-frequencies (off: Zaremba et al.'s zero bias, which the published PTB "
+              "reproduction uses)", tune=False),
         Param("init_range", float, 0.1, "uniform init range of embeddings and softmax "
               "(Zaremba: 0.1; 0 = PyTorch default)", low=0.0, high=1.0, tune=False),
     )

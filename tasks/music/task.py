@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from seqbench import Batch, DataContext, Param, SeqbenchError, Task, TaskData
+from seqbench import Batch, DataContext, Param, SeqbenchError, Task, TaskData, plain_totals
 from seqbench_tasks.music.datasets import DATASETS, STEPS_PER_BEAT, load_splits
 from seqbench_tasks.music.pianoroll import NUM_KEYS, midi_to_roll, roll_to_midi
 
@@ -68,10 +68,52 @@ class MusicData(TaskData):
 
         return nn.Identity()
 
+    def key_frequencies(self) -> np.ndarray:
+        """Share of training frames in which each key sounds (add-one smoothed)."""
+        frames = np.concatenate(self.rolls["train"])
+        return (frames.sum(0) + 1.0) / (len(frames) + 2.0)
+
     def head(self, hidden_size: int, params: Mapping[str, Any]):
+        import torch
         from torch import nn
 
-        return nn.Linear(hidden_size, NUM_KEYS)
+        head = nn.Linear(hidden_size, NUM_KEYS)
+        with torch.no_grad():
+            # Start every cell at the per-key marginal model: with zero biases a deep LSTM
+            # spends a dozen epochs on the plateau of that model before learning anything.
+            head.bias.copy_(torch.from_numpy(_logit(self.key_frequencies())))
+        return head
+
+    def item_scores(self, outputs, batch: Batch):
+        import torch.nn.functional as F
+
+        per_key = F.binary_cross_entropy_with_logits(outputs, batch.targets, reduction="none")
+        mask = batch.mask.to(per_key.dtype)
+        return (per_key.sum(-1) * mask).sum(1), mask.sum(1)
+
+    def baselines(self) -> dict[str, dict[str, float]]:
+        """Per-key models on the test frames: the marginal key frequency, and a first-order
+        Markov chain per key (P(on | on), P(on | off) from training transitions)."""
+        import torch
+
+        frequency = torch.from_numpy(_logit(self.key_frequencies())).float()
+        previous = np.concatenate([r[:-1] for r in self.rolls["train"]])
+        following = np.concatenate([r[1:] for r in self.rolls["train"]])
+        on_after = [((following * (previous == state)).sum(0) + 1.0)
+                    / ((previous == state).sum(0) + 2.0) for state in (0, 1)]
+        after_off, after_on = (torch.from_numpy(_logit(p)).float() for p in on_after)
+        predictors = {
+            "per_key_marginal": lambda batch: frequency.expand_as(batch.targets),
+            "per_key_markov": lambda batch: torch.where(batch.inputs > 0.5, after_on, after_off),
+        }
+        results = {}
+        for name, predict in predictors.items():
+            totals: dict[str, Any] = {}
+            for batch in self.batches("test", 64):
+                for key, value in self.statistics(predict(batch), batch).items():
+                    totals[key] = totals.get(key, 0) + value
+            results[name] = self.metrics(plain_totals(totals))
+        return results
 
     def loss(self, outputs, batch: Batch):
         nll, frames = _masked_nll(outputs, batch)
@@ -96,6 +138,10 @@ class MusicData(TaskData):
             "nll": totals["nll"] / totals["frames"],
             "frame_accuracy": totals["tp"] / hits if hits else 0.0,
         }
+
+
+def _logit(probability: np.ndarray) -> np.ndarray:
+    return np.log(probability / (1.0 - probability)).astype(np.float32)
 
 
 def _collate(sequences: list) -> Batch:
@@ -127,7 +173,9 @@ class MusicTask(Task):
     default_dataset = "bach"
     primary_metric = "nll"
     direction = "minimize"
-    defaults = {"epochs": 200, "hidden_size": 128, "batch_size": 16, "lr": 3e-3, "patience": 10}
+    defaults = {"epochs": 200, "hidden_size": 128, "batch_size": 16, "lr": 3e-3, "patience": 10,
+                "min_epochs": 20}
+    search = {"hidden_size": (32, 512), "layers": (1, 2), "batch_size": (4, 32)}
     generate_params = (
         Param("steps", int, 64, "frames to sample after the primer", low=1, high=100_000),
         Param("temperature", float, 1.0, "divides the logits before sampling", low=1e-3,

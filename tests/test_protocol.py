@@ -1,0 +1,233 @@
+"""The sweep protocol (issue 14): trials train on the data they ask for, a trial replays
+exactly, seeds are disjoint, defaults come first, selection re-runs the top, folds, priors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+
+from seqbench.cli import main
+from seqbench.config import build_spec
+from seqbench.sweeps import space as search_space
+from seqbench.sweeps.prepared import PreparedData
+from seqbench.sweeps.runner import SweepPlan, open_cell_study, run_sweep
+from seqbench.sweeps.storage import open_storage
+
+SPEECH = {"epochs": "2", "hidden_size": "8", "batch_size": "64"}
+
+
+def speech_plan(tmp_path: Path, **changes) -> SweepPlan:
+    settings = {**SPEECH, **changes.pop("settings", {})}
+    return SweepPlan(task="speech", dataset="japanese-vowels", cells=("gru",), trials=2, seeds=1,
+                     storage=str(tmp_path / "sweeps.journal"), settings=settings, top=2,
+                     rerun_seeds=1, output_dir=str(tmp_path), pruner="none", **changes)
+
+
+def study_of(plan: SweepPlan, cell: str = "gru"):
+    return optuna.load_study(study_name=plan.study_name(cell), storage=open_storage(plan.storage))
+
+
+def replay(config: Path, tmp_path: Path) -> dict:
+    """`seqbench run --spec CONFIG` into a fresh folder; its metrics."""
+    out = tmp_path / f"replay-{len(list(tmp_path.glob('replay-*')))}"
+    assert main(["run", "--spec", str(config), "--output-dir", str(out), "--quiet"]) == 0
+    (run_dir,) = out.iterdir()
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def test_prepared_data_is_cached_by_the_task_parameters_prepare_reads():
+    cache = PreparedData(None)
+    last = build_spec("speech", "gru", settings={"pooling": "last"})
+    mean = build_spec("speech", "gru", settings={"pooling": "mean"})
+    wider = build_spec("speech", "gru", settings={"pooling": "last", "hidden_size": 99})
+    assert cache.get(last).pooling == "last" and cache.get(mean).pooling == "mean"
+    assert cache.get(wider) is cache.get(last)  # hidden_size is not a data parameter
+    assert cache.prepared == 2
+
+
+def test_a_tuned_data_side_parameter_changes_what_the_trial_trains_on(tmp_path):
+    """The bug: data was prepared once from the base spec, so a sampled `pooling=mean` was
+    recorded but the trial trained with `last`. Trial 1 is made to sample `mean`; replaying
+    its recorded spec (which prepares the data from scratch) must give its exact value."""
+    plan = speech_plan(tmp_path, folds=1)
+    study = open_cell_study(plan, "gru")
+    study.enqueue_trial({"task.pooling": "mean"})
+    run_sweep(plan)
+    trial = study_of(plan).trials[1]
+    assert trial.params["task.pooling"] == "mean"
+    config = Path(trial.user_attrs["run_dir"]) / "config.json"
+    assert json.loads(config.read_text())["spec"]["task_params"]["pooling"] == "mean"
+    replayed = replay(config, tmp_path)
+    assert replayed["best_val_nll"] == trial.value
+    # and pooling matters here: the same configuration with `last` scores differently
+    spec = json.loads(config.read_text())
+    spec["spec"]["task_params"]["pooling"] = "last"
+    other = tmp_path / "last.json"
+    other.write_text(json.dumps(spec))
+    assert replay(other, tmp_path)["best_val_nll"] != trial.value
+
+
+def test_a_trial_replays_exactly_fold_by_fold_and_finals_use_disjoint_seeds(tmp_path):
+    plan = speech_plan(tmp_path, folds=3)
+    run_sweep(plan)
+    study = study_of(plan)
+    assert study.user_attrs["seeds"] == {"search": [0], "rerun": [1], "final": [1000]}
+    assert study.user_attrs["protocol"]["folds"] == 3
+    best = study.trials[study.user_attrs["selected_trial"]]
+    folds = sorted(Path(best.user_attrs["run_dir"]).glob("fold-*/config.json"))
+    assert len(folds) == 3
+    values = [replay(config, tmp_path)["best_val_nll"] for config in folds]
+    assert sum(values) / 3 == pytest.approx(best.value, rel=1e-12)
+    final = study.user_attrs["final_seed1000"]
+    assert final["metrics"]["seed"] == 1000 and final["trial"] == best.number
+    config = json.loads((Path(final["run_dir"]) / "config.json").read_text())["spec"]
+    assert config["hparams"]["folds"] == 1  # finals train on the dataset's own split
+    reruns = sorted(Path(tmp_path, "selection").rglob("config.json"))
+    assert reruns and {json.loads(p.read_text())["spec"]["seed"] for p in reruns} == {1}
+
+
+def test_the_first_trial_is_the_task_default_configuration(tmp_path):
+    plan = speech_plan(tmp_path, folds=1)
+    study = open_cell_study(plan, "gru")
+    (first,) = study.get_trials(deepcopy=False)
+    assert first.state.name == "WAITING" and first.user_attrs["defaults"] is True
+    point = first.system_attrs["fixed_params"]
+    defaults = build_spec("speech", "gru", settings=SPEECH)
+    assert point == {"lr[adam]": defaults.hparams["lr"], "layers": defaults.hparams["layers"],
+                     "dropout": 0.0, "optimizer": "adam", "clip": defaults.hparams["clip"],
+                     "task.pooling": "last"}
+    open_cell_study(plan, "gru")  # opening again enqueues nothing more
+    assert len(study.get_trials(deepcopy=False)) == 1
+
+
+def test_each_optimizer_searches_its_own_learning_rate_range_and_sgd_is_left_out():
+    space = search_space.tunable("music", "lstm", "bach")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = set()
+    for _ in range(40):
+        trial = study.ask()
+        values = search_space.suggest(trial, space, build_spec("music", "lstm").settings())
+        low, high = {"adam": (1e-4, 1e-2), "rmsprop": (1e-4, 3e-3)}[values["optimizer"]]
+        assert low <= values["lr"] <= high
+        assert f"lr[{values['optimizer']}]" in trial.params
+        seen.add(values["optimizer"])
+        study.tell(trial, 0.0)
+    assert seen == {"adam", "rmsprop"}
+    fixed = search_space.without_fixed(space, {"optimizer": "sgd"})
+    trial = study.ask()
+    base = build_spec("music", "lstm", settings={"optimizer": "sgd"}).settings()
+    assert 0.03 <= search_space.suggest(trial, fixed, base)["lr"] <= 30
+
+
+def test_tasks_narrow_the_core_search_ranges_per_dataset():
+    airline = search_space.tunable("forecasting", "lstm", "airline")
+    assert airline["batch_size"].search_range == (2, 8)
+    assert search_space.tunable("music", "lstm", "jsb")["layers"].search_range == (1, 2)
+    assert build_spec("forecasting", "lstm", "airline").hparams["batch_size"] == 4
+    assert build_spec("forecasting", "lstm", "etth1").hparams["batch_size"] == 16
+
+
+def test_airline_mase_uses_the_seasonal_naive_error_of_the_whole_history():
+    """Hyndman & Koehler's scale: the in-sample seasonal-naive MAE over every month before
+    the forecast origin (108 months), not over the 72 training months only."""
+    from aeon.datasets import load_airline
+
+    from seqbench_tasks.forecasting.task import ForecastingTask
+
+    y = np.asarray(load_airline(), dtype=float)
+    scale = np.mean(np.abs(y[12:108] - y[:96]))
+    forecast = np.concatenate([y[96:108]] * 3)  # repeat the last observed year
+    by_hand = np.mean(np.abs(y[108:144] - forecast)) / scale
+    data = ForecastingTask().prepare("airline", None, build_spec("forecasting", "lstm")
+                                     .task_params)
+    assert data.baselines()["seasonal_naive"]["mase"] == pytest.approx(by_hand, rel=1e-5)
+
+
+def test_rolling_origin_folds_move_the_validation_origin_back_and_keep_the_test():
+    from seqbench_tasks.forecasting.task import ForecastingTask
+
+    data = ForecastingTask().prepare("airline", None, build_spec("forecasting", "lstm")
+                                     .task_params)
+    folds = [data.fold(i, 3) for i in range(3)]
+    assert [int(f.starts["valid"][0]) for f in folds] == [60, 66, 72]
+    for fold in folds:
+        assert fold.starts["train"].max() + 36 <= fold.starts["valid"][0]  # no leak
+        assert list(fold.starts["test"]) == list(data.starts["test"])
+    with pytest.raises(Exception, match="no training window"):
+        data.fold(0, 12)
+
+
+def test_stratified_folds_partition_the_training_set_and_keep_every_class():
+    from seqbench_tasks.speech.task import SpeechTask
+
+    data = SpeechTask().prepare("japanese-vowels", None, build_spec("speech", "gru")
+                                .task_params)
+    folds = [data.fold(i, 5) for i in range(5)]
+    sizes = [len(f.labels["valid"]) for f in folds]
+    assert sum(sizes) == 270 and set(sizes) == {54}
+    for fold in folds:
+        assert len(set(fold.labels["valid"].tolist())) == 9
+        assert len(fold.labels["train"]) + len(fold.labels["valid"]) == 270
+
+
+def test_output_biases_start_from_the_training_data_as_the_baselines_do():
+    """A model whose head weights are zero predicts exactly its bias: for music that must be
+    the per-key marginal baseline, for speech the class prior (the majority-class row)."""
+    import torch
+
+    from seqbench_tasks.music.task import MusicData
+
+    rng = np.random.default_rng(0)
+    rolls = {split: [(rng.random((12, 88)) < 0.1).astype(np.uint8) for _ in range(5)]
+             for split in ("train", "valid", "test")}
+    data = MusicData("tiny", rolls)
+    head = data.head(4, {})
+    head.weight.data.zero_()
+    totals = {}
+    with torch.no_grad():
+        for batch in data.batches("test", 2):
+            for key, value in data.statistics(head(torch.zeros(*batch.inputs.shape[:2], 4)),
+                                              batch).items():
+                totals[key] = totals.get(key, 0) + value
+    from seqbench import plain_totals
+
+    marginal = data.baselines()["per_key_marginal"]
+    assert data.metrics(plain_totals(totals))["nll"] == pytest.approx(marginal["nll"], rel=1e-5)
+    assert data.baselines()["per_key_markov"]["nll"] < marginal["nll"] * 1.5
+
+
+def test_speech_prior_bias_and_the_majority_class_baseline():
+    import torch
+
+    from seqbench_tasks.speech.task import SpeechTask
+
+    data = SpeechTask().prepare("japanese-vowels", None, build_spec("speech", "gru")
+                                .task_params)
+    head = data.head(4, {})
+    counts = torch.bincount(data.labels["train"], minlength=9).double() + 1
+    assert torch.allclose(head.bias.double().exp(), counts / counts.sum(), atol=1e-6)
+    majority = data.baselines()["majority_class"]
+    test = data.labels["test"].numpy()
+    chosen = int(torch.argmax(head.bias))
+    assert majority["accuracy"] == pytest.approx(np.mean(test == chosen))
+
+
+def test_early_stopping_waits_for_the_declared_minimum(tmp_path):
+    from types import SimpleNamespace
+
+    from seqbench.best import BestEpoch
+
+    stopper = BestEpoch(tmp_path / "best.ckpt", "val_nll", "min", patience=2, min_epochs=6)
+    module = SimpleNamespace(last_metrics={"val": {"val_nll": 1.0}}, state_dict=dict)
+    trainer = SimpleNamespace(sanity_checking=False, should_stop=False, global_step=0,
+                              current_epoch=0)
+    for epoch in range(8):
+        trainer.current_epoch = epoch
+        stopper.on_validation_end(trainer, module)
+        if trainer.should_stop:
+            break
+    assert trainer.current_epoch + 1 == 6  # patience ran out at epoch 3; stopped at the minimum
