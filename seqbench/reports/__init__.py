@@ -1,11 +1,12 @@
-"""Reports: tables, significance tests and plots computed from a sweep's storage alone."""
+"""Reports: tables, confidence intervals, paired tests, budget curves and plots, computed
+from a sweep's storage and run records alone."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from seqbench.reports import plots, tables
+from seqbench.reports import budget, compare, plots, tables
 from seqbench.reports.collect import CellSummary, collect
 
 
@@ -41,10 +42,15 @@ def write_reports(storage: str, output_dir: Path, study: str = "seqbench",
             f"seqbench report --storage {storage} --study {study} --task {task_name} "
             f"--dataset {dataset_name} --output-dir {output_dir}"
         ]
-        table_rows = tables.rows(cells)
-        (folder / "table.md").write_text(tables.markdown(cells, table_rows, commands))
-        tables.write_csv(folder / "table.csv", table_rows)
-        (folder / "table.tex").write_text(tables.latex(cells, table_rows))
+        pairs = compare.pairwise(cells)
+        table_rows = tables.rows(cells, pairs)
+        (folder / "table.md").write_text(tables.markdown(cells, table_rows, pairs, commands))
+        tables.write_csv(folder / "table.csv", table_rows, list(table_rows[0]))
+        tables.write_csv(folder / "pairwise.csv", tables.pair_rows(pairs), tables.PAIR_FIELDS)
+        (folder / "table.tex").write_text(tables.latex(cells, table_rows, pairs))
+        curves = budget.curves(cells)
+        budget.write_csv(folder / "budget_curves.csv", cells, curves)
+        plots.budget_curves(cells, curves, folder / "budget_curves.png")
         plots.metric_distribution(cells, folder / "test_metric.png")
         plots.optimization_history(cells, folder / "optimization_history.png")
         plots.validation_curves(cells, folder / "validation_curves.png")

@@ -31,7 +31,10 @@ class CellSummary:
     selection_metric: str
     selection_direction: str
     command: str
+    #: Final run records in seed order, each with its "seed".
     finals: list[dict[str, Any]] = field(default_factory=list)
+    #: {"search": [...], "rerun": [...], "final": [...]} where the sweep recorded them.
+    seeds: dict[str, list[int]] = field(default_factory=dict)
     trial_counts: dict[str, int] = field(default_factory=dict)
     #: {"cell": {...}, "task": {...}}: name, distribution and version of the plugin code.
     plugins: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -51,6 +54,22 @@ class CellSummary:
     def mean_of(self, key: str) -> float:
         values = [f["metrics"][key] for f in self.finals if key in f["metrics"]]
         return sum(values) / len(values) if values else math.nan
+
+    def trial_values(self) -> list[float]:
+        """One selection value per trial that spent budget: a completed trial's value, and a
+        pruned trial's best reported value (the most it showed before it was stopped).
+
+        Failed trials and pruned ones that never reported (diverged in their first epoch)
+        have no value and are left out.
+        """
+        better = min if self.selection_direction == "minimize" else max
+        values = []
+        for trial in self.study.get_trials(deepcopy=False):
+            if trial.state.name == "COMPLETE":
+                values.append(trial.value)
+            elif trial.state.name == "PRUNED" and trial.intermediate_values:
+                values.append(better(trial.intermediate_values.values()))
+        return [v for v in values if v is not None and math.isfinite(v)]
 
     def validation_curves(self) -> list[list[float]]:
         """The primary validation metric per epoch of every final run whose record is here."""
@@ -74,6 +93,16 @@ def count_trials(study: Any) -> dict[str, int]:
     return {"complete": counts["complete"], "pruned": counts["pruned"], "fail": counts["fail"]}
 
 
+def final_runs(attrs: dict[str, Any], final_seeds: list[int] | None) -> list[dict[str, Any]]:
+    """The `final_seed<N>` records in seed order, each with its seed; where the study names
+    its final seeds, only those (a record left by an older protocol is not a final)."""
+    prefix = "final_seed"
+    seeds = sorted(int(key.removeprefix(prefix)) for key in attrs if key.startswith(prefix))
+    if final_seeds is not None:
+        seeds = [seed for seed in seeds if seed in set(final_seeds)]
+    return [{**attrs[f"{prefix}{seed}"], "seed": seed} for seed in seeds]
+
+
 def collect(storage_url: str, study_prefix: str = "seqbench", task: str | None = None,
             dataset: str | None = None) -> dict[tuple[str, str], list[CellSummary]]:
     """Cell summaries of every matching study, keyed by (task, dataset)."""
@@ -92,13 +121,14 @@ def collect(storage_url: str, study_prefix: str = "seqbench", task: str | None =
         if "task" not in attrs or (task and attrs["task"] != task) or (
                 dataset and attrs["dataset"] != dataset):
             continue
-        finals = [attrs[key] for key in sorted(attrs) if key.startswith("final_seed")]
+        seeds = attrs.get("seeds", {})
+        finals = final_runs(attrs, seeds.get("final"))
         grouped[(attrs["task"], attrs["dataset"])].append(CellSummary(
             cell=attrs["cell"], study=study, task=attrs["task"], dataset=attrs["dataset"],
             primary_metric=attrs["primary_metric"], direction=attrs["direction"],
             selection_metric=attrs.get("selection_metric", attrs["primary_metric"]),
             selection_direction=attrs.get("selection_direction", attrs["direction"]),
-            command=attrs.get("command", ""), finals=finals, trial_counts=count_trials(study),
+            command=attrs.get("command", ""), finals=finals, seeds=seeds, trial_counts=count_trials(study),
             plugins=attrs.get("plugins", {}),
         ))
     if not grouped:

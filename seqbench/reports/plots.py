@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+import statistics
 from pathlib import Path
 
 from seqbench.reports.collect import CellSummary
+from seqbench.reports.stats import LEVEL, confidence_interval
 
 
 def _pyplot():
@@ -17,17 +20,22 @@ def _pyplot():
 
 
 def metric_distribution(cells: list[CellSummary], path: Path) -> Path:
-    """Final test values per cell, one dot per seed, with the mean marked."""
+    """Final test values per cell, one dot per seed, with the mean and its 95% interval."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for index, cell in enumerate(cells):
         values = cell.test_values
         ax.scatter([index] * len(values), values, alpha=0.7)
         if values:
-            ax.hlines(sum(values) / len(values), index - 0.25, index + 0.25, color="black")
+            mean = statistics.fmean(values)
+            low, high = confidence_interval(values)
+            ax.hlines(mean, index - 0.25, index + 0.25, color="black")
+            if not math.isnan(low):
+                ax.errorbar(index + 0.3, mean, yerr=[[mean - low], [high - mean]], color="black",
+                            capsize=3)
     ax.set_xticks(range(len(cells)), [c.cell for c in cells])
     ax.set_ylabel(f"test {cells[0].primary_metric}")
-    ax.set_title("Final runs (one dot per seed, bar = mean)")
+    ax.set_title(f"Final runs (dots: seeds; bar: mean, {LEVEL:.0%} CI)")
     return _save(fig, path)
 
 
@@ -61,6 +69,19 @@ def validation_curves(cells: list[CellSummary], path: Path) -> Path:
     ax.set_ylabel(f"val {cells[0].primary_metric}")
     ax.legend()
     ax.set_title("Final runs: validation curves")
+    return _save(fig, path)
+
+
+def budget_curves(cells: list[CellSummary], curves: dict[str, list[float]], path: Path) -> Path:
+    """Expected best validation value against the number of trials, one line per cell."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for cell, curve in curves.items():
+        ax.plot(range(1, len(curve) + 1), curve, marker=".", label=cell)
+    ax.set_xlabel("trials")
+    ax.set_ylabel(f"expected best val {cells[0].selection_metric}")
+    ax.legend()
+    ax.set_title("Expected best validation value vs budget")
     return _save(fig, path)
 
 

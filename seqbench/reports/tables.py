@@ -1,8 +1,9 @@
 """The comparison table: one row per cell, in Markdown, CSV and LaTeX.
 
-Significance is Welch's unequal-variance t-test of each cell's final test values against the
-best cell's (the seeds of different cells are independent, and their variances differ);
-with a handful of seeds it is a weak test, and the table says how many seeds it used.
+Each row gives the mean final test value with its 95% Student-t interval over seeds and the
+cells it beats by a difference that survives the Holm-corrected pairwise tests
+(`compare.py`); a cell in bold has no cell significantly better than it. A second table
+lists every pair with its raw and corrected p-value, and the text names the test and why.
 """
 
 from __future__ import annotations
@@ -15,57 +16,30 @@ from pathlib import Path
 from typing import Any
 
 from seqbench.reports.collect import CellSummary
-
-ALPHA = 0.05
-SIGNIFICANCE_TEST = "Welch's t-test (two-sided, unequal variances)"
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    if not values:
-        return math.nan, math.nan
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+from seqbench.reports.compare import ALPHA, Pairwise
+from seqbench.reports.stats import LEVEL, confidence_interval
 
 
-def best_cell(cells: list[CellSummary]) -> CellSummary | None:
-    """The cell with the best mean final test value (in the task's direction)."""
-    scored = [c for c in cells if c.test_values]
-    if not scored:
-        return None
-    sign = 1 if scored[0].direction == "minimize" else -1
-    return min(scored, key=lambda c: sign * statistics.fmean(c.test_values))
-
-
-def welch_p(a: list[float], b: list[float]) -> float:
-    """Two-sided p-value; NaN when either side has fewer than two values."""
-    from scipy import stats
-
-    if len(a) < 2 or len(b) < 2:
-        return math.nan
-    if statistics.pvariance(a) == 0 and statistics.pvariance(b) == 0:
-        return 1.0 if statistics.fmean(a) == statistics.fmean(b) else 0.0
-    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
-
-
-def rows(cells: list[CellSummary]) -> list[dict[str, Any]]:
+def rows(cells: list[CellSummary], pairwise: Pairwise) -> list[dict[str, Any]]:
     """Table rows as plain data (numbers unrounded; formatting is the writers' job)."""
-    best = best_cell(cells)
     result = []
     for cell in sorted(cells, key=lambda c: c.cell):
-        mean, std = mean_std(cell.test_values)
-        p = math.nan if best is None or cell is best else welch_p(cell.test_values,
-                                                                  best.test_values)
+        values = cell.test_values
+        low, high = confidence_interval(values)
         result.append({
             "cell": cell.cell,
-            "test_mean": mean,
-            "test_std": std,
-            "seeds": len(cell.test_values),
+            "test_mean": statistics.fmean(values) if values else math.nan,
+            "ci_low": low,
+            "ci_high": high,
+            "test_std": statistics.stdev(values) if len(values) > 1 else math.nan,
+            "seeds": len(values),
             "best_val": cell.best_val if cell.best_val is not None else math.nan,
             "parameters": cell.mean_of("parameters"),
             "seconds_per_epoch": cell.mean_of("seconds_per_epoch"),
             **{f"trials_{k}": v for k, v in cell.trial_counts.items()},
-            "is_best": cell is best,
-            "p_vs_best": p,
-            "significant": (not math.isnan(p)) and p < ALPHA,
+            "top": bool(values) and not pairwise.beaten(cell.cell),
+            "better_than": "; ".join(f"{other} ({p:.3g})"
+                                     for other, p in pairwise.better_than(cell.cell)),
         })
     return result
 
@@ -90,12 +64,18 @@ def _count(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{round(value):,}"
 
 
-def _verdict(row: dict[str, Any]) -> str:
-    if row["is_best"]:
-        return "best"
-    if math.isnan(row["p_vs_best"]):
-        return "n/a"
-    return f"{row['p_vs_best']:.3f}{' *' if row['significant'] else ''}"
+def _interval(row: dict[str, Any]) -> str:
+    return "n/a" if math.isnan(row["ci_low"]) else \
+        f"[{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}]"
+
+
+PAIR_FIELDS = ["a", "b", "difference", "p", "p_holm", "survives", "detail", "test"]
+
+
+def pair_rows(pairwise: Pairwise) -> list[dict[str, Any]]:
+    return [{"a": c.a, "b": c.b, "difference": c.difference, "p": c.p, "p_holm": c.p_holm,
+             "survives": c.survives, "detail": c.detail, "test": pairwise.test}
+            for c in pairwise.comparisons]
 
 
 def provenance(cells: list[CellSummary]) -> str:
@@ -114,32 +94,78 @@ def provenance(cells: list[CellSummary]) -> str:
     return f"Code: {'; '.join(parts)}." if parts else ""
 
 
-def markdown(cells: list[CellSummary], rows_: list[dict[str, Any]], commands: list[str]) -> str:
+def seeds_line(cells: list[CellSummary]) -> str:
+    """'Seeds: search 0; rerun 1, 2; final 3, 4.', so a reader sees the finals are fresh."""
+    described: dict[str, list[str]] = defaultdict(list)
+    for cell in cells:
+        if cell.seeds:
+            described["; ".join(f"{kind} {', '.join(map(str, seeds))}"
+                                for kind, seeds in cell.seeds.items())].append(cell.cell)
+    if len(described) == 1:
+        return f"Seeds: {next(iter(described))}."
+    return " ".join(f"Seeds of {', '.join(names)}: {text}." for text, names in described.items())
+
+
+def pairwise_markdown(pairwise: Pairwise) -> list[str]:
+    """The pairwise section: which test and why, then every pair."""
+    if not pairwise.comparisons:
+        return ["## Pairwise comparisons", "", "Only one cell has final runs: nothing to compare.",
+                ""]
+    detail = any(c.detail for c in pairwise.comparisons)
+    lines = [
+        "## Pairwise comparisons",
+        "",
+        f"Test: {pairwise.test}, because {pairwise.why} p-values are Holm-corrected over the "
+        f"{len(pairwise.comparisons)} pairs; a difference survives at corrected p < {ALPHA}.",
+        "",
+        "| pair | difference of means | p | Holm p | survives |"
+        + (" discordant items (first/second) |" if detail else ""),
+        "|---|---|---|---|---|" + ("---|" if detail else ""),
+    ]
+    for c in pairwise.comparisons:
+        lines.append(f"| {c.a} − {c.b} | {_fmt(c.difference)} | {_fmt(c.p, 3)} "
+                     f"| {_fmt(c.p_holm, 3)} | {'yes' if c.survives else 'no'} |"
+                     + (f" {c.detail} |" if detail else ""))
+    return [*lines, ""]
+
+
+def markdown(cells: list[CellSummary], rows_: list[dict[str, Any]], pairwise: Pairwise,
+             commands: list[str]) -> str:
     first = cells[0]
     metric = f"test {first.primary_metric}"
     arrow = "lower is better" if first.direction == "minimize" else "higher is better"
+    level = f"{LEVEL:.0%}"
     lines = [
         f"# {first.task} / {first.dataset}",
         "",
-        f"| cell | {metric} (mean ± std) | seeds | best val {first.selection_metric} | parameters "
-        "| s/epoch | trials done/pruned/failed | p vs best |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| cell | {metric}: mean | {level} CI | seeds | best val {first.selection_metric} "
+        "| parameters | s/epoch | trials done/pruned/failed | better than (Holm p) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows_:
-        name = f"**{r['cell']}**" if r["is_best"] else r["cell"]
+        name = f"**{r['cell']}**" if r["top"] else r["cell"]
         lines.append(
-            f"| {name} | {_fmt(r['test_mean'])} ± {_fmt(r['test_std'], 2)} | {r['seeds']} "
+            f"| {name} | {_fmt(r['test_mean'])} | {_interval(r)} | {r['seeds']} "
             f"| {_fmt(r['best_val'])} | {_count(r['parameters'])} "
             f"| {_fmt(r['seconds_per_epoch'], 3)} "
-            f"| {r['trials_complete']}/{r['trials_pruned']}/{r['trials_fail']} | {_verdict(r)} |"
+            f"| {r['trials_complete']}/{r['trials_pruned']}/{r['trials_fail']} "
+            f"| {r['better_than'] or '–'} |"
         )
     for name, value in baseline_values(cells).items():
-        lines.append(f"| *{name} (baseline)* | {_fmt(value)} | | | | | | |")
+        lines.append(f"| *{name} (baseline)* | {_fmt(value)} | | | | | | | |")
     lines += [
         "",
-        f"{metric}: {arrow}. p vs best: {SIGNIFICANCE_TEST} of the final runs' test values "
-        f"against the best cell's; * marks p < {ALPHA}.",
+        f"{metric}: {arrow}. Mean over the final seeds with its {level} Student-t confidence "
+        "interval. Bold: no other cell is significantly better. \"better than\" lists the cells "
+        "this one beats by a difference that survives the Holm-corrected pairwise tests below.",
         "",
+        *pairwise_markdown(pairwise),
+        "Budget: `budget_curves.png` and `budget_curves.csv` give each cell's expected best "
+        f"validation {first.selection_metric} against the number of trials (Dodge et al. "
+        "2019; unbiased estimator of Tang et al. 2020), over its completed trials and its "
+        "pruned trials at their best reported value.",
+        "",
+        *([line, ""] if (line := seeds_line(cells)) else []),
         *([code, ""] if (code := provenance(cells)) else []),
         "Regenerate:",
         "",
@@ -151,35 +177,38 @@ def markdown(cells: list[CellSummary], rows_: list[dict[str, Any]], commands: li
     return "\n".join(lines)
 
 
-def write_csv(path: Path, rows_: list[dict[str, Any]]) -> None:
+def write_csv(path: Path, rows_: list[dict[str, Any]], fieldnames: list[str]) -> None:
     with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows_[0]))
+        writer = csv.DictWriter(handle, fieldnames=fieldnames)
         writer.writeheader()
         writer.writerows(rows_)
 
 
-def latex(cells: list[CellSummary], rows_: list[dict[str, Any]]) -> str:
+def latex(cells: list[CellSummary], rows_: list[dict[str, Any]], pairwise: Pairwise) -> str:
     first = cells[0]
     escape = lambda text: str(text).replace("_", r"\_").replace("%", r"\%")  # noqa: E731
+    level = escape(f"{LEVEL:.0%}")
     body = []
     for r in rows_:
-        value = f"{_fmt(r['test_mean'])} $\\pm$ {_fmt(r['test_std'], 2)}"
-        if r["is_best"]:
+        value = _fmt(r["test_mean"])
+        if r["top"]:
             value = f"\\textbf{{{value}}}"
-        body.append(f"{escape(r['cell'])} & {value} & {_count(r['parameters'])} & "
-                    f"{escape(_verdict(r))} \\\\")
+        body.append(f"{escape(r['cell'])} & {value} & {_interval(r)} & "
+                    f"{_count(r['parameters'])} & {escape(r['better_than'] or '--')} \\\\")
     return "\n".join([
         "\\begin{table}[t]",
         "\\centering",
-        "\\begin{tabular}{lrrr}",
+        "\\begin{tabular}{lrrrl}",
         "\\toprule",
-        f"Cell & Test {escape(first.primary_metric)} & Parameters & $p$ vs best \\\\",
+        f"Cell & Test {escape(first.primary_metric)} & {level} CI & Parameters & "
+        "Better than (Holm $p$) \\\\",
         "\\midrule",
         *body,
         "\\bottomrule",
         "\\end{tabular}",
-        f"\\caption{{{escape(first.task)} / {escape(first.dataset)}: mean $\\pm$ std over "
-        f"final seeds; {escape(SIGNIFICANCE_TEST)}.}}",
+        f"\\caption{{{escape(first.task)} / {escape(first.dataset)}: mean over final seeds "
+        f"with a {level} Student-t confidence interval; pairwise {escape(pairwise.test)}, "
+        f"Holm-corrected, $p < {ALPHA}$; bold: no cell significantly better.}}",
         "\\end{table}",
         "",
     ])

@@ -1,0 +1,50 @@
+"""Per-item test scores of a final run (`test_items.csv`), the material of paired tests.
+
+A run that scores its test items writes one row per item (`item,value,weight`, the same
+items in the same order for every cell and seed) and names the file, the metric and the
+kind ("binary": 0/1 correctness; "continuous": summed loss or error) under
+`metrics["test_items"]`. Runs of tasks without per-item scores have neither.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seqbench.errors import SeqbenchError
+
+KINDS = ("binary", "continuous")
+
+
+@dataclass(frozen=True)
+class ItemScores:
+    metric: str
+    kind: str
+    items: tuple[str, ...]
+    values: np.ndarray
+    weights: np.ndarray
+
+
+def read_items(final: dict[str, Any]) -> ItemScores | None:
+    """The item scores of one final run record, or None when the run has none."""
+    declared = final["metrics"].get("test_items")
+    if not declared:
+        return None
+    path = Path(final["run_dir"]) / declared["file"]
+    if not path.is_file():
+        return None
+    if declared["kind"] not in KINDS:
+        raise SeqbenchError(f"{path}: unknown item kind '{declared['kind']}' (expected one of "
+                            f"{', '.join(KINDS)}).")
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    values = np.array([float(row["value"]) for row in rows])
+    if declared["kind"] == "binary" and not np.isin(values, (0.0, 1.0)).all():
+        raise SeqbenchError(f"{path}: binary item values must be 0 or 1.")
+    return ItemScores(metric=declared["metric"], kind=declared["kind"],
+                      items=tuple(row["item"] for row in rows), values=values,
+                      weights=np.array([float(row["weight"]) for row in rows]))
