@@ -69,16 +69,17 @@ def test_report_writes_tables_plots_and_the_commands_behind_them(toy_task, tmp_p
     assert code == 0, capsys.readouterr().err
     folder = report_dir / "toymusic-tiny"
     names = {p.name for p in folder.iterdir()}
-    assert {"table.md", "table.csv", "table.tex", "test_metric.png", "optimization_history.png",
+    assert {"table.md", "table.csv", "table.tex", "pairwise.csv", "budget_curves.csv",
+            "budget_curves.png", "test_metric.png", "optimization_history.png",
             "validation_curves.png", "importance.json"} <= names
     table = (folder / "table.md").read_text()
     assert "| gru |" in table.replace("**", "") and "| rnn |" in table.replace("**", "")
-    assert "Welch's t-test" in table and "3/0/0" in table
+    assert "95% CI" in table and "Holm-corrected over the 1 pairs" in table and "3/0/0" in table
     assert "Code: gru, rnn from seqbench " in table and "task toymusic from toy-music 1.0" in table
     assert f"seqbench sweep --task toymusic --dataset tiny --cells gru,rnn --trials 3" in table
     assert f"seqbench report --storage {out / 'sweeps.journal'}" in table
     rows = (folder / "table.csv").read_text().splitlines()
-    assert rows[0].startswith("cell,test_mean,test_std,seeds") and len(rows) == 3
+    assert rows[0].startswith("cell,test_mean,ci_low,ci_high") and len(rows) == 3
     assert "\\begin{tabular}" in (folder / "table.tex").read_text()
 
 

@@ -67,8 +67,9 @@ class CellSummary:
         for trial in self.study.get_trials(deepcopy=False):
             if trial.state.name == "COMPLETE":
                 values.append(trial.value)
-            elif trial.state.name == "PRUNED" and trial.intermediate_values:
-                values.append(better(trial.intermediate_values.values()))
+            elif trial.state.name == "PRUNED":
+                reported = [v for v in trial.intermediate_values.values() if math.isfinite(v)]
+                values.extend([better(reported)] if reported else [])
         return [v for v in values if v is not None and math.isfinite(v)]
 
     def validation_curves(self) -> list[list[float]]:

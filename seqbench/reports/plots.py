@@ -76,10 +76,14 @@ def budget_curves(cells: list[CellSummary], curves: dict[str, list[float]], path
     """Expected best validation value against the number of trials, one line per cell."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
+    from matplotlib.ticker import MaxNLocator
+
     for cell, curve in curves.items():
         ax.plot(range(1, len(curve) + 1), curve, marker=".", label=cell)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("trials")
-    ax.set_ylabel(f"expected best val {cells[0].selection_metric}")
+    better = "lower" if cells[0].selection_direction == "minimize" else "higher"
+    ax.set_ylabel(f"expected best val {cells[0].selection_metric} ({better} is better)")
     ax.legend()
     ax.set_title("Expected best validation value vs budget")
     return _save(fig, path)

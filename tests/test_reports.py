@@ -1,0 +1,219 @@
+"""Reports from fake sweeps: intervals, paired tests, Holm, budget curves (no training).
+
+Each fake sweep is a journal storage with the user attributes a sweep records and final run
+folders written here, so every number in the report can be checked by hand.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+import statistics
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+from optuna.trial import TrialState, create_trial
+from scipy import stats as scipy_stats
+
+from seqbench.reports import stats, write_reports
+from seqbench.reports.budget import expected_best
+from seqbench.reports.compare import mcnemar
+from seqbench.reports.items import ItemScores
+from seqbench.sweeps.storage import open_storage
+
+SEEDS = {"search": [0], "rerun": [1, 2], "final": [10, 11]}
+
+
+def fake_sweep(tmp_path: Path, finals: dict[str, dict[int, list[float]]], *, kind: str,
+               weights: list[float], primary: str, direction: str,
+               items_file: bool = True, seeds: dict | None = None,
+               trials: dict[str, list[float]] | None = None,
+               extra_attrs: dict[str, dict] | None = None) -> str:
+    """A journal storage with one study per cell; `finals[cell][seed]` are per-item values
+    and the run's test metric is sum(values) / sum(weights), as a task computes it."""
+    path = tmp_path / "studies.journal"
+    storage = open_storage(str(path))
+    for cell, per_seed in finals.items():
+        study = optuna.create_study(study_name=f"seqbench/fake/small/{cell}", storage=storage,
+                                    direction="minimize")
+        for value in (trials or {}).get(cell, [1.0]):
+            study.add_trial(create_trial(state=TrialState.COMPLETE, value=value,
+                                         intermediate_values={1: value + 1, 2: value}))
+        study.add_trial(create_trial(state=TrialState.PRUNED,
+                                     intermediate_values={1: 0.9, 2: 0.6, 3: 0.7}))
+        study.add_trial(create_trial(state=TrialState.FAIL))
+        attrs = {"task": "fake", "dataset": "small", "cell": cell, "primary_metric": primary,
+                 "direction": direction, "selection_metric": "nll",
+                 "selection_direction": "minimize", "command": "seqbench sweep --task fake",
+                 **({"seeds": seeds} if seeds else {}), **(extra_attrs or {}).get(cell, {})}
+        for seed, values in per_seed.items():
+            run_dir = tmp_path / "finals" / cell / f"seed{seed}"
+            run_dir.mkdir(parents=True)
+            metrics = {"status": "completed", f"test_{primary}": sum(values) / sum(weights),
+                       "parameters": 1000, "seconds_per_epoch": 0.5,
+                       "baselines": {"majority": {f"test_{primary}": 0.25}}}
+            if items_file:
+                metrics["test_items"] = {"file": "test_items.csv", "metric": f"test_{primary}",
+                                         "kind": kind}
+                with open(run_dir / "test_items.csv", "w", newline="") as handle:
+                    writer = csv.writer(handle)
+                    writer.writerow(["item", "value", "weight"])
+                    writer.writerows([f"item{i}", v, w]
+                                     for i, (v, w) in enumerate(zip(values, weights)))
+            (run_dir / "metrics.json").write_text(json.dumps(metrics))
+            (run_dir / "history.csv").write_text(f"epoch,val_{primary}\n1,0.5\n2,0.4\n")
+            attrs[f"final_seed{seed}"] = {"run_dir": str(run_dir), "trial": 0,
+                                          "metrics": metrics}
+        for key, value in attrs.items():
+            study.set_user_attr(key, value)
+    return str(path)
+
+
+def wrong_on(wrong: int, items: int = 20) -> list[float]:
+    """Accuracy items: the first `wrong` items wrong, the rest right."""
+    return [0.0] * wrong + [1.0] * (items - wrong)
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_the_interval_is_scipys_student_t_interval():
+    values = [0.91, 0.95, 0.93, 0.97, 0.9]
+    expected = scipy_stats.ttest_1samp(values, 0.0).confidence_interval(0.95)
+    assert stats.confidence_interval(values) == pytest.approx(
+        (expected.low, expected.high), rel=1e-12)
+    assert all(math.isnan(bound) for bound in stats.confidence_interval([0.9]))
+
+
+def test_mcnemar_is_the_exact_binomial_test_on_discordant_items():
+    # 7 items right only for A, 1 only for B: p = 2 * P(X <= 1 | n=8, 1/2) = 2 * 9 / 256.
+    assert stats.mcnemar_p(7, 1) == pytest.approx(18 / 256)
+    assert stats.mcnemar_p(0, 0) == 1.0
+
+
+def test_mcnemar_pools_seed_matched_pairs_only():
+    def scores(*per_seed: tuple[int, list[float]]) -> dict[int, ItemScores]:
+        return {seed: ItemScores("test_accuracy", "binary", tuple(map(str, range(4))),
+                                 np.array(values), np.ones(4)) for seed, values in per_seed}
+
+    a = scores((1, [1, 1, 1, 0]), (2, [1, 1, 0, 0]), (3, [0, 0, 0, 0]))
+    b = scores((1, [0, 1, 0, 1]), (2, [0, 0, 0, 0]))  # seed 3 of a has no partner
+    # seed 1: right only for a = items 0, 2; only for b = item 3. seed 2: a only = items 0, 1.
+    p, detail = mcnemar(a, b)
+    assert detail == "4/1" and p == pytest.approx(stats.mcnemar_p(4, 1))
+    assert stats.mcnemar_p(4, 1) == pytest.approx(2 * 6 / 32)
+
+
+@pytest.mark.parametrize(("differences", "expected"), [
+    ([1.0, 2.0, 3.0], 2 / 8),          # only +1+2+3 reaches 6 on each side: 2 of 8 flips
+    ([1.0, 2.0, 3.0, -1.0], 6 / 16),   # sums >= 5: (+,+,+,±1), (-1,+2,+3,+1): 3 of 16
+])
+def test_the_permutation_test_matches_a_hand_enumeration(differences, expected):
+    b = np.array([5.0, 1.0, 2.0, 7.0][: len(differences)])
+    assert stats.permutation_p(b + np.array(differences), b) == pytest.approx(expected)
+    assert stats.permutation_p(b, b) == 1.0
+
+
+def test_holm_matches_a_hand_worked_example():
+    # sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 -> max(0.04, 0.06) = 0.06
+    assert stats.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    adjusted = stats.holm([0.01, math.nan, 0.04])  # an untested pair is not in the family
+    assert adjusted[0] == pytest.approx(0.02) and math.isnan(adjusted[1])
+    assert adjusted[2] == pytest.approx(0.04)
+    assert stats.holm([0.6, 0.7]) == [1.0, 1.0]
+
+
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_expected_best_equals_the_average_over_all_subsets(direction):
+    values = [0.7, 0.3, 0.9, 0.3, 0.5, 1.2, 0.8]
+    best = min if direction == "minimize" else max
+    brute = [statistics.fmean(best(subset) for subset in itertools.combinations(values, n))
+             for n in range(1, len(values) + 1)]
+    assert expected_best(values, direction) == pytest.approx(brute, rel=1e-12)
+
+
+def test_a_binary_report_uses_mcnemar_and_marks_the_surviving_differences(tmp_path):
+    finals = {"gru": {10: wrong_on(0), 11: wrong_on(0)},
+              "lstm": {10: wrong_on(10), 11: wrong_on(8)},
+              "rnn": {10: wrong_on(1), 11: wrong_on(2)}}
+    storage = fake_sweep(tmp_path, finals, kind="binary", weights=[1.0] * 20,
+                         primary="accuracy", direction="maximize", seeds=SEEDS,
+                         trials={"gru": [0.5, 0.3, 0.4]})
+    # A final left by an older protocol (seed 0 = the search seed) is not a final any more.
+    stale = optuna.load_study(study_name="seqbench/fake/small/lstm",
+                              storage=open_storage(storage))
+    stale.set_user_attr("final_seed0", {"run_dir": str(tmp_path), "trial": 0,
+                                        "metrics": {"test_accuracy": 0.0}})
+    (folder,) = write_reports(storage, tmp_path / "report")
+
+    assert {"table.md", "table.csv", "table.tex", "pairwise.csv", "budget_curves.csv",
+            "budget_curves.png", "test_metric.png"} <= {p.name for p in folder.iterdir()}
+    rows = {row["cell"]: row for row in read_csv(folder / "table.csv")}
+    assert rows["lstm"]["seeds"] == "2"
+    low, high = scipy_stats.ttest_1samp([0.5, 0.6], 0.0).confidence_interval(0.95)
+    assert float(rows["lstm"]["ci_low"]) == pytest.approx(low)
+    assert float(rows["lstm"]["ci_high"]) == pytest.approx(high)
+
+    # Discordant items, pooled over the two seeds: gru-lstm 18/0, gru-rnn 3/0, lstm-rnn 0/15.
+    raw = {"gru-lstm": 2 * 0.5 ** 18, "gru-rnn": 2 * 0.5 ** 3, "lstm-rnn": 2 * 0.5 ** 15}
+    holm = {"gru-lstm": 3 * raw["gru-lstm"], "lstm-rnn": 2 * raw["lstm-rnn"], "gru-rnn": 0.25}
+    pairs = {f"{r['a']}-{r['b']}": r for r in read_csv(folder / "pairwise.csv")}
+    for pair, p in raw.items():
+        assert float(pairs[pair]["p"]) == pytest.approx(p)
+        assert float(pairs[pair]["p_holm"]) == pytest.approx(holm[pair])
+    assert [pairs[p]["survives"] for p in ("gru-lstm", "gru-rnn", "lstm-rnn")] == [
+        "True", "False", "True"]
+    assert pairs["lstm-rnn"]["detail"] == "0/15"
+
+    table = (folder / "table.md").read_text()
+    assert "| **gru** | 1 | [1, 1] | 2 |" in table  # both seeds perfect: a zero-width interval
+    assert f"| lstm (" in table and "| **rnn** |" in table and "| lstm |" in table
+    assert "Test: exact McNemar test, because test_accuracy is right or wrong on each of " \
+           "the 20 test items" in table
+    assert "| *majority (baseline)* | 0.25 |" in table
+    assert "Seeds: search 0; rerun 1, 2; final 10, 11." in table
+    assert "seqbench report --storage" in table and "seqbench sweep --task fake" in table
+
+    curves = [row for row in read_csv(folder / "budget_curves.csv") if row["cell"] == "gru"]
+    # completed 0.5, 0.3, 0.4 and a pruned trial at its best 0.6; the failed one has none.
+    assert [float(row["expected_best_val_nll"]) for row in curves] == pytest.approx(
+        expected_best([0.5, 0.3, 0.4, 0.6], "minimize"))
+    assert float(curves[0]["expected_best_val_nll"]) == pytest.approx(0.45)
+    assert float(curves[-1]["expected_best_val_nll"]) == pytest.approx(0.3)
+
+
+def test_a_continuous_report_uses_the_paired_permutation_test(tmp_path):
+    weights = [10.0, 20.0, 30.0]
+    finals = {"a": {10: [5.0, 7.0, 9.0], 11: [7.0, 9.0, 11.0]},   # item means 6, 8, 10
+              "b": {10: [5.0, 6.0, 7.0], 11: [5.0, 6.0, 7.0]}}   # differences 1, 2, 3
+    storage = fake_sweep(tmp_path, finals, kind="continuous", weights=weights,
+                         primary="nll", direction="minimize", seeds=SEEDS)
+    (folder,) = write_reports(storage, tmp_path / "report")
+    (pair,) = read_csv(folder / "pairwise.csv")
+    assert float(pair["p"]) == pytest.approx(0.25) and pair["survives"] == "False"
+    assert float(pair["difference"]) == pytest.approx(6 / 60)
+    table = (folder / "table.md").read_text()
+    assert "Test: paired permutation test, because every cell is scored on the same 3 test " \
+           "items" in table and "exact" in table
+
+
+def test_without_item_files_the_report_falls_back_to_welch_and_says_why(tmp_path):
+    finals = {"a": {0: [1.0, 2.0], 1: [1.5, 2.0], 2: [1.2, 2.2]},
+              "b": {0: [2.0, 3.0], 1: [2.5, 3.5], 2: [2.0, 3.1]}}
+    storage = fake_sweep(tmp_path, finals, kind="continuous", weights=[1.0, 1.0],
+                         primary="nll", direction="minimize", items_file=False)
+    (folder,) = write_reports(storage, tmp_path / "report")
+    (pair,) = read_csv(folder / "pairwise.csv")
+    a = [sum(v) / 2 for v in finals["a"].values()]
+    b = [sum(v) / 2 for v in finals["b"].values()]
+    assert float(pair["p"]) == pytest.approx(scipy_stats.ttest_ind(a, b, equal_var=False).pvalue)
+    table = (folder / "table.md").read_text()
+    assert "Test: Welch's t-test, because a's final runs (seeds 0, 1, 2) have no per-item " \
+           "test scores (test_items.csv)" in table
+    assert "Seeds:" not in table  # an older study that recorded none
