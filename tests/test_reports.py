@@ -155,7 +155,8 @@ def test_a_binary_report_uses_mcnemar_and_marks_the_surviving_differences(tmp_pa
     assert {"table.md", "table.csv", "table.tex", "pairwise.csv", "budget_curves.csv",
             "budget_curves.png", "test_metric.png"} <= {p.name for p in folder.iterdir()}
     rows = {row["cell"]: row for row in read_csv(folder / "table.csv")}
-    assert rows["lstm"]["seeds"] == "2"
+    assert rows["lstm"]["seeds"] == "2"  # seeds 10 and 11, not the stale 0
+    assert float(rows["majority (baseline)"]["test_mean"]) == 0.25
     low, high = scipy_stats.ttest_1samp([0.5, 0.6], 0.0).confidence_interval(0.95)
     assert float(rows["lstm"]["ci_low"]) == pytest.approx(low)
     assert float(rows["lstm"]["ci_high"]) == pytest.approx(high)
@@ -170,10 +171,14 @@ def test_a_binary_report_uses_mcnemar_and_marks_the_surviving_differences(tmp_pa
     assert [pairs[p]["survives"] for p in ("gru-lstm", "gru-rnn", "lstm-rnn")] == [
         "True", "False", "True"]
     assert pairs["lstm-rnn"]["detail"] == "0/15"
+    assert rows["gru"]["better_than"] == "lstm (2.29e-05)" and rows["lstm"]["better_than"] == ""
+    assert [rows[c]["top"] for c in ("gru", "lstm", "rnn")] == ["True", "False", "True"]
 
     table = (folder / "table.md").read_text()
     assert "| **gru** | 1 | [1, 1] | 2 |" in table  # both seeds perfect: a zero-width interval
-    assert f"| lstm (" in table and "| **rnn** |" in table and "| lstm |" in table
+    assert "| **rnn** | 0.925 |" in table and "| lstm | 0.55 |" in table
+    assert "| lstm (0.000122) |" in table  # rnn's column: the difference survives Holm
+    assert "\\textit{majority (baseline)} & 0.25" in (folder / "table.tex").read_text()
     assert "Test: exact McNemar test, because test_accuracy is right or wrong on each of " \
            "the 20 test items" in table
     assert "| *majority (baseline)* | 0.25 |" in table

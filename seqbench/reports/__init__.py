@@ -45,7 +45,8 @@ def write_reports(storage: str, output_dir: Path, study: str = "seqbench",
         pairs = compare.pairwise(cells)
         table_rows = tables.rows(cells, pairs)
         (folder / "table.md").write_text(tables.markdown(cells, table_rows, pairs, commands))
-        tables.write_csv(folder / "table.csv", table_rows, list(table_rows[0]))
+        tables.write_csv(folder / "table.csv", table_rows + tables.baseline_rows(cells),
+                         list(table_rows[0]))
         tables.write_csv(folder / "pairwise.csv", tables.pair_rows(pairs), tables.PAIR_FIELDS)
         (folder / "table.tex").write_text(tables.latex(cells, table_rows, pairs))
         curves = budget.curves(cells)

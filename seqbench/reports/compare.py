@@ -131,7 +131,7 @@ def choose_test(cells: list[CellSummary]) -> tuple[str, str, PairTest]:
     exact = 2 ** len(first.items) <= stats.PERMUTATIONS
     why = (f"every cell is scored on the same {len(first.items)} test items, and "
            f"per-item {first.metric} values (each averaged over the cell's seeds, up to "
-           f"{seeds}) are far from normal; the test flips the sign of each item's "
+           f"{seeds}) need not be normal; the test flips the sign of each item's "
            "difference (scipy.stats.permutation_test, "
            f"{'exact' if exact else f'{stats.PERMUTATIONS} random resamples'}).")
     return "paired permutation test", why, lambda a, b: permutation(scores[a], scores[b])

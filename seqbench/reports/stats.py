@@ -16,6 +16,8 @@ import numpy as np
 LEVEL = 0.95
 #: Resamples of the paired permutation test; fewer items than log2 of this are enumerated.
 PERMUTATIONS = 9999
+#: Resamples evaluated at once: bounds memory to BATCH x items values (scipy default: all).
+BATCH = 500
 
 
 def confidence_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float, float]:
@@ -72,7 +74,7 @@ def permutation_p(a: np.ndarray, b: np.ndarray, permutations: int = PERMUTATIONS
     if np.array_equal(a, b):
         return 1.0
     result = stats.permutation_test((a, b), total_difference, permutation_type="samples",
-                                    vectorized=True, n_resamples=permutations,
+                                    vectorized=True, n_resamples=permutations, batch=BATCH,
                                     rng=np.random.default_rng(0))
     return float(result.pvalue)
 

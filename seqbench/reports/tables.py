@@ -55,6 +55,12 @@ def baseline_values(cells: list[CellSummary]) -> dict[str, float]:
     return {}
 
 
+def baseline_rows(cells: list[CellSummary]) -> list[dict[str, Any]]:
+    """The baselines as CSV rows: a name and a test value, the cells' other columns empty."""
+    return [{"cell": f"{name} (baseline)", "test_mean": value}
+            for name, value in baseline_values(cells).items()]
+
+
 def _fmt(value: float, digits: int = 4) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) \
         else f"{value:.{digits}g}"
@@ -195,6 +201,8 @@ def latex(cells: list[CellSummary], rows_: list[dict[str, Any]], pairwise: Pairw
             value = f"\\textbf{{{value}}}"
         body.append(f"{escape(r['cell'])} & {value} & {_interval(r)} & "
                     f"{_count(r['parameters'])} & {escape(r['better_than'] or '--')} \\\\")
+    body += [f"\\textit{{{escape(name)} (baseline)}} & {_fmt(value)} & & & \\\\"
+             for name, value in baseline_values(cells).items()]
     return "\n".join([
         "\\begin{table}[t]",
         "\\centering",
