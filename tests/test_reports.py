@@ -144,7 +144,9 @@ def test_a_binary_report_uses_mcnemar_and_marks_the_surviving_differences(tmp_pa
               "rnn": {10: wrong_on(1), 11: wrong_on(2)}}
     storage = fake_sweep(tmp_path, finals, kind="binary", weights=[1.0] * 20,
                          primary="accuracy", direction="maximize", seeds=SEEDS,
-                         trials={"gru": [0.5, 0.3, 0.4]})
+                         trials={"gru": [0.5, 0.3, 0.4]},
+                         extra_attrs={"gru": {"selected_trial": 2,
+                                              "selection": {"1": 0.45, "2": 0.42}}})
     # A final left by an older protocol (seed 0 = the search seed) is not a final any more.
     stale = optuna.load_study(study_name="seqbench/fake/small/lstm",
                               storage=open_storage(storage))
@@ -157,6 +159,10 @@ def test_a_binary_report_uses_mcnemar_and_marks_the_surviving_differences(tmp_pa
     rows = {row["cell"]: row for row in read_csv(folder / "table.csv")}
     assert rows["lstm"]["seeds"] == "2"  # seeds 10 and 11, not the stale 0
     assert float(rows["majority (baseline)"]["test_mean"]) == 0.25
+    # gru's finals re-train trial 2 (0.4 in the search, 0.42 over re-runs), not the best 0.3;
+    # rnn's study predates selection: its best trial, and no re-run value.
+    assert (rows["gru"]["val_search"], rows["gru"]["val_reruns"]) == ("0.4", "0.42")
+    assert (rows["rnn"]["val_search"], rows["rnn"]["val_reruns"]) == ("1.0", "nan")
     low, high = scipy_stats.ttest_1samp([0.5, 0.6], 0.0).confidence_interval(0.95)
     assert float(rows["lstm"]["ci_low"]) == pytest.approx(low)
     assert float(rows["lstm"]["ci_high"]) == pytest.approx(high)
@@ -175,7 +181,7 @@ def test_a_binary_report_uses_mcnemar_and_marks_the_surviving_differences(tmp_pa
     assert [rows[c]["top"] for c in ("gru", "lstm", "rnn")] == ["True", "False", "True"]
 
     table = (folder / "table.md").read_text()
-    assert "| **gru** | 1 | [1, 1] | 2 |" in table  # both seeds perfect: a zero-width interval
+    assert "| **gru** | 1 | [1, 1] | 2 | 0.4 / 0.42 |" in table  # a zero-width interval
     assert "| **rnn** | 0.925 |" in table and "| lstm | 0.55 |" in table
     assert "| lstm (0.000122) |" in table  # rnn's column: the difference survives Holm
     assert "\\textit{majority (baseline)} & 0.25" in (folder / "table.tex").read_text()

@@ -44,12 +44,22 @@ class CellSummary:
         key = f"test_{self.primary_metric}"
         return [f["metrics"][key] for f in self.finals if key in f["metrics"]]
 
-    @property
-    def best_val(self) -> float | None:
-        try:
-            return self.study.best_value
-        except ValueError:  # no completed trial
-            return None
+    def selected_val(self) -> tuple[float, float]:
+        """Validation value of the configuration the finals re-train: its search value and
+        its mean over the selection re-run seeds (NaN where it was not re-run).
+
+        The two side by side show the winner's curse: the search value of the best of many
+        trials is optimistic, the re-runs' mean is not. Studies from before the selection
+        step have no `selected_trial`; their finals re-trained the best trial.
+        """
+        number = self.study.user_attrs.get("selected_trial")
+        if number is None:
+            try:
+                return self.study.best_value, math.nan
+            except ValueError:  # no completed trial
+                return math.nan, math.nan
+        rerun = self.study.user_attrs.get("selection", {}).get(str(number), math.nan)
+        return self.study.get_trials(deepcopy=False)[number].value, rerun
 
     def mean_of(self, key: str) -> float:
         values = [f["metrics"][key] for f in self.finals if key in f["metrics"]]
@@ -129,8 +139,8 @@ def collect(storage_url: str, study_prefix: str = "seqbench", task: str | None =
             primary_metric=attrs["primary_metric"], direction=attrs["direction"],
             selection_metric=attrs.get("selection_metric", attrs["primary_metric"]),
             selection_direction=attrs.get("selection_direction", attrs["direction"]),
-            command=attrs.get("command", ""), finals=finals, seeds=seeds, trial_counts=count_trials(study),
-            plugins=attrs.get("plugins", {}),
+            command=attrs.get("command", ""), finals=finals, seeds=seeds,
+            trial_counts=count_trials(study), plugins=attrs.get("plugins", {}),
         ))
     if not grouped:
         what = " ".join(filter(None, [task, dataset])) or "any task"

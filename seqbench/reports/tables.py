@@ -26,6 +26,7 @@ def rows(cells: list[CellSummary], pairwise: Pairwise) -> list[dict[str, Any]]:
     for cell in sorted(cells, key=lambda c: c.cell):
         values = cell.test_values
         low, high = confidence_interval(values)
+        val_search, val_reruns = cell.selected_val()
         result.append({
             "cell": cell.cell,
             "test_mean": statistics.fmean(values) if values else math.nan,
@@ -33,7 +34,8 @@ def rows(cells: list[CellSummary], pairwise: Pairwise) -> list[dict[str, Any]]:
             "ci_high": high,
             "test_std": statistics.stdev(values) if len(values) > 1 else math.nan,
             "seeds": len(values),
-            "best_val": cell.best_val if cell.best_val is not None else math.nan,
+            "val_search": val_search,
+            "val_reruns": val_reruns,
             "parameters": cell.mean_of("parameters"),
             "seconds_per_epoch": cell.mean_of("seconds_per_epoch"),
             **{f"trials_{k}": v for k, v in cell.trial_counts.items()},
@@ -144,15 +146,16 @@ def markdown(cells: list[CellSummary], rows_: list[dict[str, Any]], pairwise: Pa
     lines = [
         f"# {first.task} / {first.dataset}",
         "",
-        f"| cell | {metric}: mean | {level} CI | seeds | best val {first.selection_metric} "
-        "| parameters | s/epoch | trials done/pruned/failed | better than (Holm p) |",
+        f"| cell | {metric}: mean | {level} CI | seeds "
+        f"| val {first.selection_metric}: search / re-runs | parameters | s/epoch "
+        "| trials done/pruned/failed | better than (Holm p) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows_:
         name = f"**{r['cell']}**" if r["top"] else r["cell"]
         lines.append(
             f"| {name} | {_fmt(r['test_mean'])} | {_interval(r)} | {r['seeds']} "
-            f"| {_fmt(r['best_val'])} | {_count(r['parameters'])} "
+            f"| {_fmt(r['val_search'])} / {_fmt(r['val_reruns'])} | {_count(r['parameters'])} "
             f"| {_fmt(r['seconds_per_epoch'], 3)} "
             f"| {r['trials_complete']}/{r['trials_pruned']}/{r['trials_fail']} "
             f"| {r['better_than'] or '–'} |"
@@ -162,8 +165,10 @@ def markdown(cells: list[CellSummary], rows_: list[dict[str, Any]], pairwise: Pa
     lines += [
         "",
         f"{metric}: {arrow}. Mean over the final seeds with its {level} Student-t confidence "
-        "interval. Bold: no other cell is significantly better. \"better than\" lists the cells "
-        "this one beats by a difference that survives the Holm-corrected pairwise tests below.",
+        "interval. val: the selected configuration's validation value in the search and "
+        "its mean over the selection re-run seeds. Bold: no other cell is significantly "
+        "better. \"better than\" lists the cells this one beats by a difference that "
+        "survives the Holm-corrected pairwise tests below.",
         "",
         *pairwise_markdown(pairwise),
         "Budget: `budget_curves.png` and `budget_curves.csv` give each cell's expected best "
