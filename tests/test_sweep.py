@@ -74,12 +74,14 @@ def test_report_writes_tables_plots_and_the_commands_behind_them(toy_task, tmp_p
             "validation_curves.png", "importance.json"} <= names
     table = (folder / "table.md").read_text()
     assert "| gru |" in table.replace("**", "") and "| rnn |" in table.replace("**", "")
-    assert "95% CI" in table and "Holm-corrected over the 1 pairs" in table and "3/0/0" in table
+    assert "95% CI" in table and "Holm-corrected over 1 pair;" in table and "3/0/0" in table
     assert "Code: gru, rnn from seqbench " in table and "task toymusic from toy-music 1.0" in table
     assert f"seqbench sweep --task toymusic --dataset tiny --cells gru,rnn --trials 3" in table
     assert f"seqbench report --storage {out / 'sweeps.journal'}" in table
     rows = (folder / "table.csv").read_text().splitlines()
-    assert rows[0].startswith("cell,test_mean,ci_low,ci_high") and len(rows) == 3
+    assert rows[0].startswith("cell,test_mean,ci_low,ci_high") and len(rows) == 5
+    assert rows[3].startswith("per_key_marginal (baseline),")  # two cells, two baselines
+    assert "Test: paired permutation test" in table  # the finals scored their test items
     assert "\\begin{tabular}" in (folder / "table.tex").read_text()
 
 

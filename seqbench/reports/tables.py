@@ -107,7 +107,7 @@ def seeds_line(cells: list[CellSummary]) -> str:
     described: dict[str, list[str]] = defaultdict(list)
     for cell in cells:
         if cell.seeds:
-            described["; ".join(f"{kind} {', '.join(map(str, seeds))}"
+            described["; ".join(f"{kind} {', '.join(map(str, seeds)) or 'none'}"
                                 for kind, seeds in cell.seeds.items())].append(cell.cell)
     if len(described) == 1:
         return f"Seeds: {next(iter(described))}."
@@ -120,11 +120,13 @@ def pairwise_markdown(pairwise: Pairwise) -> list[str]:
         return ["## Pairwise comparisons", "", "Only one cell has final runs: nothing to compare.",
                 ""]
     detail = any(c.detail for c in pairwise.comparisons)
+    pairs = len(pairwise.comparisons)
     lines = [
         "## Pairwise comparisons",
         "",
-        f"Test: {pairwise.test}, because {pairwise.why} p-values are Holm-corrected over the "
-        f"{len(pairwise.comparisons)} pairs; a difference survives at corrected p < {ALPHA}.",
+        f"Test: {pairwise.test}, because {pairwise.why} p-values are Holm-corrected over "
+        f"{pairs} pair{'s' if pairs > 1 else ''}; a difference survives at corrected "
+        f"p < {ALPHA}.",
         "",
         "| pair | difference of means | p | Holm p | survives |"
         + (" discordant items (first/second) |" if detail else ""),
