@@ -25,7 +25,7 @@ from seqbench.reports.compare import mcnemar
 from seqbench.reports.items import ItemScores
 from seqbench.sweeps.storage import open_storage
 
-SEEDS = {"search": [0], "rerun": [], "final": [10, 11]}
+SEEDS = {"search": [0], "rerun": [1, 2], "final": [10, 11]}
 
 
 def fake_sweep(tmp_path: Path, finals: dict[str, dict[int, list[float]]], *, kind: str,
@@ -188,7 +188,7 @@ def test_a_binary_report_uses_mcnemar_and_marks_the_surviving_differences(tmp_pa
     assert "Test: exact McNemar test, because test_accuracy is right or wrong on each of " \
            "the 20 test items" in table
     assert "| *majority (baseline)* | 0.25 |" in table
-    assert "Seeds: search 0; rerun none; final 10, 11." in table
+    assert "Seeds: search 0; rerun 1, 2; final 10, 11." in table
     assert "seqbench report --storage" in table and "seqbench sweep --task fake" in table
 
     curves = [row for row in read_csv(folder / "budget_curves.csv") if row["cell"] == "gru"]
@@ -204,7 +204,8 @@ def test_a_continuous_report_uses_the_paired_permutation_test(tmp_path):
     finals = {"a": {10: [5.0, 7.0, 9.0], 11: [7.0, 9.0, 11.0]},   # item means 6, 8, 10
               "b": {10: [5.0, 6.0, 7.0], 11: [5.0, 6.0, 7.0]}}   # differences 1, 2, 3
     storage = fake_sweep(tmp_path, finals, kind="continuous", weights=weights,
-                         primary="nll", direction="minimize", seeds=SEEDS)
+                         primary="nll", direction="minimize",
+                         seeds={**SEEDS, "rerun": []})
     (folder,) = write_reports(storage, tmp_path / "report")
     (pair,) = read_csv(folder / "pairwise.csv")
     assert float(pair["p"]) == pytest.approx(0.25) and pair["survives"] == "False"
@@ -212,6 +213,7 @@ def test_a_continuous_report_uses_the_paired_permutation_test(tmp_path):
     table = (folder / "table.md").read_text()
     assert "Test: paired permutation test, because every cell is scored on the same 3 test " \
            "items" in table and "exact" in table
+    assert "Seeds: search 0; rerun none; final 10, 11." in table
 
 
 def test_without_item_files_the_report_falls_back_to_welch_and_says_why(tmp_path):
