@@ -230,3 +230,15 @@ def test_without_item_files_the_report_falls_back_to_welch_and_says_why(tmp_path
     assert "Test: Welch's t-test, because a's final runs (seeds 0, 1, 2) have no per-item " \
            "test scores (test_items.csv)" in table
     assert "Seeds:" not in table  # an older study that recorded none
+
+
+def test_item_files_that_disagree_fall_back_to_welch(tmp_path):
+    finals = {"a": {10: [5.0, 7.0, 9.0], 11: [7.0, 9.0, 11.0]},
+              "b": {10: [5.0, 6.0, 7.0], 11: [5.0, 6.0, 8.0]}}
+    storage = fake_sweep(tmp_path, finals, kind="continuous", weights=[10.0, 20.0, 30.0],
+                         primary="nll", direction="minimize", seeds=SEEDS)
+    items = tmp_path / "finals" / "b" / "seed11" / "test_items.csv"
+    items.write_text(items.read_text().replace(",30.0", ",31.0"))  # one item, other frames
+    (folder,) = write_reports(storage, tmp_path / "report")
+    assert "Test: Welch's t-test, because the final runs' item files differ in their test " \
+           "items, weights or metric" in (folder / "table.md").read_text()

@@ -83,9 +83,10 @@ def item_scores(cells: list[CellSummary]) -> tuple[dict[str, dict[int, ItemScore
     every = [items for per_seed in scores.values() for items in per_seed.values()]
     if not every:
         return {}, "no cell has final runs"
-    if any((s.items, s.kind, s.metric) != (every[0].items, every[0].kind, every[0].metric)
-           for s in every):
-        return {}, "the final runs' item files do not list the same test items and metric"
+    first = every[0]
+    if any((s.items, s.kind, s.metric) != (first.items, first.kind, first.metric)
+           or not np.array_equal(s.weights, first.weights) for s in every):
+        return {}, "the final runs' item files differ in their test items, weights or metric"
     return scores, ""
 
 
