@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 LEVEL = 0.95
-#: Resamples of the paired permutation test; fewer items than log2 of this are enumerated.
+#: Resamples of the paired permutation test; up to 13 items (2**items <= this) it is exact.
 PERMUTATIONS = 9999
 #: Resamples evaluated at once: bounds memory to BATCH x items values (scipy default: all).
 BATCH = 500
