@@ -115,8 +115,7 @@ def core_params_for(task: Task, dataset: str | None = None) -> tuple[Param, ...]
     search = task.search_for(dataset)
     for key in [*defaults, *search]:
         if key not in names:
-            raise SeqbenchError(f"task '{task.name}': '{key}' is not a core hyperparameter; "
-                                f"core hyperparameters: {', '.join(sorted(names))}.")
+            raise unknown_name(f"core hyperparameter (in task '{task.name}')", key, names)
     return tuple(
         Param(**{**asdict(p),
                  **({"default": p.coerce(defaults[p.name])} if p.name in defaults else {}),

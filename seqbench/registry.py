@@ -4,6 +4,9 @@ Like pytest/pluggy, every plugin is loaded inside its own guard: a plugin whose 
 fails, or which exports the wrong kind of object, is recorded with its distribution and
 error instead of breaking discovery. Only a command that *selects* a broken plugin fails,
 with a one-line message; `seqbench list` shows all of them, with the full traceback.
+A plugin that loads but declares itself wrongly (a search range outside its bounds, a task
+default that is not a core hyperparameter) is refused the same way, by the conformance
+kit's own declaration checks (`seqbench.declarations`), before any run can trip on it.
 
 Like pytest's `-p no:NAME` and `PYTEST_DISABLE_PLUGIN_AUTOLOAD`, a plugin can be switched
 off without uninstalling it: `SEQBENCH_DISABLE_PLUGINS=name,...` (or `--disable-plugin`)
@@ -24,6 +27,7 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Literal
 
 from seqbench.contracts import Cell, Task
+from seqbench.declarations import cell_problems, task_problems
 from seqbench.errors import SeqbenchError, unknown_name
 
 Kind = Literal["cell", "task"]
@@ -112,6 +116,9 @@ def _load(kind: Kind, ep: EntryPoint) -> PluginEntry:
         return PluginEntry(
             **base, error=f"entry point is named '{ep.name}' but the plugin says '{obj.name}'"
         )
+    problems = (cell_problems if kind == "cell" else task_problems)(obj)
+    if problems:
+        return PluginEntry(**base, error="malformed declaration: " + "; ".join(problems))
     return PluginEntry(**base, plugin=obj)
 
 

@@ -60,15 +60,99 @@ class StepSequence(nn.Module):
         return x, tuple(new_state)
 
 
-def from_step(make_step: Callable[[int, int], nn.Module]) -> Callable[..., nn.Module]:
-    """Adapt `make_step(input_size, hidden_size) -> step module` into a `Cell.build` function.
+def from_step(make_step: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """Adapt `make_step(input_size, hidden_size, **params) -> step module` (a class or a
+    factory) into a `Cell.build` function.
 
-    Extra declared hyperparameters are forwarded to `make_step` as keyword arguments.
+    Extra declared hyperparameters are forwarded to `make_step` as keyword arguments. The
+    step protocol is checked twice, each time with one `StepProtocolError` naming what is
+    missing: here, cheaply, when `make_step` is a class (so a plugin that forgets
+    `initial_state` is refused when it loads); and on the first layer of every build.
     """
+    if not callable(make_step):
+        raise StepProtocolError(f"from_step needs a step class or factory, got {make_step!r}")
+    if isinstance(make_step, type):
+        missing = [m for m in ("initial_state", "forward") if not callable(
+            getattr(make_step, m, None)) or getattr(make_step, m) is nn.Module.forward]
+        if not issubclass(make_step, nn.Module) or missing:
+            raise StepProtocolError(_protocol_message(make_step.__name__, (
+                "it is not a torch.nn.Module" if not issubclass(make_step, nn.Module)
+                else f"it does not define {' or '.join(missing)}")))
 
     def build(input_size: int, hidden_size: int, num_layers: int, dropout: float, **extra):
-        return StepSequence(
+        module = StepSequence(
             lambda i, h: make_step(i, h, **extra), input_size, hidden_size, num_layers, dropout
         )
+        validate_step(module.layers[0], input_size, hidden_size)
+        return module
 
     return build
+
+
+class StepProtocolError(TypeError):
+    """A step module breaks the step protocol; the message says which part and how."""
+
+
+def _protocol_message(name: str, problem: str) -> str:
+    return (f"step module {name} breaks the step protocol: {problem}. A step defines "
+            "initial_state(batch_size, device, dtype) -> a tensor or tuple of tensors "
+            "[batch_size, ...] on that device and dtype, and forward(x_t[B, input_size], "
+            "state) -> (h_t[B, hidden_size], new state of the same shapes)")
+
+
+def _shapes(state) -> object:
+    if isinstance(state, torch.Tensor):
+        return tuple(state.shape)
+    if isinstance(state, (tuple, list)) and state:
+        return tuple(_shapes(item) for item in state)
+    return type(state).__name__
+
+
+def _batch_first(shapes: object, batch_size: int) -> bool:
+    """Whether `_shapes(state)` is made only of tensors whose first dimension is the batch."""
+    if isinstance(shapes, tuple) and shapes and all(isinstance(n, int) for n in shapes):
+        return shapes[0] == batch_size
+    return isinstance(shapes, tuple) and bool(shapes) and all(
+        _batch_first(item, batch_size) for item in shapes)
+
+
+def validate_step(step: nn.Module, input_size: int, hidden_size: int) -> None:
+    """Run one step on a batch of 2 zeros; raise one `StepProtocolError` if the protocol
+    is broken, instead of an AttributeError from deep inside the time loop.
+
+    The random state is restored afterwards, so validating never changes a seeded run.
+    """
+    name = type(step).__name__
+    if not isinstance(step, nn.Module):
+        raise StepProtocolError(_protocol_message(name, "make_step returned a "
+                                                  f"{name}, not a torch.nn.Module"))
+    if not callable(getattr(step, "initial_state", None)):
+        raise StepProtocolError(_protocol_message(name, "it has no initial_state method"))
+    weight = next(step.parameters(), None)
+    device, dtype = (weight.device, weight.dtype) if weight is not None else (
+        torch.device("cpu"), torch.get_default_dtype())
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        try:
+            state = step.initial_state(2, device, dtype)
+        except Exception as exc:
+            raise StepProtocolError(_protocol_message(
+                name, f"initial_state(2, device, dtype) raised {type(exc).__name__}: {exc}")
+            ) from exc
+        shapes = _shapes(state)
+        if not _batch_first(shapes, 2):
+            raise StepProtocolError(_protocol_message(
+                name, f"initial_state(batch_size=2, ...) returned {shapes}"))
+        try:
+            out = step(torch.zeros(2, input_size, device=device, dtype=dtype), state)
+        except Exception as exc:
+            raise StepProtocolError(_protocol_message(
+                name, f"forward(x_t[2, {input_size}], state) raised {type(exc).__name__}: {exc}")
+            ) from exc
+        if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[0], torch.Tensor)):
+            raise StepProtocolError(_protocol_message(
+                name, f"forward returned {_shapes(out)}, not a pair (h_t, state)"))
+        if tuple(out[0].shape) != (2, hidden_size) or _shapes(out[1]) != shapes:
+            raise StepProtocolError(_protocol_message(
+                name, f"forward(x_t[2, {input_size}], state {shapes}) returned h_t "
+                f"{tuple(out[0].shape)} and state {_shapes(out[1])}, expected h_t "
+                f"{(2, hidden_size)} and state {shapes}"))

@@ -34,6 +34,7 @@ from typing import Any
 from seqbench.contracts import Cell, Task, TaskData
 from seqbench.testing.cells import cell_checks, cell_label
 from seqbench.testing.kit import Check, CheckFailed, CheckSkipped, Result, parametrize, run_all
+from seqbench.testing.steps import check_step_equation
 from seqbench.testing.tasks import task_checks, task_label
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "Result",
     "cell_checks",
     "check_cell",
+    "check_step_equation",
     "check_task",
     "parametrize_cell_checks",
     "parametrize_task_checks",
@@ -53,39 +55,53 @@ CellLike = str | Cell | Callable[..., Any]
 TaskDataLike = TaskData | Callable[[], TaskData] | None
 
 
-def check_cell(cell: CellLike, *, skip: Mapping[str, str] | None = None) -> list[Result]:
-    """Run every cell check; raise `CheckFailed` naming each failure, else return the results."""
-    return run_all(cell_checks(cell, skip), f"cell '{cell_label(cell)}'")
+def check_cell(cell: CellLike, *, skip: Mapping[str, str] | None = None,
+               learn: bool = False) -> list[Result]:
+    """Run every cell check; raise `CheckFailed` naming each failure, else return the results.
+
+    `learn=True` adds `check_learns`, a short training run (about a second for a GRU).
+    """
+    return run_all(cell_checks(cell, skip, learn), f"cell '{cell_label(cell)}'")
 
 
 def check_task(task: str | Task, data: TaskDataLike = None, *, dataset: str | None = None,
                data_dir: str | Path | None = None, params: Mapping[str, Any] | None = None,
-               skip: Mapping[str, str] | None = None) -> list[Result]:
+               skip: Mapping[str, str] | None = None, real_data: bool = True,
+               learn: bool = False, max_overlap: float = 0.0) -> list[Result]:
     """Run every task check; raise `CheckFailed` naming each failure, else return the results.
 
     The data probed is `data` (a `TaskData` or a function making one) if given, else
     `task.prepare(dataset, ...)` from `data_dir` if a dataset is named, else the task's
     `check_case()` data, else its default dataset. `params` sets task hyperparameters.
+    With `real_data` (the default) the default dataset and every value of every `choices`
+    parameter are also prepared, offline, and checked (skipped, saying why, when the files
+    are not here); `learn=True` adds `check_learns`. `max_overlap` is the share of valid
+    and test examples allowed to repeat content of an earlier split, for corpora known to
+    repeat themselves (0 by default: any shared example fails).
     """
-    checks = task_checks(task, data, dataset=dataset, data_dir=data_dir, params=params, skip=skip)
+    checks = task_checks(task, data, dataset=dataset, data_dir=data_dir, params=params,
+                         skip=skip, real_data=real_data, learn=learn, max_overlap=max_overlap)
     return run_all(checks, f"task '{task_label(task)}'")
 
 
-def parametrize_cell_checks(*cells: CellLike, skip: Mapping[str, str] | None = None):
+def parametrize_cell_checks(*cells: CellLike, skip: Mapping[str, str] | None = None,
+                            learn: bool = False):
     """`pytest.mark.parametrize("check", ...)`: one test per check and cell."""
-    return parametrize({cell_label(cell): cell_checks(cell, skip) for cell in cells})
+    return parametrize({cell_label(cell): cell_checks(cell, skip, learn) for cell in cells})
 
 
 def parametrize_task_checks(*tasks: str | Task, data: TaskDataLike = None,
                             dataset: str | None = None, data_dir: str | Path | None = None,
                             params: Mapping[str, Any] | None = None,
-                            skip: Mapping[str, str] | None = None):
+                            skip: Mapping[str, str] | None = None, real_data: bool = True,
+                            learn: bool = False, max_overlap: float = 0.0):
     """`pytest.mark.parametrize("check", ...)`: one test per check and task.
 
     Nothing is loaded until a test runs; each task's data is then prepared once.
     """
     return parametrize({
         task_label(task): task_checks(task, data, dataset=dataset, data_dir=data_dir,
-                                      params=params, skip=skip)
+                                      params=params, skip=skip, real_data=real_data,
+                                      learn=learn, max_overlap=max_overlap)
         for task in tasks
     })

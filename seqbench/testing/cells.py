@@ -10,7 +10,6 @@ sweeps vary every declared hyperparameter.
 from __future__ import annotations
 
 import io
-import keyword
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -18,13 +17,13 @@ import torch
 
 from seqbench import registry
 from seqbench.contracts import Cell
-from seqbench.errors import SeqbenchError
+from seqbench.declarations import cell_problems, valid
 from seqbench.params import Param, resolve
 from seqbench.testing.kit import Check, CheckSkipped, expect, with_skips
 
 BATCH, STEPS, INPUT, HIDDEN = 3, 5, 4, 16
-#: Reserved by `Cell.build`'s positional arguments.
-RESERVED = {"input_size", "hidden_size", "num_layers", "dropout"}
+#: Adam steps `check_learns` allows; GRU and LSTM need under 100.
+LEARN_STEPS = 300
 
 
 def resolve_cell(cell: str | Cell | Callable[..., Any]) -> Cell:
@@ -93,14 +92,6 @@ def _close(a, b, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
     return a.shape == b.shape and torch.allclose(a, b, atol=atol, rtol=rtol)
 
 
-def _valid(param: Param, value: Any) -> bool:
-    try:
-        param.coerce(value)
-    except SeqbenchError:
-        return False
-    return True
-
-
 def _other_value(param: Param) -> Any:
     """A valid non-default value for `param`, or None when none can be derived (free str)."""
     if param.choices is not None:
@@ -114,33 +105,16 @@ def _other_value(param: Param) -> Any:
     candidates = [default + 1, default - 1]
     if param.type is float:
         candidates = [(default + b) / 2 for b in (high, low) if b is not None] + candidates
-    valid = (param.coerce(v) for v in candidates if _valid(param, v))
-    return next((v for v in valid if v != param.default), None)
+    accepted = (param.coerce(v) for v in candidates if valid(param, v))
+    return next((v for v in accepted if v != param.default), None)
 
 
 # ---- the checks ----
 
 def check_params_declared(cell: Cell) -> None:
-    names = [p.name for p in cell.params]
-    bad = [n for n in names if not n.isidentifier() or keyword.iskeyword(n)]
-    expect(not bad, "every parameter name to be a Python identifier", f"{bad}")
-    duplicated = sorted({n for n in names if names.count(n) > 1})
-    expect(not duplicated, "unique parameter names", f"duplicates {duplicated}")
-    clash = sorted(RESERVED & set(names))
-    expect(not clash, f"no parameter named like build's own arguments {sorted(RESERVED)}",
-           f"{clash}")
-    for p in cell.params:
-        if p.default is not None:
-            expect(p.coerce(p.default) == p.default, f"{p.name}'s default to be a valid value",
-                   f"{p.default!r} coerces to {p.coerce(p.default)!r}")
-        low, high = p.search_range
-        if p.tune and p.type in (int, float) and low is not None and high is not None:
-            expect(low <= high, f"{p.name}'s search range low <= high", f"({low}, {high})")
-            outside = [b for b in (low, high) if not _valid(p, b)]
-            expect(not outside, f"{p.name}'s search range inside its valid range "
-                   f"[{p.low}, {p.high}]", f"({low}, {high})")
-            expect(not p.log or low > 0, f"{p.name}'s log-scale search range to be positive",
-                   f"({low}, {high})")
+    problems = cell_problems(cell)
+    expect(not problems, "a well-formed cell declaration (what the registry checks at load)",
+           "; ".join(problems))
     _build(cell)  # every declared default is accepted by build as a keyword
 
 
@@ -273,6 +247,85 @@ def check_cuda(cell: Cell) -> None:
            f"a max difference of {_max_diff(got.cpu(), expected):.3g}")
 
 
+def _initial_states(module, device, dtype) -> list[tuple[str, Any]]:
+    """`initial_state(BATCH, device, dtype)` of every step inside `module` (cells made with
+    `seqbench.step.from_step`, or any module following the step protocol)."""
+    return [(type(sub).__name__, sub.initial_state(BATCH, device, dtype))
+            for sub in module.modules() if callable(getattr(sub, "initial_state", None))]
+
+
+def check_dtype_follows_input(cell: Cell) -> None:
+    """float64 weights and inputs must give float64 outputs and states: a state created
+    without the given dtype (or device) is the bug this finds, and it needs no GPU."""
+    module = _build(cell, layers=2).double().eval()
+    x = _inputs().double()
+    with torch.no_grad():
+        for step, state in _initial_states(module, torch.device("cpu"), torch.float64):
+            dtypes = sorted({str(leaf.dtype) for leaf in _leaves(state)})
+            expect(dtypes == ["torch.float64"],
+                   f"{step}.initial_state(batch_size, device, dtype=torch.float64) to return "
+                   "float64 tensors", f"{dtypes}")
+        y, state = _call(module, x)
+        _, carried = _call(module, x[:, :2], state)
+    for what, tensors in (("output", [y]), ("state", _leaves(state)),
+                          ("carried state", _leaves(carried))):
+        dtypes = sorted({str(t.dtype) for t in tensors})
+        expect(dtypes == ["torch.float64"], f"a float64 {what} from a float64 module and input",
+               f"{dtypes}")
+
+
+#: How PyTorch words a tensor on the wrong device; anything else a meta run raises is an
+#: operation that cannot run on the meta device, which makes the check inapplicable.
+DEVICE_MISMATCH = ("expected device", "same device", "on the expected device")
+
+
+def check_device_follows_input(cell: Cell) -> None:
+    """Run the cell on PyTorch's `meta` device (shapes only, no data, no GPU): a tensor
+    created on the CPU inside `forward` or `initial_state` meets the meta inputs and fails,
+    exactly as it would meet CUDA inputs on a GPU machine."""
+    meta = torch.device("meta")
+    module = _build(cell, layers=2).eval().to(meta)
+    x = _inputs().to(meta)
+    try:
+        with torch.no_grad():
+            for step, state in _initial_states(module, meta, torch.float32):
+                devices = sorted({leaf.device.type for leaf in _leaves(state)})
+                expect(devices == ["meta"], f"{step}.initial_state(batch_size, device=meta, "
+                       "dtype) to return tensors on that device", f"{devices}")
+            y, state = _call(module, x)
+            _, carried = _call(module, x[:, :2], state)
+    except (RuntimeError, NotImplementedError) as exc:
+        if not any(words in str(exc) for words in DEVICE_MISMATCH):
+            raise CheckSkipped("the cell uses an operation the meta device cannot run "
+                               f"({type(exc).__name__}: {str(exc).splitlines()[0]})") from exc
+        expect(False, "every tensor on the input's device (run on the meta device)",
+               f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+    devices = sorted({t.device.type for t in [y, *_leaves(state), *_leaves(carried)]})
+    expect(devices == ["meta"], "the output and state on the input's device (meta)",
+           f"{devices}")
+
+
+def check_learns(cell: Cell) -> None:
+    """Optional (`learn=True`): with a linear read-out, fit "output the input of the step
+    before" on 32 fixed sequences. Needs memory of one step, so a cell that learns anything
+    does it in a few hundred Adam steps; the MSE must fall below a quarter of its start."""
+    module = _build(cell, layers=1)
+    head = torch.nn.Linear(HIDDEN, 1)
+    x = torch.randn(32, 8, INPUT, generator=torch.Generator().manual_seed(6))
+    target = torch.cat([torch.zeros(32, 1), x[:, :-1, 0]], dim=1)
+    optimizer = torch.optim.Adam([*module.parameters(), *head.parameters()], lr=1e-2)
+    losses = []
+    for _ in range(LEARN_STEPS):
+        optimizer.zero_grad()
+        loss = torch.nn.functional.mse_loss(head(_call(module, x)[0]).squeeze(-1), target)
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    expect(losses[-1] < losses[0] / 4,
+           f"the MSE of 'repeat the previous input' to fall below a quarter of its start "
+           f"in {LEARN_STEPS} Adam steps", f"{losses[0]:.3g} -> {losses[-1]:.3g}")
+
+
 CELL_CHECKS: tuple[Callable[[Cell], None], ...] = (
     check_params_declared,
     check_output_shape,
@@ -284,15 +337,20 @@ CELL_CHECKS: tuple[Callable[[Cell], None], ...] = (
     check_deterministic,
     check_state_dict_roundtrip,
     check_params_respected,
+    check_dtype_follows_input,
+    check_device_follows_input,
     check_cuda,
+    check_learns,
 )
 
 
 def cell_checks(cell: str | Cell | Callable[..., Any],
-                skip: Mapping[str, str] | None = None) -> list[Check]:
-    """The checks for `cell`; the cell is resolved when a check runs, not before."""
+                skip: Mapping[str, str] | None = None, learn: bool = False) -> list[Check]:
+    """The checks for `cell`; the cell is resolved when a check runs, not before.
+    `check_learns` (a short training run) is skipped unless `learn`."""
 
     def bind(check: Callable[[Cell], None]) -> Check:
         return Check(check.__name__, lambda: check(resolve_cell(cell)))
 
-    return with_skips([bind(check) for check in CELL_CHECKS], skip)
+    off = {} if learn else {"check_learns": "optional: pass learn=True to run it"}
+    return with_skips([bind(check) for check in CELL_CHECKS], {**off, **(skip or {})})

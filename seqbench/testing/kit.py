@@ -10,12 +10,21 @@ pytest is imported only by `parametrize`, so the kit itself needs nothing beyond
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
 
 class CheckFailed(AssertionError):
-    """A conformance check failed; the message names the check, the expectation and the fact."""
+    """A conformance check failed; the message names the check, the expectation and the fact.
+
+    `detail` is the message without the check's name: two checks failing with the same
+    detail share one root cause, and `run_all` reports it once.
+    """
+
+    def __init__(self, check: str, detail: str) -> None:
+        super().__init__(f"{check}: {detail}")
+        self.check, self.detail = check, detail
 
 
 class CheckSkipped(Exception):
@@ -34,6 +43,24 @@ def expect(ok: Any, expected: str, got: str) -> None:
         raise _Mismatch(expected, got)
 
 
+@contextmanager
+def where(label: str):
+    """Say where a promise inside the block was broken: "expected X on <label>, got Y".
+
+    Used when one check repeats other checks on several datasets or settings; an exception
+    that is not a broken promise is reported the same way, so the author learns both what
+    failed and on which data.
+    """
+    try:
+        yield
+    except (CheckSkipped, CheckFailed):
+        raise
+    except _Mismatch as mismatch:
+        raise _Mismatch(f"{mismatch.expected} on {label}", mismatch.got) from None
+    except Exception as exc:
+        raise _Mismatch(f"no exception on {label}", f"{type(exc).__name__}: {exc}") from exc
+
+
 @dataclass(frozen=True)
 class Check:
     """One named check; calling it raises `CheckFailed` or `CheckSkipped`, or returns."""
@@ -47,13 +74,11 @@ class Check:
         except (CheckSkipped, CheckFailed):
             raise
         except _Mismatch as mismatch:
-            raise CheckFailed(
-                f"{self.name}: expected {mismatch.expected}, got {mismatch.got}"
-            ) from None
+            raise CheckFailed(self.name, f"expected {mismatch.expected}, got {mismatch.got}"
+                              ) from None
         except Exception as exc:
-            raise CheckFailed(
-                f"{self.name}: expected no exception, got {type(exc).__name__}: {exc}"
-            ) from exc
+            raise CheckFailed(self.name, f"expected no exception, got {type(exc).__name__}: {exc}"
+                              ) from exc
 
 
 @dataclass(frozen=True)
@@ -87,8 +112,9 @@ def with_skips(checks: Iterable[Check], skip: Mapping[str, str] | None) -> list[
 
 
 def run_all(checks: Sequence[Check], subject: str) -> list[Result]:
-    """Run every check; raise one `CheckFailed` listing all failures, else return the results."""
-    results = []
+    """Run every check; raise one `CheckFailed` listing each failure's cause once (with the
+    checks it broke), else return the results."""
+    results, causes = [], {}
     for check in checks:
         try:
             check()
@@ -96,14 +122,15 @@ def run_all(checks: Sequence[Check], subject: str) -> list[Result]:
             results.append(Result(check.name, "skipped", str(skipped)))
         except CheckFailed as failed:
             results.append(Result(check.name, "failed", str(failed)))
+            causes.setdefault(failed.detail, []).append(check.name)
         else:
             results.append(Result(check.name, "passed"))
-    failures = [r.message for r in results if r.outcome == "failed"]
-    if failures:
-        raise CheckFailed(
-            f"{len(failures)} of {len(results)} checks failed for {subject}:\n  "
-            + "\n  ".join(failures)
-        )
+    if causes:
+        # One line per root cause: a missing `initial_state` that breaks eight checks is
+        # one mistake, and the author should read it once, with every check it broke.
+        failed = sum(map(len, causes.values()))
+        raise CheckFailed(subject, f"{failed} of {len(results)} checks failed:\n  " + "\n  ".join(
+            f"{', '.join(names)}: {detail}" for detail, names in causes.items()))
     return results
 
 
