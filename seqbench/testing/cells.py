@@ -33,7 +33,8 @@ def resolve_cell(cell: str | Cell | Callable[..., Any]) -> Cell:
     if isinstance(cell, Cell):
         return cell
     if callable(cell):
-        return Cell(name=getattr(cell, "__name__", "cell"), summary="", build=cell)
+        name = getattr(cell, "__name__", "cell")
+        return Cell(name=name, summary=f"the bare build function {name}", build=cell)
     raise TypeError(f"expected a cell name, a seqbench.Cell or a build function, got {cell!r}")
 
 

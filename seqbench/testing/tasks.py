@@ -342,6 +342,7 @@ DATA_CHECKS = (check_splits_nonempty, check_batches, check_splits_disjoint, chec
 
 
 def _data_checks(subject: TaskSubject, label: str) -> None:
+    _expect_declarations(subject.task)  # unlabelled: the same root cause as everywhere else
     for check in DATA_CHECKS:
         with where(f"{label} ({check.__name__})"):
             check(subject)
@@ -388,12 +389,12 @@ def check_learns(subject: TaskSubject) -> None:
     def total() -> torch.Tensor:
         return sum(subject.data.loss(model(batch.inputs)[0], batch) for batch in batches)
 
-    start = float(total())
+    start = float(total().detach())
     for _ in range(LEARN_STEPS):
         optimizer.zero_grad()
         total().backward()
         optimizer.step()
-    end = float(total())
+    end = float(total().detach())
     expect(end < start / 2, f"the training loss on 2 batches to halve in {LEARN_STEPS} Adam "
            "steps", f"{start:.4g} -> {end:.4g}")
 
