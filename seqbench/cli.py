@@ -252,6 +252,37 @@ def report(
         typer.echo(str(folder))
 
 
+new_app = typer.Typer(help="Start a plugin: an installable distribution that already "
+                      "passes the conformance kit and trains.", no_args_is_help=True)
+app.add_typer(new_app, name="new")
+DirOption = Annotated[Optional[Path], typer.Option(
+    "--dir", help="Folder to write (default: ./seqbench-NAME); must not exist or be empty.")]
+
+
+@new_app.command("cell")
+def new_cell(name: Annotated[str, typer.Argument(help="The cell's name.")],
+             directory: DirOption = None) -> None:
+    """Write seqbench-NAME: a cell plugin made with seqbench.step.from_step, with its tests."""
+    _scaffold("cell", name, directory)
+
+
+@new_app.command("task")
+def new_task(name: Annotated[str, typer.Argument(help="The task's name.")],
+             directory: DirOption = None) -> None:
+    """Write seqbench-NAME: a task plugin with offline data and a check case, with its tests."""
+    _scaffold("task", name, directory)
+
+
+def _scaffold(kind: str, name: str, directory: Path | None) -> None:
+    from seqbench.scaffold import scaffold
+
+    written = scaffold(kind, name, directory)
+    for path in written:
+        typer.echo(str(path))
+    typer.echo(f"Next: pip install -e {written[0].parent} && python -m pytest "
+               f"{written[0].parent}")
+
+
 def _split_names(names: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in names.split(",") if name.strip())
 
