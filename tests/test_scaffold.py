@@ -44,16 +44,16 @@ def scaffolded(tmp_path, kind, name, capsys):
 
 
 def test_a_scaffolded_cell_passes_the_kit_and_trains(tmp_path, capsys, install_scaffold):
-    folder = scaffolded(tmp_path, "cell", "leaky", capsys)
-    assert "from_step" in (folder / "src/seqbench_leaky/plugin.py").read_text()
-    assert "import torch" not in (folder / "src/seqbench_leaky/plugin.py").read_text()
+    folder = scaffolded(tmp_path, "cell", "scaffoldleaky", capsys)
+    assert "from_step" in (folder / "src/seqbench_scaffoldleaky/plugin.py").read_text()
+    assert "import torch" not in (folder / "src/seqbench_scaffoldleaky/plugin.py").read_text()
     install_scaffold(folder)
-    entry = registry.discover("cell")["leaky"]
-    assert entry.error is None and entry.distribution == "seqbench-leaky"
-    outcomes = {r.check: r.outcome for r in check_cell("leaky", learn=True)}
+    entry = registry.discover("cell")["scaffoldleaky"]
+    assert entry.error is None and entry.distribution == "seqbench-scaffoldleaky"
+    outcomes = {r.check: r.outcome for r in check_cell("scaffoldleaky", learn=True)}
     assert outcomes["check_learns"] == outcomes["check_device_follows_input"] == "passed"
     out = tmp_path / "runs"
-    assert main(["run", "--cell", "leaky", "--task", "forecasting", "--epochs", "1",
+    assert main(["run", "--cell", "scaffoldleaky", "--task", "forecasting", "--epochs", "1",
                  "--hidden-size", "8", "--quiet", "--output-dir", str(out)]) == 0
     (run_dir,) = out.iterdir()
     assert json.loads((run_dir / "config.json").read_text())["spec"]["cell_params"] == {
@@ -62,12 +62,12 @@ def test_a_scaffolded_cell_passes_the_kit_and_trains(tmp_path, capsys, install_s
 
 def test_a_scaffolded_task_passes_the_kit_on_its_real_data_and_trains(tmp_path, capsys,
                                                                        install_scaffold):
-    folder = scaffolded(tmp_path, "task", "sums", capsys)
+    folder = scaffolded(tmp_path, "task", "scaffoldsums", capsys)
     install_scaffold(folder)
-    outcomes = {r.check: r.outcome for r in check_task("sums", learn=True)}
+    outcomes = {r.check: r.outcome for r in check_task("scaffoldsums", learn=True)}
     assert outcomes["check_default_dataset"] == outcomes["check_metrics_case"] == "passed"
     out = tmp_path / "runs"
-    assert main(["run", "--task", "sums", "--cell", "gru", "--epochs", "1", "--hidden-size",
+    assert main(["run", "--task", "scaffoldsums", "--cell", "gru", "--epochs", "1", "--hidden-size",
                  "8", "--quiet", "--output-dir", str(out)]) == 0
     (run_dir,) = out.iterdir()
     metrics = json.loads((run_dir / "metrics.json").read_text())
