@@ -22,7 +22,11 @@ Or get one pytest test per check, with the check's name as the test id::
 
 `cell_checks(...)` and `task_checks(...)` return the `Check` objects themselves (named
 callables) for other test runners. `skip={"check_name": "reason"}` opts out of a check
-knowingly. The checks, and what each one promises, are listed in docs/plugins.md.
+knowingly; `learn=True` adds a short "can it learn" run; `check_task` also prepares the
+task's real default dataset and every `choices` value offline (`real_data=False` skips
+that). `check_step_equation(make_step, equation)` tests a step module against its
+equation written out by hand. A root cause that breaks several checks is reported once.
+The checks, and what each one promises, are listed in docs/plugins.md.
 """
 
 from __future__ import annotations
