@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from seqbench import registry
-from seqbench.step import StepSequence, from_step
+from seqbench.step import StepProtocolError, StepSequence, from_step
 
 CELLS = ["lstm", "gru", "rnn"]
 
@@ -101,3 +101,28 @@ def test_from_step_builds_a_cell_factory_with_extras():
     module = from_step(make)(3, 4, 1, 0.0, scale=2.0)
     y, _ = module(torch.randn(2, 3, 3))
     assert y.shape == (2, 3, 4) and seen == {"scale": 2.0}
+
+
+def test_from_step_validates_without_changing_the_seeded_initialisation():
+    """The protocol check runs a step at build time; a seeded run must not notice it."""
+    torch.manual_seed(0)
+    direct = StepSequence(ElmanStep, input_size=3, hidden_size=4, num_layers=2)
+    after_direct = torch.rand(3)
+    torch.manual_seed(0)
+    built = from_step(ElmanStep)(3, 4, 2, 0.0)
+    assert all(torch.equal(a, b) for a, b in zip(direct.state_dict().values(),
+                                                 built.state_dict().values()))
+    assert torch.equal(torch.rand(3), after_direct)
+
+
+def test_from_step_names_the_broken_part_of_the_step_protocol():
+    class Wide(ElmanStep):
+        def forward(self, x_t, h):
+            h, _ = super().forward(x_t, h)
+            return torch.cat([h, h], -1), h
+
+    with pytest.raises(StepProtocolError, match=r"returned h_t \(2, 8\) and state \(2, 4\), "
+                                                r"expected h_t \(2, 4\)"):
+        from_step(Wide)(3, 4, 1, 0.0)
+    with pytest.raises(StepProtocolError, match="from_step needs a step class or factory"):
+        from_step("ElmanStep")
