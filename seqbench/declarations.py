@@ -46,6 +46,9 @@ def param_problems(params: Iterable[Param], group: str,
     problems += [f"{group}: '{n}' clashes with build's own argument of that name"
                  for n in names if n in reserved]
     for p in params:
+        if p.default is not None and p.coerce(p.default) != p.default:
+            problems.append(f"{group}: {p.name}'s default {p.default!r} is really "
+                            f"{p.coerce(p.default)!r}; write that")
         low, high = p.search_range
         if not (p.tune and p.type in (int, float) and low is not None and high is not None):
             continue

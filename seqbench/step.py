@@ -100,16 +100,18 @@ def _protocol_message(name: str, problem: str) -> str:
             "state) -> (h_t[B, hidden_size], new state of the same shapes)")
 
 
-def _shapes(state) -> object:
+def state_shapes(state: object) -> object:
+    """The structure of a state with every tensor replaced by its shape, for comparing
+    states and for messages; anything that is not a tensor shows as its type's name."""
     if isinstance(state, torch.Tensor):
         return tuple(state.shape)
     if isinstance(state, (tuple, list)) and state:
-        return tuple(_shapes(item) for item in state)
+        return tuple(state_shapes(item) for item in state)
     return type(state).__name__
 
 
 def _batch_first(shapes: object, batch_size: int) -> bool:
-    """Whether `_shapes(state)` is made only of tensors whose first dimension is the batch."""
+    """Whether `state_shapes(state)` is made only of tensors whose first dimension is the batch."""
     if isinstance(shapes, tuple) and shapes and all(isinstance(n, int) for n in shapes):
         return shapes[0] == batch_size
     return isinstance(shapes, tuple) and bool(shapes) and all(
@@ -138,7 +140,7 @@ def validate_step(step: nn.Module, input_size: int, hidden_size: int) -> None:
             raise StepProtocolError(_protocol_message(
                 name, f"initial_state(2, device, dtype) raised {type(exc).__name__}: {exc}")
             ) from exc
-        shapes = _shapes(state)
+        shapes = state_shapes(state)
         if not _batch_first(shapes, 2):
             raise StepProtocolError(_protocol_message(
                 name, f"initial_state(batch_size=2, ...) returned {shapes}"))
@@ -150,9 +152,9 @@ def validate_step(step: nn.Module, input_size: int, hidden_size: int) -> None:
             ) from exc
         if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[0], torch.Tensor)):
             raise StepProtocolError(_protocol_message(
-                name, f"forward returned {_shapes(out)}, not a pair (h_t, state)"))
-        if tuple(out[0].shape) != (2, hidden_size) or _shapes(out[1]) != shapes:
+                name, f"forward returned {state_shapes(out)}, not a pair (h_t, state)"))
+        if tuple(out[0].shape) != (2, hidden_size) or state_shapes(out[1]) != shapes:
             raise StepProtocolError(_protocol_message(
                 name, f"forward(x_t[2, {input_size}], state {shapes}) returned h_t "
-                f"{tuple(out[0].shape)} and state {_shapes(out[1])}, expected h_t "
+                f"{tuple(out[0].shape)} and state {state_shapes(out[1])}, expected h_t "
                 f"{(2, hidden_size)} and state {shapes}"))

@@ -19,6 +19,7 @@ from seqbench import registry
 from seqbench.contracts import Cell
 from seqbench.declarations import cell_problems, valid
 from seqbench.params import Param, resolve
+from seqbench.step import state_shapes
 from seqbench.testing.kit import Check, CheckSkipped, expect, with_skips
 
 BATCH, STEPS, INPUT, HIDDEN = 3, 5, 4, 16
@@ -76,15 +77,6 @@ def _leaves(state: Any) -> list[torch.Tensor]:
     return []
 
 
-def _shapes(state: Any) -> Any:
-    """The structure of a state with every tensor replaced by its shape, for comparison."""
-    if isinstance(state, torch.Tensor):
-        return tuple(state.shape)
-    if isinstance(state, (tuple, list)):
-        return tuple(_shapes(item) for item in state)
-    return type(state).__name__
-
-
 def _max_diff(a, b) -> float:
     return float((a - b).abs().max()) if a.numel() else 0.0
 
@@ -135,11 +127,11 @@ def check_state_shape(cell: Cell) -> None:
     module = _build(cell, layers=2).eval()
     x = _inputs()
     _, first = _call(module, x[:, :2])
-    expect(_leaves(first), "a state made of tensors", f"{_shapes(first)!r}")
+    expect(_leaves(first), "a state made of tensors", f"{state_shapes(first)!r}")
     _, second = _call(module, x[:, 2:], first)
-    expect(_shapes(second) == _shapes(first),
+    expect(state_shapes(second) == state_shapes(first),
            "the state returned after a state was passed in to have that state's shapes",
-           f"{_shapes(second)} after passing {_shapes(first)}")
+           f"{state_shapes(second)} after passing {state_shapes(first)}")
 
 
 def check_state_carry(cell: Cell) -> None:
