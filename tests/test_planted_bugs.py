@@ -169,3 +169,20 @@ def test_a_malformed_plugin_is_refused_in_one_line_when_it_loads(install_plugins
     with pytest.raises(SeqbenchError, match="malformed declaration: Task.defaults: unknown "
                                             "core hyperparameter 'lerning_rate'"):
         registry.get_task("typo")
+
+
+def test_real_data_that_is_not_here_is_a_stated_skip_and_nothing_is_downloaded():
+    import os
+
+    class Remote(SumTask):
+        def prepare(self, dataset, context, params):
+            assert os.environ.get("SEQBENCH_OFFLINE") == "1"  # downloads are off
+            raise SeqbenchError(f"'corpus.txt' not found in {context.data_dir}")
+
+    before = os.environ.get("SEQBENCH_OFFLINE")
+    results = {r.check: (r.outcome, r.message) for r in check_task(Remote())}
+    assert os.environ.get("SEQBENCH_OFFLINE") == before  # restored
+    outcome, message = results["check_default_dataset"]
+    assert outcome == "skipped" and "is not available offline here: 'corpus.txt' not found" \
+        in message
+    assert results["check_choices"][0] == "skipped"
