@@ -1,8 +1,11 @@
 """The `seqbench` command line.
 
 Torch and Lightning are imported inside the commands that need them, so `seqbench --help`
-and `seqbench list` answer instantly. Every user error (a `SeqbenchError` or a bad option)
-becomes one line on stderr and exit code 2; anything else is a bug and shows a traceback.
+and `seqbench list` answer instantly. `main` is the one funnel for everything a user can
+cause: a `SeqbenchError`, a bad option, or an OS error about a path they gave (a file where
+a folder belongs, no permission, a full disk) become one `error:` line and exit code 2;
+Ctrl-C becomes one line saying what was kept, and exit code 130. Anything else is a bug and
+shows a traceback.
 """
 
 from __future__ import annotations
@@ -13,19 +16,50 @@ from typing import Annotated, Optional
 
 import typer
 
-from seqbench.errors import SeqbenchError
+from seqbench.errors import Interrupted, SeqbenchError, from_os_error
 
 try:  # typer >= 0.2x vendors click; older releases raise click's own exceptions
     from typer.exceptions import TyperException as UsageProblem
 except ImportError:  # pragma: no cover - depends on the installed typer
     from click import ClickException as UsageProblem
 
+#: Environment variable that `--storage` defaults to (the way to pass a password).
+STORAGE_ENV = "SEQBENCH_STORAGE_URL"
+#: Seeds reach numpy, which takes 0 .. 2**32 - 1.
+MAX_SEED = 2**32 - 1
+#: A sweep's sampler seed is seed * 1_000_003 + trials so far, which must stay below 2**32.
+MAX_SWEEP_SEED = 4000
+
 app = typer.Typer(
     help="Compare recurrent cells (LSTM, GRU, RNN and plugins) fairly across sequence tasks.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _type_label(option: typer.core.TyperOption, ctx: typer.Context) -> str | None:
+    """Help's type column: nothing for flags, the metavar where one is given.
+
+    Typer renders Python annotations there (`<bool>`, `<list[str]>`) and ignores metavars.
+    """
+    if option.is_flag:
+        return None
+    if option.metavar:
+        return option.metavar
+    return _typer_label(option, ctx)
+
+
+_typer_label = typer.core.TyperOption.display_type_rich
+typer.core.TyperOption.display_type_rich = _type_label
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from seqbench import __version__
+
+        typer.echo(f"seqbench {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -35,6 +69,9 @@ def plugins_option(
         help="Do not load this plugin (a plugin or distribution name; repeatable). Same as "
         "$SEQBENCH_DISABLE_PLUGINS=a,b; SEQBENCH_DISABLE_PLUGIN_AUTOLOAD=1 loads only "
         "seqbench's own plugins.")] = None,
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_show_version, is_eager=True,
+        help="Show the version and exit.")] = False,
 ) -> None:
     """Options that apply to every command (given before the command name)."""
     if disable_plugin:
@@ -45,8 +82,14 @@ def plugins_option(
 
 SetOption = Annotated[
     Optional[list[str]],
-    typer.Option("--set", help="KEY=VALUE for any hyperparameter (repeatable); "
+    typer.Option("--set", metavar="KEY=VALUE", help="Any hyperparameter (repeatable); "
                  "prefix with cell. or task. to disambiguate."),
+]
+ThreadsOption = Annotated[
+    Optional[int],
+    typer.Option(help="Intra-op threads per training process (default: $OMP_NUM_THREADS, "
+                 "else the cores this process may use, divided between --jobs).",
+                 min=1),
 ]
 
 
@@ -70,24 +113,26 @@ def run(
     layers: Annotated[Optional[int], typer.Option(help="Stacked layers.")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Learning rate.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Sequences per batch.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed for initialisation and data order.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed for initialisation and data order.", min=0, max=MAX_SEED)] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     data_dir: Annotated[Optional[Path], typer.Option(help="Canonical data files (default: $SEQBENCH_DATA_DIR, else ~/.cache/seqbench).")] = None,
     output_dir: Annotated[Path, typer.Option(help="Where run folders are written.")] = Path("runs"),
     settings: SetOption = None,
-    spec: Annotated[Optional[Path], typer.Option(help="Re-run the spec in a run folder's config.json (other options override it).")] = None,
+    spec: Annotated[Optional[Path], typer.Option(help="Re-run a run folder (or its config.json); other options override it.")] = None,
+    threads: ThreadsOption = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Train one cell on one task and write a run record."""
+    from seqbench import threads as thread_policy
+
+    thread_policy.configure(threads)  # before anything imports torch
     from seqbench.config import build_spec
-    from seqbench.runs import read_json
+    from seqbench.runs import check_output_dir, read_run_config
 
     given = parse_settings(settings)
     base: dict = {}
     if spec is not None:
-        if not spec.is_file():
-            raise SeqbenchError(f"spec file '{spec}' does not exist.")
-        base = read_json(spec)["spec"]
+        base = read_run_config(spec)["spec"]
         given = {**base["hparams"], **{f"cell.{k}": v for k, v in base["cell_params"].items()},
                  **{f"task.{k}": v for k, v in base["task_params"].items()}, **given}
     for key, value in (("epochs", epochs), ("hidden_size", hidden_size), ("layers", layers),
@@ -100,6 +145,7 @@ def run(
         raise SeqbenchError("both --task and --cell are required (or --spec).")
     run_spec = build_spec(task, cell, dataset or base.get("dataset"), given,
                           seed=seed if spec is None or seed else base.get("seed", 0), device=device)
+    check_output_dir(output_dir)
 
     from rich.console import Console
 
@@ -108,14 +154,44 @@ def run(
 
     Console().print(f"[bold]seqbench[/] training [bold]{run_spec.cell}[/] on "
                   f"[bold]{run_spec.task}/{run_spec.dataset}[/] (seed {run_spec.seed})")
-    result = train(run_spec, output_dir=output_dir, data_dir=data_dir, show_progress=not quiet)
+    with interruptible("the run had not started; nothing was written."):
+        result = train(run_spec, output_dir=output_dir, data_dir=data_dir,
+                       show_progress=not quiet)
     m = result.metrics
-    shown = {k: v for k, v in m.items() if k not in {"status", "split_sizes", "baselines"}}
-    for name, values in m.get("baselines", {}).items():
-        shown.update({f"{key} ({name} baseline)": value for key, value in values.items()})
     typer.echo("")
-    Console().print(key_value_table(f"{m['task']}/{m['dataset']} · {m['cell']}", shown))
+    Console().print(key_value_table(f"{m['task']}/{m['dataset']} · {m['cell']}", summary(m)))
+    for artifact in m.get("artifacts", []):
+        typer.echo(f"Wrote: {result.run_dir / artifact}")
     typer.echo(f"Run record: {result.run_dir}")
+
+
+#: Run-record fields that are bookkeeping, not results (they stay in metrics.json).
+INTERNAL = {"status", "task", "dataset", "cell", "split_sizes", "baselines", "artifacts",
+            "direction", "selection_metric", "train_timesteps_per_second",
+            "seconds_per_epoch"}
+
+
+def summary(metrics: dict) -> dict:
+    """What a person reads after a run: results and cost, with baselines beside them."""
+    shown = {k: v for k, v in metrics.items() if k not in INTERNAL}
+    for name, values in metrics.get("baselines", {}).items():
+        shown.update({f"{key} ({name} baseline)": value for key, value in values.items()})
+    return shown
+
+
+class interruptible:
+    """Turn Ctrl-C inside the block into `Interrupted(kept)` unless it already says more."""
+
+    def __init__(self, kept: str) -> None:
+        self.kept = kept
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, exc, traceback) -> bool:
+        if kind is not None and issubclass(kind, KeyboardInterrupt):
+            raise Interrupted(self.kept) from None
+        return False
 
 
 @app.command("list")
@@ -126,9 +202,19 @@ def list_plugins() -> None:
 
     from seqbench.registry import discover
 
+    from seqbench.config import CORE_PARAMS
+
+    core = Table(title="core hyperparameters (every run; a task may change the defaults)",
+                 title_justify="left")
+    core.add_column("name", no_wrap=True)
+    core.add_column("default and range", overflow="fold")
+    core.add_column("meaning")
+    for param in CORE_PARAMS:
+        core.add_row(param.name, param.describe().partition("=")[2], param.help)
     table = Table(title="seqbench plugins", title_justify="left")
-    for column in ("kind", "name", "summary", "provided by", "options"):
+    for column in ("kind", "name", "summary", "provided by"):
         table.add_column(column)
+    table.add_column("options", overflow="fold", min_width=24)
     broken = []
     for kind in ("cell", "task"):
         for name, entry in sorted(discover(kind).items()):
@@ -146,6 +232,7 @@ def list_plugins() -> None:
                 options.insert(0, "datasets: " + ", ".join(
                     f"{d}{'*' if d == plugin.default_dataset else ''}" for d in plugin.datasets))
             table.add_row(kind, name, plugin.summary, source, "\n".join(options))
+    Console().print(core)
     Console().print(table)
     for entry in broken:
         # In full and unwrapped: this is what the plugin's author needs to fix it.
@@ -164,7 +251,7 @@ def generate(
     output: Annotated[Optional[Path], typer.Option(help="Folder for the outputs (default: RUN_DIR/generated).")] = None,
     steps: Annotated[Optional[int], typer.Option(help="How much to generate.")] = None,
     temperature: Annotated[Optional[float], typer.Option(help="Sampling temperature.")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Sampling seed.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Sampling seed.", min=0, max=MAX_SEED)] = None,
     num: Annotated[Optional[int], typer.Option(help="Number of outputs.")] = None,
     settings: SetOption = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "cpu",
@@ -173,9 +260,10 @@ def generate(
     """Use a trained run: sample music, text, forecasts or predictions (task-dependent)."""
     from seqbench import registry
     from seqbench.params import resolve
-    from seqbench.runs import read_spec
+    from seqbench.runs import check_output_dir, read_spec
 
     spec = read_spec(run_dir)
+    check_output_dir(output or Path(run_dir) / "generated", "--output")
     task = registry.get_task(spec.task)
     if task.generate is None:
         raise SeqbenchError(f"task '{task.name}' has nothing to generate; its test metrics "
@@ -190,7 +278,8 @@ def generate(
 
     quiet_lightning()
     _, data, model = load_trained(run_dir, data_dir=data_dir, device=device)
-    written = task.generate(model, data, output or Path(run_dir) / "generated", options)
+    with interruptible("files written so far are kept; run the command again for the rest."):
+        written = task.generate(model, data, output or Path(run_dir) / "generated", options)
     for path in written:
         typer.echo(str(path))
 
@@ -207,18 +296,23 @@ def sweep(
     folds: Annotated[Optional[int], typer.Option(help="Validation folds per trial (default: what the task declares for the dataset; 1 = its own split).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Maximum epochs per trial.")] = None,
     max_time: Annotated[Optional[float], typer.Option(help="Time budget per trial in seconds (instead of, or with, --epochs).")] = None,
-    storage: Annotated[Optional[str], typer.Option(help="Optuna storage: an RDB URL (postgresql://...) shared by many machines, or a journal file (default: OUTPUT_DIR/sweeps.journal).")] = None,
+    storage: Annotated[Optional[str], typer.Option(envvar=STORAGE_ENV, show_envvar=True, help="Optuna storage: an RDB URL (postgresql://...) shared by many machines, or a journal file (default: OUTPUT_DIR/sweeps.journal). Give a password through the environment variable or the driver's own (PGPASSWORD, ~/.pgpass), never on the command line; it is shown and stored redacted.")] = None,
     study: Annotated[str, typer.Option(help="Study name prefix; studies are STUDY/TASK/DATASET/CELL.")] = "seqbench",
     jobs: Annotated[int, typer.Option(help="Parallel trial processes on this machine (CPU threads are divided between them).")] = 1,
     pruner: Annotated[str, typer.Option(help="median, hyperband or none.")] = "median",
     param_budget: Annotated[Optional[int], typer.Option(help="Match parameter counts: each cell's hidden size is chosen to fit this many parameters.")] = None,
     settings: SetOption = None,
-    seed: Annotated[int, typer.Option(help="Sampler seed and first final-run seed.")] = 0,
+    seed: Annotated[int, typer.Option(help="Sampler seed and first final-run seed.", min=0, max=MAX_SWEEP_SEED)] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     data_dir: Annotated[Optional[Path], typer.Option(help="Canonical data files.")] = None,
     output_dir: Annotated[Path, typer.Option(help="Trial and final run records (and the default journal).")] = Path("sweeps"),
+    threads: ThreadsOption = None,
 ) -> None:
     """Tune every cell with the same budget, then re-train each best config with K seeds."""
+    from seqbench import threads as thread_policy
+
+    thread_policy.configure(threads, jobs=max(1, jobs))  # before anything imports torch
+    from seqbench.runs import check_output_dir
     from seqbench.sweeps.runner import SweepPlan, run_sweep
     from seqbench.sweeps.storage import storage_url
 
@@ -233,23 +327,35 @@ def sweep(
         param_budget=param_budget, seed=seed, device=device, output_dir=str(output_dir),
         data_dir=None if data_dir is None else str(data_dir),
     )
-    run_sweep(plan)
-    typer.echo(f"Studies in {plan.storage}; tables: seqbench report --storage {plan.storage}")
+    check_output_dir(output_dir)
+    with interruptible(f"completed trials and finals are kept in {plan.storage}; run the "
+                       "same command again to go on."):
+        run_sweep(plan)
+    study_option = "" if study == "seqbench" else f" --study {study}"
+    typer.echo(f"Studies in {plan.storage}; tables: seqbench report --storage {plan.storage}"
+               f"{study_option} --output-dir reports")
 
 
 @app.command()
 def report(
     output_dir: Annotated[Path, typer.Option(help="Where tables and plots are written (one folder per task/dataset).")],
-    storage: Annotated[str, typer.Option(help="The sweep's storage (RDB URL or journal file).")] = "sweeps/sweeps.journal",
+    storage: Annotated[str, typer.Option(envvar=STORAGE_ENV, show_envvar=True, help="The sweep's storage (RDB URL or journal file).")] = "sweeps/sweeps.journal",
     task: Annotated[Optional[str], typer.Option(help="Only this task.")] = None,
     dataset: Annotated[Optional[str], typer.Option(help="Only this dataset.")] = None,
     study: Annotated[str, typer.Option(help="Study name prefix used by the sweep.")] = "seqbench",
 ) -> None:
     """Tables (Markdown, CSV, LaTeX), significance tests and plots from a sweep's storage."""
     from seqbench.reports import write_reports
+    from seqbench.runs import check_output_dir
+    from seqbench.sweeps.storage import storage_url
 
-    for folder in write_reports(storage, output_dir, study=study, task=task, dataset=dataset):
-        typer.echo(str(folder))
+    check_output_dir(output_dir)
+    storage = storage_url(storage, output_dir)  # from here on, any password is redacted
+    with interruptible(f"tables already written under {output_dir} are kept; run the "
+                       "command again to finish them."):
+        for folder in write_reports(storage, output_dir, study=study, task=task,
+                                    dataset=dataset):
+            typer.echo(str(folder))
 
 
 new_app = typer.Typer(help="Start a plugin: an installable distribution that already "
@@ -294,21 +400,33 @@ def _default_dataset(task: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the app, turning user errors into one line and exit code 2."""
+    """Entry point: run the app; user errors become one line and exit 2, Ctrl-C exit 130."""
     try:
-        app(args=argv, standalone_mode=False)
+        result = app(args=argv, standalone_mode=False, prog_name="seqbench")
     except SeqbenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except typer.Abort:
-        print("aborted", file=sys.stderr)
+        return fail(str(exc))
+    except Interrupted as exc:
+        print(f"interrupted: {exc}", file=sys.stderr)
+        return 130
+    except (typer.Abort, KeyboardInterrupt):
+        print("interrupted.", file=sys.stderr)
         return 130
     except typer.Exit as exc:
         return exc.exit_code
     except UsageProblem as exc:
-        print(f"error: {exc.format_message()}", file=sys.stderr)
-        return 2
-    return 0
+        return fail(exc.format_message())
+    except OSError as exc:
+        error = from_os_error(exc)
+        if error is None:
+            raise
+        return fail(str(error))
+    # Without standalone mode click hands back an Exit's code (e.g. 130) as the result.
+    return result if isinstance(result, int) else 0
+
+
+def fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

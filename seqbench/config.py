@@ -161,7 +161,7 @@ def build_spec(
     cell_plugin = registry.get_cell(cell)
     dataset = dataset or task_plugin.default_dataset
     if dataset not in task_plugin.datasets:
-        raise unknown_name(f"dataset for task '{task}'", dataset, task_plugin.datasets)
+        raise unknown_name("dataset", dataset, task_plugin.datasets, owner=f"task '{task}'")
     if device not in DEVICES:
         raise unknown_name("device", device, DEVICES)
     groups = {

@@ -8,6 +8,7 @@ allowed to show a traceback. Keeping the distinction in one class is what lets e
 from __future__ import annotations
 
 import difflib
+import errno
 from collections.abc import Iterable
 
 
@@ -15,10 +16,46 @@ class SeqbenchError(Exception):
     """A user-facing error: bad name, bad value, missing data, broken plugin, diverged run."""
 
 
-def unknown_name(kind: str, name: str, available: Iterable[str]) -> SeqbenchError:
-    """Build the standard "unknown X" error: the available names plus the closest match."""
+class Interrupted(Exception):
+    """Ctrl-C, carrying what was kept and how to go on; the CLI prints it and exits 130.
+
+    A bare KeyboardInterrupt knows nothing about the command it stopped, so each command
+    that has something worth keeping re-raises it as this, with that one sentence.
+    """
+
+
+#: OS errors that the user's environment causes (a path of the wrong kind, permissions, a
+#: full disk), as opposed to bugs; each becomes one line naming the path.
+USER_ERRNOS = {
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EROFS: "the file system is read-only",
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EEXIST: "a file of that name is in the way",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EISDIR: "it is a folder, not a file",
+    errno.ENAMETOOLONG: "the name is too long",
+}
+
+
+def from_os_error(exc: OSError) -> SeqbenchError | None:
+    """One line for an OSError the user can fix (naming the path), or None for a bug."""
+    reason = USER_ERRNOS.get(exc.errno)
+    if reason is None or exc.filename is None:
+        return None
+    return SeqbenchError(f"cannot use '{exc.filename}': {reason}.")
+
+
+def unknown_name(kind: str, name: str, available: Iterable[str],
+                 owner: str | None = None) -> SeqbenchError:
+    """Build the standard "unknown X" error: the available names plus the closest match.
+
+    With `owner` (e.g. "task 'music'") it reads "task 'music' has no dataset 'jsbx'".
+    """
     names = sorted(available)
     close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
     hint = f" Did you mean '{close[0]}'?" if close else ""
     listed = ", ".join(names) if names else "(none installed)"
-    return SeqbenchError(f"unknown {kind} '{name}'.{hint} Available: {listed}.")
+    what = f"{owner} has no {kind} '{name}'" if owner else f"unknown {kind} '{name}'"
+    return SeqbenchError(f"{what}.{hint} Available: {listed}.")

@@ -38,8 +38,13 @@ class SplitBatches:
         self.steps_per_call = steps_per_call
         self._passes = 0
 
+    @property
+    def num_batches(self) -> int:
+        """Batches per pass (what progress is counted in; `len` counts chunks)."""
+        return self.data.num_batches(self.split, self.batch_size)
+
     def __len__(self) -> int:
-        return -(-self.data.num_batches(self.split, self.batch_size) // self.steps_per_call)
+        return -(-self.num_batches // self.steps_per_call)
 
     def __iter__(self) -> Iterator[list[Batch]]:
         seed = None if self.seed is None else self.seed * 1_000_003 + self._passes

@@ -20,7 +20,7 @@ from typing import Any
 
 from seqbench import registry
 from seqbench.config import RunSpec
-from seqbench.errors import SeqbenchError
+from seqbench.errors import Interrupted, SeqbenchError
 
 CONFIG = "config.json"
 METRICS = "metrics.json"
@@ -30,23 +30,111 @@ ITEMS = "test_items.csv"
 
 
 def write_json(path: Path, payload: Mapping[str, Any]) -> None:
-    """Write JSON atomically so a reader never sees half a file."""
+    """Write JSON atomically so a reader never sees half a file.
+
+    `mkstemp` creates its file with mode 0600; the record is given the mode every other
+    file gets (0666 less the umask, usually 0644) so it can be shared like the rest.
+    """
     fd, tmp = tempfile.mkstemp(prefix=".partial-", dir=path.parent)
+    os.fchmod(fd, 0o666 & ~current_umask())
     with os.fdopen(fd, "w") as handle:
         json.dump(payload, handle, indent=2, sort_keys=False)
         handle.write("\n")
     os.replace(tmp, path)
 
 
+def current_umask() -> int:
+    """The process umask (reading it means setting it, so it is set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def read_json(path: Path) -> dict[str, Any]:
-    with open(path) as handle:
-        return json.load(handle)
+    """A JSON object from `path`; a file of the wrong kind or content is a user error."""
+    path = Path(path)
+    if path.is_dir():
+        raise SeqbenchError(f"'{path}' is a folder, not a JSON file.")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            payload = json.load(handle)
+    except UnicodeDecodeError as exc:
+        raise SeqbenchError(f"'{path}' is not a text file (undecodable byte at offset "
+                            f"{exc.start}).") from None
+    except json.JSONDecodeError as exc:
+        raise SeqbenchError(f"'{path}' is not valid JSON: {exc.msg} at line {exc.lineno}, "
+                            f"column {exc.colno}.") from None
+    if not isinstance(payload, dict):
+        raise SeqbenchError(f"'{path}' holds a JSON {type(payload).__name__}, not an object.")
+    return payload
+
+
+def check_output_dir(path: Path, option: str = "--output-dir") -> None:
+    """Fail before any work if `path` cannot become a writable folder.
+
+    Checked up front because the alternative is finding out after the training, or a
+    FileExistsError traceback from deep inside `mkdir`.
+    """
+    path = Path(path)
+    existing = path
+    while not existing.exists():
+        if existing.is_symlink():
+            raise SeqbenchError(f"{option} '{path}': '{existing}' is a broken link.")
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "is a file" if existing == path else f"lies under the file '{existing}'"
+        raise SeqbenchError(f"{option} '{path}' {where}; give a folder.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise SeqbenchError(f"{option} '{path}': the folder '{existing}' is not writable.")
+
+
+def read_run_config(path: Path) -> dict[str, Any]:
+    """A run's config.json (or the folder holding one), checked to hold a usable spec."""
+    path = Path(path)
+    if path.is_dir():
+        if not (path / CONFIG).is_file():
+            raise SeqbenchError(f"'{path}' is a folder without a {CONFIG}; give a run "
+                                f"folder or its {CONFIG}.")
+        path = path / CONFIG
+    elif not path.exists():
+        raise SeqbenchError(f"spec file '{path}' does not exist.")
+    payload = read_json(path)
+    spec = payload.get("spec")
+    required = {"task": str, "dataset": str, "cell": str, "hparams": dict,
+                "cell_params": dict, "task_params": dict}
+    if not isinstance(spec, dict):
+        raise SeqbenchError(f"'{path}' has no \"spec\" object; it is not a run's {CONFIG}.")
+    for key, kind in required.items():
+        if not isinstance(spec.get(key), kind):
+            raise SeqbenchError(f"'{path}': spec.{key} is missing or not a {kind.__name__}; "
+                                f"it is not a run's {CONFIG}.")
+    return payload
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """The weights in a run's best.ckpt; an empty, truncated or foreign file is a user error."""
+    import pickle
+    import zipfile
+
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    except (RuntimeError, EOFError, OSError, KeyError, TypeError, ValueError,
+            pickle.UnpicklingError, zipfile.BadZipFile) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SeqbenchError(f"'{path}' is not a readable checkpoint ({reason}); re-run the "
+                            "training that made it.") from None
+    if not isinstance(state, dict):
+        raise SeqbenchError(f"'{path}' holds no weights; re-run the training that made it.")
+    return state
 
 
 def create_run_dir(output_dir: Path, spec: RunSpec) -> Path:
     """A new, unique folder named after what the run is."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = f"{spec.task}-{spec.dataset}-{spec.cell}-seed{spec.seed}-{stamp}"
+    check_output_dir(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     for attempt in range(1000):
         run_dir = output_dir / (base if attempt == 0 else f"{base}-{attempt}")
@@ -83,10 +171,11 @@ def write_config(run_dir: Path, spec: RunSpec) -> None:
 
 
 def read_spec(run_dir: Path) -> RunSpec:
-    path = Path(run_dir) / CONFIG
-    if not path.is_file():
+    if not Path(run_dir).is_dir():
+        raise SeqbenchError(f"'{run_dir}' is not a run folder (not a folder).")
+    if not (Path(run_dir) / CONFIG).is_file():
         raise SeqbenchError(f"'{run_dir}' is not a run folder (no {CONFIG}).")
-    return RunSpec.from_dict(read_json(path)["spec"])
+    return RunSpec.from_dict(read_run_config(Path(run_dir))["spec"])
 
 
 def write_items(run_dir: Path, items: list[tuple[Any, Any]], metric: str) -> dict[str, str]:
@@ -121,3 +210,12 @@ class HistoryWriter:
                 csv.writer(handle).writerow(self.columns)
         with open(self.path, "a", newline="") as handle:
             csv.writer(handle).writerow([row.get(c, "") for c in self.columns])
+
+
+def interrupted(run_dir: Path, epochs: int) -> Interrupted:
+    """Mark a run stopped by Ctrl-C in its metrics.json; say what it kept and how to go on."""
+    kept = [CONFIG] + [name for name in (HISTORY, CHECKPOINT) if (run_dir / name).is_file()]
+    write_json(run_dir / METRICS, {"status": "interrupted", "epochs": epochs})
+    return Interrupted(f"the run stopped after {epochs} finished epoch(s); kept "
+                       f"{', '.join(kept)} in {run_dir}. Start it again with "
+                       f"`seqbench run --spec {run_dir / CONFIG}`.")

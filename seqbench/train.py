@@ -83,15 +83,15 @@ def make_trainer(
     max_seconds: float | None = None,
 ):
     import lightning.pytorch as pl
-    from lightning.pytorch.callbacks import RichProgressBar
 
     from seqbench.best import BestEpoch
+    from seqbench.console import training_progress
 
     hp = spec.hparams
     callbacks: list[Any] = [BestEpoch(run_dir / runs.CHECKPOINT, monitor, mode, hp["patience"],
                                       hp["min_epochs"], hp["min_steps"])]
     if show_progress:
-        callbacks.append(RichProgressBar(leave=True))
+        callbacks.append(training_progress(monitor))
     callbacks.extend(extra_callbacks)
     return pl.Trainer(
         max_epochs=hp["epochs"],
@@ -164,6 +164,10 @@ def train(
     except DivergedError as exc:
         runs.write_json(run_dir / runs.METRICS, {"status": "diverged", "error": str(exc)})
         raise DivergedError(f"{exc} Run record: {run_dir}") from None
+    except (KeyboardInterrupt, SystemExit):
+        if not trainer.interrupted:  # Lightning turns Ctrl-C into SystemExit(1)
+            raise
+        raise runs.interrupted(run_dir, trainer.current_epoch) from None
     train_seconds = time.perf_counter() - started
     epochs_run = trainer.current_epoch
     best = next(c for c in trainer.callbacks if isinstance(c, BestEpoch))
@@ -211,8 +215,6 @@ def train(
 
 def load_trained(run_dir: str | os.PathLike[str], data_dir=None, device: str = "cpu"):
     """Rebuild a finished run's model from its record (on CPU by default): (spec, data, model)."""
-    import torch
-
     from seqbench.model import SequenceModel
 
     run_dir = Path(run_dir)
@@ -223,7 +225,10 @@ def load_trained(run_dir: str | os.PathLike[str], data_dir=None, device: str = "
     task, cell = registry.get_task(spec.task), registry.get_cell(spec.cell)
     data = prepare_data(spec, data_dir)
     model = SequenceModel(task, data, cell, spec)
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
-    model.load_state_dict(state)
+    try:
+        model.load_state_dict(runs.read_checkpoint(checkpoint))
+    except RuntimeError as exc:  # shapes or names that config.json's model does not have
+        raise SeqbenchError(f"'{checkpoint}' does not fit the model in {runs.CONFIG} "
+                            f"({str(exc).strip().splitlines()[-1].strip()}).") from None
     target = "cuda" if accelerator_for(device) == "gpu" else "cpu"
     return spec, data, model.to(target).eval()

@@ -91,7 +91,7 @@ def test_generate_for_a_task_without_one_is_one_line_and_exit_code_2(
     [
         (["--cell", "lsmt"], "unknown cell 'lsmt'. Did you mean 'lstm'?"),
         (["--task", "toymusik"], "unknown task 'toymusik'. Did you mean 'toymusic'?"),
-        (["--dataset", "tinyy"], "unknown dataset for task 'toymusic' 'tinyy'"),
+        (["--dataset", "tinyy"], "task 'toymusic' has no dataset 'tinyy'"),
         (["--set", "hiden_size=3"], "Did you mean 'hidden_size'?"),
         (["--set", "cell.nonlinearity=sigmoid"], "choose one of: tanh, relu"),
         (["--layers", "0"], "layers=0 is below the minimum 1"),

@@ -18,13 +18,10 @@ Trials run through `Study.optimize` one at a time so that RDB heartbeats cover t
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import warnings
 from collections.abc import Mapping
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +32,7 @@ from seqbench.errors import SeqbenchError
 from seqbench.sweeps import space as search_space
 from seqbench.sweeps.prepared import PreparedData
 from seqbench.sweeps.storage import WORKER_ATTR, fail_dead_local_trials, open_storage, this_worker
+from seqbench.sweeps.workers import Job, run_jobs
 
 PRUNERS = ("median", "hyperband", "none")
 #: Final-run seeds start here above the sweep's seed, so they never meet search or
@@ -213,10 +211,10 @@ warnings.filterwarnings("ignore", message="Fixed parameter .* is out of range")
 
 
 def set_threads(jobs: int) -> None:
-    """Split the machine's cores between parallel workers instead of letting them fight."""
-    import torch
+    """Split the usable cores between parallel workers instead of letting them fight."""
+    from seqbench import threads
 
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
+    threads.configure(jobs=jobs)
 
 
 def validation_value(plan: SweepPlan, cell: str, settings: Mapping[str, Any], seed: int,
@@ -417,9 +415,12 @@ def validate_plan(plan: SweepPlan) -> None:
 
         raise unknown_name("pruner", plan.pruner, PRUNERS)
     for value, what in ((plan.trials, "--trials"), (plan.seeds, "--seeds"), (plan.jobs, "--jobs"),
-                        (plan.top, "--top")):
-        if value < 1:
+                        (plan.top, "--top"), (plan.param_budget, "--param-budget")):
+        if value is not None and value < 1:
             raise SeqbenchError(f"{what} must be at least 1 (got {value}).")
+    if plan.max_seconds is not None and not plan.max_seconds > 0:
+        raise SeqbenchError(f"--max-time must be a positive number of seconds (got "
+                            f"{plan.max_seconds:g}).")
     if not 0 <= plan.rerun_seeds < FINAL_SEED_OFFSET:
         raise SeqbenchError(f"--rerun-seeds must be between 0 and {FINAL_SEED_OFFSET - 1} "
                             f"(got {plan.rerun_seeds}).")
@@ -432,7 +433,7 @@ def validate_plan(plan: SweepPlan) -> None:
         if plan.selection_folds() > 1:
             base_spec(plan, cell, {**plan.settings, "folds": plan.selection_folds()})
         search_space.default_point(cell_space(plan, cell), spec.settings())
-    open_storage(plan.storage)
+    open_storage(plan.storage, repair=True)  # the one place a torn journal is cut
 
 
 def run_sweep(plan: SweepPlan) -> None:
@@ -452,10 +453,20 @@ def run_sweep(plan: SweepPlan) -> None:
         for cell, seed in finals:
             final_run(plan, cell, seed)
         return
-    with ProcessPoolExecutor(max_workers=plan.jobs, mp_context=get_context("spawn")) as pool:
-        for phase in ([pool.submit(search, plan, cell, worker)
-                       for cell in plan.cells for worker in range(plan.jobs)],
-                      [pool.submit(select, plan, cell) for cell in plan.cells],
-                      [pool.submit(final_run, plan, cell, seed) for cell, seed in finals]):
-            for future in phase:
-                future.result()
+    searches = [Job(f"{cell}/{worker + 1}", search, (plan, cell, worker))
+                for cell in plan.cells for worker in range(plan.jobs)]
+    run_jobs(searches, plan.jobs, on_death=lambda job: replace_dead(job, searches=True))
+    run_jobs([Job(f"{cell}/select", select, (plan, cell)) for cell in plan.cells], plan.jobs,
+             on_death=lambda job: replace_dead(job, searches=False))
+    run_jobs([Job(f"{cell}/final-seed{seed}", final_run, (plan, cell, seed))
+              for cell, seed in finals], plan.jobs,
+             on_death=lambda job: replace_dead(job, searches=False))
+
+
+def replace_dead(job: Job, searches: bool) -> Job | None:
+    """A dead search worker is replaced (its trial is marked failed and sampled again);
+    a dead selection or final is re-run once. Repeated deaths mean a systematic cause."""
+    if job.deaths > (MAX_FAILURES_IN_A_ROW if searches else 1):
+        raise SeqbenchError(f"worker {job.name} died {job.deaths} times; giving up on it "
+                            "(is the machine out of memory?).")
+    return job

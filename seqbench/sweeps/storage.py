@@ -5,10 +5,26 @@ one machine and needs no server. An RDB URL (`postgresql://...`, `sqlite:///...`
 workers on many machines share a study; there a heartbeat marks the trials of a worker that
 died as failed, so they are re-run. The journal has no heartbeat, so a worker that dies is
 recognised by its host and process id when the sweep is started again on that host.
+
+Two things here protect what users publish and what they have already computed:
+
+* Credentials. A storage URL is stored and shown only in SQLAlchemy's redacted rendering
+  (`postgresql://user:***@host/db`), because studies' attributes and report tables end up in
+  committed `results/` folders. The real URL travels in `$SEQBENCH_STORAGE_URL` (which
+  `--storage` also defaults to), so workers this process starts can connect; a redacted URL
+  given back to seqbench (e.g. a report's "regenerate" command) takes its password from that
+  variable when the rest matches, else from the driver's own sources (`PGPASSWORD`,
+  `~/.pgpass`, a service file).
+* The journal. Optuna appends whole lines under a file lock, so a record without its
+  newline can only be the torn tail of a writer that died (power cut, full disk). Appending
+  after it would glue the next record onto it and make every later read fail, so a sweep
+  cuts the torn tail off (under the same lock) and says so once; a line that is complete but
+  not a record means the file is corrupt, and the error names that line.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -16,9 +32,13 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from seqbench.console import console
 from seqbench.errors import SeqbenchError
 
 JOURNAL_NAME = "sweeps.journal"
+#: The documented way to give seqbench a storage URL that holds a password.
+STORAGE_ENV = "SEQBENCH_STORAGE_URL"
+HIDDEN = "***"
 HEARTBEAT_SECONDS = 30
 GRACE_SECONDS = 120
 #: Trial user attribute naming the process that runs it: "host:pid".
@@ -26,45 +46,149 @@ WORKER_ATTR = "worker"
 
 
 def storage_url(storage: str | None, output_dir: Path) -> str:
-    """The storage as a string: an RDB URL, or a journal file path (default in output_dir)."""
-    if storage:
+    """The storage as a string: an RDB URL, or a journal file path (default in output_dir).
+
+    A URL that carries a password is put in `$SEQBENCH_STORAGE_URL` for this process and
+    the workers it starts, and returned redacted: only the redacted form is ever stored or
+    shown.
+    """
+    if not storage:
+        return str(output_dir / JOURNAL_NAME)
+    if "://" not in storage:
         return storage
-    return str(output_dir / JOURNAL_NAME)
+    shown = redact(storage)
+    if shown != storage:
+        os.environ[STORAGE_ENV] = storage
+    return shown
 
 
-def open_storage(url: str) -> Any:
+def redact(url: str) -> str:
+    """`url` with any password replaced by *** (SQLAlchemy's rendering); paths unchanged."""
+    if "://" not in url:
+        return url
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        raise SeqbenchError(f"storage '{_scrub(url)}' is not a valid database URL "
+                            "(dialect://user@host/db).") from None
+
+
+def _scrub(text: str) -> str:
+    """Hide a password in text we could not parse as a URL: everything between : and @."""
+    scheme, sep, rest = text.partition("://")
+    user, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in user:
+        return text
+    return f"{scheme}://{user.split(':', 1)[0]}:{HIDDEN}@{host}"
+
+
+def connect_url(url: str) -> str:
+    """The URL to connect with: a redacted password comes from $SEQBENCH_STORAGE_URL (when
+    the rest matches), else is dropped so the driver's own sources supply it."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.password != HIDDEN:
+        return url
+    secret = os.environ.get(STORAGE_ENV, "")
+    if "://" in secret and redact(secret) == redact(url):
+        return secret
+    return parsed.set(password=None).render_as_string(hide_password=False)
+
+
+def open_storage(url: str, *, repair: bool = False) -> Any:
+    """Open a storage; `repair=True` (sweeps, which append) cuts a journal's torn tail."""
     import optuna
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
 
     if "://" in url:
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         return _open_rdb(url)
-    path = Path(url)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    return open_journal(Path(url), repair=repair)
+
+
+def open_journal(path: Path, *, repair: bool) -> Any:
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
+
+    if path.exists() and not path.is_file():
+        raise SeqbenchError(f"storage '{path}' is a folder, not a journal file; give a file "
+                            "path (e.g. sweeps/sweeps.journal) or a database URL.")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise SeqbenchError(f"cannot create journal '{path}': a parent of it is a "
+                            "file.") from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return JournalStorage(JournalFileBackend(str(path)))
+    lock = JournalFileSymlinkLock(str(path))
+    if path.is_file():
+        check_journal(path, lock if repair else None)
+    return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
+
+
+def check_journal(path: Path, lock: Any | None) -> None:
+    """Fail on a corrupt journal (naming the line); with `lock`, cut off a torn last record.
+
+    Reads the file as Optuna does (complete lines are JSON records) before Optuna sees it,
+    because Optuna's own failure is a bare JSONDecodeError long after the cause.
+    """
+    if lock is not None:
+        lock.acquire()
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+        torn = _validate(path, data)
+        if torn and lock is not None:
+            with open(path, "r+b") as handle:
+                handle.truncate(len(data) - torn)
+            console.print(f"[yellow]note:[/] journal '{path}' ended in a torn record ({torn} "
+                          "bytes, from a write that was interrupted); it was cut off and "
+                          "the trials before it are intact.")
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _validate(path: Path, data: bytes) -> int:
+    """Check every complete line is a JSON object; return the length of a torn tail."""
+    lines = data.split(b"\n")
+    tail = lines.pop()  # b"" when the file ends with a newline
+    for number, line in enumerate(lines, start=1):
+        try:
+            record = json.loads(line)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            record = None
+        if not isinstance(record, dict) or "op_code" not in record:
+            raise SeqbenchError(
+                f"journal '{path}' is corrupt at line {number} (not an Optuna journal "
+                "record); restore it from a backup, or move it away to start a new study.")
+    return len(tail)
 
 
 def _open_rdb(url: str, attempts: int = 5) -> Any:
     """Connect, retrying briefly: workers starting together race to create the schema."""
     from optuna.storages import RDBStorage
 
+    shown, real = redact(url), connect_url(url)
     attempt = 0
     while True:
         try:
-            return RDBStorage(url, heartbeat_interval=HEARTBEAT_SECONDS,
+            return RDBStorage(real, heartbeat_interval=HEARTBEAT_SECONDS,
                               grace_period=GRACE_SECONDS)
         except ImportError:
             raise SeqbenchError(
-                f"storage '{url}' needs a database driver (for PostgreSQL: pip install "
+                f"storage '{shown}' needs a database driver (for PostgreSQL: pip install "
                 "'seqbench[postgres]')."
             ) from None
         except Exception as exc:  # sqlalchemy reports problems with many exception types
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             attempt += 1
             if "duplicate key" not in reason or attempt >= attempts:
-                raise SeqbenchError(f"cannot open storage '{url}': {reason}") from None
+                raise SeqbenchError(f"cannot open storage '{shown}': "
+                                    f"{reason.replace(real, shown)}") from None
             time.sleep(0.5 * attempt)
 
 
