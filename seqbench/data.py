@@ -37,6 +37,9 @@ def resolve_data_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     """`--data-dir`, else `SEQBENCH_DATA_DIR`, else the user cache."""
     chosen = explicit or os.environ.get(DATA_DIR_ENV)
     path = Path(chosen).expanduser() if chosen else user_cache_dir()
+    if chosen and path.exists() and not path.is_dir():
+        raise SeqbenchError(f"data directory '{path}' is a file; give the folder that holds "
+                            "the data files.")
     if chosen and not path.is_dir():
         raise SeqbenchError(f"data directory '{path}' does not exist.")
     return path

@@ -96,7 +96,7 @@ def connect_url(url: str) -> str:
     secret = os.environ.get(STORAGE_ENV, "")
     if "://" in secret and redact(secret) == redact(url):
         return secret
-    return parsed.set(password=None).render_as_string(hide_password=False)
+    return parsed._replace(password=None).render_as_string(hide_password=False)  # namedtuple API
 
 
 def open_storage(url: str, *, repair: bool = False) -> Any:
@@ -153,10 +153,15 @@ def check_journal(path: Path, lock: Any | None) -> None:
 
 
 def _validate(path: Path, data: bytes) -> int:
-    """Check every complete line is a JSON object; return the length of a torn tail."""
+    """Check every complete line is a journal record; return the length of a torn tail.
+
+    A tail that does not even start like a record is not torn but foreign (a binary file
+    given as --storage), and is never cut.
+    """
     lines = data.split(b"\n")
     tail = lines.pop()  # b"" when the file ends with a newline
-    for number, line in enumerate(lines, start=1):
+    foreign = tail and tail[:1] != b"{"
+    for number, line in enumerate([*lines, tail] if foreign else lines, start=1):
         try:
             record = json.loads(line)
         except (UnicodeDecodeError, json.JSONDecodeError):

@@ -43,6 +43,16 @@ def _child(function: Callable[..., Any], args: tuple[Any, ...], pipe: Any) -> No
         raise SystemExit(130) from None
 
 
+def _message(receive: Any) -> str | None:
+    """The user error a finished job sent, if any (a closed pipe polls as readable)."""
+    try:
+        return receive.recv() if receive.poll() else None
+    except EOFError:
+        return None
+    finally:
+        receive.close()
+
+
 def how_it_ended(exitcode: int) -> str:
     if exitcode < 0:
         try:
@@ -79,8 +89,7 @@ def run_jobs(jobs: Sequence[Job], parallel: int,
             for sentinel in connection.wait(list(running)):
                 job, process, receive = running.pop(sentinel)
                 process.join()
-                message = receive.recv() if receive.poll() else None
-                receive.close()
+                message = _message(receive)
                 if message is not None:
                     errors.append(message)
                 elif process.exitcode == 130:

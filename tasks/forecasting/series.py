@@ -63,16 +63,39 @@ def load_airline() -> Series:
 
 
 def read_table(path: Path) -> tuple[list[str], list[str], np.ndarray]:
-    """A CSV with a header: (first column as text, other column names, float values)."""
-    with open(path, newline="") as handle:
-        rows = list(csv_module.reader(handle))
+    """A CSV with a header: (first column as text, other column names, float values).
+
+    Every way a file can be wrong is named with its line: bytes that are not UTF-8, an
+    unclosed quote (the csv module would otherwise swallow the rest of the file into one
+    field), rows of the wrong width, and non-numeric or infinite values.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv_module.reader(handle, strict=True)
+            rows = list(reader)
+    except UnicodeDecodeError as exc:
+        raise SeqbenchError(f"'{path}' is not UTF-8 text (byte {exc.start}: "
+                            f"{exc.object[exc.start:exc.start + 1]!r}); save it as UTF-8 "
+                            "CSV.") from None
+    except csv_module.Error as exc:
+        raise SeqbenchError(f"'{path}' line {reader.line_num}: {exc} (an unclosed quote?)."
+                            ) from None
     if len(rows) < 2:
         raise SeqbenchError(f"'{path}' has no data rows.")
     header, body = rows[0], rows[1:]
+    for number, row in enumerate(body, start=2):
+        if len(row) != len(header):
+            raise SeqbenchError(f"'{path}' line {number} has {len(row)} fields but the header "
+                                f"has {len(header)}.")
     try:
         values = np.array([[float(v) if v.strip() else np.nan for v in row[1:]] for row in body])
     except ValueError as exc:
         raise SeqbenchError(f"'{path}': non-numeric value ({exc}).") from None
+    infinite = np.argwhere(np.isinf(values))
+    if len(infinite):
+        row, column = infinite[0]
+        raise SeqbenchError(f"'{path}' has an infinite value in column '{header[column + 1]}' "
+                            f"at data row {row + 1}; fix or drop it.")
     return [row[0] for row in body], header[1:], values
 
 
@@ -89,6 +112,8 @@ def load_user_csv(path_text: str, target: str, season: int) -> Series:
     if not path_text:
         raise SeqbenchError("dataset 'csv' needs --set csv=PATH (and target=COLUMN).")
     path = Path(path_text)
+    if path.is_dir():
+        raise SeqbenchError(f"CSV file '{path}' is a folder; give the file.")
     if not path.is_file():
         raise SeqbenchError(f"CSV file '{path}' does not exist.")
     dates, columns, values = read_table(path)

@@ -90,7 +90,10 @@ def midi_to_roll(path: str | Path, *, steps_per_beat: int = 1) -> np.ndarray:
     try:
         midi = mido.MidiFile(path)
     except (OSError, EOFError, ValueError, KeyError) as exc:
-        raise SeqbenchError(f"cannot read MIDI file '{path}': {exc}") from None
+        # mido's EOFError for a file cut short carries no text; say what it means.
+        reason = str(exc) or ("the file ends in the middle of a track" if isinstance(exc, EOFError)
+                              else type(exc).__name__)
+        raise SeqbenchError(f"cannot read MIDI file '{path}': {reason}.") from None
     ticks_per_step = midi.ticks_per_beat / steps_per_beat
     notes: list[tuple[int, float, float]] = []  # (pitch, start tick, end tick)
     for track in midi.tracks:

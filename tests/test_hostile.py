@@ -1,0 +1,406 @@
+"""Hostile input: every way a user can hand seqbench something wrong, and interrupts.
+
+Each bad-input case must give exit code 2 and exactly one `error:` line that names the
+problem, with no traceback, and must leave every existing file as it was: a run folder and
+a sweep storage made before the battery are hashed around every case ("nothing lost").
+Ctrl-C must exit 130 with one line saying what was kept; SIGKILL must lose nothing that was
+already written. Most cases fail before any training, so the battery is fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from conftest import TOY_TASK
+
+from seqbench import registry
+from seqbench.cli import main
+from seqbench.sweeps.storage import open_storage, redact, storage_url
+
+SECRET = "s3cr3t-Pa55word"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A toy task plugin, one finished run and one sweep storage, made once per module."""
+    root = tmp_path_factory.mktemp("world")
+    site = root / "site"
+    info = site / "toy_music-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: toy-music\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[seqbench.tasks]\ntoymusic = toy_music:task\n")
+    (site / "toy_music.py").write_text(textwrap.dedent(TOY_TASK))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(site))
+        patch.setenv("PYTHONPATH", os.pathsep.join([str(site), *sys.path]))
+        patch.setenv("SEQBENCH_CACHE_DIR", str(root / "cache"))
+        registry.discover.cache_clear()
+        data = root / "data"
+        data.mkdir()
+        assert main(["run", "--task", "toymusic", "--cell", "gru", "--quiet",
+                     "--output-dir", str(data / "runs")]) == 0
+        assert main(["sweep", "--task", "toymusic", "--cells", "gru", "--trials", "2",
+                     "--seeds", "1", "--epochs", "2", "--output-dir", str(data / "sweeps")]) == 0
+        (run_dir,) = (data / "runs").iterdir()
+        yield {"root": root, "data": data, "run": run_dir,
+               "journal": data / "sweeps" / "sweeps.journal", "file": data / "a-file.txt"}
+    registry.discover.cache_clear()
+
+
+def fingerprint(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def untouched(world, capsys):
+    """Fail the test if any existing run folder or storage changed."""
+    world["file"].write_text("not a folder\n")
+    before = fingerprint(world["data"])
+    yield
+    assert fingerprint(world["data"]) == before, "an existing file was changed"
+
+
+def write(path: Path, content: bytes | str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    return path
+
+
+def broken_run(world, tmp: Path, damage) -> Path:
+    """A copy of the finished run with `damage(run_dir)` applied."""
+    run_dir = tmp / "broken-run"
+    shutil.copytree(world["run"], run_dir)
+    damage(run_dir)
+    return run_dir
+
+
+def wrong_shapes(run_dir: Path) -> None:
+    config = json.loads((run_dir / "config.json").read_text())
+    config["spec"]["hparams"]["hidden_size"] = 9
+    (run_dir / "config.json").write_text(json.dumps(config))
+
+
+def csv_args(path: Path) -> list[str]:
+    return ["run", "--task", "forecasting", "--dataset", "csv", "--cell", "gru", "--quiet",
+            "--set", f"csv={path}", "--set", "target=target", "--output-dir"]
+
+
+FILE, BINARY = "a-file.txt", bytes(random.Random(0).randrange(256) for _ in range(512))
+RUN = ["run", "--task", "toymusic", "--cell", "gru", "--quiet"]
+SWEEP = ["sweep", "--task", "toymusic", "--cells", "gru", "--trials", "1", "--seeds", "1"]
+
+# name -> (function(world, tmp) -> argv, fragment the one error line must contain)
+CASES = {
+    "seed -1": (lambda w, t: [*RUN, "--seed", "-1", "--output-dir", t], "--seed"),
+    "huge seed": (lambda w, t: [*RUN, "--seed", str(2**40), "--output-dir", t], "--seed"),
+    "run output is a file": (lambda w, t: [*RUN, "--output-dir", w["file"]], "is a file"),
+    "run output under a file": (lambda w, t: [*RUN, "--output-dir", w["file"] / "x"],
+                                "lies under the file"),
+    "data dir is a file": (lambda w, t: [*RUN, "--data-dir", w["file"], "--output-dir", t],
+                           "is a file"),
+    "spec invalid JSON": (lambda w, t: [*RUN, "--spec", write(t / "s.json", "{nope"),
+                                        "--output-dir", t], "not valid JSON"),
+    "spec empty": (lambda w, t: [*RUN, "--spec", write(t / "s.json", ""), "--output-dir", t],
+                   "not valid JSON"),
+    "spec binary": (lambda w, t: [*RUN, "--spec", write(t / "s.json", BINARY),
+                                  "--output-dir", t], "not a text file"),
+    "spec JSON list": (lambda w, t: [*RUN, "--spec", write(t / "s.json", "[1, 2]"),
+                                     "--output-dir", t], "not an object"),
+    "spec without spec": (lambda w, t: [*RUN, "--spec", write(t / "s.json", '{"a": 1}'),
+                                        "--output-dir", t], 'no "spec" object'),
+    "spec without hparams": (lambda w, t: [*RUN, "--spec", write(t / "s.json", json.dumps(
+        {"spec": {"task": "toymusic", "dataset": "tiny", "cell": "gru"}})), "--output-dir", t],
+        "spec.hparams is missing"),
+    "spec is a folder without config": (lambda w, t: [*RUN, "--spec", w["data"],
+                                                      "--output-dir", t], "without a config"),
+    "unknown dataset": (lambda w, t: [*RUN, "--dataset", "tinyy", "--output-dir", t],
+                        "task 'toymusic' has no dataset 'tinyy'"),
+    "CSV binary": (lambda w, t: [*csv_args(write(t / "d.csv", BINARY)), t], "not UTF-8"),
+    "CSV Latin-1": (lambda w, t: [*csv_args(write(t / "d.csv", "date,target\n1,caf\xe9\n".encode(
+        "latin-1"))), t], "not UTF-8"),
+    "CSV is a folder": (lambda w, t: [*csv_args(w["data"]), t], "is a folder"),
+    "CSV unclosed quote": (lambda w, t: [*csv_args(write(t / "d.csv", 'date,target\n1,"2\n2,3\n')),
+                                         t], "unclosed quote"),
+    "CSV ragged rows": (lambda w, t: [*csv_args(write(t / "d.csv", "date,target\n1,2,3\n2,3\n")),
+                                      t], "line 2 has 3 fields"),
+    "CSV infinity": (lambda w, t: [*csv_args(write(t / "d.csv", "date,target\n" + "".join(
+        f"{i},{'inf' if i == 5 else i}\n" for i in range(200)))), t], "infinite value"),
+    "sweep output is a file": (lambda w, t: [*SWEEP, "--output-dir", w["file"]], "is a file"),
+    "sweep output under a file": (lambda w, t: [*SWEEP, "--output-dir", w["file"] / "x"],
+                                  "lies under the file"),
+    "sweep negative max-time": (lambda w, t: [*SWEEP, "--max-time", "-5", "--output-dir", t],
+                                "--max-time must be a positive"),
+    "sweep negative param budget": (lambda w, t: [*SWEEP, "--param-budget", "-100",
+                                                  "--output-dir", t], "--param-budget"),
+    "sweep zero param budget": (lambda w, t: [*SWEEP, "--param-budget", "0", "--output-dir", t],
+                                "--param-budget"),
+    "sweep on a corrupt journal": (lambda w, t: [*SWEEP, "--storage", write(
+        t / "j", w["journal"].read_bytes().replace(b"\n", b"\nGARBAGE\n", 1)), "--output-dir", t],
+        "corrupt at line 2"),
+    "sweep on a binary journal": (lambda w, t: [*SWEEP, "--storage", write(t / "j", BINARY + b"\n"),
+                                                "--output-dir", t], "corrupt at line 1"),
+    "sweep storage is a folder": (lambda w, t: [*SWEEP, "--storage", w["data"], "--output-dir", t],
+                                  "is a folder"),
+    "report output is a file": (lambda w, t: ["report", "--storage", w["journal"],
+                                              "--output-dir", w["file"]], "is a file"),
+    "report output under a file": (lambda w, t: ["report", "--storage", w["journal"],
+                                                 "--output-dir", w["file"] / "x"], "under the file"),
+    "report on a corrupt journal": (lambda w, t: ["report", "--storage", write(
+        t / "j", w["journal"].read_bytes().replace(b"\n", b"\n{}\n", 2)), "--output-dir", t],
+        "corrupt at line 2"),
+    "report on a binary journal": (lambda w, t: ["report", "--storage", write(t / "j", BINARY),
+                                                 "--output-dir", t / "r"], "corrupt at line 1"),
+    "generate output is a file": (lambda w, t: ["generate", w["run"], "--output", w["file"]],
+                                  "is a file"),
+    "generate output under a file": (lambda w, t: ["generate", w["run"], "--output",
+                                                   w["file"] / "x"], "under the file"),
+    "generate on a file": (lambda w, t: ["generate", w["file"]], "not a run folder"),
+    "generate empty checkpoint": (lambda w, t: ["generate", broken_run(
+        w, t, lambda r: write(r / "best.ckpt", b"")), "--output", t / "g"], "not a readable"),
+    "generate truncated checkpoint": (lambda w, t: ["generate", broken_run(
+        w, t, lambda r: write(r / "best.ckpt", (r / "best.ckpt").read_bytes()[:3000])),
+        "--output", t / "g"], "not a readable"),
+    "generate random checkpoint": (lambda w, t: ["generate", broken_run(
+        w, t, lambda r: write(r / "best.ckpt", BINARY)), "--output", t / "g"], "not a readable"),
+    "generate checkpoint of other shapes": (lambda w, t: ["generate", broken_run(
+        w, t, wrong_shapes), "--output", t / "g"], "does not fit the model"),
+    "generate corrupt config": (lambda w, t: ["generate", broken_run(
+        w, t, lambda r: write(r / "config.json", '{"spec": ')), "--output", t / "g"],
+        "not valid JSON"),
+    "generate garbage MIDI primer": (lambda w, t: ["generate", w["run"], "--output", t / "g",
+                                                   "--set", f"primer_midi={write(t / 'p.mid', b'MThd' + bytes([0, 0, 0, 6, 0, 1, 0, 1, 1, 224]) + b'MTrk' + BINARY[:64])}"],
+                                     "cannot read MIDI file"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_is_one_line_exit_2_and_changes_nothing(case, world, untouched, tmp_path,
+                                                          capsys):
+    build, fragment = CASES[case]
+    argv = [str(a) for a in build(world, tmp_path)]
+    code = main(argv)
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert code == 2, (code, out, err)
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert fragment in lines[0], lines[0]
+    assert "Traceback" not in out + err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere; permissions not testable")
+@pytest.mark.parametrize("command", ["run", "sweep", "report"])
+def test_an_unwritable_output_dir_is_one_line(command, world, untouched, tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    argv = {"run": RUN, "sweep": SWEEP, "report": ["report", "--storage", str(world["journal"])]}
+    assert main([*argv[command], "--output-dir", str(locked / "out")]) == 2
+    assert "is not writable" in capsys.readouterr().err
+
+
+def test_run_records_are_world_readable_like_every_other_file(world):
+    modes = {p.name: p.stat().st_mode & 0o777 for p in world["run"].iterdir()}
+    assert modes["config.json"] == modes["metrics.json"] == modes["history.csv"]
+
+
+# ---- storage: torn journals, passwords ----
+
+
+def sweep_argv(out: Path, trials: int, *extra) -> list[str]:
+    return [*SWEEP[:5], "--trials", str(trials), "--seeds", "1", "--pruner", "none",
+            "--output-dir", str(out), *(extra or ("--epochs", "2"))]
+
+
+def test_a_torn_journal_is_cut_once_then_resumed_and_reported(world, tmp_path, capsys):
+    out = tmp_path / "sweeps"
+    assert main(sweep_argv(out, 2)) == 0
+    journal = out / "sweeps.journal"
+    study = "seqbench/toymusic/tiny/gru"
+    kept = {t.number: t.value for t in optuna.load_study(
+        study_name=study, storage=open_storage(str(journal))).trials}
+    journal.write_bytes(journal.read_bytes() + b'{"op_code": 5, "worker_id": "x", "tri')
+    capsys.readouterr()
+
+    assert main(sweep_argv(out, 3)) == 0
+    err = capsys.readouterr().err
+    assert err.count("torn record") == 1
+    trials = optuna.load_study(study_name=study, storage=open_storage(str(journal))).trials
+    assert {t.number: t.value for t in trials if t.number in kept} == kept
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3
+    assert main(["report", "--storage", str(journal), "--output-dir", str(tmp_path / "r")]) == 0
+    assert "3/0/0" in (tmp_path / "r" / "toymusic-tiny" / "table.md").read_text()
+
+
+def test_report_reads_every_intact_trial_of_a_torn_journal_without_changing_it(world, tmp_path,
+                                                                                capsys):
+    journal = tmp_path / "torn.journal"
+    journal.write_bytes(world["journal"].read_bytes() + b'{"op_code": 1, "stu')
+    before = journal.read_bytes()
+    assert main(["report", "--storage", str(journal), "--output-dir", str(tmp_path / "r")]) == 0
+    assert journal.read_bytes() == before
+    assert "2/0/0" in (tmp_path / "r" / "toymusic-tiny" / "table.md").read_text()
+
+
+def test_storage_urls_are_redacted_and_the_password_travels_in_the_environment(monkeypatch):
+    monkeypatch.delenv("SEQBENCH_STORAGE_URL", raising=False)
+    url = f"postgresql://me:{SECRET}@db.example:5432/studies"
+    shown = storage_url(url, Path("out"))
+    assert shown == "postgresql://me:***@db.example:5432/studies" == redact(url)
+    assert os.environ["SEQBENCH_STORAGE_URL"] == url
+    from seqbench.sweeps.storage import connect_url
+
+    assert connect_url(shown) == url
+    monkeypatch.setenv("SEQBENCH_STORAGE_URL", "postgresql://me:x@elsewhere/db")
+    assert connect_url(shown) == "postgresql://me@db.example:5432/studies"  # PGPASSWORD, .pgpass
+    assert storage_url("runs/x.journal", Path("out")) == "runs/x.journal"
+
+
+@pytest.fixture
+def postgres_url():
+    url = os.environ.get("SEQBENCH_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("no PostgreSQL server: .ci/run starts one and sets SEQBENCH_TEST_POSTGRES_URL")
+    return url
+
+
+def test_no_file_or_output_of_a_postgres_sweep_and_report_holds_the_password(
+    world, tmp_path, capfd, postgres_url, monkeypatch
+):
+    from sqlalchemy.engine import make_url
+
+    monkeypatch.delenv("SEQBENCH_STORAGE_URL", raising=False)
+    url = make_url(postgres_url).set(password=SECRET).render_as_string(hide_password=False)
+    study = f"pw{os.getpid()}x{time.time_ns()}"
+    out, reports = tmp_path / "sweeps", tmp_path / "reports"
+    assert main(sweep_argv(out, 2, "--epochs", "2", "--storage", url, "--study", study)) == 0
+    assert main(["report", "--storage", url, "--study", study, "--output-dir", str(reports)]) == 0
+    captured = capfd.readouterr()
+    assert SECRET not in captured.out + captured.err
+    assert "***" in captured.out
+    for path in [*out.rglob("*"), *reports.rglob("*")]:
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+    storage = open_storage(url)
+    loaded = optuna.load_study(study_name=f"{study}/toymusic/tiny/gru", storage=storage)
+    stored = json.dumps([loaded.user_attrs, [t.user_attrs for t in loaded.trials]])
+    assert SECRET not in stored and "***" in stored
+
+
+# ---- interrupts and kills (real processes, real signals) ----
+
+
+def start(argv: list[str], **env) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "seqbench", *map(str, argv)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1", **env})
+
+
+def wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def history_rows(out: Path) -> int:
+    files = list(out.glob("*/history.csv"))
+    return len(files[0].read_text().splitlines()) - 1 if files else 0
+
+
+LONG_RUN = [*RUN, "--set", "epochs=100000", "--set", "patience=0"]
+
+
+def test_ctrl_c_during_start_up_exits_130_with_one_line(world, untouched, tmp_path):
+    process = start([*LONG_RUN, "--output-dir", tmp_path / "runs"])
+    time.sleep(1.0)  # importing the CLI and torch
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("interrupted"), err
+
+
+def test_ctrl_c_mid_training_exits_130_keeps_the_record_and_says_so(world, untouched, tmp_path):
+    out = tmp_path / "runs"
+    process = start([*LONG_RUN, "--output-dir", out])
+    try:
+        wait_for(lambda: history_rows(out) >= 2, 120, "two epochs")
+    finally:
+        process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    (run_dir,) = out.iterdir()
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("interrupted: ") and str(run_dir) in line and "--spec" in line, err
+    assert "Traceback" not in err
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["status"] == "interrupted" and metrics["epochs"] >= 2
+    assert (run_dir / "best.ckpt").is_file()
+
+
+def test_sigkill_mid_training_loses_nothing_already_written(world, untouched, tmp_path):
+    out = tmp_path / "runs"
+    process = start([*LONG_RUN, "--output-dir", out])
+    try:
+        wait_for(lambda: history_rows(out) >= 2, 120, "two epochs")
+    finally:
+        process.kill()
+        process.wait()
+    (run_dir,) = out.iterdir()
+    config = json.loads((run_dir / "config.json").read_text())  # complete, parseable
+    assert config["spec"]["task"] == "toymusic"
+    rows = (run_dir / "history.csv").read_text().splitlines()
+    assert len(rows) >= 3 and all(row.count(",") == rows[0].count(",") for row in rows[1:])
+    assert not list(run_dir.glob(".partial-*"))
+
+
+def children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(c) for c in path.read_text().split()] if path.exists() else []
+
+
+def test_two_jobs_one_worker_killed_loses_one_trial_and_completes_the_budget(world, tmp_path):
+    out = tmp_path / "sweeps"
+    # Trials of three seconds each, so that both workers are surely inside one at once.
+    process = start(sweep_argv(out, 4, "--jobs", "2", "--max-time", "3", "--set",
+                               "epochs=100000", "--set", "patience=0"))
+
+    def running() -> list:
+        try:
+            trials = optuna.load_study(study_name="seqbench/toymusic/tiny/gru",
+                                       storage=open_storage(str(out / "sweeps.journal"))).trials
+        except (KeyError, FileNotFoundError):
+            return []
+        return [t for t in trials if t.state.name == "RUNNING"]
+
+    try:
+        wait_for(lambda: len(running()) == 2 or process.poll() is not None, 180,
+                 "two running trials")
+        assert process.poll() is None, process.communicate()
+        victim = running()[0].user_attrs["worker"].rpartition(":")[2]
+        assert int(victim) in children(process.pid)
+        os.kill(int(victim), signal.SIGKILL)
+        _, err = process.communicate(timeout=300)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    assert err.count("died (killed by SIGKILL)") == 1, err
+    trials = optuna.load_study(study_name="seqbench/toymusic/tiny/gru",
+                               storage=open_storage(str(out / "sweeps.journal"))).trials
+    states = [t.state.name for t in trials]
+    assert states.count("FAIL") == 1 and states.count("COMPLETE") == 4, states
+    assert (out / "finals" / "seqbench" / "toymusic-tiny" / "gru" / "seed0" /
+            "metrics.json").is_file()
