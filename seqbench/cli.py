@@ -180,16 +180,22 @@ def summary(metrics: dict) -> dict:
 
 
 class interruptible:
-    """Turn Ctrl-C inside the block into `Interrupted(kept)` unless it already says more."""
+    """Turn Ctrl-C inside the block into `Interrupted(kept)`.
 
-    def __init__(self, kept: str) -> None:
+    A run's own `Interrupted` (which names its folder) passes through unless `overrule`:
+    inside a sweep, what matters is the storage and the command that resumes the sweep.
+    """
+
+    def __init__(self, kept: str, overrule: bool = False) -> None:
         self.kept = kept
+        self.overrule = overrule
 
     def __enter__(self) -> None:
         return None
 
     def __exit__(self, kind, exc, traceback) -> bool:
-        if kind is not None and issubclass(kind, KeyboardInterrupt):
+        if kind is not None and (issubclass(kind, KeyboardInterrupt) or
+                                 (self.overrule and issubclass(kind, Interrupted))):
             raise Interrupted(self.kept) from None
         return False
 
@@ -214,7 +220,7 @@ def list_plugins() -> None:
     table = Table(title="seqbench plugins", title_justify="left")
     for column in ("kind", "name", "summary", "provided by"):
         table.add_column(column)
-    table.add_column("options", overflow="fold", min_width=24)
+    table.add_column("options", overflow="fold")  # fold long words, never cut them
     broken = []
     for kind in ("cell", "task"):
         for name, entry in sorted(discover(kind).items()):
@@ -329,7 +335,7 @@ def sweep(
     )
     check_output_dir(output_dir)
     with interruptible(f"completed trials and finals are kept in {plan.storage}; run the "
-                       "same command again to go on."):
+                       "same command again to go on.", overrule=True):
         run_sweep(plan)
     study_option = "" if study == "seqbench" else f" --study {study}"
     typer.echo(f"Studies in {plan.storage}; tables: seqbench report --storage {plan.storage}"

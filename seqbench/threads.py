@@ -9,8 +9,15 @@ one busy process. So the thread count comes from affinity and quota, and OpenMP 
 wait passively (`OMP_WAIT_POLICY=PASSIVE`); both are read by OpenMP once, when torch is
 imported, which is why `configure` must run first.
 
+Passive waiting alone still leaves a run with one thread per core waiting at every parallel
+region for the thread that shares its core with the neighbour (about 2x slower beside one
+busy process on two cores). So the cores that are busy right now (over 50% used in a 0.1 s
+sample of /proc/stat) are not counted either: a run beside a busy process takes the cores
+that are actually free. For the small recurrent models seqbench trains, one thread fewer
+costs far less than one thread stalled.
+
 Precedence for the count: `--threads N`, else `$OMP_NUM_THREADS` (a user's explicit
-choice), else the usable cores divided between the processes of a sweep.
+choice), else the free usable cores divided between the processes of a sweep.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import time
 from pathlib import Path
 
 from seqbench.errors import SeqbenchError
@@ -27,13 +35,40 @@ THREADS_ENV = "SEQBENCH_THREADS"
 
 
 def usable_cores() -> int:
-    """Cores this process may run on: its affinity mask, capped by a cgroup CPU quota."""
+    """Cores this process may use now: its affinity mask less the cores someone else keeps
+    busy, capped by a cgroup CPU quota."""
     try:
-        cores = len(os.sched_getaffinity(0))
+        mask = os.sched_getaffinity(0)
     except AttributeError:  # macOS and Windows have no affinity API
-        cores = os.cpu_count() or 1
+        mask = set(range(os.cpu_count() or 1))
+    cores = max(1, len(mask) - busy_cores(mask))
     quota = cgroup_quota()
-    return max(1, min(cores, quota) if quota else cores)
+    return min(cores, quota) if quota else cores
+
+
+def busy_cores(mask: set[int], seconds: float = 0.1, stat: Path = Path("/proc/stat")) -> int:
+    """How many of the cores in `mask` were over half busy during a short sample."""
+    def sample() -> dict[int, tuple[int, int]]:
+        times = {}
+        for line in stat.read_text().splitlines():
+            name, *fields = line.split()
+            if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in mask:
+                ticks = [int(f) for f in fields[:8]]
+                times[int(name[3:])] = (sum(ticks), ticks[3] + ticks[4])  # total, idle+iowait
+        return times
+
+    try:
+        first = sample()
+        time.sleep(seconds)
+        second = sample()
+    except (OSError, ValueError):  # no /proc (macOS, Windows): assume the cores are free
+        return 0
+    busy = 0
+    for cpu, (total, idle) in second.items():
+        elapsed = total - first[cpu][0] if cpu in first else 0
+        if elapsed > 0 and 1 - (idle - first[cpu][1]) / elapsed > 0.5:
+            busy += 1
+    return busy
 
 
 def cgroup_quota(root: Path = Path("/sys/fs/cgroup")) -> int | None:
