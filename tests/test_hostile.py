@@ -24,6 +24,7 @@ from pathlib import Path
 import optuna
 import pytest
 from conftest import TOY_TASK
+from test_sweep import postgres_url, wait_for  # noqa: F401 (a fixture, and a helper)
 
 from seqbench import registry
 from seqbench.cli import main
@@ -267,14 +268,6 @@ def test_storage_urls_are_redacted_and_the_password_travels_in_the_environment(m
     assert storage_url("runs/x.journal", Path("out")) == "runs/x.journal"
 
 
-@pytest.fixture
-def postgres_url():
-    url = os.environ.get("SEQBENCH_TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("no PostgreSQL server: .ci/run starts one and sets SEQBENCH_TEST_POSTGRES_URL")
-    return url
-
-
 def test_no_file_or_output_of_a_postgres_sweep_and_report_holds_the_password(
     world, tmp_path, capfd, postgres_url, monkeypatch
 ):
@@ -307,15 +300,6 @@ def start(argv: list[str], **env) -> subprocess.Popen:
                             env={**os.environ, "OMP_NUM_THREADS": "1", **env})
 
 
-def wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def history_rows(out: Path) -> int:
     files = list(out.glob("*/history.csv"))
     return len(files[0].read_text().splitlines()) - 1 if files else 0
@@ -333,14 +317,19 @@ def test_ctrl_c_during_start_up_exits_130_with_one_line(world, untouched, tmp_pa
     assert len(err.strip().splitlines()) == 1 and err.startswith("interrupted"), err
 
 
-def test_ctrl_c_mid_training_exits_130_keeps_the_record_and_says_so(world, untouched, tmp_path):
-    out = tmp_path / "runs"
+def stopped_after_two_epochs(out: Path, sig: int) -> tuple[subprocess.Popen, str]:
+    """A long run sent `sig` once it has written two epochs; (process, its stderr)."""
     process = start([*LONG_RUN, "--output-dir", out])
     try:
         wait_for(lambda: history_rows(out) >= 2, 120, "two epochs")
     finally:
-        process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=120)
+        process.send_signal(sig)
+    return process, process.communicate(timeout=120)[1]
+
+
+def test_ctrl_c_mid_training_exits_130_keeps_the_record_and_says_so(world, untouched, tmp_path):
+    out = tmp_path / "runs"
+    process, err = stopped_after_two_epochs(out, signal.SIGINT)
     assert process.returncode == 130, err
     (run_dir,) = out.iterdir()
     line = err.strip().splitlines()[-1]
@@ -353,12 +342,7 @@ def test_ctrl_c_mid_training_exits_130_keeps_the_record_and_says_so(world, untou
 
 def test_sigkill_mid_training_loses_nothing_already_written(world, untouched, tmp_path):
     out = tmp_path / "runs"
-    process = start([*LONG_RUN, "--output-dir", out])
-    try:
-        wait_for(lambda: history_rows(out) >= 2, 120, "two epochs")
-    finally:
-        process.kill()
-        process.wait()
+    stopped_after_two_epochs(out, signal.SIGKILL)
     (run_dir,) = out.iterdir()
     config = json.loads((run_dir / "config.json").read_text())  # complete, parseable
     assert config["spec"]["task"] == "toymusic"
