@@ -23,7 +23,8 @@ try:  # typer >= 0.2x vendors click; older releases raise click's own exceptions
 except ImportError:  # pragma: no cover - depends on the installed typer
     from click import ClickException as UsageProblem
 
-#: Environment variable that `--storage` defaults to (the way to pass a password).
+#: Environment variable that `--storage` defaults to (the way to pass a password); the same
+#: as seqbench.sweeps.storage.STORAGE_ENV, named here so that --help imports nothing more.
 STORAGE_ENV = "SEQBENCH_STORAGE_URL"
 #: Seeds reach numpy, which takes 0 .. 2**32 - 1.
 MAX_SEED = 2**32 - 1

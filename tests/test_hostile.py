@@ -28,7 +28,8 @@ from test_sweep import postgres_url, wait_for  # noqa: F401 (a fixture, and a he
 
 from seqbench import registry
 from seqbench.cli import main
-from seqbench.sweeps.storage import open_storage, redact, storage_url
+from seqbench.sweeps.storage import (SECRET_ENV, STORAGE_ENV, connect_url, open_storage,
+                                     redact, storage_url)
 
 SECRET = "s3cr3t-Pa55word"
 
@@ -254,26 +255,32 @@ def test_report_reads_every_intact_trial_of_a_torn_journal_without_changing_it(w
     assert "2/0/0" in (tmp_path / "r" / "toymusic-tiny" / "table.md").read_text()
 
 
-def test_storage_urls_are_redacted_and_the_password_travels_in_the_environment(monkeypatch):
-    monkeypatch.delenv("SEQBENCH_STORAGE_URL", raising=False)
+@pytest.fixture
+def storage_env(monkeypatch):
+    """No storage URL in the environment before the test, and none left after it."""
+    for name in (STORAGE_ENV, SECRET_ENV):
+        monkeypatch.setenv(name, "")  # records the original, so it is restored after
+        monkeypatch.delenv(name)
+
+
+def test_storage_urls_are_redacted_and_the_password_travels_in_the_environment(storage_env,
+                                                                                monkeypatch):
     url = f"postgresql://me:{SECRET}@db.example:5432/studies"
     shown = storage_url(url, Path("out"))
     assert shown == "postgresql://me:***@db.example:5432/studies" == redact(url)
-    assert os.environ["SEQBENCH_STORAGE_URL"] == url
-    from seqbench.sweeps.storage import connect_url
-
     assert connect_url(shown) == url
-    monkeypatch.setenv("SEQBENCH_STORAGE_URL", "postgresql://me:x@elsewhere/db")
+    monkeypatch.delenv(SECRET_ENV)
     assert connect_url(shown) == "postgresql://me@db.example:5432/studies"  # PGPASSWORD, .pgpass
+    monkeypatch.setenv(STORAGE_ENV, url)
+    assert connect_url(shown) == url
     assert storage_url("runs/x.journal", Path("out")) == "runs/x.journal"
 
 
 def test_no_file_or_output_of_a_postgres_sweep_and_report_holds_the_password(
-    world, tmp_path, capfd, postgres_url, monkeypatch
+    world, tmp_path, capfd, postgres_url, storage_env
 ):
     from sqlalchemy.engine import make_url
 
-    monkeypatch.delenv("SEQBENCH_STORAGE_URL", raising=False)
     url = make_url(postgres_url).set(password=SECRET).render_as_string(hide_password=False)
     study = f"pw{os.getpid()}x{time.time_ns()}"
     out, reports = tmp_path / "sweeps", tmp_path / "reports"
@@ -313,7 +320,9 @@ def test_ctrl_c_during_start_up_exits_130_with_one_line(world, untouched, tmp_pa
     time.sleep(1.0)  # importing the CLI and torch
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)
-    assert process.returncode == 130, err
+    # A shell sees 130 either way: when an import inside torch saw the KeyboardInterrupt,
+    # CPython ends the process with SIGINT itself after main() returned 130.
+    assert process.returncode in (130, -signal.SIGINT), err
     assert len(err.strip().splitlines()) == 1 and err.startswith("interrupted"), err
 
 
@@ -386,5 +395,4 @@ def test_two_jobs_one_worker_killed_loses_one_trial_and_completes_the_budget(wor
                                storage=open_storage(str(out / "sweeps.journal"))).trials
     states = [t.state.name for t in trials]
     assert states.count("FAIL") == 1 and states.count("COMPLETE") == 4, states
-    assert (out / "finals" / "seqbench" / "toymusic-tiny" / "gru" / "seed0" /
-            "metrics.json").is_file()
+    assert len(list((out / "finals").rglob("metrics.json"))) == 1  # and the final ran

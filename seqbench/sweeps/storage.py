@@ -10,11 +10,11 @@ Two things here protect what users publish and what they have already computed:
 
 * Credentials. A storage URL is stored and shown only in SQLAlchemy's redacted rendering
   (`postgresql://user:***@host/db`), because studies' attributes and report tables end up in
-  committed `results/` folders. The real URL travels in `$SEQBENCH_STORAGE_URL` (which
-  `--storage` also defaults to), so workers this process starts can connect; a redacted URL
-  given back to seqbench (e.g. a report's "regenerate" command) takes its password from that
-  variable when the rest matches, else from the driver's own sources (`PGPASSWORD`,
-  `~/.pgpass`, a service file).
+  committed `results/` folders. A URL given with its password travels to the workers this
+  process starts in the environment, never in their arguments; a redacted URL given back
+  to seqbench (e.g. a report's "regenerate" command) takes its password from
+  `$SEQBENCH_STORAGE_URL` (which `--storage` also defaults to) when the rest matches, else
+  from the driver's own sources (`PGPASSWORD`, `~/.pgpass`, a service file).
 * The journal. Optuna appends whole lines under a file lock, so a record without its
   newline can only be the torn tail of a writer that died (power cut, full disk). Appending
   after it would glue the next record onto it and make every later read fail, so a sweep
@@ -38,6 +38,9 @@ from seqbench.errors import SeqbenchError
 JOURNAL_NAME = "sweeps.journal"
 #: The documented way to give seqbench a storage URL that holds a password.
 STORAGE_ENV = "SEQBENCH_STORAGE_URL"
+#: Where a password given on the command line travels to this process's workers (kept
+#: apart from STORAGE_ENV, which `--storage` defaults to).
+SECRET_ENV = "SEQBENCH_STORAGE_SECRET_URL"
 HIDDEN = "***"
 HEARTBEAT_SECONDS = 30
 GRACE_SECONDS = 120
@@ -58,7 +61,7 @@ def storage_url(storage: str | None, output_dir: Path) -> str:
         return storage
     shown = redact(storage)
     if shown != storage:
-        os.environ[STORAGE_ENV] = storage
+        os.environ[SECRET_ENV] = storage
     return shown
 
 
@@ -86,16 +89,18 @@ def _scrub(text: str) -> str:
 
 
 def connect_url(url: str) -> str:
-    """The URL to connect with: a redacted password comes from $SEQBENCH_STORAGE_URL (when
-    the rest matches), else is dropped so the driver's own sources supply it."""
+    """The URL to connect with: a redacted password comes from $SEQBENCH_STORAGE_URL or the
+    URL this process was given (when the rest matches), else is dropped so that the
+    driver's own sources (PGPASSWORD, ~/.pgpass) supply it."""
     from sqlalchemy.engine import make_url
 
     parsed = make_url(url)
     if parsed.password != HIDDEN:
         return url
-    secret = os.environ.get(STORAGE_ENV, "")
-    if "://" in secret and redact(secret) == redact(url):
-        return secret
+    for name in (SECRET_ENV, STORAGE_ENV):
+        secret = os.environ.get(name, "")
+        if "://" in secret and redact(secret) == redact(url):
+            return secret
     return parsed._replace(password=None).render_as_string(hide_password=False)  # namedtuple API
 
 
