@@ -225,6 +225,21 @@ def sweep_argv(out: Path, trials: int, *extra) -> list[str]:
             "--output-dir", str(out), *(extra or ("--epochs", "2"))]
 
 
+def test_the_report_command_a_sweep_suggests_works(world, tmp_path, capsys):
+    out = tmp_path / "sweeps"
+    assert main(sweep_argv(out, 1)) == 0
+    suggested = capsys.readouterr().out.split("tables: ")[1].split()
+    assert suggested[:2] == ["seqbench", "report"] and suggested[-2] == "--output-dir"
+    assert main([*suggested[1:-1], str(tmp_path / "reports")]) == 0, capsys.readouterr().err
+
+
+def test_progress_counts_batches_in_1_based_epochs_without_stray_bars(world, tmp_path, capsys):
+    assert main([*RUN[:-1], "--epochs", "2", "--output-dir", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "epoch 2/2" in err and "4/4 batches" in err and "8/8 batches" in err, err
+    assert "epoch 0" not in err and "Validation" not in err and "Testing" not in err, err
+
+
 def test_a_torn_journal_is_cut_once_then_resumed_and_reported(world, tmp_path, capsys):
     out = tmp_path / "sweeps"
     assert main(sweep_argv(out, 2)) == 0
