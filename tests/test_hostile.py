@@ -411,3 +411,18 @@ def test_two_jobs_one_worker_killed_loses_one_trial_and_completes_the_budget(wor
     states = [t.state.name for t in trials]
     assert states.count("FAIL") == 1 and states.count("COMPLETE") == 4, states
     assert len(list((out / "finals").rglob("metrics.json"))) == 1  # and the final ran
+
+
+def test_ctrl_c_mid_sweep_exits_130_and_names_the_storage_to_resume_from(world, tmp_path):
+    out = tmp_path / "sweeps"
+    process = start(sweep_argv(out, 3, "--set", "epochs=100000", "--set", "patience=0"))
+    try:
+        wait_for(lambda: history_rows(out / "trials" / "seqbench" / "toymusic-tiny" / "gru")
+                 >= 2 or process.poll() is not None, 120, "a trial two epochs in")
+    finally:
+        process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode in (130, -signal.SIGINT), err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("interrupted: ") and str(out / "sweeps.journal") in line, err
+    assert "run the same command again" in line and "Traceback" not in err

@@ -25,6 +25,7 @@ Two things here protect what users publish and what they have already computed:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import time
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from seqbench.console import console
-from seqbench.errors import SeqbenchError
+from seqbench.errors import Interrupted, SeqbenchError
 
 JOURNAL_NAME = "sweeps.journal"
 #: The documented way to give seqbench a storage URL that holds a password.
@@ -110,12 +111,32 @@ def open_storage(url: str, *, repair: bool = False) -> Any:
 
     if "://" in url:
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        quiet_optuna()
         return _open_rdb(url)
     return open_journal(Path(url), repair=repair)
 
 
-def open_journal(path: Path, *, repair: bool) -> Any:
+class _NoInterruptTraceback(logging.Filter):
+    """Drop Optuna's "trial failed" traceback when the failure is Ctrl-C: the CLI says in
+    one line what was kept, and the trial is simply re-run when the sweep resumes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, (KeyboardInterrupt, Interrupted))
+
+
+def quiet_optuna() -> None:
+    """Optuna at warning level, without tracebacks for interrupted trials."""
     import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for handler in logging.getLogger("optuna").handlers:
+        if not any(isinstance(f, _NoInterruptTraceback) for f in handler.filters):
+            handler.addFilter(_NoInterruptTraceback())
+
+
+def open_journal(path: Path, *, repair: bool) -> Any:
+    """The journal at `path` (created if absent), checked first (see `check_journal`)."""
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
@@ -127,7 +148,7 @@ def open_journal(path: Path, *, repair: bool) -> Any:
     except (FileExistsError, NotADirectoryError):
         raise SeqbenchError(f"cannot create journal '{path}': a parent of it is a "
                             "file.") from None
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    quiet_optuna()
     lock = JournalFileSymlinkLock(str(path))
     if path.is_file():
         check_journal(path, lock if repair else None)
