@@ -22,3 +22,5 @@ trap 'rm -rf "$out"' EXIT
 .venv/bin/seqbench run --cell mingru --task music --epochs 1 --output-dir "$out" --quiet
 .venv/bin/seqbench run --cell minlstm --task adding --epochs 1 --set task.length=50 \
   --set task.train_size=500 --set task.eval_size=100 --output-dir "$out" --quiet
+# a step cell from a plugin: its time loop compiled by seqbench (once per process)
+.venv/bin/seqbench run --cell lstm-cifg --task music --epochs 1 --output-dir "$out" --quiet

@@ -32,6 +32,11 @@ class Cell:
     whose `forward(x, state=None)` maps `x[B, T, input_size]` to `(y[B, T, hidden_size],
     state)`; passing the returned state into the next call must continue the sequence.
     `extra` holds the values of `params`, already validated.
+
+    The state's layout is the cell's own: a tensor or any nesting of tuples, lists and dicts
+    of tensors, batch in whichever dimension (nn.LSTM's `[layers, B, H]`, a step cell's
+    `[B, H, K]` per layer). The core never indexes into it: when a task carries state across
+    windows, the core detaches it and passes it back only to a batch of the same size.
     """
 
     name: str

@@ -36,19 +36,34 @@ def build_cell(cell: Cell, input_size: int, spec: RunSpec) -> nn.Module:
 
 
 def detach_state(state: Any) -> Any:
-    """Cut the graph at a window boundary while keeping the values (truncated BPTT)."""
+    """Cut the graph at a window boundary while keeping the values (truncated BPTT).
+
+    A state is a tensor or any nesting of tuples (named ones included), lists and dicts of
+    tensors, in whatever layout the cell chose (`Cell` promises no more). Hand-written
+    because torch's pytree utilities are private API.
+    """
     if state is None:
         return None
     if isinstance(state, torch.Tensor):
         return state.detach()
+    if isinstance(state, dict):
+        return type(state)((key, detach_state(value)) for key, value in state.items())
+    if isinstance(state, tuple) and hasattr(state, "_fields"):
+        return type(state)(*(detach_state(s) for s in state))
     return type(state)(detach_state(s) for s in state)
 
 
-def _batch_dim(state: Any) -> int:
-    """Batch size of a (possibly nested) cell state; fused cells put layers first."""
-    while not isinstance(state, torch.Tensor):
-        state = state[0]
-    return state.shape[1] if state.dim() >= 3 else state.shape[0]
+def carried_state(previous: tuple[int, Any] | None, batch_size: int) -> Any:
+    """The state the next window starts from, given `(batch size, state)` of the last one.
+
+    The last window's state, detached, when its batch had the same size; otherwise None (a
+    fresh start, as at the stream's last, smaller batch). Deciding on the batch size the
+    core saw, rather than on a dimension of the state, is what lets a cell keep its state
+    in any layout (say `[B, H, K]` per layer) and still have it carried.
+    """
+    if previous is None or previous[0] != batch_size:
+        return None
+    return detach_state(previous[1])
 
 
 class DivergedError(SeqbenchError):
@@ -89,10 +104,9 @@ class SequenceModel(pl.LightningModule):
         """Predictions for one batch, carrying (detached) state if the task asks for it."""
         if not self.task.carry_state:
             return self(batch.inputs)[0]
-        state = detach_state(self._run_state["state"])
-        if state is not None and _batch_dim(state) != batch.inputs.shape[0]:
-            state = None
-        outputs, self._run_state["state"] = self(batch.inputs, state)
+        batch_size = batch.inputs.shape[0]
+        outputs, state = self(batch.inputs, carried_state(self._run_state["state"], batch_size))
+        self._run_state["state"] = (batch_size, state)
         return outputs
 
     def _reset(self) -> None:

@@ -1,9 +1,26 @@
-"""Turn a single-step cell into a full sequence module.
+"""Turn a single-step cell into a full sequence module, with its time loop compiled.
 
 Papers describe cells as one step, `h_t = f(x_t, h_{t-1})`; plugin authors should be able
 to write exactly that and get the stacked, dropout-between-layers, state-carrying sequence
-module the core expects. The Python loop over time is slower than a fused kernel; that is
-the price of a new idea, and the comparison tables report time per epoch so it is visible.
+module the core expects, at a speed that does not turn a comparison of cells into a
+comparison of implementations. So the author writes nothing more, and the loop over time is
+compiled here: `torch.compile` of a fixed chunk of `CHUNK` steps, reused for every chunk of
+every sequence, with the remaining `T mod CHUNK` steps run eagerly.
+
+Why chunks (measured in benchmarks/step_vs_fused.py, see results/benchmarks.md): on CPU,
+compiling the single step saves 0-4% (a compiled function's per-call overhead eats what
+fusing the elementwise ops gains), TorchScript 4-6%, 16-step chunks 12-17%. Compiling the
+whole loop unrolls it for one sequence length, so every new length (music pieces vary)
+would recompile. A chunk fuses across steps and compiles once per process: its input is
+always `[B, CHUNK, I]`, and it is compiled with dynamic shapes, so a new batch size
+or width reuses the same code. The rest of the gap to a fused kernel is in the small
+matrix products, which compilation leaves to the BLAS (results/benchmarks.md says why).
+
+Compilation is paid once per process and step class (forward and backward together, at
+the first call of a chunk; once more for each new grad mode, e.g. evaluation). First calls
+are timed and reported (`compile_report`, and one line each on the console's stderr). Where
+`torch.compile` is unavailable or fails for a cell, that cell runs eagerly for the rest of
+the process, after one logged warning. `SEQBENCH_COMPILE=0` turns compilation off.
 
 A step module implements::
 
@@ -13,17 +30,106 @@ A step module implements::
 
 from __future__ import annotations
 
+import functools
+import logging
+import os
+import time
+import types
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
+
+from seqbench.console import console
+
+#: Steps per compiled chunk: long enough to fuse across steps, short enough that most of a
+#: 40-80-step music piece runs compiled (16 measured a little faster than 8).
+CHUNK = 16
+
+log = logging.getLogger(__name__)
+
+#: Step classes whose compilation failed in this process (they run eagerly from then on).
+_failed: set[type] = set()
+#: Seconds the first call of each compiled signature took (compiling included).
+_first_calls: dict[tuple, float] = {}
+
+def run_steps(step: Callable[..., Any], x: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+    """Run `step` over every time step of `x[B, T, I]`: the eager loop, and what gets compiled."""
+    outputs = []
+    for t in range(x.shape[1]):
+        h_t, state = step(x[:, t], state)
+        outputs.append(h_t)
+    return torch.stack(outputs, dim=1), state
+
+@functools.cache
+def _compiled_steps(kind: type) -> Callable[..., Any]:
+    """`run_steps` compiled for one step class, as a copy with a code object of its own.
+
+    torch.compile keeps its cache, and its limit on recompilations, per code object: with one
+    shared function, a sweep over many cells in one process would stop compiling (silently
+    falling back to eager) after the first few.
+    """
+    code = run_steps.__code__.replace(co_name=f"run_steps_{kind.__name__}")
+    return torch.compile(types.FunctionType(code, run_steps.__globals__), dynamic=True)
+
+
+def compile_enabled() -> bool:
+    """Whether step loops are compiled in this process (`SEQBENCH_COMPILE=0` says no)."""
+    return os.environ.get("SEQBENCH_COMPILE", "1") != "0"
+
+
+def compile_report() -> dict[str, float]:
+    """What compilation cost this process so far: how many signatures were compiled and the
+    seconds their first calls took (compiling included).
+
+    A signature is a step class, dtype, device type, grad mode and which inputs require
+    grad; shapes are dynamic. The backward is compiled with the forward, at the first call.
+    """
+    return {"compiled": len(_first_calls), "seconds": round(sum(_first_calls.values()), 3)}
+
+
+def _requires_grad(state: Any) -> bool:
+    """Whether any tensor of a (nested) state requires grad: compiled code differs for it."""
+    if isinstance(state, torch.Tensor):
+        return state.requires_grad
+    if isinstance(state, dict):
+        state = list(state.values())
+    return isinstance(state, (tuple, list)) and any(_requires_grad(s) for s in state)
+
+def _run_chunk(step: nn.Module, x: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+    """One `CHUNK`-step slice `x[B, CHUNK, I]` through the compiled loop (eagerly if compiling
+    failed). Its time dimension is marked static: left dynamic, torch.compile's shape analysis
+    would tie the batch size to it whenever they are equal (16 and 16), and recompile for
+    every other batch size."""
+    kind = type(step)
+    if kind in _failed:
+        return run_steps(step, x, state)
+    key = (kind.__qualname__, x.dtype, x.device.type, torch.is_grad_enabled(),
+           x.requires_grad, _requires_grad(state))
+    first = key not in _first_calls
+    started = time.perf_counter()
+    try:
+        torch._dynamo.mark_static(x, 1)
+        result = _compiled_steps(kind)(step, x, state)
+    except Exception as error:  # noqa: BLE001 - any compiler failure means: run eagerly
+        _failed.add(kind)
+        log.warning("could not compile the time loop of %s (%s: %s); running it eagerly",
+                    kind.__name__, type(error).__name__, error)
+        return run_steps(step, x, state)
+    if first:
+        _first_calls[key] = time.perf_counter() - started
+        console.print(f"Compiled the time loop of {kind.__name__} in {_first_calls[key]:.1f} s "
+                      "(once per process).")
+    return result
 
 
 class StepSequence(nn.Module):
     """Stack `num_layers` step modules and run them over a `[B, T, I]` sequence.
 
     `forward(x, state=None)` returns `(y[B, T, H], state)` where `state` is a tuple with one
-    entry per layer; feeding it back continues the sequence exactly.
+    entry per layer; feeding it back continues the sequence exactly. `compile_loop=False`
+    keeps this module's loop eager (`None`: follow `compile_enabled()`).
     """
 
     def __init__(
@@ -33,13 +139,27 @@ class StepSequence(nn.Module):
         hidden_size: int,
         num_layers: int = 1,
         dropout: float = 0.0,
+        compile_loop: bool | None = None,
     ) -> None:
         super().__init__()
         self.hidden_size = hidden_size
+        self.compile_loop = compile_loop
         self.layers = nn.ModuleList(
             make_step(input_size if i == 0 else hidden_size, hidden_size) for i in range(num_layers)
         )
         self.dropout = nn.Dropout(dropout)
+
+    def _layer(self, step: nn.Module, x: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        compiled = compile_enabled() if self.compile_loop is None else self.compile_loop
+        full = x.shape[1] - x.shape[1] % CHUNK if compiled else 0
+        outputs = []
+        for start in range(0, full, CHUNK):
+            y, state = _run_chunk(step, x[:, start : start + CHUNK], state)
+            outputs.append(y)
+        if full < x.shape[1]:
+            y, state = run_steps(step, x[:, full:], state)
+            outputs.append(y)
+        return outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=1), state
 
     def forward(self, x: torch.Tensor, state: tuple | None = None) -> tuple[torch.Tensor, tuple]:
         batch_size = x.shape[0]
@@ -51,11 +171,7 @@ class StepSequence(nn.Module):
         for index, (layer, layer_state) in enumerate(zip(self.layers, state, strict=True)):
             if index > 0:
                 x = self.dropout(x)
-            outputs = []
-            for t in range(x.shape[1]):
-                h_t, layer_state = layer(x[:, t], layer_state)
-                outputs.append(h_t)
-            x = torch.stack(outputs, dim=1)
+            x, layer_state = self._layer(layer, x, layer_state)
             new_state.append(layer_state)
         return x, tuple(new_state)
 

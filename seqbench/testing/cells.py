@@ -318,6 +318,29 @@ def check_learns(cell: Cell) -> None:
            f"the MSE of 'repeat the previous input' to fall below a quarter of its start "
            f"in {LEARN_STEPS} Adam steps", f"{losses[0]:.3g} -> {losses[-1]:.3g}")
 
+def check_state_carried_by_core(cell: Cell) -> None:
+    """The core's own carrying (`seqbench.model.carried_state`) on this cell's state.
+
+    Tasks with `carry_state` never see the state: the core detaches it and hands it to the
+    next batch of the same size. This check runs exactly that code on the cell's state,
+    whatever its nesting and layout (e.g. `[B, H, K]` per layer, batch first), so a state
+    the core would drop or fail to detach is caught here rather than as a silently worse
+    language model.
+    """
+    from seqbench.model import carried_state
+
+    _, state = _call(_build(cell, layers=2, dropout=0.25).train(), _inputs(steps=4))
+    carried = carried_state((BATCH, state), BATCH)
+    expect(type(carried) is type(state) and state_shapes(carried) == state_shapes(state),
+           "the core to carry the state, as it is, to a batch of the same size",
+           f"{type(carried).__name__} {state_shapes(carried)!r} from {state_shapes(state)!r}")
+    pairs = list(zip(_leaves(carried), _leaves(state), strict=True))
+    expect(all(torch.equal(got, kept) for got, kept in pairs),
+           "the carried state to hold the values of the state returned", "other values")
+    attached = sum(got.requires_grad for got, _ in pairs)
+    expect(not attached, "the carried state to be cut from the previous window's graph",
+           f"{attached} tensor(s) still requiring grad")
+
 
 CELL_CHECKS: tuple[Callable[[Cell], None], ...] = (
     check_params_declared,
@@ -333,6 +356,7 @@ CELL_CHECKS: tuple[Callable[[Cell], None], ...] = (
     check_dtype_follows_input,
     check_device_follows_input,
     check_cuda,
+    check_state_carried_by_core,
     check_learns,
 )
 
