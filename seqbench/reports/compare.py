@@ -87,6 +87,9 @@ def item_scores(cells: list[CellSummary]) -> tuple[dict[str, dict[int, ItemScore
     if any((s.items, s.kind, s.metric) != (first.items, first.kind, first.metric)
            or not np.array_equal(s.weights, first.weights) for s in every):
         return {}, "the final runs' item files differ in their test items, weights or metric"
+    if len(first.items) < 2:
+        return {}, (f"the test split has {len(first.items)} item (one forecast window), which "
+                    "no paired test can use")
     return scores, ""
 
 
