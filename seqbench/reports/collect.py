@@ -104,14 +104,31 @@ def count_trials(study: Any) -> dict[str, int]:
     return {"complete": counts["complete"], "pruned": counts["pruned"], "fail": counts["fail"]}
 
 
-def final_runs(attrs: dict[str, Any], final_seeds: list[int] | None) -> list[dict[str, Any]]:
+def final_runs(attrs: dict[str, Any], final_seeds: list[int] | None,
+               storage_url: str) -> list[dict[str, Any]]:
     """The `final_seed<N>` records in seed order, each with its seed; where the study names
     its final seeds, only those (a record left by an older protocol is not a final)."""
     prefix = "final_seed"
     seeds = sorted(int(key.removeprefix(prefix)) for key in attrs if key.startswith(prefix))
     if final_seeds is not None:
         seeds = [seed for seed in seeds if seed in set(final_seeds)]
-    return [{**attrs[f"{prefix}{seed}"], "seed": seed} for seed in seeds]
+    output_dir = attrs.get("plan", {}).get("output_dir")
+    return [{**attrs[f"{prefix}{seed}"], "seed": seed,
+             "run_dir": relocated(attrs[f"{prefix}{seed}"]["run_dir"], output_dir, storage_url)}
+            for seed in seeds]
+
+
+def relocated(run_dir: str, output_dir: str | None, storage_url: str) -> str:
+    """Where a final run's record is now: as recorded, or, when a sweep folder (journal and
+    run records) was moved, e.g. into results/, at the same place relative to its journal."""
+    if Path(run_dir).is_dir() or output_dir is None or "://" in storage_url:
+        return run_dir
+    try:
+        inside = Path(run_dir).relative_to(output_dir)
+    except ValueError:
+        return run_dir
+    moved = Path(storage_url).parent / inside
+    return str(moved) if moved.is_dir() else run_dir
 
 
 def collect(storage_url: str, study_prefix: str = "seqbench", task: str | None = None,
@@ -133,7 +150,7 @@ def collect(storage_url: str, study_prefix: str = "seqbench", task: str | None =
                 dataset and attrs["dataset"] != dataset):
             continue
         seeds = attrs.get("seeds", {})
-        finals = final_runs(attrs, seeds.get("final"))
+        finals = final_runs(attrs, seeds.get("final"), storage_url)
         grouped[(attrs["task"], attrs["dataset"])].append(CellSummary(
             cell=attrs["cell"], study=study, task=attrs["task"], dataset=attrs["dataset"],
             primary_metric=attrs["primary_metric"], direction=attrs["direction"],
