@@ -9,14 +9,14 @@ head reads the cell's last state and emits all `horizon x channels` values at on
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from seqbench import Batch, DataContext, Param, SeqbenchError, Task, TaskData
+from seqbench import Batch, DataContext, IndexedData, Param, SeqbenchError, Task
 from seqbench_tasks.forecasting.metrics import error_sums, metrics_from, seasonal_scale
 from seqbench_tasks.forecasting.series import Series, load_series
 
@@ -44,7 +44,7 @@ def window_starts(series: Series, split: str, lookback: int, horizon: int) -> np
 ITEM_SUMS = {"mase": "scaled_ae", "mse": "se", "mae": "ae"}
 
 
-class ForecastData(TaskData):
+class ForecastData(IndexedData):
     def __init__(self, series: Series, lookback: int, horizon: int, features: str,
                  primary: str = "mase") -> None:
         import torch
@@ -86,21 +86,17 @@ class ForecastData(TaskData):
     def split_sizes(self) -> dict[str, int]:
         return {split: len(starts) for split, starts in self.starts.items()}
 
-    def num_batches(self, split: str, batch_size: int) -> int:
-        return -(-len(self.starts[split]) // batch_size)
+    def items(self, split: str) -> int:
+        return len(self.starts[split])
 
-    def batches(self, split: str, batch_size: int, seed: int | None = None) -> Iterator[Batch]:
+    def collate(self, split: str, rows: np.ndarray) -> Batch:
         import torch
 
-        starts = self.starts[split]
-        if seed is not None:
-            starts = np.random.default_rng(seed).permutation(starts)
-        for i in range(0, len(starts), batch_size):
-            x, y, last = self.windows(starts[i : i + batch_size])
-            yield Batch(inputs=torch.tensor(x, dtype=torch.float32),
-                        targets=torch.tensor(y, dtype=torch.float32),
-                        extra={"last": torch.tensor(last, dtype=torch.float32),
-                               "mase_scale": self.mase_scales[split]})
+        x, y, last = self.windows(self.starts[split][rows])
+        return Batch(inputs=torch.tensor(x, dtype=torch.float32),
+                     targets=torch.tensor(y, dtype=torch.float32),
+                     extra={"last": torch.tensor(last, dtype=torch.float32),
+                            "mase_scale": self.mase_scales[split]})
 
     def fold(self, index: int, folds: int) -> ForecastData:
         """Rolling-origin validation: fold `index` of `folds` validates from an origin

@@ -17,7 +17,16 @@ from typing import Any
 
 import numpy as np
 
-from seqbench import Batch, DataContext, Param, SeqbenchError, Task, TaskData
+from seqbench import (
+    Batch,
+    DataContext,
+    Param,
+    SeqbenchError,
+    Task,
+    TaskData,
+    batch_count,
+    batch_rows,
+)
 from seqbench_tasks.lm.corpus import CORPORA, EOS, Streams, load_streams
 
 
@@ -55,15 +64,16 @@ class LanguageData(TaskData):
         return grid
 
     def num_batches(self, split: str, batch_size: int) -> int:
-        return -(-(self._grid(split, batch_size).shape[1] - 1) // self.bptt)
+        return batch_count(self._grid(split, batch_size).shape[1] - 1, self.bptt)
 
     def batches(self, split: str, batch_size: int, seed: int | None = None) -> Iterator[Batch]:
-        """Windows in stream order, even when training (the state carries between them)."""
+        """Windows of `bptt` predicted positions in stream order, even when training (the
+        state carries between them, so the seed is not used)."""
         import torch
 
         grid = torch.from_numpy(self._grid(split, batch_size))
-        for start in range(0, grid.shape[1] - 1, self.bptt):
-            end = min(start + self.bptt, grid.shape[1] - 1)
+        for steps in batch_rows(grid.shape[1] - 1, self.bptt):
+            start, end = int(steps[0]), int(steps[-1]) + 1
             yield Batch(inputs=grid[:, start:end], targets=grid[:, start + 1 : end + 1])
 
     def encoder(self, params: Mapping[str, Any]):

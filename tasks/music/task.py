@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from seqbench import Batch, DataContext, Param, SeqbenchError, Task, TaskData, plain_totals
+from seqbench import (
+    Batch,
+    DataContext,
+    IndexedData,
+    Param,
+    SeqbenchError,
+    Task,
+    plain_totals,
+)
 from seqbench_tasks.music.datasets import DATASETS, STEPS_PER_BEAT, load_splits
 from seqbench_tasks.music.pianoroll import NUM_KEYS, midi_to_roll, roll_to_midi
 
-#: Sort this many batches' worth of sequences by length before cutting batches: most of the
-#: padding goes away while batch composition still changes from epoch to epoch.
-BUCKET_BATCHES = 8
-
-
-class MusicData(TaskData):
+class MusicData(IndexedData):
     """Piano rolls of one dataset, as next-frame prediction pairs in length-bucketed batches."""
 
     input_size = NUM_KEYS
+    #: Sort this many batches' worth of pieces by length before cutting batches: most of the
+    #: padding goes away while batch composition still changes from epoch to epoch.
+    bucket = 8
 
     def __init__(
         self, dataset: str, splits: Mapping[str, list[np.ndarray]], steps_per_beat: int = 1
@@ -41,27 +47,14 @@ class MusicData(TaskData):
     def split_sizes(self) -> dict[str, int]:
         return {name: len(rolls) for name, rolls in self.rolls.items()}
 
-    def num_batches(self, split: str, batch_size: int) -> int:
-        return -(-len(self._tensors[split]) // batch_size)
+    def items(self, split: str) -> int:
+        return len(self._tensors[split])
 
-    def batches(self, split: str, batch_size: int, seed: int | None = None) -> Iterator[Batch]:
-        sequences = self._tensors[split]
-        lengths = np.array([len(s) for s in sequences])
-        if seed is None:
-            order = np.argsort(lengths, kind="stable")
-            groups = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-        else:
-            rng = np.random.default_rng(seed)
-            order = rng.permutation(len(sequences))
-            chunk = batch_size * BUCKET_BATCHES
-            groups = []
-            for start in range(0, len(order), chunk):
-                part = order[start : start + chunk]
-                part = part[np.argsort(lengths[part], kind="stable")]
-                groups += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
-            groups = [groups[i] for i in rng.permutation(len(groups))]
-        for group in groups:
-            yield _collate([sequences[i] for i in group])
+    def lengths(self, split: str) -> list[int]:
+        return [len(s) for s in self._tensors[split]]
+
+    def collate(self, split: str, rows: np.ndarray) -> Batch:
+        return _collate([self._tensors[split][i] for i in rows])
 
     def encoder(self, params: Mapping[str, Any]):
         from torch import nn

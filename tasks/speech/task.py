@@ -9,13 +9,13 @@ on ordinary dense batches. `pooling=mean` averages over the real frames instead.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from seqbench import Batch, DataContext, Param, SeqbenchError, Task, TaskData
+from seqbench import Batch, DataContext, IndexedData, Param, SeqbenchError, Task
 from seqbench_tasks.speech.datasets import DATASETS, LOADERS, Sequences
 
 
@@ -67,8 +67,8 @@ def check_sequences(sequences: list[np.ndarray], features: int, source: str) -> 
             raise SeqbenchError(f"{source}: sequence {index} contains NaN or infinite values.")
 
 
-class SpeechData(TaskData):
-    """Standardised sequences per split, length-bucketed batches, last-frame classification."""
+class SpeechData(IndexedData):
+    """Standardised sequences per split in batches, last-frame (or mean) classification."""
 
     def __init__(self, dataset: str, splits: Mapping[str, Sequences], valid_fraction: float,
                  valid_seed: int, pooling: str, fold: tuple[int, int] | None = None) -> None:
@@ -95,15 +95,11 @@ class SpeechData(TaskData):
     def split_sizes(self) -> dict[str, int]:
         return {split: len(s) for split, s in self.sequences.items()}
 
-    def num_batches(self, split: str, batch_size: int) -> int:
-        return -(-len(self.sequences[split]) // batch_size)
+    def items(self, split: str) -> int:
+        return len(self.sequences[split])
 
-    def batches(self, split: str, batch_size: int, seed: int | None = None) -> Iterator[Batch]:
-        count = len(self.sequences[split])
-        order = np.arange(count) if seed is None else np.random.default_rng(seed).permutation(count)
-        for start in range(0, count, batch_size):
-            rows = order[start : start + batch_size]
-            yield collate([self.sequences[split][i] for i in rows], self.labels[split][rows])
+    def collate(self, split: str, rows: np.ndarray) -> Batch:
+        return collate([self.sequences[split][i] for i in rows], self.labels[split][rows])
 
     def encoder(self, params: Mapping[str, Any]):
         from torch import nn
