@@ -17,8 +17,10 @@ from seqbench import (
     Task,
     plain_totals,
 )
+from seqbench.userdata import refuse_foreign_options, write_split_record
 from seqbench_tasks.music.datasets import DATASETS, STEPS_PER_BEAT, load_splits
-from seqbench_tasks.music.pianoroll import NUM_KEYS, midi_to_roll, roll_to_midi
+from seqbench_tasks.music.midi_folder import MidiFolder, load_midi_folder
+from seqbench_tasks.music.pianoroll import LOWEST_PITCH, NUM_KEYS, midi_to_roll, roll_to_midi
 
 class MusicData(IndexedData):
     """Piano rolls of one dataset, as next-frame prediction pairs in length-bucketed batches."""
@@ -29,12 +31,16 @@ class MusicData(IndexedData):
     bucket = 8
 
     def __init__(
-        self, dataset: str, splits: Mapping[str, list[np.ndarray]], steps_per_beat: int = 1
+        self, dataset: str, splits: Mapping[str, list[np.ndarray]], steps_per_beat: int = 1,
+        source: MidiFolder | None = None, cache: Path | None = None,
     ) -> None:
+        """`source` is set for the user's MIDI folder: its file names and reading notes go
+        into `seqbench data` and the run's split record."""
         import torch
 
         self.dataset = dataset
         self.steps_per_beat = steps_per_beat
+        self.source, self.cache = source, cache
         self.rolls = {name: [r for r in rolls if len(r) >= 2] for name, rolls in splits.items()}
         for name in ("train", "valid", "test"):
             if not self.rolls.get(name):
@@ -46,6 +52,22 @@ class MusicData(IndexedData):
 
     def split_sizes(self) -> dict[str, int]:
         return {name: len(rolls) for name, rolls in self.rolls.items()}
+
+    def describe(self) -> dict[str, Any]:
+        keys = {split: np.sum([r.sum(0, dtype=np.int64) for r in rolls], axis=0) for split, rolls in
+                self.rolls.items()}
+        return {"lengths": {split: self.lengths(split) for split in self.rolls},
+                "balance": {split: {f"MIDI {k + LOWEST_PITCH}": int(c[k])
+                                    for k in np.argsort(-c, kind="stable")[:8] if c[k]}
+                            for split, c in keys.items()},
+                "notes": self.source.notes() if self.source else [],
+                **({"cache": str(self.cache)} if self.cache else {})}
+
+    def artifacts(self, model, run_dir: Path) -> list[Path]:
+        """The user's folder: which file went to which split."""
+        if self.source is None:
+            return []
+        return [write_split_record(run_dir, self.source.names, self.source.how)]
 
     def items(self, split: str) -> int:
         return len(self._tensors[split])
@@ -185,7 +207,23 @@ class MusicTask(Task):
               high=1000.0),
     )
 
+    params = (
+        Param("path", str, "", "folder of your MIDI files (dataset 'midi'; train/ valid/ "
+              "test/ sub-folders are used as the split when present)", tune=False),
+        Param("steps_per_beat", int, 4, "piano-roll steps per quarter note (dataset 'midi')",
+              low=1, high=96, tune=False),
+        Param("transpose", str, "none", "'c' moves each piece to C major / C minor by its key "
+              "signature (dataset 'midi')", choices=("none", "c"), tune=False),
+        Param("skip_bad", bool, False, "skip unreadable, empty or too short MIDI files and "
+              "count them, instead of stopping (dataset 'midi')", tune=False),
+    )
+
     def prepare(self, dataset: str, context: DataContext, params: Mapping[str, Any]) -> MusicData:
+        refuse_foreign_options(dataset, params, self.params,
+                               {p.name: ("midi",) for p in self.params})
+        if dataset == "midi":
+            folder, cache = load_midi_folder(params, context)
+            return MusicData(dataset, folder.rolls, params["steps_per_beat"], folder, cache)
         return MusicData(dataset, load_splits(dataset, context), STEPS_PER_BEAT[dataset])
 
     def check_case(self):

@@ -1,0 +1,68 @@
+"""What every user-data dataset shares: the `path` option, option checks, the split record.
+
+A practitioner's files go through the same few steps in every task (name the location,
+refuse options that belong to another dataset, split deterministically and write down
+which item went where), so each step lives here once and the tasks only read their format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from seqbench.errors import SeqbenchError
+from seqbench.params import Param
+
+#: File written into a run folder with the items of every split, so a result can be traced
+#: to exactly the pieces, sequences or series it was trained and tested on.
+SPLIT_RECORD = "split.json"
+
+
+def user_path(value: str, dataset: str, what: str, *, folder: bool | None = None) -> Path:
+    """The location given with `--set path=...`, checked to exist (and to be a folder or a
+    file when `folder` says so)."""
+    if not value:
+        raise SeqbenchError(f"dataset '{dataset}' needs --set path=... ({what}).")
+    path = Path(value).expanduser()
+    if not path.exists():
+        raise SeqbenchError(f"'{path}' does not exist (dataset '{dataset}' reads {what}).")
+    if folder is True and not path.is_dir():
+        raise SeqbenchError(f"'{path}' is not a folder (dataset '{dataset}' reads {what}).")
+    if folder is False and not path.is_file():
+        raise SeqbenchError(f"'{path}' is not a file (dataset '{dataset}' reads {what}).")
+    return path
+
+
+def refuse_foreign_options(dataset: str, params: Mapping[str, Any], declared: Iterable[Param],
+                           options: Mapping[str, Iterable[str]]) -> None:
+    """Refuse an option set away from its default on a dataset that would ignore it.
+
+    `options` maps an option name to the datasets that read it; silently ignoring
+    `--set path=...` on the wrong dataset would train on data the user did not mean.
+    """
+    defaults = {p.name: p.default for p in declared}
+    for name, readers in options.items():
+        readers = tuple(readers)
+        if dataset not in readers and params.get(name, defaults[name]) != defaults[name]:
+            raise SeqbenchError(f"option '{name}' applies to dataset "
+                                f"{' or '.join(repr(r) for r in readers)}, not '{dataset}'.")
+
+
+def hash_split(name: str, valid: int = 10, test: int = 10) -> str:
+    """train/valid/test by a stable hash of an item's name: `valid`% and `test`% of names.
+
+    Stable across machines and Python runs (unlike `hash`), and an item keeps its split when
+    others are added or removed.
+    """
+    bucket = int.from_bytes(hashlib.sha1(name.encode()).digest()[:4], "big") % 100
+    return "test" if bucket < test else "valid" if bucket < test + valid else "train"
+
+
+def write_split_record(run_dir: Path, items: Mapping[str, list[str]], how: str) -> Path:
+    """`split.json`: how the split was made and the item names of every split."""
+    path = run_dir / SPLIT_RECORD
+    path.write_text(json.dumps({"how": how, "items": items}, indent=1) + "\n")
+    return path
