@@ -92,7 +92,8 @@ def read_piece(path: Path, steps_per_beat: int, transpose: bool) -> tuple[MidiPi
     piece = read_midi(path, steps_per_beat=steps_per_beat)
     moved = transpose and piece.key is not None
     if moved:  # mido only accepts the 30 valid key names, which `tonic_of` all knows
-        piece = read_midi(path, steps_per_beat=steps_per_beat, shift=shift_to_c(tonic_of(piece.key)))
+        shift = shift_to_c(tonic_of(piece.key))
+        piece = read_midi(path, steps_per_beat=steps_per_beat, shift=shift)
     if not piece.roll.any():
         what = "only drum notes" if piece.drum_notes else "no notes in the 88-key range" \
             if piece.outside else "no notes"
