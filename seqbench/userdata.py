@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +62,26 @@ def hash_split(name: str, valid: int = 10, test: int = 10) -> str:
     return "test" if bucket < test else "valid" if bucket < test + valid else "train"
 
 
-def write_split_record(run_dir: Path, items: Mapping[str, list[str]], how: str) -> Path:
-    """`split.json`: how the split was made and the item names of every split."""
-    path = run_dir / SPLIT_RECORD
-    path.write_text(json.dumps({"how": how, "items": items}, indent=1) + "\n")
-    return path
+@dataclass(frozen=True)
+class UserSource:
+    """Where a user dataset came from: what `seqbench data` shows and the run records.
+
+    `items` names what went into each split (files, sequence ids, series ids, stretches of
+    text), `how` says how the split was made, `notes` what was skipped or dropped on the
+    way, `cache` where the preprocessed data went.
+    """
+
+    items: Mapping[str, list[str]]
+    how: str
+    cache: Path
+    notes: tuple[str, ...] = ()
+
+    def facts(self) -> dict[str, Any]:
+        """The `notes` and `cache` entries of `TaskData.describe`."""
+        return {"notes": [f"split: {self.how}", *self.notes], "cache": str(self.cache)}
+
+    def write(self, run_dir: Path) -> list[Path]:
+        """`split.json` in the run folder: how the split was made and every split's items."""
+        path = run_dir / SPLIT_RECORD
+        path.write_text(json.dumps({"how": self.how, "items": self.items}, indent=1) + "\n")
+        return [path]

@@ -209,3 +209,92 @@ def test_a_bad_midi_folder_is_one_error_line_and_exit_2(capsys, tmp_path, case):
     code, out, err = cli(capsys, "data", "--task", "music", "--dataset", dataset,
                          *[a for s in settings for a in ("--set", s)])
     assert_one_error(code, err, message)
+
+
+# --- lm: your text ------------------------------------------------------------------------
+
+
+def write_text(path: Path, lines: int = 300, seed: int = 0) -> Path:
+    """Simple sentences from a small vocabulary, so every split sees known words."""
+    words = "the cat sat on a mat and then the dog ran off to see what the bird had done".split()
+    rng = np.random.default_rng(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(" ".join(rng.choice(words, size=int(rng.integers(4, 12))))
+                              for _ in range(lines)) + "\n")
+    return path
+
+
+def test_a_text_file_at_bpe_level_runs_generates_and_sweeps(capsys, tmp_path):
+    path = write_text(tmp_path / "corpus.txt")
+    settings = [f"path={path}", "level=bpe", "vocab_size=300", "bptt=8", "emb_size=8",
+                "batch_size=4"]
+    metrics = end_to_end(capsys, tmp_path, "lm", "text", settings, "sample-*.txt")
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(run_dir / "tokenizer.json"))
+    assert tokenizer.decode(tokenizer.encode("the cat sat\non a mat").ids) == "the cat sat\non a mat"
+    assert metrics["test_ppl"] > 1
+
+
+def test_a_folder_with_its_own_split_at_word_level(capsys, tmp_path):
+    for seed, split in enumerate(("train", "valid", "test")):
+        write_text(tmp_path / "corpus" / f"{split}.txt", lines=300 if split == "train" else 60,
+                   seed=seed)
+    code, out, err = cli(capsys, "data", "--task", "lm", "--dataset", "text",
+                         "--set", f"path={tmp_path / 'corpus'}", "--set", "level=word")
+    assert code == 0, err
+    assert "your train.txt / valid.txt / test.txt" in out
+    assert "word level, 19 tokens" in out  # 17 words, <eos> and <unk>
+
+
+def test_word_and_char_streams_of_your_text_decode_back_to_it(tmp_path):
+    from seqbench_tasks.lm.text import build
+
+    path = write_text(tmp_path / "t.txt")
+    for level in ("char", "word", "bpe"):
+        streams = build([path], False, level, 0)
+        sample = "the dog ran\nto the mat"
+        assert streams.decode(streams.encode(sample)) == sample, level
+        assert all(len(ids) for ids in streams.ids.values())
+
+
+def bad_text(tmp_path: Path, case: str) -> tuple[list[str], str]:
+    path = tmp_path / "corpus.txt"
+    contents = {
+        "empty": (b"", "is empty"),
+        "only-whitespace": (b" \n\n\t\n", "is empty"),
+        "undecodable": (b"good text" + b"\xff\xfe" + b"more", "undecodable byte at offset 9"),
+        "binary": (b"abc\x00\x01\x02", "NUL byte at offset 3"),
+        "too-short": (b"hello world", "too few for 1 stream(s) of bptt=20"),
+    }
+    if case in contents:
+        data, message = contents[case]
+        path.write_bytes(data)
+        return [f"path={path}"], message
+    if case == "missing-path":
+        return [], "needs --set path="
+    if case == "no-such-file":
+        return [f"path={path}"], "does not exist"
+    if case == "folder-without-text":
+        (tmp_path / "empty").mkdir()
+        return [f"path={tmp_path / 'empty'}"], "no .txt files"
+    if case == "part-of-the-split":
+        write_text(tmp_path / "c" / "train.txt")
+        write_text(tmp_path / "c" / "test.txt")
+        return [f"path={tmp_path / 'c'}"], "but no valid.txt"
+    assert case == "level-on-ptb"
+    return ["level=word"], "applies to dataset 'text', not 'ptb'"
+
+
+TEXT_CASES = ["empty", "only-whitespace", "undecodable", "binary", "too-short", "missing-path",
+              "no-such-file", "folder-without-text", "part-of-the-split", "level-on-ptb"]
+
+
+@pytest.mark.parametrize("case", TEXT_CASES)
+def test_a_bad_text_is_one_error_line_and_exit_2(capsys, tmp_path, case):
+    settings, message = bad_text(tmp_path, case)
+    dataset = "ptb" if case == "level-on-ptb" else "text"
+    code, out, err = cli(capsys, "data", "--task", "lm", "--dataset", dataset,
+                         *[a for s in settings for a in ("--set", s)])
+    assert_one_error(code, err, message)

@@ -21,7 +21,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from seqbench import DataContext, SeqbenchError, cached, content_key, sha256_of
-from seqbench.userdata import hash_split, user_path
+from seqbench.userdata import UserSource, hash_split, user_path
 from seqbench_tasks.music.pianoroll import MidiPiece, read_midi, shift_to_c
 
 SPLITS = ("train", "valid", "test")
@@ -44,9 +44,9 @@ class MidiFolder:
     outside: int = 0
     untransposed: int = 0
 
-    def notes(self) -> list[str]:
+    def notes(self) -> tuple[str, ...]:
         """One line per thing the user should know about how the files were read."""
-        lines = [f"split: {self.how}"]
+        lines = []
         if self.outside:
             lines.append(f"{self.outside} notes outside the 88 piano keys (MIDI 21-108) dropped")
         if self.untransposed:
@@ -55,7 +55,7 @@ class MidiFolder:
         if self.skipped:
             lines.append(f"{len(self.skipped)} files skipped: {', '.join(self.skipped[:5])}"
                          f"{' ...' if len(self.skipped) > 5 else ''}")
-        return lines
+        return tuple(lines)
 
 
 def tonic_of(key: str) -> int:
@@ -130,8 +130,9 @@ def build(folder: Path, files: dict[str, list[Path]], how: str, steps_per_beat: 
     return result
 
 
-def load_midi_folder(params: Mapping[str, Any], context: DataContext) -> tuple[MidiFolder, Path]:
-    """The folder's pieces (built once, then read from the cache) and the cache file."""
+def load_midi_folder(params: Mapping[str, Any],
+                     context: DataContext) -> tuple[MidiFolder, UserSource]:
+    """The folder's pieces (built once, then read from the cache) and where they came from."""
     folder = user_path(params["path"], "midi", "a folder of MIDI files", folder=True)
     files, how = midi_files(folder)
     options = (params["steps_per_beat"], params["transpose"] == "c", params["skip_bad"])
@@ -139,4 +140,5 @@ def load_midi_folder(params: Mapping[str, Any], context: DataContext) -> tuple[M
                       [(s, p.relative_to(folder).as_posix(), sha256_of(p))
                        for s in SPLITS for p in files[s]])
     cache = context.cache_dir / f"midi-{key}.pkl"
-    return cached(cache, lambda: build(folder, files, how, *options, context)), cache
+    pieces = cached(cache, lambda: build(folder, files, how, *options, context))
+    return pieces, UserSource(pieces.names, how, cache, pieces.notes())

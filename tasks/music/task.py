@@ -17,9 +17,9 @@ from seqbench import (
     Task,
     plain_totals,
 )
-from seqbench.userdata import refuse_foreign_options, write_split_record
+from seqbench.userdata import UserSource, refuse_foreign_options
 from seqbench_tasks.music.datasets import DATASETS, STEPS_PER_BEAT, load_splits
-from seqbench_tasks.music.midi_folder import MidiFolder, load_midi_folder
+from seqbench_tasks.music.midi_folder import load_midi_folder
 from seqbench_tasks.music.pianoroll import LOWEST_PITCH, NUM_KEYS, midi_to_roll, roll_to_midi
 
 class MusicData(IndexedData):
@@ -32,7 +32,7 @@ class MusicData(IndexedData):
 
     def __init__(
         self, dataset: str, splits: Mapping[str, list[np.ndarray]], steps_per_beat: int = 1,
-        source: MidiFolder | None = None, cache: Path | None = None,
+        source: UserSource | None = None,
     ) -> None:
         """`source` is set for the user's MIDI folder: its file names and reading notes go
         into `seqbench data` and the run's split record."""
@@ -40,7 +40,7 @@ class MusicData(IndexedData):
 
         self.dataset = dataset
         self.steps_per_beat = steps_per_beat
-        self.source, self.cache = source, cache
+        self.source = source
         self.rolls = {name: [r for r in rolls if len(r) >= 2] for name, rolls in splits.items()}
         for name in ("train", "valid", "test"):
             if not self.rolls.get(name):
@@ -60,14 +60,11 @@ class MusicData(IndexedData):
                 "balance": {split: {f"MIDI {k + LOWEST_PITCH}": int(c[k])
                                     for k in np.argsort(-c, kind="stable")[:8] if c[k]}
                             for split, c in keys.items()},
-                "notes": self.source.notes() if self.source else [],
-                **({"cache": str(self.cache)} if self.cache else {})}
+                **(self.source.facts() if self.source else {})}
 
     def artifacts(self, model, run_dir: Path) -> list[Path]:
         """The user's folder: which file went to which split."""
-        if self.source is None:
-            return []
-        return [write_split_record(run_dir, self.source.names, self.source.how)]
+        return self.source.write(run_dir) if self.source else []
 
     def items(self, split: str) -> int:
         return len(self._tensors[split])
@@ -222,8 +219,8 @@ class MusicTask(Task):
         refuse_foreign_options(dataset, params, self.params,
                                {p.name: ("midi",) for p in self.params})
         if dataset == "midi":
-            folder, cache = load_midi_folder(params, context)
-            return MusicData(dataset, folder.rolls, params["steps_per_beat"], folder, cache)
+            pieces, source = load_midi_folder(params, context)
+            return MusicData(dataset, pieces.rolls, params["steps_per_beat"], source)
         return MusicData(dataset, load_splits(dataset, context), STEPS_PER_BEAT[dataset])
 
     def check_case(self):
