@@ -298,3 +298,143 @@ def test_a_bad_text_is_one_error_line_and_exit_2(capsys, tmp_path, case):
     code, out, err = cli(capsys, "data", "--task", "lm", "--dataset", dataset,
                          *[a for s in settings for a in ("--set", s)])
     assert_one_error(code, err, message)
+
+
+# --- speech: labelled sequences in a long CSV or a .ts file -------------------------------
+
+
+def labelled(count: int, seed: int = 0, classes: str = "ab") -> list[tuple[str, str, np.ndarray]]:
+    """(id, label, frames [T, 2]): class 'a' rises, 'b' falls, lengths 5-12."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for index in range(count):
+        label = classes[index % len(classes)]
+        length = int(rng.integers(5, 13))
+        slope = 1.0 if label == "a" else -1.0
+        frames = np.stack([slope * np.linspace(0, 1, length), rng.normal(size=length)], 1)
+        out.append((f"s{seed}-{index}", label, frames.round(4)))
+    return out
+
+
+def write_long_csv(path: Path, sequences, header="sequence,label,x,y") -> Path:
+    lines = [header] + [f"{key},{label},{a},{b}" for key, label, frames in sequences
+                        for a, b in frames]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_ts(path: Path, sequences, *, labels=True, classes="a b") -> Path:
+    """The UCR/UEA .ts format: header lines, then one case per line, channels split by ':'."""
+    header = ["@problemName toy", "@timeStamps false", "@missing false", "@univariate false",
+              "@dimensions 2", "@equalLength false",
+              f"@classLabel {'true ' + classes if labels else 'false'}", "@data"]
+    rows = [":".join(",".join(str(v) for v in frames[:, c]) for c in range(frames.shape[1]))
+            + (f":{label}" if labels else "") for _, label, frames in sequences]
+    path.write_text("\n".join(header + rows) + "\n")
+    return path
+
+
+def test_a_long_csv_runs_generates_and_sweeps(capsys, tmp_path):
+    path = write_long_csv(tmp_path / "frames.csv", labelled(40),
+                          header="take,gesture,x,y")
+    metrics = end_to_end(capsys, tmp_path, "speech", "csv",
+                         [f"path={path}", "id=take", "label=gesture"], "predictions.csv")
+    assert sum(metrics["split_sizes"].values()) == 40
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    record = json.loads((run_dir / "split.json").read_text())["items"]
+    assert sorted(sum(record.values(), [])) == sorted(f"s0-{i}" for i in range(40))
+
+
+def test_a_ts_file_with_its_test_file_runs_generates_and_sweeps(capsys, tmp_path):
+    train = write_ts(tmp_path / "toy_TRAIN.ts", labelled(24))
+    test = write_ts(tmp_path / "toy_TEST.ts", labelled(10, seed=1))
+    metrics = end_to_end(capsys, tmp_path, "speech", "ts", [f"path={train}", f"test={test}"],
+                         "predictions.csv")
+    assert metrics["split_sizes"]["test"] == 10
+
+
+def test_aeon_classification_sets_are_datasets_by_name(capsys):
+    from seqbench import registry
+
+    names = registry.get_task("speech").datasets
+    assert {"basic-motions", "pickup-gesture-wiimote-z", "gun-point"} <= set(names)
+    code, out, err = cli(capsys, "data", "--task", "speech", "--dataset", "basic-motions")
+    assert code == 0, err
+    from seqbench.datacheck import load, summary_rows
+
+    rows, facts = summary_rows(load("speech", "basic-motions", {}, None)[1])
+    assert rows[2] == ["test", "40", "100 / 100 / 100.0 / 100",
+                       "badminton: 10, running: 10, standing: 10, walking: 10"]
+    assert "BasicMotions_TRAIN.ts / BasicMotions_TEST.ts" in facts["notes"][0]
+
+
+def bad_speech(tmp_path: Path, case: str) -> tuple[str, list[str], str]:
+    """(dataset, settings, message) for one broken labelled-sequence file."""
+    csv_path, ts_path = tmp_path / "f.csv", tmp_path / "f.ts"
+    good = labelled(20)
+    rows = {
+        "csv-no-label-column": ("sequence,tag,x,y\ns1,a,1,2\n", "no column 'label'"),
+        "csv-no-id-column": ("id,label,x,y\ns1,a,1,2\n", "no column 'sequence'"),
+        "csv-no-features": ("sequence,label\ns1,a\n", "no feature columns"),
+        "csv-no-rows": ("sequence,label,x,y\n", "has no data rows"),
+        "csv-unlabelled": ("sequence,label,x,y\ns1,a,1,2\ns2,,1,2\n",
+                           "line 3: sequence 's2' has no label"),
+        "csv-two-labels": ("sequence,label,x,y\ns1,a,1,2\ns1,b,1,2\n",
+                           "label 'b' here but 'a' above"),
+        "csv-not-a-number": ("sequence,label,x,y\ns1,a,1,oops\n", "column 'y' is not a number"),
+        "csv-ragged": ("sequence,label,x,y\ns1,a,1,2\ns1,a,1\n", "line 3: 3 fields"),
+        "csv-nan": ("sequence,label,x,y\ns1,a,1,nan\n", "sequence 's1' contains NaN"),
+        "csv-inf": ("sequence,label,x,y\ns1,a,inf,2\n", "sequence 's1' contains NaN"),
+    }
+    if case in rows:
+        text, message = rows[case]
+        csv_path.write_text(text)
+        return "csv", [f"path={csv_path}"], message
+    if case == "csv-one-class":
+        write_long_csv(csv_path, labelled(20, classes="a"))
+        return "csv", [f"path={csv_path}"], "needs at least 2"
+    if case == "csv-label-only-in-test":
+        write_long_csv(csv_path, good)
+        write_long_csv(tmp_path / "t.csv", labelled(4, seed=1, classes="c"))
+        return "csv", [f"path={csv_path}", f"test={tmp_path / 't.csv'}"], \
+            "label 'c' occurs only in the test split"
+    if case == "ts-garbage":
+        ts_path.write_bytes(b"\x00\x01 not a ts file")
+        return "ts", [f"path={ts_path}"], "f.ts' has no sequences"
+    if case == "ts-unlabelled":
+        write_ts(ts_path, good, labels=False)
+        return "ts", [f"path={ts_path}"], "unlabelled sequences"
+    if case == "ts-ragged-channels":
+        write_ts(ts_path, good)
+        ts_path.write_text(ts_path.read_text() + "1,2,3:a\n")
+        return "ts", [f"path={ts_path}"], "Inconsistent number of dimensions"
+    if case == "ts-missing-values":
+        write_ts(ts_path, good)
+        ts_path.write_text(ts_path.read_text().replace("@data\n", "@data\n?,1,2:3,4,5:a\n"))
+        return "ts", [f"path={ts_path}"], "contains NaN"
+    if case == "ts-test-width":
+        write_ts(ts_path, good)
+        one = [(k, label, frames[:, :1]) for k, label, frames in labelled(4, seed=1)]
+        text = write_ts(tmp_path / "t.ts", one).read_text().replace("@dimensions 2",
+                                                                   "@dimensions 1")
+        (tmp_path / "t.ts").write_text(text)
+        return "ts", [f"path={ts_path}", f"test={tmp_path / 't.ts'}"], "1 features per frame"
+    if case == "ts-no-file":
+        return "ts", [f"path={ts_path}"], "does not exist"
+    assert case == "path-on-japanese-vowels"
+    return "japanese-vowels", [f"path={ts_path}"], "applies to dataset 'csv' or 'ts'"
+
+
+SPEECH_CASES = ["csv-no-label-column", "csv-no-id-column", "csv-no-features", "csv-no-rows",
+                "csv-unlabelled", "csv-two-labels", "csv-not-a-number", "csv-ragged", "csv-nan",
+                "csv-inf", "csv-one-class", "csv-label-only-in-test", "ts-garbage",
+                "ts-unlabelled", "ts-ragged-channels", "ts-missing-values", "ts-test-width",
+                "ts-no-file", "path-on-japanese-vowels"]
+
+
+@pytest.mark.parametrize("case", SPEECH_CASES)
+def test_a_bad_labelled_sequence_file_is_one_error_line_and_exit_2(capsys, tmp_path, case):
+    dataset, settings, message = bad_speech(tmp_path, case)
+    code, out, err = cli(capsys, "data", "--task", "speech", "--dataset", dataset,
+                         *[a for s in settings for a in ("--set", s)])
+    assert_one_error(code, err, message)

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from seqbench import Batch, DataContext, IndexedData, Param, SeqbenchError, Task
+from seqbench.userdata import UserSource, refuse_foreign_options
 from seqbench_tasks.speech.datasets import DATASETS, LOADERS, Sequences
+from seqbench_tasks.speech.user_files import aeon_sets, load_user_sequences
 
 
 def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, ...]:
@@ -71,12 +74,15 @@ class SpeechData(IndexedData):
     """Standardised sequences per split in batches, last-frame (or mean) classification."""
 
     def __init__(self, dataset: str, splits: Mapping[str, Sequences], valid_fraction: float,
-                 valid_seed: int, pooling: str, fold: tuple[int, int] | None = None) -> None:
+                 valid_seed: int, pooling: str, source: UserSource | None = None,
+                 fold: tuple[int, int] | None = None) -> None:
+        """`source` is set for the user's files: the split record then names every
+        sequence id of train, valid and test."""
         import torch
 
         train, test = splits["train"], splits["test"]
         self.dataset, self.classes, self.pooling = dataset, train.classes, pooling
-        self._arguments = (dataset, splits, valid_fraction, valid_seed, pooling)
+        self._arguments = (dataset, splits, valid_fraction, valid_seed, pooling, source)
         self.input_size = train.features[0].shape[1]
         keep, held = (stratified_split(train.labels, valid_fraction, valid_seed) if fold is None
                       else stratified_fold(train.labels, *fold, seed=valid_seed))
@@ -91,6 +97,17 @@ class SpeechData(IndexedData):
             for split, (features, _) in raw.items()
         }
         self.labels = {split: torch.as_tensor(labels) for split, (_, labels) in raw.items()}
+        self.source = source and replace(source, items={
+            "train": [train.ids[i] for i in keep], "valid": [train.ids[i] for i in held],
+            "test": list(test.ids)})
+
+    def describe(self) -> dict[str, Any]:
+        return {"lengths": {split: [len(s) for s in seqs] for split, seqs in
+                            self.sequences.items()},
+                "balance": {split: {name: int(count) for name, count in zip(
+                    self.classes, np.bincount(labels.numpy(), minlength=len(self.classes)))}
+                    for split, labels in self.labels.items()},
+                **(self.source.facts() if self.source else {})}
 
     def split_sizes(self) -> dict[str, int]:
         return {split: len(s) for split, s in self.sequences.items()}
@@ -198,7 +215,8 @@ class SpeechData(IndexedData):
             writer.writerow(["true \\ predicted", *self.classes])
             for name, row in zip(self.classes, confusion):
                 writer.writerow([name, *row])
-        return [csv_path, plot_confusion(confusion, self.classes, run_dir / "confusion_matrix.png")]
+        return [csv_path, plot_confusion(confusion, self.classes, run_dir / "confusion_matrix.png"),
+                *(self.source.write(run_dir) if self.source else [])]
 
 
 def macro_f1(confusion: np.ndarray) -> float:
@@ -269,7 +287,8 @@ def read_user_sequences(path: Path, features: int) -> tuple[list[str], list[np.n
 class SpeechTask(Task):
     name = "speech"
     summary = "Speech features: classify whole variable-length sequences (accuracy, macro-F1)"
-    datasets = DATASETS
+    datasets = {**DATASETS, **{name: f"{folder.name} from the UCR/UEA archive (ships with "
+                                     "aeon, offline)" for name, folder in aeon_sets().items()}}
     default_dataset = "japanese-vowels"
     primary_metric = "accuracy"
     direction = "maximize"
@@ -285,6 +304,12 @@ class SpeechTask(Task):
         Param("valid_fraction", float, 0.15, "share of each class held out of train for "
               "validation", low=0.05, high=0.5, tune=False),
         Param("valid_seed", int, 0, "which sequences are held out for validation", tune=False),
+        Param("path", str, "", "your file: a long-format CSV (dataset 'csv') or a UCR/UEA "
+              ".ts file (dataset 'ts')", tune=False),
+        Param("test", str, "", "your test file in the same format (default: a stable 20% of "
+              "the sequence ids)", tune=False),
+        Param("id", str, "sequence", "sequence id column of your CSV", tune=False),
+        Param("label", str, "label", "label column of your CSV", tune=False),
     )
     generate_params = (
         Param("input", str, "", "CSV of sequences to label (column 'sequence' then one per "
@@ -292,11 +317,16 @@ class SpeechTask(Task):
     )
 
     def prepare(self, dataset: str, context: DataContext, params: Mapping[str, Any]) -> SpeechData:
-        splits = LOADERS[dataset](context)
+        refuse_foreign_options(dataset, params, self.params, {
+            "path": ("csv", "ts"), "test": ("csv", "ts"), "id": ("csv",), "label": ("csv",)})
+        if dataset in LOADERS:
+            splits, source = LOADERS[dataset](context), None
+        else:
+            splits, source = load_user_sequences(dataset, params, context)
         for split, data in splits.items():
             check_sequences(data.features, data.features[0].shape[1], f"{dataset} {split}")
         return SpeechData(dataset, splits, params["valid_fraction"], params["valid_seed"],
-                          params["pooling"])
+                          params["pooling"], source)
 
     def check_case(self):
         """Hand-checkable sequences for the conformance kit (see `check.py`)."""
