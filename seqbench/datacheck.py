@@ -31,7 +31,7 @@ def load(task: str, dataset: str | None, settings: Mapping[str, Any],
     dataset = dataset or plugin.default_dataset
     if dataset not in plugin.datasets:
         raise unknown_name(f"dataset for task '{task}'", dataset, plugin.datasets)
-    groups = {"core": core_params_for(plugin.defaults), "task": plugin.params}
+    groups = {"core": core_params_for(plugin, dataset), "task": plugin.params}
     routed = _route(settings, groups)
     spec = RunSpec(task=task, dataset=dataset, cell="", device="cpu",
                    hparams=resolve(groups["core"], routed["core"], "training"),
