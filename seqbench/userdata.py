@@ -68,17 +68,18 @@ class UserSource:
 
     `items` names what went into each split (files, sequence ids, series ids, stretches of
     text), `how` says how the split was made, `notes` what was skipped or dropped on the
-    way, `cache` where the preprocessed data went.
+    way, `cache` where the preprocessed data went (None: the files are read directly).
     """
 
     items: Mapping[str, list[str]]
     how: str
-    cache: Path
+    cache: Path | None = None
     notes: tuple[str, ...] = ()
 
     def facts(self) -> dict[str, Any]:
         """The `notes` and `cache` entries of `TaskData.describe`."""
-        return {"notes": [f"split: {self.how}", *self.notes], "cache": str(self.cache)}
+        return {"notes": [f"split: {self.how}", *self.notes],
+                **({"cache": str(self.cache)} if self.cache else {})}
 
     def write(self, run_dir: Path) -> list[Path]:
         """`split.json` in the run folder: how the split was made and every split's items."""

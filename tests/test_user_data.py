@@ -234,7 +234,8 @@ def test_a_text_file_at_bpe_level_runs_generates_and_sweeps(capsys, tmp_path):
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(str(run_dir / "tokenizer.json"))
-    assert tokenizer.decode(tokenizer.encode("the cat sat\non a mat").ids) == "the cat sat\non a mat"
+    text = "the cat sat\non a mat"
+    assert tokenizer.decode(tokenizer.encode(text).ids) == text
     assert metrics["test_ppl"] > 1
 
 
@@ -439,3 +440,112 @@ def test_a_bad_labelled_sequence_file_is_one_error_line_and_exit_2(capsys, tmp_p
     code, out, err = cli(capsys, "data", "--task", "speech", "--dataset", dataset,
                          *[a for s in settings for a in ("--set", s)])
     assert_one_error(code, err, message)
+
+
+# --- forecasting: many series in one long file ------------------------------------------
+
+
+def write_panel(path: Path, series: int = 6, length: int = 40, bad_row: str = "") -> Path:
+    """`series` noisy seasonal trends, one row per (date, store) in long format."""
+    rng = np.random.default_rng(0)
+    lines = ["date,store,sales,price"]
+    for s in range(series):
+        level = 10.0 * (s + 1)
+        for t in range(length):
+            value = level + 0.5 * t + 3 * np.sin(2 * np.pi * t / 4) + rng.normal(scale=0.3)
+            lines.append(f"2020-{t:03d},store{s},{value:.3f},{1 + 0.01 * t:.2f}")
+    if bad_row:
+        lines.append(bad_row)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_many_series_in_a_long_csv_train_one_global_model(capsys, tmp_path):
+    path = write_panel(tmp_path / "sales.csv")
+    settings = [f"path={path}", "id=store", "target=sales", "season=4", "lookback=8",
+                "horizon=4"]
+    metrics = end_to_end(capsys, tmp_path, "forecasting", "csv", settings, "forecast.csv")
+    assert metrics["split_sizes"] == {"train": 6 * (40 - 8 - 4), "valid": 6, "test": 6}
+    assert set(metrics["baselines"]) == {"naive", "seasonal_naive", "linear"}
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    rows = (run_dir / "forecast.csv").read_text().splitlines()
+    assert rows[0] == "series,time,true,forecast" and len(rows) == 1 + 6 * 4
+    record = json.loads((run_dir / "split.json").read_text())["items"]
+    assert record["test"][0] == "store0: 2020-036..2020-039"
+
+
+def test_panel_errors_are_averaged_over_series_each_on_its_own_scale():
+    """Two series 1000x apart with the same relative error score the same MASE as either
+    alone: the mean over series, not a sum dominated by the big one."""
+    import torch
+
+    from seqbench_tasks.forecasting.panel import Panel, PanelData
+
+    base = np.arange(20.0) + np.tile([0.0, 1.0], 10)
+    one = PanelData(Panel("p", ["a"], [base], [list(map(str, range(20)))], 1), 4, 2)
+    two = PanelData(Panel("p", ["a", "b"], [base, 1000 * base], [list(map(str, range(20)))] * 2,
+                          1), 4, 2)
+
+    def mase(data):
+        batch = data.collate("test", np.arange(data.items("test")))
+        outputs = batch.targets + 0.5  # the same error in standardised units for each series
+        return data.metrics({k: float(v) for k, v in data.statistics(outputs, batch).items()})
+
+    assert mase(two)["mase"] == pytest.approx(mase(one)["mase"])
+    assert mase(two)["smape"] == pytest.approx(mase(one)["smape"], rel=1e-4)
+    assert torch.is_tensor(two.collate("train", np.arange(3)).extra["std"])
+
+
+def test_m1_yearly_is_a_dataset_with_its_competition_horizon(capsys):
+    from seqbench.datacheck import load
+
+    _, data = load("forecasting", "m1-yearly", {}, None)
+    assert data.split_sizes()["test"] == 181 and data.horizon == 6
+    assert set(data.baselines()) == {"naive", "seasonal_naive", "linear"}
+
+
+def bad_panel(tmp_path: Path, case: str) -> tuple[str, list[str], str]:
+    path = tmp_path / "sales.csv"
+    base = ["id=store", "target=sales", "lookback=8", "horizon=4"]
+    if case == "no-id-column":
+        write_panel(path)
+        return "csv", [f"path={path}", "id=shop", *base[1:]], "no column 'shop'"
+    if case == "no-target-column":
+        write_panel(path)
+        return "csv", [f"path={path}", "id=store", "target=revenue"], "no column 'revenue'"
+    if case == "no-target-given":
+        write_panel(path)
+        return "csv", [f"path={path}", "id=store"], "--set target=COLUMN"
+    if case == "not-a-number":
+        write_panel(path, bad_row="2020-040,store0,lots,1.0")
+        return "csv", [f"path={path}", *base], "'sales' is not a number ('lots')"
+    if case == "nan":
+        write_panel(path, bad_row="2020-040,store0,nan,1.0")
+        return "csv", [f"path={path}", *base], "'sales' is nan"
+    if case == "ragged-row":
+        write_panel(path, bad_row="2020-040,store0")
+        return "csv", [f"path={path}", *base], "2 fields, the header has 4"
+    if case == "series-too-short":
+        write_panel(path, bad_row="2020-000,tiny,1.0,1.0")
+        return "csv", [f"path={path}", *base], "series 'tiny' has 1 values"
+    if case == "path-and-csv-differ":
+        return "csv", [f"path={write_panel(path)}", f"csv={tmp_path / 'other.csv'}", *base], \
+            "give one of them"
+    assert case == "id-on-airline"
+    return "airline", ["id=store"], "applies to dataset 'csv', not 'airline'"
+
+
+PANEL_CASES = ["no-id-column", "no-target-column", "no-target-given", "not-a-number", "nan",
+               "ragged-row", "series-too-short", "path-and-csv-differ", "id-on-airline"]
+
+
+@pytest.mark.parametrize("case", PANEL_CASES)
+def test_a_bad_series_file_is_one_error_line_and_exit_2(capsys, tmp_path, case):
+    dataset, settings, message = bad_panel(tmp_path, case)
+    code, out, err = cli(capsys, "data", "--task", "forecasting", "--dataset", dataset,
+                         *[a for s in settings for a in ("--set", s)])
+    assert_one_error(code, err, message)
+
+
+def test_there_are_at_least_25_bad_file_cases():
+    assert len(MIDI_CASES) + len(TEXT_CASES) + len(SPEECH_CASES) + len(PANEL_CASES) >= 25

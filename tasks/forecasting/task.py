@@ -17,10 +17,12 @@ from typing import Any
 import numpy as np
 
 from seqbench import Batch, DataContext, IndexedData, Param, SeqbenchError, Task
+from seqbench.userdata import refuse_foreign_options
 from seqbench_tasks.forecasting.metrics import error_sums, metrics_from, seasonal_scale
 from seqbench_tasks.forecasting.series import Series, load_series
 
-DEFAULT_SHAPES = {"airline": (12, 36), "etth1": (96, 24), "csv": (48, 12)}  # lookback, horizon
+DEFAULT_SHAPES = {"airline": (12, 36), "etth1": (96, 24), "csv": (48, 12),  # lookback, horizon
+                  "m1-yearly": (12, 6)}
 
 
 def window_starts(series: Series, split: str, lookback: int, horizon: int) -> np.ndarray:
@@ -239,7 +241,10 @@ class ForecastingTask(Task):
         "airline": "monthly airline passengers 1949-1960 (ships with aeon, offline); last 36 "
                    "months forecast in one shot",
         "etth1": "ETTh1 hourly transformer data, Informer's 12/4/4-month protocol",
-        "csv": "your own CSV (--set csv=PATH --set target=COLUMN [--set season=N])",
+        "csv": "your own CSV (--set path=PATH --set target=COLUMN [--set season=N]); many "
+               "series in one long file with --set id=COLUMN",
+        "m1-yearly": "M1 competition, 181 yearly series, 6-year horizon (ships with aeon, "
+                     "offline); one global model, errors averaged over series",
     }
     default_dataset = "airline"
     primary_metric = "mase"
@@ -260,17 +265,28 @@ class ForecastingTask(Task):
         Param("features", str, "S", "S: target only; MS: all columns in, target out; M: all "
               "in, all out", choices=("S", "MS", "M"), tune=False),
         Param("target", str, "", "target column (default: OT for etth1)", tune=False),
-        Param("csv", str, "", "path of your CSV for dataset 'csv'", tune=False),
+        Param("path", str, "", "path of your CSV for dataset 'csv'", tune=False),
+        Param("csv", str, "", "the same as path (kept for older commands)", tune=False),
+        Param("id", str, "", "series id column: your CSV holds many series, one row per time "
+              "step, and one global model is trained across them", tune=False),
         Param("season", int, 1, "seasonal period of your CSV (for MASE and seasonal naive)",
               low=1, high=100_000, tune=False),
     )
     generate_params = ()
 
     def prepare(self, dataset: str, context: DataContext, params: Mapping[str, Any]) -> ForecastData:
-        series = load_series(dataset, context, params["target"], params["csv"], params["season"])
+        from seqbench_tasks.forecasting.panel import PanelData, load_panel
+
+        refuse_foreign_options(dataset, params, self.params,
+                               {"path": ("csv",), "csv": ("csv",), "id": ("csv",)})
         lookback, horizon = DEFAULT_SHAPES[dataset]
-        return ForecastData(series, params["lookback"] or lookback, params["horizon"] or horizon,
-                            params["features"], self.primary(dataset))
+        lookback, horizon = params["lookback"] or lookback, params["horizon"] or horizon
+        if dataset == "m1-yearly" or params["id"]:
+            return PanelData(load_panel(dataset, params), lookback, horizon,
+                             self.primary(dataset))
+        path = params["path"] or params["csv"]
+        series = load_series(dataset, context, params["target"], path, params["season"])
+        return ForecastData(series, lookback, horizon, params["features"], self.primary(dataset))
 
     def check_case(self):
         """A hand-checkable series for the conformance kit (see `check.py`)."""
@@ -279,4 +295,4 @@ class ForecastingTask(Task):
         return forecasting_check_case()
 
     def generate(self, model, data: ForecastData, out_dir: Path, options: Mapping[str, Any]):
-        return write_forecast(data, model, out_dir)
+        return data.artifacts(model, out_dir)
