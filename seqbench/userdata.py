@@ -7,6 +7,7 @@ which item went where), so each step lives here once and the tasks only read the
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -60,6 +61,31 @@ def hash_split(name: str, valid: int = 10, test: int = 10) -> str:
     """
     bucket = int.from_bytes(hashlib.sha1(name.encode()).digest()[:4], "big") % 100
     return "test" if bucket < test else "valid" if bucket < test + valid else "train"
+
+
+def read_long_table(path: Path, columns: Mapping[str, str]) -> tuple[list[str], list[int],
+                                                                   list[tuple[int, list[str]]]]:
+    """A long-format CSV: its header, the index of each named column, and `(line, fields)`
+    of every data row. `columns` maps a column name to the `--set` option that names it, so
+    a missing column's error says how to point at the right one."""
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise SeqbenchError(f"'{path}' is not a readable CSV file ({exc}).") from None
+    if len(rows) < 2:
+        raise SeqbenchError(f"'{path}' has no data rows.")
+    header = [name.strip() for name in rows[0]]
+    for name, option in columns.items():
+        if name not in header:
+            raise SeqbenchError(f"'{path}' has no column '{name}' (--set {option}=COLUMN "
+                                f"names it); columns: {', '.join(header)}.")
+    body = list(enumerate(rows[1:], start=2))
+    for line, row in body:
+        if len(row) != len(header):
+            raise SeqbenchError(f"'{path}' line {line}: {len(row)} fields, the header has "
+                                f"{len(header)}.")
+    return header, [header.index(name) for name in columns], body
 
 
 @dataclass(frozen=True)

@@ -152,19 +152,19 @@ def test_a_corrupt_file_can_be_skipped_and_is_counted(capsys, tmp_path):
 # --- bad files: one `error:` line, exit 2 -------------------------------------------------
 
 
-def bad_midi(tmp_path: Path, case: str) -> tuple[list[str], str]:
-    """(settings, expected message fragment) for one broken MIDI folder."""
+def bad_midi(tmp_path: Path, case: str) -> tuple[str, list[str], str]:
+    """(dataset, settings, expected message fragment) for one broken MIDI folder."""
     folder = tmp_path / "midi"
     if case == "missing-path":
-        return [], "needs --set path="
+        return "midi", [], "needs --set path="
     if case == "no-such-folder":
-        return [f"path={folder}"], "does not exist"
+        return "midi", [f"path={folder}"], "does not exist"
     folder.mkdir()
     if case == "a-file-not-a-folder":
-        return [f"path={write_midi(folder / 'one.mid', [60, 62])}"], "is not a folder"
+        return "midi", [f"path={write_midi(folder / 'one.mid', [60, 62])}"], "is not a folder"
     if case == "no-midi":
         (folder / "notes.txt").write_text("la la")
-        return [f"path={folder}"], "no MIDI files"
+        return "midi", [f"path={folder}"], "no MIDI files"
     midi_folder(folder)
     broken = {
         "corrupt": lambda p: p.write_bytes(b"not a midi file at all"),
@@ -177,38 +177,29 @@ def bad_midi(tmp_path: Path, case: str) -> tuple[list[str], str]:
     }
     if case in broken:
         broken[case](folder / "zz-bad.mid")
-        return [f"path={folder}", "transpose=c"], "zz-bad.mid"
+        return "midi", [f"path={folder}", "transpose=c"], "zz-bad.mid"
     if case == "half-the-sub-folders":
         (folder / "train").mkdir()
         (folder / "test").mkdir()
-        return [f"path={folder}"], "no valid/"
+        return "midi", [f"path={folder}"], "no valid/"
     if case == "empty-valid-sub-folder":
         for split in ("train", "valid", "test"):
             (folder / split).mkdir()
         write_midi(folder / "train" / "a.mid", [60, 62])
         write_midi(folder / "test" / "b.mid", [60, 62])
-        return [f"path={folder}"], "no usable valid pieces"
+        return "midi", [f"path={folder}"], "no usable valid pieces"
     if case == "everything-skipped":
         for path in folder.glob("*.mid"):
             path.write_bytes(b"junk")
-        return [f"path={folder}", "skip_bad=true"], "no usable train pieces"
+        return "midi", [f"path={folder}", "skip_bad=true"], "no usable train pieces"
     assert case == "path-on-another-dataset"
-    return [f"path={folder}"], "applies to dataset 'midi'"
+    return "bach", [f"path={folder}"], "applies to dataset 'midi'"
 
 
 MIDI_CASES = ["missing-path", "no-such-folder", "a-file-not-a-folder", "no-midi", "corrupt",
               "truncated", "empty", "all-drums", "too-short", "off-the-piano", "type-2",
               "half-the-sub-folders", "empty-valid-sub-folder",
               "everything-skipped", "path-on-another-dataset"]
-
-
-@pytest.mark.parametrize("case", MIDI_CASES)
-def test_a_bad_midi_folder_is_one_error_line_and_exit_2(capsys, tmp_path, case):
-    settings, message = bad_midi(tmp_path, case)
-    dataset = "bach" if case == "path-on-another-dataset" else "midi"
-    code, out, err = cli(capsys, "data", "--task", "music", "--dataset", dataset,
-                         *[a for s in settings for a in ("--set", s)])
-    assert_one_error(code, err, message)
 
 
 # --- lm: your text ------------------------------------------------------------------------
@@ -261,7 +252,7 @@ def test_word_and_char_streams_of_your_text_decode_back_to_it(tmp_path):
         assert all(len(ids) for ids in streams.ids.values())
 
 
-def bad_text(tmp_path: Path, case: str) -> tuple[list[str], str]:
+def bad_text(tmp_path: Path, case: str) -> tuple[str, list[str], str]:
     path = tmp_path / "corpus.txt"
     contents = {
         "empty": (b"", "is empty"),
@@ -273,33 +264,24 @@ def bad_text(tmp_path: Path, case: str) -> tuple[list[str], str]:
     if case in contents:
         data, message = contents[case]
         path.write_bytes(data)
-        return [f"path={path}"], message
+        return "text", [f"path={path}"], message
     if case == "missing-path":
-        return [], "needs --set path="
+        return "text", [], "needs --set path="
     if case == "no-such-file":
-        return [f"path={path}"], "does not exist"
+        return "text", [f"path={path}"], "does not exist"
     if case == "folder-without-text":
         (tmp_path / "empty").mkdir()
-        return [f"path={tmp_path / 'empty'}"], "no .txt files"
+        return "text", [f"path={tmp_path / 'empty'}"], "no .txt files"
     if case == "part-of-the-split":
         write_text(tmp_path / "c" / "train.txt")
         write_text(tmp_path / "c" / "test.txt")
-        return [f"path={tmp_path / 'c'}"], "but no valid.txt"
+        return "text", [f"path={tmp_path / 'c'}"], "but no valid.txt"
     assert case == "level-on-ptb"
-    return ["level=word"], "applies to dataset 'text', not 'ptb'"
+    return "ptb", ["level=word"], "applies to dataset 'text', not 'ptb'"
 
 
 TEXT_CASES = ["empty", "only-whitespace", "undecodable", "binary", "too-short", "missing-path",
               "no-such-file", "folder-without-text", "part-of-the-split", "level-on-ptb"]
-
-
-@pytest.mark.parametrize("case", TEXT_CASES)
-def test_a_bad_text_is_one_error_line_and_exit_2(capsys, tmp_path, case):
-    settings, message = bad_text(tmp_path, case)
-    dataset = "ptb" if case == "level-on-ptb" else "text"
-    code, out, err = cli(capsys, "data", "--task", "lm", "--dataset", dataset,
-                         *[a for s in settings for a in ("--set", s)])
-    assert_one_error(code, err, message)
 
 
 # --- speech: labelled sequences in a long CSV or a .ts file -------------------------------
@@ -434,14 +416,6 @@ SPEECH_CASES = ["csv-no-label-column", "csv-no-id-column", "csv-no-features", "c
                 "ts-no-file", "path-on-japanese-vowels"]
 
 
-@pytest.mark.parametrize("case", SPEECH_CASES)
-def test_a_bad_labelled_sequence_file_is_one_error_line_and_exit_2(capsys, tmp_path, case):
-    dataset, settings, message = bad_speech(tmp_path, case)
-    code, out, err = cli(capsys, "data", "--task", "speech", "--dataset", dataset,
-                         *[a for s in settings for a in ("--set", s)])
-    assert_one_error(code, err, message)
-
-
 # --- forecasting: many series in one long file ------------------------------------------
 
 
@@ -539,13 +513,20 @@ PANEL_CASES = ["no-id-column", "no-target-column", "no-target-given", "not-a-num
                "ragged-row", "series-too-short", "path-and-csv-differ", "id-on-airline"]
 
 
-@pytest.mark.parametrize("case", PANEL_CASES)
-def test_a_bad_series_file_is_one_error_line_and_exit_2(capsys, tmp_path, case):
-    dataset, settings, message = bad_panel(tmp_path, case)
-    code, out, err = cli(capsys, "data", "--task", "forecasting", "--dataset", dataset,
+BAD_FILES = [("music", bad_midi, case) for case in MIDI_CASES] \
+    + [("lm", bad_text, case) for case in TEXT_CASES] \
+    + [("speech", bad_speech, case) for case in SPEECH_CASES] \
+    + [("forecasting", bad_panel, case) for case in PANEL_CASES]
+
+
+@pytest.mark.parametrize(("task", "build", "case"), BAD_FILES,
+                         ids=[f"{task}-{case}" for task, _, case in BAD_FILES])
+def test_a_bad_file_is_one_error_line_and_exit_2(capsys, tmp_path, task, build, case):
+    dataset, settings, message = build(tmp_path, case)
+    code, out, err = cli(capsys, "data", "--task", task, "--dataset", dataset,
                          *[a for s in settings for a in ("--set", s)])
     assert_one_error(code, err, message)
 
 
 def test_there_are_at_least_25_bad_file_cases():
-    assert len(MIDI_CASES) + len(TEXT_CASES) + len(SPEECH_CASES) + len(PANEL_CASES) >= 25
+    assert len(BAD_FILES) >= 25

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from seqbench import Batch, SeqbenchError
-from seqbench.userdata import UserSource, user_path
+from seqbench.userdata import UserSource, read_long_table, user_path
 from seqbench_tasks.forecasting.metrics import error_sums, metrics_from, seasonal_scale
 from seqbench_tasks.forecasting.task import ForecastData
 
@@ -61,21 +61,9 @@ def load_m1_yearly() -> Panel:
 def read_long_series(path: Path, id_column: str, target: str, season: int) -> Panel:
     """A long CSV: one row per time step of one series; the first column labels the time,
     `id_column` names the series, `target` holds the value. Rows of a series in file order."""
-    with open(path, newline="") as handle:
-        rows = list(csv.reader(handle))
-    if len(rows) < 2:
-        raise SeqbenchError(f"'{path}' has no data rows.")
-    header = [name.strip() for name in rows[0]]
-    for name, option in ((id_column, "id"), (target, "target")):
-        if name not in header:
-            raise SeqbenchError(f"'{path}' has no column '{name}' (--set {option}=COLUMN); "
-                                f"columns: {', '.join(header)}.")
-    where, at = header.index(id_column), header.index(target)
+    _, (where, at), body = read_long_table(path, {id_column: "id", target: "target"})
     series: dict[str, tuple[list[str], list[float]]] = {}
-    for line, row in enumerate(rows[1:], start=2):
-        if len(row) != len(header):
-            raise SeqbenchError(f"'{path}' line {line}: {len(row)} fields, the header has "
-                                f"{len(header)}.")
+    for line, row in body:
         try:
             value = float(row[at])
         except ValueError:

@@ -15,7 +15,6 @@ sequence id (80/20); validation is then carved from training as for every speech
 
 from __future__ import annotations
 
-import csv
 import importlib.util
 import re
 from collections.abc import Mapping
@@ -26,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from seqbench import DataContext, SeqbenchError, cached, content_key, sha256_of
-from seqbench.userdata import UserSource, hash_split, user_path
+from seqbench.userdata import UserSource, hash_split, read_long_table, user_path
 from seqbench_tasks.speech.datasets import Sequences
 
 #: Bump when the reading changes so stale caches are rebuilt.
@@ -82,29 +81,15 @@ def read_ts(path: Path) -> Labelled:
 
 def read_long_csv(path: Path, id_column: str, label_column: str) -> Labelled:
     """One row per frame; rows grouped by the id column in order of first appearance."""
-    with open(path, newline="", encoding="utf-8", errors="strict") as handle:
-        try:
-            rows = list(csv.reader(handle))
-        except (UnicodeDecodeError, csv.Error) as exc:
-            raise SeqbenchError(f"'{path}' is not a readable CSV file ({exc}).") from None
-    if len(rows) < 2:
-        raise SeqbenchError(f"'{path}' has no data rows.")
-    header = [name.strip() for name in rows[0]]
-    for name, option in ((id_column, "id"), (label_column, "label")):
-        if name not in header:
-            raise SeqbenchError(f"'{path}' has no column '{name}' (--set {option}=COLUMN "
-                                f"names it); columns: {', '.join(header)}.")
-    where, label_at = header.index(id_column), header.index(label_column)
+    header, (where, label_at), body = read_long_table(path, {id_column: "id",
+                                                              label_column: "label"})
     features = [i for i in range(len(header)) if i not in (where, label_at)]
     if not features:
         raise SeqbenchError(f"'{path}' has no feature columns besides '{id_column}' and "
                             f"'{label_column}'.")
     frames: dict[str, list[list[float]]] = {}
     labels: dict[str, str] = {}
-    for line, row in enumerate(rows[1:], start=2):
-        if len(row) != len(header):
-            raise SeqbenchError(f"'{path}' line {line}: {len(row)} fields, the header has "
-                                f"{len(header)}.")
+    for line, row in body:
         key, label = row[where].strip(), row[label_at].strip()
         if not label:
             raise SeqbenchError(f"'{path}' line {line}: sequence '{key}' has no label.")
