@@ -63,6 +63,15 @@ def hash_split(name: str, valid: int = 10, test: int = 10) -> str:
     return "test" if bucket < test else "valid" if bucket < test + valid else "train"
 
 
+def is_number(text: str) -> bool:
+    """Whether a CSV field parses as a float (to name the bad column in an error)."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def read_long_table(path: Path, columns: Mapping[str, str]) -> tuple[list[str], list[int],
                                                                    list[tuple[int, list[str]]]]:
     """A long-format CSV: its header, the index of each named column, and `(line, fields)`

@@ -448,6 +448,27 @@ def test_many_series_in_a_long_csv_train_one_global_model(capsys, tmp_path):
     assert record["test"][0] == "store0: 2020-036..2020-039"
 
 
+def test_covariates_feed_their_past_and_future_known_ones_their_future(capsys, tmp_path):
+    from seqbench.datacheck import load
+
+    path = write_panel(tmp_path / "sales.csv")
+    settings = {"path": str(path), "id": "store", "target": "sales", "lookback": "8",
+                "horizon": "4", "covariates": "price", "future_covariates": "price"}
+    _, data = load("forecasting", "csv", settings, None)
+    assert data.input_size == 3  # sales, price, "in the future" flag
+    batch = data.collate("test", np.arange(2))
+    assert batch.inputs.shape == (2, 8 + 4, 3)
+    assert (batch.inputs[:, 8:, 0] == 0).all() and (batch.inputs[:, 8:, 2] == 1).all()
+    price = np.diff(batch.inputs[0, :, 1].numpy())  # price rises linearly: equal steps
+    assert np.allclose(price, price[0], atol=1e-5) and price[0] > 0
+    _, past_only = load("forecasting", "csv", {**settings, "future_covariates": ""}, None)
+    assert past_only.collate("test", np.arange(2)).inputs.shape == (2, 8, 2)
+    code, out, err = cli(capsys, "run", "--task", "forecasting", "--dataset", "csv", "--cell",
+                         "lstm", "--output-dir", tmp_path / "runs", "--quiet", *FAST,
+                         *[a for k, v in settings.items() for a in ("--set", f"{k}={v}")])
+    assert code == 0, err
+
+
 def test_panel_errors_are_averaged_over_series_each_on_its_own_scale():
     """Two series 1000x apart with the same relative error score the same MASE as either
     alone: the mean over series, not a sum dominated by the big one."""
@@ -505,12 +526,29 @@ def bad_panel(tmp_path: Path, case: str) -> tuple[str, list[str], str]:
     if case == "path-and-csv-differ":
         return "csv", [f"path={write_panel(path)}", f"csv={tmp_path / 'other.csv'}", *base], \
             "give one of them"
+    if case == "covariate-missing":
+        write_panel(path)
+        return "csv", [f"path={path}", *base, "covariates=promo"], "no column 'promo'"
+    if case == "future-not-a-covariate":
+        write_panel(path)
+        return "csv", [f"path={path}", *base, "future_covariates=price"], \
+            "not among covariates"
+    if case == "covariates-without-id":
+        write_panel(path)
+        return "csv", [f"path={path}", "target=sales", "covariates=price"], \
+            "covariates apply to many series"
+    if case == "covariate-not-a-number":
+        write_panel(path, bad_row="2020-040,store0,1.0,cheap")
+        return "csv", [f"path={path}", *base, "covariates=price"], \
+            "'price' is not a number ('cheap')"
     assert case == "id-on-airline"
     return "airline", ["id=store"], "applies to dataset 'csv', not 'airline'"
 
 
 PANEL_CASES = ["no-id-column", "no-target-column", "no-target-given", "not-a-number", "nan",
-               "ragged-row", "series-too-short", "path-and-csv-differ", "id-on-airline"]
+               "ragged-row", "series-too-short", "path-and-csv-differ", "covariate-missing",
+               "future-not-a-covariate", "covariates-without-id", "covariate-not-a-number",
+               "id-on-airline"]
 
 
 BAD_FILES = [("music", bad_midi, case) for case in MIDI_CASES] \

@@ -18,14 +18,14 @@ from __future__ import annotations
 import csv
 import importlib.util
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from seqbench import Batch, SeqbenchError
-from seqbench.userdata import UserSource, read_long_table, user_path
+from seqbench.userdata import UserSource, is_number, read_long_table, user_path
 from seqbench_tasks.forecasting.metrics import error_sums, metrics_from, seasonal_scale
 from seqbench_tasks.forecasting.task import ForecastData
 
@@ -34,13 +34,17 @@ SPLITS = ("train", "valid", "test")
 
 @dataclass
 class Panel:
-    """Target values of many series (each `[T_i]`), with their ids and time labels."""
+    """Target values of many series (each `[T_i]`), with their ids and time labels, and
+    covariate columns (each `[T_i, k]`) of which the `future` ones are known ahead."""
 
     name: str
     ids: list[str]
     values: list[np.ndarray]
     times: list[list[str]]
     season: int
+    covariates: tuple[str, ...] = ()
+    future: tuple[str, ...] = ()
+    extra: list[np.ndarray] = field(default_factory=list)
 
 
 def load_m1_yearly() -> Panel:
@@ -58,26 +62,33 @@ def load_m1_yearly() -> Panel:
     return Panel("m1-yearly", [str(n) for n in frame["series_name"]], values, times, season=1)
 
 
-def read_long_series(path: Path, id_column: str, target: str, season: int) -> Panel:
+def read_long_series(path: Path, id_column: str, target: str, season: int,
+                     covariates: tuple[str, ...] = (), future: tuple[str, ...] = ()) -> Panel:
     """A long CSV: one row per time step of one series; the first column labels the time,
-    `id_column` names the series, `target` holds the value. Rows of a series in file order."""
-    _, (where, at), body = read_long_table(path, {id_column: "id", target: "target"})
-    series: dict[str, tuple[list[str], list[float]]] = {}
+    `id_column` names the series, `target` holds the value and `covariates` name exogenous
+    columns. Rows of a series in file order."""
+    _, (where, *numeric), body = read_long_table(
+        path, {id_column: "id", target: "target", **{c: "covariates" for c in covariates}})
+    names = (target, *covariates)
+    series: dict[str, tuple[list[str], list[list[float]]]] = {}
     for line, row in body:
         try:
-            value = float(row[at])
+            values = [float(row[i]) for i in numeric]
         except ValueError:
-            raise SeqbenchError(f"'{path}' line {line}: '{target}' is not a number "
-                                f"('{row[at]}').") from None
-        if not np.isfinite(value):
-            raise SeqbenchError(f"'{path}' line {line}: '{target}' is {row[at]}; fill or drop "
-                                "it.")
-        times, values = series.setdefault(row[where].strip(), ([], []))
+            bad = next(n for n, i in zip(names, numeric) if not is_number(row[i]))
+            raise SeqbenchError(f"'{path}' line {line}: '{bad}' is not a number "
+                                f"('{row[numeric[names.index(bad)]]}').") from None
+        if not np.isfinite(values).all():
+            bad = names[int(np.flatnonzero(~np.isfinite(values))[0])]
+            raise SeqbenchError(f"'{path}' line {line}: '{bad}' is "
+                                f"{row[numeric[names.index(bad)]]}; fill or drop it.")
+        times, rows = series.setdefault(row[where].strip(), ([], []))
         times.append(row[0])
-        values.append(value)
+        rows.append(values)
     ids = list(series)
-    return Panel(path.stem, ids, [np.asarray(series[i][1]) for i in ids],
-                 [series[i][0] for i in ids], season)
+    table = [np.asarray(series[i][1]) for i in ids]
+    return Panel(path.stem, ids, [t[:, 0] for t in table], [series[i][0] for i in ids], season,
+                 covariates, future, [t[:, 1:] for t in table])
 
 
 def load_panel(dataset: str, params: Mapping[str, Any]) -> Panel:
@@ -89,7 +100,14 @@ def load_panel(dataset: str, params: Mapping[str, Any]) -> Panel:
     path = user_path(params["path"] or params["csv"], "csv", "a CSV file", folder=False)
     if not params["target"]:
         raise SeqbenchError(f"'{path}': say which column to forecast with --set target=COLUMN.")
-    return read_long_series(path, params["id"], params["target"], params["season"])
+    covariates, future = (tuple(c.strip() for c in params[k].split(",") if c.strip())
+                          for k in ("covariates", "future_covariates"))
+    unknown = [c for c in future if c not in covariates]
+    if unknown:
+        raise SeqbenchError(f"future_covariates names '{unknown[0]}', which is not among "
+                            f"covariates={params['covariates']}; list it there too.")
+    return read_long_series(path, params["id"], params["target"], params["season"],
+                            covariates, future)
 
 
 class PanelData(ForecastData):
@@ -102,7 +120,9 @@ class PanelData(ForecastData):
     def __init__(self, panel: Panel, lookback: int, horizon: int, primary: str = "mase") -> None:
         self.panel, self.lookback, self.horizon, self.primary = panel, lookback, horizon, primary
         self.inputs = self.outputs = self._out_in_inputs = [0]
-        self.input_size = 1
+        self.future = [panel.covariates.index(c) for c in panel.future]
+        # target, covariates, and a "this step is in the future" flag when some are known ahead
+        self.input_size = 1 + len(panel.covariates) + bool(self.future)
         short = [(key, len(v)) for key, v in zip(panel.ids, panel.values)
                  if len(v) < 2 * horizon + 2]
         if short:
@@ -111,7 +131,7 @@ class PanelData(ForecastData):
                 f"values; with horizon {horizon} each series needs {2 * horizon + 2} (test, "
                 f"validation and two training values). {len(short)} series are that short; "
                 "drop them or shorten the horizon.")
-        self.padded, self.scale = [], []
+        self.padded, self.scale, self.padded_extra = [], [], []
         starts: dict[str, list[tuple[int, int]]] = {split: [] for split in SPLITS}
         for index, values in enumerate(panel.values):
             valid_start, test_start = len(values) - 2 * horizon, len(values) - horizon
@@ -120,6 +140,12 @@ class PanelData(ForecastData):
             std = std if std > 0 else 1.0
             z = (values - mean) / std
             self.padded.append(np.concatenate([np.full(lookback, z[0]), z]))
+            if panel.covariates:
+                extra = panel.extra[index]
+                spread = extra[:valid_start].std(0)
+                extra = (extra - extra[:valid_start].mean(0)) / np.where(spread > 0, spread, 1)
+                self.padded_extra.append(np.concatenate([np.repeat(extra[:1], lookback, 0),
+                                                         extra]))
             self.scale.append((mean, std, {
                 "train": seasonal_scale(values[:valid_start, None], panel.season)[0],
                 "valid": seasonal_scale(values[:valid_start, None], panel.season)[0],
@@ -135,7 +161,9 @@ class PanelData(ForecastData):
             {split: [f"{key}: {times[a]}..{times[b - 1]}" for key, times, (a, b) in zip(
                 panel.ids, panel.times, spans)] for split, spans in self.spans().items()},
             f"last {horizon} values of each series test, the {horizon} before them validation, "
-            "the rest training")
+            "the rest training",
+            notes=(f"covariates: {', '.join(panel.covariates)} (past values; known ahead: "
+                   f"{', '.join(panel.future) or 'none'})",) if panel.covariates else ())
 
     def spans(self) -> dict[str, list[tuple[int, int]]]:
         """Each series' rows `[a, b)` in every split."""
@@ -152,6 +180,23 @@ class PanelData(ForecastData):
         last = x[:, -1:, :]
         return x - last, y - last, last[:, 0, :]
 
+    def model_inputs(self, starts: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """The model's input: the target windows `x`, beside the covariates' past values
+        (standardised per series), then, when some covariates are known ahead, `horizon`
+        more steps carrying only those, flagged as future."""
+        if not self.padded_extra:
+            return x
+        past = np.stack([self.padded_extra[s][t : t + self.lookback] for s, t in starts])
+        x = np.concatenate([x, past], axis=2)
+        if not self.future:
+            return x
+        ahead = np.zeros((len(starts), self.horizon, self.input_size))
+        ahead[:, :, 1 + np.array(self.future)] = np.stack([
+            self.padded_extra[s][self.lookback + t : self.lookback + t + self.horizon]
+            for s, t in starts])[:, :, self.future]
+        ahead[:, :, -1] = 1.0
+        return np.concatenate([np.concatenate([x, np.zeros(x.shape[:2] + (1,))], 2), ahead], 1)
+
     def scales(self, split: str, starts: np.ndarray):
         """Per-window mean, std and MASE scale as `[N, 1, 1]` tensors."""
         import torch
@@ -166,7 +211,7 @@ class PanelData(ForecastData):
         starts = self.starts[split][rows]
         x, y, last = self.windows(starts)
         mean, std, mase = self.scales(split, starts)
-        return Batch(inputs=torch.tensor(x, dtype=torch.float32),
+        return Batch(inputs=torch.tensor(self.model_inputs(starts, x), dtype=torch.float32),
                      targets=torch.tensor(y, dtype=torch.float32),
                      extra={"last": torch.tensor(last, dtype=torch.float32), "mean": mean,
                             "std": std, "mase_scale": mase})
@@ -226,7 +271,8 @@ class PanelData(ForecastData):
         x, y, last = self.windows(starts)
         with torch.no_grad():
             device = next(model.parameters()).device
-            out = model(torch.tensor(x, dtype=torch.float32, device=device))[0].cpu().numpy()
+            out = model(torch.tensor(self.model_inputs(starts, x), dtype=torch.float32,
+                                     device=device))[0].cpu().numpy()
         run_dir.mkdir(parents=True, exist_ok=True)
         path = run_dir / "forecast.csv"
         with open(path, "w", newline="") as handle:

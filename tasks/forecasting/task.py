@@ -269,6 +269,10 @@ class ForecastingTask(Task):
         Param("csv", str, "", "the same as path (kept for older commands)", tune=False),
         Param("id", str, "", "series id column: your CSV holds many series, one row per time "
               "step, and one global model is trained across them", tune=False),
+        Param("covariates", str, "", "comma-separated exogenous columns of your many-series "
+              "CSV, fed to the model with the target's past", tune=False),
+        Param("future_covariates", str, "", "those covariates that are also known over the "
+              "horizon (prices, holidays): their future values go in too", tune=False),
         Param("season", int, 1, "seasonal period of your CSV (for MASE and seasonal naive)",
               low=1, high=100_000, tune=False),
     )
@@ -278,7 +282,11 @@ class ForecastingTask(Task):
         from seqbench_tasks.forecasting.panel import PanelData, load_panel
 
         refuse_foreign_options(dataset, params, self.params,
-                               {"path": ("csv",), "csv": ("csv",), "id": ("csv",)})
+                               {"path": ("csv",), "csv": ("csv",), "id": ("csv",),
+                                "covariates": ("csv",), "future_covariates": ("csv",)})
+        if params["covariates"] and not params["id"]:
+            raise SeqbenchError("covariates apply to many series (--set id=COLUMN); for one "
+                                "series, features=MS feeds every column's past to the model.")
         lookback, horizon = DEFAULT_SHAPES[dataset]
         lookback, horizon = params["lookback"] or lookback, params["horizon"] or horizon
         if dataset == "m1-yearly" or params["id"]:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from seqbench import DataContext, SeqbenchError, cached, content_key, sha256_of
-from seqbench.userdata import UserSource, hash_split, read_long_table, user_path
+from seqbench.userdata import UserSource, hash_split, is_number, read_long_table, user_path
 from seqbench_tasks.speech.datasets import Sequences
 
 #: Bump when the reading changes so stale caches are rebuilt.
@@ -99,19 +99,11 @@ def read_long_csv(path: Path, id_column: str, label_column: str) -> Labelled:
         try:
             frames.setdefault(key, []).append([float(row[i]) for i in features])
         except ValueError:
-            column = next(header[i] for i in features if not _is_number(row[i]))
+            column = next(header[i] for i in features if not is_number(row[i]))
             raise SeqbenchError(f"'{path}' line {line}: column '{column}' is not a number "
                                 f"('{row[header.index(column)]}').") from None
     ids = list(frames)
     return ids, [np.asarray(frames[i], dtype=np.float32) for i in ids], [labels[i] for i in ids]
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def check_finite(data: Labelled, path: Path) -> None:
