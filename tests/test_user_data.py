@@ -448,6 +448,29 @@ def test_many_series_in_a_long_csv_train_one_global_model(capsys, tmp_path):
     assert record["test"][0] == "store0: 2020-036..2020-039"
 
 
+def test_one_series_through_path_runs_generates_and_sweeps(capsys, tmp_path):
+    rng = np.random.default_rng(0)
+    rows = [f"2000-{t:03d},{20 + 0.3 * t + 2 * np.sin(t / 2) + rng.normal(0, 0.1):.3f}"
+            for t in range(120)]
+    path = tmp_path / "one.csv"
+    path.write_text("date,load\n" + "\n".join(rows) + "\n")
+    end_to_end(capsys, tmp_path, "forecasting", "csv",
+               [f"path={path}", "target=load", "lookback=12", "horizon=4"], "forecast.csv")
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    record = json.loads((run_dir / "split.json").read_text())["items"]
+    assert record == {"train": ["2000-000..2000-083"], "valid": ["2000-084..2000-095"],
+                      "test": ["2000-096..2000-119"]}
+
+
+@pytest.mark.parametrize("dataset", ["lynx", "shampoo-sales", "pbs"])
+def test_aeon_single_series_are_datasets_by_name(dataset):
+    from seqbench.datacheck import load
+
+    _, data = load("forecasting", dataset, {}, None)
+    assert min(data.split_sizes().values()) >= 1
+    assert set(data.baselines()) == {"naive", "seasonal_naive", "linear"}
+
+
 def test_covariates_feed_their_past_and_future_known_ones_their_future(capsys, tmp_path):
     from seqbench.datacheck import load
 

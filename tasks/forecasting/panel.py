@@ -157,7 +157,7 @@ class PanelData(ForecastData):
         if not len(self.starts["train"]):
             raise SeqbenchError(f"{panel.name}: no series is long enough for a training window "
                                 f"(each needs {3 * horizon + 1} values); shorten the horizon.")
-        self.source = UserSource(
+        self.split = UserSource(
             {split: [f"{key}: {times[a]}..{times[b - 1]}" for key, times, (a, b) in zip(
                 panel.ids, panel.times, spans)] for split, spans in self.spans().items()},
             f"last {horizon} values of each series test, the {horizon} before them validation, "
@@ -255,7 +255,7 @@ class PanelData(ForecastData):
 
     def describe(self):
         lengths = [len(v) for v in self.panel.values]
-        facts = self.source.facts()
+        facts = self.split.facts()
         facts["notes"].append(f"{len(lengths)} series of {min(lengths)}-{max(lengths)} values; "
                               "items are windows (one validation and one test forecast of "
                               "every series)")
@@ -285,4 +285,4 @@ class PanelData(ForecastData):
                                      round(float(self.panel.values[s][t + h]), 4),
                                      round(float((out[row, h, 0] + last[row, 0]) * std + mean),
                                            4)])
-        return [path, *self.source.write(run_dir)]
+        return [path, *self.split.write(run_dir)]

@@ -17,12 +17,13 @@ from typing import Any
 import numpy as np
 
 from seqbench import Batch, DataContext, IndexedData, Param, SeqbenchError, Task
-from seqbench.userdata import refuse_foreign_options
+from seqbench.userdata import UserSource, refuse_foreign_options
+from seqbench_tasks.forecasting.aeon_series import AEON_SERIES, load_aeon_series
 from seqbench_tasks.forecasting.metrics import error_sums, metrics_from, seasonal_scale
 from seqbench_tasks.forecasting.series import Series, load_series
 
 DEFAULT_SHAPES = {"airline": (12, 36), "etth1": (96, 24), "csv": (48, 12),  # lookback, horizon
-                  "m1-yearly": (12, 6)}
+                  "m1-yearly": (12, 6), **{n: s.shape for n, s in AEON_SERIES.items()}}
 
 
 def window_starts(series: Series, split: str, lookback: int, horizon: int) -> np.ndarray:
@@ -196,8 +197,20 @@ class ForecastData(IndexedData):
         truth = (y + last[:, None, :])[:, :, column].reshape(-1) * scale[0] + scale[1]
         return predicted, truth
 
+    def source(self) -> UserSource:
+        """The chronological split as date ranges, for `seqbench data` and `split.json`."""
+        dates, (valid_start, test_start, end) = self.series.dates, self.series.borders
+        spans = {"train": (0, valid_start), "valid": (valid_start, test_start),
+                 "test": (test_start, end)}
+        return UserSource({split: [f"{dates[a]}..{dates[b - 1]}"] for split, (a, b) in
+                           spans.items()}, "chronological: rows of each period are its "
+                           "forecast targets, windows look back across borders")
+
+    def describe(self) -> dict[str, Any]:
+        return self.source().facts()
+
     def artifacts(self, model, run_dir: Path) -> list[Path]:
-        return write_forecast(self, model, run_dir)
+        return [*write_forecast(self, model, run_dir), *self.source().write(run_dir)]
 
 
 def write_forecast(data: ForecastData, model, out_dir: Path) -> list[Path]:
@@ -245,6 +258,7 @@ class ForecastingTask(Task):
                "series in one long file with --set id=COLUMN",
         "m1-yearly": "M1 competition, 181 yearly series, 6-year horizon (ships with aeon, "
                      "offline); one global model, errors averaged over series",
+        **{name: spec.description for name, spec in AEON_SERIES.items()},
     }
     default_dataset = "airline"
     primary_metric = "mase"
@@ -293,7 +307,8 @@ class ForecastingTask(Task):
             return PanelData(load_panel(dataset, params), lookback, horizon,
                              self.primary(dataset))
         path = params["path"] or params["csv"]
-        series = load_series(dataset, context, params["target"], path, params["season"])
+        series = load_aeon_series(dataset) if dataset in AEON_SERIES else \
+            load_series(dataset, context, params["target"], path, params["season"])
         return ForecastData(series, lookback, horizon, params["features"], self.primary(dataset))
 
     def check_case(self):
