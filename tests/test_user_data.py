@@ -103,6 +103,12 @@ def test_a_midi_folder_runs_generates_and_sweeps(capsys, tmp_path):
                          [f"path={folder}", "transpose=c", "steps_per_beat=2"], "sample-*.mid")
     sizes = metrics["split_sizes"]
     assert sum(sizes.values()) == 24 and min(sizes.values()) >= 1
+    # the README's third command: the comparison table from the sweep
+    code, out, err = cli(capsys, "report", "--storage", tmp_path / "sweep" / "sweeps.journal",
+                         "--output-dir", tmp_path / "results")
+    assert code == 0, err
+    table = (tmp_path / "results" / "music-midi" / "table.md").read_text()
+    assert "| rnn |" in table or "| **rnn** |" in table
 
 
 def test_midi_sub_folders_are_the_split_and_the_record_names_every_file(capsys, tmp_path):
