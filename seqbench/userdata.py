@@ -117,7 +117,9 @@ class UserSource:
                 **({"cache": str(self.cache)} if self.cache else {})}
 
     def write(self, run_dir: Path) -> list[Path]:
-        """`split.json` in the run folder: how the split was made and every split's items."""
+        """`split.json` in the run folder: how the split was made, what was skipped or
+        dropped on the way, and every split's items."""
         path = run_dir / SPLIT_RECORD
-        path.write_text(json.dumps({"how": self.how, "items": self.items}, indent=1) + "\n")
+        record = {"how": self.how, "notes": list(self.notes), "items": self.items}
+        path.write_text(json.dumps(record, indent=1) + "\n")
         return [path]

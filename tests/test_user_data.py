@@ -99,10 +99,14 @@ def end_to_end(capsys, tmp_path: Path, task: str, dataset: str, settings: list[s
 
 def test_a_midi_folder_runs_generates_and_sweeps(capsys, tmp_path):
     folder = midi_folder(tmp_path / "midi")
+    write_midi(folder / "low.mid", [10, 40, 42, 44])  # one note below the piano's A0
     metrics = end_to_end(capsys, tmp_path, "music", "midi",
                          [f"path={folder}", "transpose=c", "steps_per_beat=2"], "sample-*.mid")
     sizes = metrics["split_sizes"]
-    assert sum(sizes.values()) == 24 and min(sizes.values()) >= 1
+    assert sum(sizes.values()) == 25 and min(sizes.values()) >= 1
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    notes = json.loads((run_dir / "split.json").read_text())["notes"]
+    assert "1 notes outside the 88 piano keys (MIDI 21-108) dropped" in notes
     # the README's third command: the comparison table from the sweep
     code, out, err = cli(capsys, "report", "--storage", tmp_path / "sweep" / "sweeps.journal",
                          "--output-dir", tmp_path / "results")
@@ -468,11 +472,13 @@ def test_one_series_through_path_runs_generates_and_sweeps(capsys, tmp_path):
                       "test": ["2000-096..2000-119"]}
 
 
-@pytest.mark.parametrize("dataset", ["lynx", "shampoo-sales", "pbs"])
-def test_aeon_single_series_are_datasets_by_name(dataset):
+@pytest.mark.parametrize("features", ["S", "MS"])
+def test_aeon_series_are_datasets_by_name(features):
     from seqbench.datacheck import load
 
-    _, data = load("forecasting", dataset, {}, None)
+    _, data = load("forecasting", "uschange", {"features": features}, None)
+    assert data.series.values.shape == (187, 5) and data.series.target == "Consumption"
+    assert data.input_size == (1 if features == "S" else 5)
     assert min(data.split_sizes().values()) >= 1
     assert set(data.baselines()) == {"naive", "seasonal_naive", "linear"}
 
