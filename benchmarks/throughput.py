@@ -22,13 +22,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
-from seqbench import Batch, TaskData
+from seqbench import Batch, IndexedData, TaskData
 from seqbench.config import build_spec
 from seqbench.loaders import SplitBatches
 from seqbench.model import SequenceModel, detach_state, make_optimizer
@@ -36,7 +36,7 @@ from seqbench.registry import get_cell, get_task
 from seqbench.train import make_trainer, quiet_lightning
 
 
-class FrameData(TaskData):
+class FrameData(IndexedData):
     """Next-frame prediction of binary frames with `features` columns; lengths vary per piece."""
 
     def __init__(self, features: int, pieces: int, low: int, high: int, batch: int) -> None:
@@ -50,22 +50,18 @@ class FrameData(TaskData):
                 for n in lengths
             ]
 
-    def num_batches(self, split: str, batch_size: int) -> int:
-        return -(-len(self.splits[split]) // batch_size)
+    def items(self, split: str) -> int:
+        return len(self.splits[split])
 
-    def batches(self, split: str, batch_size: int, seed: int | None = None) -> Iterator[Batch]:
-        pieces = self.splits[split]
-        order = np.random.default_rng(seed).permutation(len(pieces)) if seed is not None else range(len(pieces))
-        order = list(order)
-        for start in range(0, len(order), batch_size):
-            group = [pieces[i] for i in order[start : start + batch_size]]
-            longest = max(len(p) for p in group)
-            padded = torch.zeros(len(group), longest, self.input_size)
-            mask = torch.zeros(len(group), longest - 1, dtype=torch.bool)
-            for row, piece in enumerate(group):
-                padded[row, : len(piece)] = piece
-                mask[row, : len(piece) - 1] = True
-            yield Batch(inputs=padded[:, :-1], targets=padded[:, 1:], mask=mask)
+    def collate(self, split: str, rows: np.ndarray) -> Batch:
+        group = [self.splits[split][i] for i in rows]
+        longest = max(len(p) for p in group)
+        padded = torch.zeros(len(group), longest, self.input_size)
+        mask = torch.zeros(len(group), longest - 1, dtype=torch.bool)
+        for row, piece in enumerate(group):
+            padded[row, : len(piece)] = piece
+            mask[row, : len(piece) - 1] = True
+        return Batch(inputs=padded[:, :-1], targets=padded[:, 1:], mask=mask)
 
     def encoder(self, params: Mapping) -> nn.Module:
         return nn.Identity()

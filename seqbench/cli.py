@@ -292,6 +292,20 @@ def generate(
 
 
 @app.command()
+def data(
+    task: Annotated[str, typer.Option(help="Task plugin name.")],
+    dataset: Annotated[Optional[str], typer.Option(help="Dataset of the task (default: the task's).")] = None,
+    settings: SetOption = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Canonical data files.")] = None,
+) -> None:
+    """Dry run: load and validate a dataset, print split sizes, lengths, balance and cache."""
+    from seqbench.datacheck import load, show
+
+    name, loaded = load(task, dataset, parse_settings(settings), data_dir)
+    show(task, name, loaded)
+
+
+@app.command()
 def sweep(
     task: Annotated[str, typer.Option(help="Task plugin name.")],
     cells: Annotated[str, typer.Option(help="Comma-separated cell names, e.g. lstm,gru,rnn.")],

@@ -131,6 +131,16 @@ class TaskData(ABC):
         """Number of examples (sequences) per split, for summaries."""
         return {}
 
+    def describe(self) -> dict[str, Any]:
+        """Facts about the loaded data for `seqbench data`, beyond `split_sizes`.
+
+        Optional keys: `lengths` ({split: per-item lengths}), `balance` ({split: {class or
+        key: count}}), `notes` (lines: files skipped, notes out of range, how the split was
+        made), `cache` (the preprocessed file). A practitioner checks these before spending
+        hours of training on data that was read wrongly.
+        """
+        return {}
+
     def baselines(self) -> dict[str, dict[str, float]]:
         """Test metrics of simple reference predictors, keyed by baseline name.
 

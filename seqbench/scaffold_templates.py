@@ -170,7 +170,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from seqbench import Batch, CheckCase, TaskData
+from seqbench import Batch, CheckCase, IndexedData
 
 #: One seed per split: every run and every cell sees exactly the same sequences.
 SEEDS = {"train": 1, "valid": 2, "test": 3}
@@ -194,7 +194,9 @@ class LastStep(nn.Module):
         return self.linear(features[:, -1]).squeeze(-1)
 
 
-class ${cls}Data(TaskData):
+class ${cls}Data(IndexedData):
+    """Sequences as items: seqbench cuts (and shuffles) the batches and counts them."""
+
     input_size = 1
 
     def __init__(self, splits):
@@ -203,16 +205,12 @@ class ${cls}Data(TaskData):
     def split_sizes(self):
         return {split: len(values) for split, values in self.splits.items()}
 
-    def num_batches(self, split, batch_size):
-        return -(-len(self.splits[split]) // batch_size)
+    def items(self, split):
+        return len(self.splits[split])
 
-    def batches(self, split, batch_size, seed=None):
-        values = self.splits[split]
-        order = (torch.arange(len(values)) if seed is None else
-                 torch.randperm(len(values), generator=torch.Generator().manual_seed(seed)))
-        for start in range(0, len(values), batch_size):
-            inputs = values[order[start:start + batch_size]]
-            yield Batch(inputs=inputs, targets=inputs[..., 0].sum(1))
+    def collate(self, split, rows):
+        inputs = self.splits[split][rows]
+        return Batch(inputs=inputs, targets=inputs[..., 0].sum(1))
 
     def encoder(self, params):
         return nn.Identity()

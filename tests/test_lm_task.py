@@ -162,7 +162,9 @@ def run_badly(tmp_path, capsys, data_dir: Path, *args) -> str:
     ("args", "message"),
     [
         (["--batch-size", "100000"], "train has 280 tokens: too few for 100000 stream(s)"),
-        (["--batch-size", "4", "--set", "bptt=500"], "too few for 4 stream(s) of bptt=500"),
+        # valid and test are checked when the data loads, before training starts
+        (["--batch-size", "4", "--set", "bptt=500"], "valid has 280 tokens: too few for 1 "
+                                                     "stream(s) of bptt=500"),
         (["--dataset", "ptbb"], "Did you mean 'ptb'?"),
         (["--batch-size", "4", "--set", "bptt=5", "--set", "tie_weights=true",
           "--set", "emb_size=8"], "tie_weights needs emb_size == hidden_size"),
@@ -281,7 +283,7 @@ def test_the_published_ptb_run_is_what_the_default_command_runs_today():
 #: Zaremba's zero softmax bias).
 LATER_PARAMETERS = {
     "hparams": {"min_epochs": 0, "min_steps": 0, "folds": 1, "fold": 0},
-    "task_params": {"unigram_bias": False},
+    "task_params": {"unigram_bias": False, "path": "", "level": "char", "vocab_size": 0},
 }
 
 

@@ -9,18 +9,21 @@ head reads the cell's last state and emits all `horizon x channels` values at on
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from seqbench import Batch, DataContext, Param, SeqbenchError, Task, TaskData
+from seqbench import Batch, DataContext, IndexedData, Param, SeqbenchError, Task
+from seqbench.userdata import UserSource, refuse_foreign_options
+from seqbench_tasks.forecasting.aeon_series import AEON_SERIES, load_aeon_series
 from seqbench_tasks.forecasting.metrics import error_sums, metrics_from, seasonal_scale
 from seqbench_tasks.forecasting.series import Series, load_series
 
-DEFAULT_SHAPES = {"airline": (12, 36), "etth1": (96, 24), "csv": (48, 12)}  # lookback, horizon
+DEFAULT_SHAPES = {"airline": (12, 36), "etth1": (96, 24), "csv": (48, 12),  # lookback, horizon
+                  "m1-yearly": (12, 6), **{n: s.shape for n, s in AEON_SERIES.items()}}
 
 
 def window_starts(series: Series, split: str, lookback: int, horizon: int) -> np.ndarray:
@@ -44,7 +47,7 @@ def window_starts(series: Series, split: str, lookback: int, horizon: int) -> np
 ITEM_SUMS = {"mase": "scaled_ae", "mse": "se", "mae": "ae"}
 
 
-class ForecastData(TaskData):
+class ForecastData(IndexedData):
     def __init__(self, series: Series, lookback: int, horizon: int, features: str,
                  primary: str = "mase") -> None:
         import torch
@@ -86,21 +89,17 @@ class ForecastData(TaskData):
     def split_sizes(self) -> dict[str, int]:
         return {split: len(starts) for split, starts in self.starts.items()}
 
-    def num_batches(self, split: str, batch_size: int) -> int:
-        return -(-len(self.starts[split]) // batch_size)
+    def items(self, split: str) -> int:
+        return len(self.starts[split])
 
-    def batches(self, split: str, batch_size: int, seed: int | None = None) -> Iterator[Batch]:
+    def collate(self, split: str, rows: np.ndarray) -> Batch:
         import torch
 
-        starts = self.starts[split]
-        if seed is not None:
-            starts = np.random.default_rng(seed).permutation(starts)
-        for i in range(0, len(starts), batch_size):
-            x, y, last = self.windows(starts[i : i + batch_size])
-            yield Batch(inputs=torch.tensor(x, dtype=torch.float32),
-                        targets=torch.tensor(y, dtype=torch.float32),
-                        extra={"last": torch.tensor(last, dtype=torch.float32),
-                               "mase_scale": self.mase_scales[split]})
+        x, y, last = self.windows(self.starts[split][rows])
+        return Batch(inputs=torch.tensor(x, dtype=torch.float32),
+                     targets=torch.tensor(y, dtype=torch.float32),
+                     extra={"last": torch.tensor(last, dtype=torch.float32),
+                            "mase_scale": self.mase_scales[split]})
 
     def fold(self, index: int, folds: int) -> ForecastData:
         """Rolling-origin validation: fold `index` of `folds` validates from an origin
@@ -198,8 +197,20 @@ class ForecastData(TaskData):
         truth = (y + last[:, None, :])[:, :, column].reshape(-1) * scale[0] + scale[1]
         return predicted, truth
 
+    def source(self) -> UserSource:
+        """The chronological split as date ranges, for `seqbench data` and `split.json`."""
+        dates, (valid_start, test_start, end) = self.series.dates, self.series.borders
+        spans = {"train": (0, valid_start), "valid": (valid_start, test_start),
+                 "test": (test_start, end)}
+        return UserSource({split: [f"{dates[a]}..{dates[b - 1]}"] for split, (a, b) in
+                           spans.items()}, "chronological: rows of each period are its "
+                           "forecast targets, windows look back across borders")
+
+    def describe(self) -> dict[str, Any]:
+        return self.source().facts()
+
     def artifacts(self, model, run_dir: Path) -> list[Path]:
-        return write_forecast(self, model, run_dir)
+        return [*write_forecast(self, model, run_dir), *self.source().write(run_dir)]
 
 
 def write_forecast(data: ForecastData, model, out_dir: Path) -> list[Path]:
@@ -243,7 +254,11 @@ class ForecastingTask(Task):
         "airline": "monthly airline passengers 1949-1960 (ships with aeon, offline); last 36 "
                    "months forecast in one shot",
         "etth1": "ETTh1 hourly transformer data, Informer's 12/4/4-month protocol",
-        "csv": "your own CSV (--set csv=PATH --set target=COLUMN [--set season=N])",
+        "csv": "your own CSV (--set path=PATH --set target=COLUMN [--set season=N]); many "
+               "series in one long file with --set id=COLUMN",
+        "m1-yearly": "M1 competition, 181 yearly series, 6-year horizon (ships with aeon, "
+                     "offline); one global model, errors averaged over series",
+        **{name: spec.description for name, spec in AEON_SERIES.items()},
     }
     default_dataset = "airline"
     primary_metric = "mase"
@@ -264,17 +279,37 @@ class ForecastingTask(Task):
         Param("features", str, "S", "S: target only; MS: all columns in, target out; M: all "
               "in, all out", choices=("S", "MS", "M"), tune=False),
         Param("target", str, "", "target column (default: OT for etth1)", tune=False),
-        Param("csv", str, "", "path of your CSV for dataset 'csv'", tune=False),
+        Param("path", str, "", "path of your CSV for dataset 'csv'", tune=False),
+        Param("csv", str, "", "the same as path (kept for older commands)", tune=False),
+        Param("id", str, "", "series id column: your CSV holds many series, one row per time "
+              "step, and one global model is trained across them", tune=False),
+        Param("covariates", str, "", "comma-separated exogenous columns of your many-series "
+              "CSV, fed to the model with the target's past", tune=False),
+        Param("future_covariates", str, "", "those covariates that are also known over the "
+              "horizon (prices, holidays): their future values go in too", tune=False),
         Param("season", int, 1, "seasonal period of your CSV (for MASE and seasonal naive)",
               low=1, high=100_000, tune=False),
     )
     generate_params = ()
 
     def prepare(self, dataset: str, context: DataContext, params: Mapping[str, Any]) -> ForecastData:
-        series = load_series(dataset, context, params["target"], params["csv"], params["season"])
+        from seqbench_tasks.forecasting.panel import PanelData, load_panel
+
+        refuse_foreign_options(dataset, params, self.params,
+                               {"path": ("csv",), "csv": ("csv",), "id": ("csv",),
+                                "covariates": ("csv",), "future_covariates": ("csv",)})
+        if params["covariates"] and not params["id"]:
+            raise SeqbenchError("covariates apply to many series (--set id=COLUMN); for one "
+                                "series, features=MS feeds every column's past to the model.")
         lookback, horizon = DEFAULT_SHAPES[dataset]
-        return ForecastData(series, params["lookback"] or lookback, params["horizon"] or horizon,
-                            params["features"], self.primary(dataset))
+        lookback, horizon = params["lookback"] or lookback, params["horizon"] or horizon
+        if dataset == "m1-yearly" or params["id"]:
+            return PanelData(load_panel(dataset, params), lookback, horizon,
+                             self.primary(dataset))
+        path = params["path"] or params["csv"]
+        series = load_aeon_series(dataset) if dataset in AEON_SERIES else \
+            load_series(dataset, context, params["target"], path, params["season"])
+        return ForecastData(series, lookback, horizon, params["features"], self.primary(dataset))
 
     def check_case(self):
         """A hand-checkable series for the conformance kit (see `check.py`)."""
@@ -283,4 +318,4 @@ class ForecastingTask(Task):
         return forecasting_check_case()
 
     def generate(self, model, data: ForecastData, out_dir: Path, options: Mapping[str, Any]):
-        return write_forecast(data, model, out_dir)
+        return data.artifacts(model, out_dir)

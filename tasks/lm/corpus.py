@@ -9,6 +9,7 @@ from the training split only; the streams are cached by the files' checksums.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,28 +58,66 @@ CORPORA = {
 
 @dataclass
 class Streams:
-    """Token ids per split and the vocabulary (id -> token)."""
+    """Token ids per split, the vocabulary (id -> token) and the trained tokenizer (JSON)."""
 
     ids: dict[str, np.ndarray]
     vocab: list[str]
     level: str
+    tokenizer: str = ""
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of a prompt (unknown words and characters become `<unk>`)."""
+        if self.level == "bpe":
+            from tokenizers import Tokenizer
+
+            return Tokenizer.from_str(self.tokenizer).encode(text).ids
+        index = {token: i for i, token in enumerate(self.vocab)}
+        pieces = list(text) if self.level == "char" else f" {EOS} ".join(text.split("\n")).split()
+        return [index.get(piece, index.get(UNK, 0)) for piece in pieces]
+
+    def decode(self, ids: list[int]) -> str:
+        """Text of token ids: characters joined, words spaced with `<eos>` as a line break."""
+        if self.level == "bpe":
+            from tokenizers import Tokenizer
+
+            return Tokenizer.from_str(self.tokenizer).decode(ids)
+        if self.level == "char":
+            return "".join(self.vocab[i] for i in ids)
+        return re.sub(f" ?{EOS} ?", "\n", " ".join(self.vocab[i] for i in ids))
+
+
+def contiguous_parts(text: str, train: float = 0.9, valid: float = 0.05) -> dict[str, str]:
+    """train/valid/test as the first, middle and last contiguous stretches of one text."""
+    cut1, cut2 = int(len(text) * train), int(len(text) * (train + valid))
+    return {"train": text[:cut1], "valid": text[cut1:cut2], "test": text[cut2:]}
+
+
+def vocabulary(tokenizer) -> list[str]:
+    return [token for token, _ in sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])]
 
 
 def read_text(path: Path) -> str:
     """The file's text, or a one-line error for what a broken copy leaves behind: an empty
-    file, or an archive or other binary saved under the text file's name."""
+    file, or an archive or other binary saved under the text file's name (with the byte
+    offset of the first bad byte, so a mostly good file can be fixed where it breaks)."""
+    raw = path.read_bytes()
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        text = None
-    if text is None or "\0" in text:
-        raise SeqbenchError(f"'{path}' is not UTF-8 text; replace the file.")
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SeqbenchError(f"'{path}' is not UTF-8 text (undecodable byte at offset "
+                            f"{exc.start}); replace the file.") from None
+    if "\0" in text:
+        raise SeqbenchError(f"'{path}' is not UTF-8 text (a NUL byte at offset "
+                            f"{raw.index(0)}: binary data); replace the file.")
     if not text.strip():
         raise SeqbenchError(f"'{path}' is empty; replace the file.")
     return text
 
 
-def word_streams(texts: dict[str, str]) -> Streams:
+def word_streams(texts: dict[str, str], vocab_size: int = 0, add_unk: bool = False) -> Streams:
+    """Whitespace words, `<eos>` per line; `vocab_size` > 0 keeps the most frequent words
+    of the training split. `add_unk` gives `<unk>` an id for words outside the vocabulary
+    (the canonical corpora already have `<unk>` as an ordinary word)."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
     # `<eos>` ends every line, blank ones included, as in the standard loaders (WikiText-2
@@ -88,26 +127,38 @@ def word_streams(texts: dict[str, str]) -> Streams:
     tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     # No special tokens: `<unk>` and `<eos>` are ordinary words of these corpora (listing
     # them as specials too would give them two ids each).
-    trainer = trainers.WordLevelTrainer(min_frequency=1, vocab_size=10_000_000)
+    trainer = trainers.WordLevelTrainer(min_frequency=1, vocab_size=vocab_size or 10_000_000,
+                                        special_tokens=[UNK] if add_unk else [])
     tokenizer.train_from_iterator(lines["train"], trainer=trainer)
     ids = {s: np.fromiter((i for enc in tokenizer.encode_batch(lines[s]) for i in enc.ids),
                           dtype=np.int64) for s in SPLITS}
-    vocab = [token for token, _ in sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])]
-    return Streams(ids, vocab, "word")
+    return Streams(ids, vocabulary(tokenizer), "word", tokenizer.to_str())
 
 
-def char_streams(text: str) -> Streams:
+def char_streams(parts: dict[str, str]) -> Streams:
     from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
 
-    cut1, cut2 = int(len(text) * 0.9), int(len(text) * 0.95)
-    parts = {"train": text[:cut1], "valid": text[cut1:cut2], "test": text[cut2:]}
     tokenizer = Tokenizer(models.WordLevel(unk_token=UNK))
     tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
     trainer = trainers.WordLevelTrainer(special_tokens=[UNK], vocab_size=10_000)
     tokenizer.train_from_iterator([parts["train"]], trainer=trainer)
     ids = {s: np.asarray(tokenizer.encode(parts[s]).ids, dtype=np.int64) for s in SPLITS}
-    vocab = [token for token, _ in sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])]
-    return Streams(ids, vocab, "char")
+    return Streams(ids, vocabulary(tokenizer), "char", tokenizer.to_str())
+
+
+def bpe_streams(parts: dict[str, str], vocab_size: int) -> Streams:
+    """Byte-level BPE (GPT-2 style) learned on the training split: no unknown tokens, and
+    decoding gives back the text exactly, spaces and line breaks included."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tokenizer.train_from_iterator([parts["train"]], trainer=trainer)
+    ids = {s: np.asarray(tokenizer.encode(parts[s]).ids, dtype=np.int64) for s in SPLITS}
+    return Streams(ids, vocabulary(tokenizer), "bpe", tokenizer.to_str())
 
 
 def load_streams(name: str, context: DataContext) -> Streams:
@@ -116,7 +167,7 @@ def load_streams(name: str, context: DataContext) -> Streams:
 
     def build() -> Streams:
         if corpus.level == "char":
-            return char_streams(read_text(paths[0]))
+            return char_streams(contiguous_parts(read_text(paths[0])))
         return word_streams({s: read_text(p) for s, p in zip(SPLITS, paths)})
 
     key = content_key(name, 2, [sha256_of(p) for p in paths])  # bump when the encoding changes

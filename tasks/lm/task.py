@@ -17,8 +17,19 @@ from typing import Any
 
 import numpy as np
 
-from seqbench import Batch, DataContext, Param, SeqbenchError, Task, TaskData
-from seqbench_tasks.lm.corpus import CORPORA, EOS, Streams, load_streams
+from seqbench import (
+    Batch,
+    DataContext,
+    Param,
+    SeqbenchError,
+    Task,
+    TaskData,
+    batch_count,
+    batch_rows,
+)
+from seqbench.userdata import UserSource, refuse_foreign_options
+from seqbench_tasks.lm.corpus import CORPORA, Streams, load_streams
+from seqbench_tasks.lm.text import LEVELS, load_text
 
 
 def batchify(ids: np.ndarray, rows: int) -> np.ndarray:
@@ -28,12 +39,29 @@ def batchify(ids: np.ndarray, rows: int) -> np.ndarray:
 
 
 class LanguageData(TaskData):
-    def __init__(self, dataset: str, streams: Streams, params: Mapping[str, Any]) -> None:
-        self.dataset, self.streams = dataset, streams
+    def __init__(self, dataset: str, streams: Streams, params: Mapping[str, Any],
+                 source: UserSource | None = None) -> None:
+        """`dataset` names the data in messages; `source` is set for the user's own text
+        (split record, notes, cache)."""
+        self.dataset, self.streams, self.source = dataset, streams, source
         self.bptt = params["bptt"]
         self.vocab_size = len(streams.vocab)
         self.input_size = params["emb_size"]
         self._embedding = None
+        for split in ("valid", "test"):  # one window at least, before any training starts
+            self._grid(split, 1)
+
+    def describe(self) -> dict[str, Any]:
+        return self.source.facts() if self.source else {}
+
+    def artifacts(self, model, run_dir: Path) -> list[Path]:
+        """The user's text: the split record and the tokenizer, so the vocabulary a model
+        was trained with travels with it."""
+        if self.source is None:
+            return []
+        tokenizer = run_dir / "tokenizer.json"
+        tokenizer.write_text(self.streams.tokenizer)
+        return [*self.source.write(run_dir), tokenizer]
 
     def split_sizes(self) -> dict[str, int]:
         return {split: len(ids) for split, ids in self.streams.ids.items()}
@@ -55,15 +83,16 @@ class LanguageData(TaskData):
         return grid
 
     def num_batches(self, split: str, batch_size: int) -> int:
-        return -(-(self._grid(split, batch_size).shape[1] - 1) // self.bptt)
+        return batch_count(self._grid(split, batch_size).shape[1] - 1, self.bptt)
 
     def batches(self, split: str, batch_size: int, seed: int | None = None) -> Iterator[Batch]:
-        """Windows in stream order, even when training (the state carries between them)."""
+        """Windows of `bptt` predicted positions in stream order, even when training (the
+        state carries between them, so the seed is not used)."""
         import torch
 
         grid = torch.from_numpy(self._grid(split, batch_size))
-        for start in range(0, grid.shape[1] - 1, self.bptt):
-            end = min(start + self.bptt, grid.shape[1] - 1)
+        for steps in batch_rows(grid.shape[1] - 1, self.bptt):
+            start, end = int(steps[0]), int(steps[-1]) + 1
             yield Batch(inputs=grid[:, start:end], targets=grid[:, start + 1 : end + 1])
 
     def encoder(self, params: Mapping[str, Any]):
@@ -123,7 +152,9 @@ class LanguageData(TaskData):
 class LanguageModelTask(Task):
     name = "lm"
     summary = "Language modelling: next token over a carried stream, perplexity / bits per char"
-    datasets = {name: f"{c.title}, {c.level} level" for name, c in CORPORA.items()}
+    datasets = {**{name: f"{c.title}, {c.level} level" for name, c in CORPORA.items()},
+                "text": "your text file or folder (--set path=FILE_OR_DIR [--set level=char|"
+                        "word|bpe] [--set vocab_size=N])"}
     default_dataset = "ptb"
     primary_metric = "ppl"
     primary_metrics = {"shakespeare": "bpc"}
@@ -150,6 +181,12 @@ class LanguageModelTask(Task):
         Param("unigram_bias", bool, False, "start the softmax bias at the training unigram "
               "log-frequencies (off: Zaremba et al.'s zero bias, which the published PTB "
               "reproduction uses)", tune=False),
+        Param("path", str, "", "your text file, or a folder with train.txt valid.txt "
+              "test.txt or other .txt files (dataset 'text')", tune=False),
+        Param("level", str, "char", "tokens of your text (dataset 'text'): characters, "
+              "words, or byte-level BPE", choices=LEVELS, tune=False),
+        Param("vocab_size", int, 0, "dataset 'text': BPE vocabulary (0 = 1000), or keep the "
+              "N most frequent words (0 = all)", low=0, high=1_000_000, tune=False),
         Param("init_range", float, 0.1, "uniform init range of embeddings and softmax "
               "(Zaremba: 0.1; 0 = PyTorch default)", low=0.0, high=1.0, tune=False),
     )
@@ -164,6 +201,11 @@ class LanguageModelTask(Task):
     )
 
     def prepare(self, dataset: str, context: DataContext, params: Mapping[str, Any]):
+        refuse_foreign_options(dataset, params, self.params,
+                               {"path": ("text",), "level": ("text",), "vocab_size": ("text",)})
+        if dataset == "text":
+            streams, source = load_text(params, context)
+            return LanguageData(f"'{params['path']}' ({source.how})", streams, params, source)
         return LanguageData(dataset, load_streams(dataset, context), params)
 
     def check_case(self):
@@ -175,19 +217,15 @@ class LanguageModelTask(Task):
     def generate(self, model, data: LanguageData, out_dir: Path, options: Mapping[str, Any]):
         import torch
 
-        vocab = data.streams.vocab
-        index = {token: i for i, token in enumerate(vocab)}
-        unknown = index.get("<unk>", 0)
-        words = list(options["prompt"]) if data.streams.level == "char" else \
-            options["prompt"].split()
-        if not words:
+        prompt = data.streams.encode(options["prompt"])
+        if not prompt:
             raise SeqbenchError("the prompt is empty.")
         generator = torch.Generator().manual_seed(options["seed"])
         device = next(model.parameters()).device
         out_dir.mkdir(parents=True, exist_ok=True)
         written = []
         for number in range(1, options["num"] + 1):
-            tokens = [index.get(w, unknown) for w in words]
+            tokens = list(prompt)
             with torch.no_grad():
                 logits, state = model(torch.tensor([tokens], device=device))
                 for _ in range(options["steps"]):
@@ -199,8 +237,7 @@ class LanguageModelTask(Task):
                                                   generator=generator))
                     tokens.append(token)
                     logits, state = model(torch.tensor([[token]], device=device), state)
-            text = "".join(vocab[t] for t in tokens) if data.streams.level == "char" else \
-                " ".join(vocab[t] for t in tokens).replace(f" {EOS}", "\n")
+            text = data.streams.decode(tokens)
             path = out_dir / f"sample-{number}.txt"
             path.write_text(text + "\n")
             print(text)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from seqbench import DataContext, SeqbenchError, cached, content_key
-from seqbench_tasks.music.pianoroll import LOWEST_PITCH, NUM_KEYS
+from seqbench_tasks.music.pianoroll import LOWEST_PITCH, NUM_KEYS, shift_to_c
 
 #: Bump when the encoding changes so stale caches are rebuilt.
 ENCODING_VERSION = 1
@@ -39,8 +39,7 @@ def split_of(path: Path) -> str:
 
 def transposition_to_c(score) -> int:
     """Semitones that move the analysed tonic to C, choosing the smaller move (-6..+5)."""
-    tonic = score.analyze("key").tonic.pitchClass
-    return (-tonic + 6) % 12 - 6
+    return shift_to_c(score.analyze("key").tonic.pitchClass)
 
 
 def chorale_to_roll(score, transpose: int = 0) -> np.ndarray:

@@ -74,6 +74,8 @@ DATASETS: dict[str, str] = {
     "bach": "Bach chorales from music21's corpus, quarter-note frames, in C (offline default)",
     **{name: f"{c.title} (Boulanger-Lewandowski et al. 2012), {'/'.join(map(str, c.sizes))} "
        "pieces" for name, c in CANONICAL.items()},
+    "midi": "your folder of MIDI files (--set path=DIR [--set steps_per_beat=4] "
+            "[--set transpose=c])",
 }
 
 #: Time steps per quarter note, used only to give written MIDI a sensible tempo. JSB and the

@@ -9,6 +9,7 @@ cannot tell a held note from a repeated one, and a held note is what it usually 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,11 @@ HIGHEST_PITCH = LOWEST_PITCH + NUM_KEYS - 1
 
 #: MIDI ticks per beat in the files we write (a common, finely divisible resolution).
 TICKS_PER_BEAT = 480
+
+
+def shift_to_c(tonic: int) -> int:
+    """Semitones that move a tonic pitch class (0 = C) to C, the smaller way (-6..+5)."""
+    return (-tonic + 6) % 12 - 6
 
 
 def steps_to_roll(steps: Sequence[Iterable[int]]) -> np.ndarray:
@@ -79,41 +85,67 @@ def roll_to_midi(
     return path
 
 
-def midi_to_roll(path: str | Path, *, steps_per_beat: int = 1) -> np.ndarray:
-    """Read a MIDI file (all tracks, all channels but drums) into a roll on a beat grid.
+@dataclass
+class MidiPiece:
+    """A MIDI file read onto the piano-roll grid, with what the 88-key encoding lost."""
+
+    roll: np.ndarray
+    #: Notes outside MIDI 21..108, dropped from the roll.
+    outside: int
+    #: Notes on the General MIDI drum channel (10), ignored: they have no pitch.
+    drum_notes: int
+    #: The first key signature in the file (mido's spelling, e.g. "Eb" or "F#m"), if any.
+    key: str | None
+
+
+def read_midi(path: str | Path, *, steps_per_beat: int = 1, shift: int = 0) -> MidiPiece:
+    """Read a type 0 or 1 MIDI file (all tracks, all channels but drums) onto a beat grid,
+    moved by `shift` semitones.
 
     A step is on for a key when a note of that pitch sounds during any part of the step;
-    notes outside the piano range are dropped.
+    notes outside the piano range are dropped and counted.
     """
     import mido
 
     try:
         midi = mido.MidiFile(path)
-    except (OSError, EOFError, ValueError, KeyError) as exc:
+    except (OSError, EOFError, ValueError, KeyError, IndexError) as exc:
         # mido's EOFError for a file cut short carries no text; say what it means.
         reason = str(exc) or ("the file ends in the middle of a track" if isinstance(exc, EOFError)
                               else type(exc).__name__)
         raise SeqbenchError(f"cannot read MIDI file '{path}': {reason}.") from None
+    if midi.type == 2:
+        raise SeqbenchError(f"MIDI file '{path}' is type 2 (independent patterns); save it as "
+                            "type 0 or 1.")
     ticks_per_step = midi.ticks_per_beat / steps_per_beat
     notes: list[tuple[int, float, float]] = []  # (pitch, start tick, end tick)
+    drum_notes, key = 0, None
     for track in midi.tracks:
         now, sounding = 0, {}
         for message in track:
             now += message.time
-            if message.type not in ("note_on", "note_off") or message.channel == 9:
+            if message.type == "key_signature" and key is None:
+                key = message.key
+            if message.type not in ("note_on", "note_off"):
                 continue
-            key = (message.channel, message.note)
+            if message.channel == 9:
+                drum_notes += message.type == "note_on" and message.velocity > 0
+                continue
+            note = (message.channel, message.note)
             if message.type == "note_on" and message.velocity > 0:
-                sounding.setdefault(key, now)
-            elif key in sounding:
-                notes.append((message.note, sounding.pop(key), now))
-    if not notes:
-        return np.zeros((0, NUM_KEYS), dtype=np.uint8)
-    length = int(np.ceil(max(end for _, _, end in notes) / ticks_per_step))
+                sounding.setdefault(note, now)
+            elif note in sounding:
+                notes.append((message.note + shift, sounding.pop(note), now))
+    inside = [n for n in notes if LOWEST_PITCH <= n[0] <= HIGHEST_PITCH]
+    length = int(np.ceil(max((end for _, _, end in notes), default=0) / ticks_per_step))
     roll = np.zeros((length, NUM_KEYS), dtype=np.uint8)
-    for pitch, start, end in notes:
-        if LOWEST_PITCH <= pitch <= HIGHEST_PITCH:
-            first = int(start // ticks_per_step)
-            last = max(first + 1, int(np.ceil(end / ticks_per_step)))
-            roll[first:last, pitch - LOWEST_PITCH] = 1
-    return roll
+    for pitch, start, end in inside:
+        first = int(start // ticks_per_step)
+        last = max(first + 1, int(np.ceil(end / ticks_per_step)))
+        roll[first:last, pitch - LOWEST_PITCH] = 1
+    return MidiPiece(roll, len(notes) - len(inside), drum_notes, key)
+
+
+def midi_to_roll(path: str | Path, *, steps_per_beat: int = 1) -> np.ndarray:
+    """The roll of a MIDI file as it is written (see `read_midi`)."""
+    return read_midi(path, steps_per_beat=steps_per_beat).roll

@@ -2,33 +2,45 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from seqbench import Batch, DataContext, Param, SeqbenchError, Task, TaskData, plain_totals
+from seqbench import (
+    Batch,
+    DataContext,
+    IndexedData,
+    Param,
+    SeqbenchError,
+    Task,
+    plain_totals,
+)
+from seqbench.userdata import UserSource, refuse_foreign_options
 from seqbench_tasks.music.datasets import DATASETS, STEPS_PER_BEAT, load_splits
-from seqbench_tasks.music.pianoroll import NUM_KEYS, midi_to_roll, roll_to_midi
+from seqbench_tasks.music.midi_folder import load_midi_folder
+from seqbench_tasks.music.pianoroll import LOWEST_PITCH, NUM_KEYS, midi_to_roll, roll_to_midi
 
-#: Sort this many batches' worth of sequences by length before cutting batches: most of the
-#: padding goes away while batch composition still changes from epoch to epoch.
-BUCKET_BATCHES = 8
-
-
-class MusicData(TaskData):
+class MusicData(IndexedData):
     """Piano rolls of one dataset, as next-frame prediction pairs in length-bucketed batches."""
 
     input_size = NUM_KEYS
+    #: Sort this many batches' worth of pieces by length before cutting batches: most of the
+    #: padding goes away while batch composition still changes from epoch to epoch.
+    bucket = 8
 
     def __init__(
-        self, dataset: str, splits: Mapping[str, list[np.ndarray]], steps_per_beat: int = 1
+        self, dataset: str, splits: Mapping[str, list[np.ndarray]], steps_per_beat: int = 1,
+        source: UserSource | None = None,
     ) -> None:
+        """`source` is set for the user's MIDI folder: its file names and reading notes go
+        into `seqbench data` and the run's split record."""
         import torch
 
         self.dataset = dataset
         self.steps_per_beat = steps_per_beat
+        self.source = source
         self.rolls = {name: [r for r in rolls if len(r) >= 2] for name, rolls in splits.items()}
         for name in ("train", "valid", "test"):
             if not self.rolls.get(name):
@@ -41,27 +53,27 @@ class MusicData(TaskData):
     def split_sizes(self) -> dict[str, int]:
         return {name: len(rolls) for name, rolls in self.rolls.items()}
 
-    def num_batches(self, split: str, batch_size: int) -> int:
-        return -(-len(self._tensors[split]) // batch_size)
+    def describe(self) -> dict[str, Any]:
+        keys = {split: np.sum([r.sum(0, dtype=np.int64) for r in rolls], axis=0) for split, rolls in
+                self.rolls.items()}
+        return {"lengths": {split: self.lengths(split) for split in self.rolls},
+                "balance": {split: {f"MIDI {k + LOWEST_PITCH}": int(c[k])
+                                    for k in np.argsort(-c, kind="stable")[:8] if c[k]}
+                            for split, c in keys.items()},
+                **(self.source.facts() if self.source else {})}
 
-    def batches(self, split: str, batch_size: int, seed: int | None = None) -> Iterator[Batch]:
-        sequences = self._tensors[split]
-        lengths = np.array([len(s) for s in sequences])
-        if seed is None:
-            order = np.argsort(lengths, kind="stable")
-            groups = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-        else:
-            rng = np.random.default_rng(seed)
-            order = rng.permutation(len(sequences))
-            chunk = batch_size * BUCKET_BATCHES
-            groups = []
-            for start in range(0, len(order), chunk):
-                part = order[start : start + chunk]
-                part = part[np.argsort(lengths[part], kind="stable")]
-                groups += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
-            groups = [groups[i] for i in rng.permutation(len(groups))]
-        for group in groups:
-            yield _collate([sequences[i] for i in group])
+    def artifacts(self, model, run_dir: Path) -> list[Path]:
+        """The user's folder: which file went to which split."""
+        return self.source.write(run_dir) if self.source else []
+
+    def items(self, split: str) -> int:
+        return len(self._tensors[split])
+
+    def lengths(self, split: str) -> list[int]:
+        return [len(s) for s in self._tensors[split]]
+
+    def collate(self, split: str, rows: np.ndarray) -> Batch:
+        return _collate([self._tensors[split][i] for i in rows])
 
     def encoder(self, params: Mapping[str, Any]):
         from torch import nn
@@ -192,7 +204,23 @@ class MusicTask(Task):
               high=1000.0),
     )
 
+    params = (
+        Param("path", str, "", "folder of your MIDI files (dataset 'midi'; train/ valid/ "
+              "test/ sub-folders are used as the split when present)", tune=False),
+        Param("steps_per_beat", int, 4, "piano-roll steps per quarter note (dataset 'midi')",
+              low=1, high=96, tune=False),
+        Param("transpose", str, "none", "'c' moves each piece to C major / C minor by its key "
+              "signature (dataset 'midi')", choices=("none", "c"), tune=False),
+        Param("skip_bad", bool, False, "skip unreadable, empty or too short MIDI files and "
+              "count them, instead of stopping (dataset 'midi')", tune=False),
+    )
+
     def prepare(self, dataset: str, context: DataContext, params: Mapping[str, Any]) -> MusicData:
+        refuse_foreign_options(dataset, params, self.params,
+                               {p.name: ("midi",) for p in self.params})
+        if dataset == "midi":
+            pieces, source = load_midi_folder(params, context)
+            return MusicData(dataset, pieces.rolls, params["steps_per_beat"], source)
         return MusicData(dataset, load_splits(dataset, context), STEPS_PER_BEAT[dataset])
 
     def check_case(self):

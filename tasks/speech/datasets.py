@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import tarfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,11 +22,13 @@ from seqbench import DataContext, RemoteFile, SeqbenchError, cached, content_key
 
 @dataclass
 class Sequences:
-    """Feature sequences `[T_i, F]` (float32) with integer labels and their names."""
+    """Feature sequences `[T_i, F]` (float32) with integer labels and their names, and the
+    sequences' ids where the data has them (the user's files)."""
 
     features: list[np.ndarray]
     labels: np.ndarray
     classes: list[str]
+    ids: list[str] = field(default_factory=list)
 
 
 def load_japanese_vowels() -> dict[str, Sequences]:
@@ -112,4 +114,7 @@ DATASETS = {
     "japanese-vowels": "Japanese Vowels: 9 speakers, 12 LPC cepstra, 270 train / 370 test "
                        "(ships with aeon, offline)",
     "fsdd": "Free Spoken Digit Dataset: 10 digits, 6 speakers, 13 MFCCs, 2700 / 300",
+    "csv": "your long-format CSV: a sequence id, a label and feature columns, one row per "
+           "frame (--set path=FILE [--set test=FILE] [--set id=COL] [--set label=COL])",
+    "ts": "your UCR/UEA .ts file, read by aeon (--set path=TRAIN.ts [--set test=TEST.ts])",
 }

@@ -9,14 +9,17 @@ on ordinary dense batches. `pooling=mean` averages over the real frames instead.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from seqbench import Batch, DataContext, Param, SeqbenchError, Task, TaskData
+from seqbench import Batch, DataContext, IndexedData, Param, SeqbenchError, Task
+from seqbench.userdata import UserSource, refuse_foreign_options
 from seqbench_tasks.speech.datasets import DATASETS, LOADERS, Sequences
+from seqbench_tasks.speech.user_files import aeon_sets, load_user_sequences
 
 
 def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, ...]:
@@ -67,16 +70,19 @@ def check_sequences(sequences: list[np.ndarray], features: int, source: str) -> 
             raise SeqbenchError(f"{source}: sequence {index} contains NaN or infinite values.")
 
 
-class SpeechData(TaskData):
-    """Standardised sequences per split, length-bucketed batches, last-frame classification."""
+class SpeechData(IndexedData):
+    """Standardised sequences per split in batches, last-frame (or mean) classification."""
 
     def __init__(self, dataset: str, splits: Mapping[str, Sequences], valid_fraction: float,
-                 valid_seed: int, pooling: str, fold: tuple[int, int] | None = None) -> None:
+                 valid_seed: int, pooling: str, source: UserSource | None = None,
+                 fold: tuple[int, int] | None = None) -> None:
+        """`source` is set for the user's files: the split record then names every
+        sequence id of train, valid and test."""
         import torch
 
         train, test = splits["train"], splits["test"]
         self.dataset, self.classes, self.pooling = dataset, train.classes, pooling
-        self._arguments = (dataset, splits, valid_fraction, valid_seed, pooling)
+        self._arguments = (dataset, splits, valid_fraction, valid_seed, pooling, source)
         self.input_size = train.features[0].shape[1]
         keep, held = (stratified_split(train.labels, valid_fraction, valid_seed) if fold is None
                       else stratified_fold(train.labels, *fold, seed=valid_seed))
@@ -91,19 +97,26 @@ class SpeechData(TaskData):
             for split, (features, _) in raw.items()
         }
         self.labels = {split: torch.as_tensor(labels) for split, (_, labels) in raw.items()}
+        self.source = source and replace(source, items={
+            "train": [train.ids[i] for i in keep], "valid": [train.ids[i] for i in held],
+            "test": list(test.ids)})
+
+    def describe(self) -> dict[str, Any]:
+        return {"lengths": {split: [len(s) for s in seqs] for split, seqs in
+                            self.sequences.items()},
+                "balance": {split: {name: int(count) for name, count in zip(
+                    self.classes, np.bincount(labels.numpy(), minlength=len(self.classes)))}
+                    for split, labels in self.labels.items()},
+                **(self.source.facts() if self.source else {})}
 
     def split_sizes(self) -> dict[str, int]:
         return {split: len(s) for split, s in self.sequences.items()}
 
-    def num_batches(self, split: str, batch_size: int) -> int:
-        return -(-len(self.sequences[split]) // batch_size)
+    def items(self, split: str) -> int:
+        return len(self.sequences[split])
 
-    def batches(self, split: str, batch_size: int, seed: int | None = None) -> Iterator[Batch]:
-        count = len(self.sequences[split])
-        order = np.arange(count) if seed is None else np.random.default_rng(seed).permutation(count)
-        for start in range(0, count, batch_size):
-            rows = order[start : start + batch_size]
-            yield collate([self.sequences[split][i] for i in rows], self.labels[split][rows])
+    def collate(self, split: str, rows: np.ndarray) -> Batch:
+        return collate([self.sequences[split][i] for i in rows], self.labels[split][rows])
 
     def encoder(self, params: Mapping[str, Any]):
         from torch import nn
@@ -202,7 +215,8 @@ class SpeechData(TaskData):
             writer.writerow(["true \\ predicted", *self.classes])
             for name, row in zip(self.classes, confusion):
                 writer.writerow([name, *row])
-        return [csv_path, plot_confusion(confusion, self.classes, run_dir / "confusion_matrix.png")]
+        return [csv_path, plot_confusion(confusion, self.classes, run_dir / "confusion_matrix.png"),
+                *(self.source.write(run_dir) if self.source else [])]
 
 
 def macro_f1(confusion: np.ndarray) -> float:
@@ -273,7 +287,8 @@ def read_user_sequences(path: Path, features: int) -> tuple[list[str], list[np.n
 class SpeechTask(Task):
     name = "speech"
     summary = "Speech features: classify whole variable-length sequences (accuracy, macro-F1)"
-    datasets = DATASETS
+    datasets = {**DATASETS, **{name: f"{folder.name} from the UCR/UEA archive (ships with "
+                                     "aeon, offline)" for name, folder in aeon_sets().items()}}
     default_dataset = "japanese-vowels"
     primary_metric = "accuracy"
     direction = "maximize"
@@ -289,6 +304,12 @@ class SpeechTask(Task):
         Param("valid_fraction", float, 0.15, "share of each class held out of train for "
               "validation", low=0.05, high=0.5, tune=False),
         Param("valid_seed", int, 0, "which sequences are held out for validation", tune=False),
+        Param("path", str, "", "your file: a long-format CSV (dataset 'csv') or a UCR/UEA "
+              ".ts file (dataset 'ts')", tune=False),
+        Param("test", str, "", "your test file in the same format (default: a stable 20% of "
+              "the sequence ids)", tune=False),
+        Param("id", str, "sequence", "sequence id column of your CSV", tune=False),
+        Param("label", str, "label", "label column of your CSV", tune=False),
     )
     generate_params = (
         Param("input", str, "", "CSV of sequences to label (column 'sequence' then one per "
@@ -296,11 +317,16 @@ class SpeechTask(Task):
     )
 
     def prepare(self, dataset: str, context: DataContext, params: Mapping[str, Any]) -> SpeechData:
-        splits = LOADERS[dataset](context)
+        refuse_foreign_options(dataset, params, self.params, {
+            "path": ("csv", "ts"), "test": ("csv", "ts"), "id": ("csv",), "label": ("csv",)})
+        if dataset in LOADERS:
+            splits, source = LOADERS[dataset](context), None
+        else:
+            splits, source = load_user_sequences(dataset, params, context)
         for split, data in splits.items():
             check_sequences(data.features, data.features[0].shape[1], f"{dataset} {split}")
         return SpeechData(dataset, splits, params["valid_fraction"], params["valid_seed"],
-                          params["pooling"])
+                          params["pooling"], source)
 
     def check_case(self):
         """Hand-checkable sequences for the conformance kit (see `check.py`)."""

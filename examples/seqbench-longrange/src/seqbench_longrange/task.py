@@ -8,20 +8,20 @@ criterion), summed by the core over batches and divided only at the end.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from seqbench import Batch, CheckCase, DataContext, Param, Task, TaskData
+from seqbench import Batch, CheckCase, DataContext, IndexedData, Param, Task
 from seqbench_longrange.adding import SPLIT_SEEDS, from_marked, make_sequences
 
 #: An answer within this of the target counts as solved (Hochreiter & Schmidhuber 1997).
 TOLERANCE = 0.04
 
 
-class AddingData(TaskData):
+class AddingData(IndexedData):
     """Sequences and targets per split, as `(inputs[N, T, 2], targets[N])` arrays."""
 
     input_size = 2
@@ -35,17 +35,12 @@ class AddingData(TaskData):
     def split_sizes(self) -> dict[str, int]:
         return {name: len(y) for name, (_, y) in self.splits.items()}
 
-    def num_batches(self, split: str, batch_size: int) -> int:
-        return -(-len(self.splits[split][1]) // batch_size)
+    def items(self, split: str) -> int:
+        return len(self.splits[split][1])
 
-    def batches(self, split: str, batch_size: int, seed: int | None = None) -> Iterator[Batch]:
+    def collate(self, split: str, rows: np.ndarray) -> Batch:
         inputs, targets = self.splits[split]
-        order = np.arange(len(targets))
-        if seed is not None:
-            order = np.random.default_rng(seed).permutation(order)
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            yield Batch(inputs=inputs[rows], targets=targets[rows])
+        return Batch(inputs=inputs[rows], targets=targets[rows])
 
     def encoder(self, params: Mapping[str, Any]):
         from torch import nn

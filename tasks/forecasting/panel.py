@@ -1,0 +1,288 @@
+"""Many series, one global model: M1 yearly from aeon, or your long CSV with an id column.
+
+The M competitions' protocol: the last `horizon` values of every series are its test
+period and the `horizon` before them its validation period; one model is trained on the
+windows of all series (a global model, as N-BEATS and DeepAR are), and the errors are
+averaged over series, each series scaled by its own training statistics and MASE scaled by
+its own in-sample naive error, so a series in millions does not outweigh one in units.
+Every series has exactly one validation and one test forecast of `horizon` steps, so the
+mean over all forecast values is the mean over series of each series' error.
+
+Short series (M1 yearly has 15 to 58 values) are padded on the left with their first value
+so that a look-back window fits; a training window needs one real value before its first
+target.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seqbench import Batch, SeqbenchError
+from seqbench.userdata import UserSource, is_number, read_long_table, user_path
+from seqbench_tasks.forecasting.metrics import error_sums, metrics_from, seasonal_scale
+from seqbench_tasks.forecasting.task import ForecastData
+
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass
+class Panel:
+    """Target values of many series (each `[T_i]`), with their ids and time labels, and
+    covariate columns (each `[T_i, k]`) of which the `future` ones are known ahead."""
+
+    name: str
+    ids: list[str]
+    values: list[np.ndarray]
+    times: list[list[str]]
+    season: int
+    covariates: tuple[str, ...] = ()
+    future: tuple[str, ...] = ()
+    extra: list[np.ndarray] = field(default_factory=list)
+
+
+def load_m1_yearly() -> Panel:
+    """The 181 yearly series of the M1 competition (Makridakis et al. 1982), from the copy
+    aeon ships (Monash forecasting archive format)."""
+    from aeon.datasets import load_from_tsf_file
+
+    spec = importlib.util.find_spec("aeon")
+    path = Path(spec.origin).parent / "datasets" / "data" / "m1_yearly_dataset" / \
+        "m1_yearly_dataset.tsf"
+    frame, _ = load_from_tsf_file(str(path))
+    values = [np.asarray(v, dtype=np.float64) for v in frame["series_value"]]
+    starts = [int(str(t)[:4]) for t in frame["start_timestamp"]]
+    times = [[str(start + i) for i in range(len(v))] for start, v in zip(starts, values)]
+    return Panel("m1-yearly", [str(n) for n in frame["series_name"]], values, times, season=1)
+
+
+def read_long_series(path: Path, id_column: str, target: str, season: int,
+                     covariates: tuple[str, ...] = (), future: tuple[str, ...] = ()) -> Panel:
+    """A long CSV: one row per time step of one series; the first column labels the time,
+    `id_column` names the series, `target` holds the value and `covariates` name exogenous
+    columns. Rows of a series in file order."""
+    _, (where, *numeric), body = read_long_table(
+        path, {id_column: "id", target: "target", **{c: "covariates" for c in covariates}})
+    names = (target, *covariates)
+    series: dict[str, tuple[list[str], list[list[float]]]] = {}
+    for line, row in body:
+        try:
+            values = [float(row[i]) for i in numeric]
+        except ValueError:
+            bad = next(n for n, i in zip(names, numeric) if not is_number(row[i]))
+            raise SeqbenchError(f"'{path}' line {line}: '{bad}' is not a number "
+                                f"('{row[numeric[names.index(bad)]]}').") from None
+        if not np.isfinite(values).all():
+            bad = names[int(np.flatnonzero(~np.isfinite(values))[0])]
+            raise SeqbenchError(f"'{path}' line {line}: '{bad}' is "
+                                f"{row[numeric[names.index(bad)]]}; fill or drop it.")
+        times, rows = series.setdefault(row[where].strip(), ([], []))
+        times.append(row[0])
+        rows.append(values)
+    ids = list(series)
+    table = [np.asarray(series[i][1]) for i in ids]
+    return Panel(path.stem, ids, [t[:, 0] for t in table], [series[i][0] for i in ids], season,
+                 covariates, future, [t[:, 1:] for t in table])
+
+
+def load_panel(dataset: str, params: Mapping[str, Any]) -> Panel:
+    """M1 yearly, or the user's long CSV (`path` or its alias `csv`, `id`, `target`)."""
+    if dataset == "m1-yearly":
+        return load_m1_yearly()
+    if params["path"] and params["csv"] and params["path"] != params["csv"]:
+        raise SeqbenchError("path and csv name the same file; give one of them.")
+    path = user_path(params["path"] or params["csv"], "csv", "a CSV file", folder=False)
+    if not params["target"]:
+        raise SeqbenchError(f"'{path}': say which column to forecast with --set target=COLUMN.")
+    covariates, future = (tuple(c.strip() for c in params[k].split(",") if c.strip())
+                          for k in ("covariates", "future_covariates"))
+    unknown = [c for c in future if c not in covariates]
+    if unknown:
+        raise SeqbenchError(f"future_covariates names '{unknown[0]}', which is not among "
+                            f"covariates={params['covariates']}; list it there too.")
+    return read_long_series(path, params["id"], params["target"], params["season"],
+                            covariates, future)
+
+
+class PanelData(ForecastData):
+    """Windows over every series of a panel, each scaled by its own training statistics.
+
+    Reuses the single-series model, head, loss and linear baseline; what differs is that
+    mean, scale and MASE denominator travel with each window instead of being one per run.
+    """
+
+    def __init__(self, panel: Panel, lookback: int, horizon: int, primary: str = "mase") -> None:
+        self.panel, self.lookback, self.horizon, self.primary = panel, lookback, horizon, primary
+        self.inputs = self.outputs = self._out_in_inputs = [0]
+        self.future = [panel.covariates.index(c) for c in panel.future]
+        # target, covariates, and a "this step is in the future" flag when some are known ahead
+        self.input_size = 1 + len(panel.covariates) + bool(self.future)
+        short = [(key, len(v)) for key, v in zip(panel.ids, panel.values)
+                 if len(v) < 2 * horizon + 2]
+        if short:
+            raise SeqbenchError(
+                f"{panel.name}: series '{short[0][0]}' has {short[0][1]} "
+                f"values; with horizon {horizon} each series needs {2 * horizon + 2} (test, "
+                f"validation and two training values). {len(short)} series are that short; "
+                "drop them or shorten the horizon.")
+        self.padded, self.scale, self.padded_extra = [], [], []
+        starts: dict[str, list[tuple[int, int]]] = {split: [] for split in SPLITS}
+        for index, values in enumerate(panel.values):
+            valid_start, test_start = len(values) - 2 * horizon, len(values) - horizon
+            train = values[:valid_start]
+            mean, std = train.mean(), train.std()
+            std = std if std > 0 else 1.0
+            z = (values - mean) / std
+            self.padded.append(np.concatenate([np.full(lookback, z[0]), z]))
+            if panel.covariates:
+                extra = panel.extra[index]
+                spread = extra[:valid_start].std(0)
+                extra = (extra - extra[:valid_start].mean(0)) / np.where(spread > 0, spread, 1)
+                self.padded_extra.append(np.concatenate([np.repeat(extra[:1], lookback, 0),
+                                                         extra]))
+            self.scale.append((mean, std, {
+                "train": seasonal_scale(values[:valid_start, None], panel.season)[0],
+                "valid": seasonal_scale(values[:valid_start, None], panel.season)[0],
+                "test": seasonal_scale(values[:test_start, None], panel.season)[0]}))
+            starts["train"] += [(index, t) for t in range(1, valid_start - horizon + 1)]
+            starts["valid"].append((index, valid_start))
+            starts["test"].append((index, test_start))
+        self.starts = {split: np.asarray(pairs).reshape(-1, 2) for split, pairs in starts.items()}
+        if not len(self.starts["train"]):
+            raise SeqbenchError(f"{panel.name}: no series is long enough for a training window "
+                                f"(each needs {3 * horizon + 1} values); shorten the horizon.")
+        self.split = UserSource(
+            {split: [f"{key}: {times[a]}..{times[b - 1]}" for key, times, (a, b) in zip(
+                panel.ids, panel.times, spans)] for split, spans in self.spans().items()},
+            f"last {horizon} values of each series test, the {horizon} before them validation, "
+            "the rest training",
+            notes=(f"covariates: {', '.join(panel.covariates)} (past values; known ahead: "
+                   f"{', '.join(panel.future) or 'none'})",) if panel.covariates else ())
+
+    def spans(self) -> dict[str, list[tuple[int, int]]]:
+        """Each series' rows `[a, b)` in every split."""
+        h = self.horizon
+        ends = [len(v) for v in self.panel.values]
+        return {"train": [(0, n - 2 * h) for n in ends],
+                "valid": [(n - 2 * h, n - h) for n in ends], "test": [(n - h, n) for n in ends]}
+
+    def windows(self, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(inputs relative to the last value, targets relative to it, the last values)."""
+        x = np.stack([self.padded[s][t : t + self.lookback] for s, t in starts])[:, :, None]
+        y = np.stack([self.padded[s][self.lookback + t : self.lookback + t + self.horizon]
+                      for s, t in starts])[:, :, None]
+        last = x[:, -1:, :]
+        return x - last, y - last, last[:, 0, :]
+
+    def model_inputs(self, starts: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """The model's input: the target windows `x`, beside the covariates' past values
+        (standardised per series), then, when some covariates are known ahead, `horizon`
+        more steps carrying only those, flagged as future."""
+        if not self.padded_extra:
+            return x
+        past = np.stack([self.padded_extra[s][t : t + self.lookback] for s, t in starts])
+        x = np.concatenate([x, past], axis=2)
+        if not self.future:
+            return x
+        ahead = np.zeros((len(starts), self.horizon, self.input_size))
+        ahead[:, :, 1 + np.array(self.future)] = np.stack([
+            self.padded_extra[s][self.lookback + t : self.lookback + t + self.horizon]
+            for s, t in starts])[:, :, self.future]
+        ahead[:, :, -1] = 1.0
+        return np.concatenate([np.concatenate([x, np.zeros(x.shape[:2] + (1,))], 2), ahead], 1)
+
+    def scales(self, split: str, starts: np.ndarray):
+        """Per-window mean, std and MASE scale as `[N, 1, 1]` tensors."""
+        import torch
+
+        columns = np.array([(self.scale[s][0], self.scale[s][1], self.scale[s][2][split])
+                            for s, _ in starts]).reshape(-1, 3)
+        return [torch.tensor(c, dtype=torch.float32).view(-1, 1, 1) for c in columns.T]
+
+    def collate(self, split: str, rows: np.ndarray) -> Batch:
+        import torch
+
+        starts = self.starts[split][rows]
+        x, y, last = self.windows(starts)
+        mean, std, mase = self.scales(split, starts)
+        return Batch(inputs=torch.tensor(self.model_inputs(starts, x), dtype=torch.float32),
+                     targets=torch.tensor(y, dtype=torch.float32),
+                     extra={"last": torch.tensor(last, dtype=torch.float32), "mean": mean,
+                            "std": std, "mase_scale": mase})
+
+    def fold(self, index: int, folds: int):
+        raise SeqbenchError("rolling-origin folds need one series; a panel validates on the "
+                            "last-but-one horizon of every series (leave folds=1).")
+
+    def _panel_sums(self, predicted, truth, extra, per_window=False):
+        return error_sums(predicted, truth, extra["mean"], extra["std"], extra["mase_scale"],
+                          report_standardized=False, per_window=per_window)
+
+    def statistics(self, outputs, batch: Batch):
+        last = batch.extra["last"].unsqueeze(1)
+        return self._panel_sums(outputs + last, batch.targets + last, batch.extra)
+
+    def item_scores(self, outputs, batch: Batch):
+        last = batch.extra["last"].unsqueeze(1)
+        sums = self._panel_sums(outputs + last, batch.targets + last, batch.extra, True)
+        key = {"mase": "scaled_ae", "mse": "se", "mae": "ae"}.get(self.primary, "scaled_ae")
+        return sums[key], sums["count"]
+
+    def baselines(self) -> dict[str, dict[str, float]]:
+        """Naive, seasonal naive and the global least-squares linear model, per series."""
+        import torch
+
+        starts = self.starts["test"]
+        x, y, last = self.windows(starts)
+        season = self.panel.season
+        seasonal = np.stack([[self.padded[s][self.lookback + t - season + (h % season)]
+                              for h in range(self.horizon)] for s, t in starts])[:, :, None]
+        weights = self.fit_linear()
+        linear = np.einsum("nlc,lh->nhc", x, weights[:-1]) + weights[-1][None, :, None]
+        extra = dict(zip(("mean", "std", "mase_scale"), self.scales("test", starts)))
+        truth = torch.tensor(y + last[:, None, :], dtype=torch.float32)
+        predictions = {"naive": np.repeat(last[:, None, :], self.horizon, axis=1),
+                       "seasonal_naive": seasonal, "linear": linear + last[:, None, :]}
+        return {name: metrics_from({k: float(v) for k, v in self._panel_sums(
+                    torch.tensor(p, dtype=torch.float32), truth, extra).items()})
+                for name, p in predictions.items()}
+
+    def describe(self):
+        lengths = [len(v) for v in self.panel.values]
+        facts = self.split.facts()
+        facts["notes"].append(f"{len(lengths)} series of {min(lengths)}-{max(lengths)} values; "
+                              "items are windows (one validation and one test forecast of "
+                              "every series)")
+        return {"lengths": {"train": [n - 2 * self.horizon for n in lengths],
+                            "valid": [self.horizon] * len(lengths),
+                            "test": [self.horizon] * len(lengths)}, **facts}
+
+    def artifacts(self, model, run_dir: Path) -> list[Path]:
+        """`forecast.csv` (every series' test forecast) and the split record."""
+        import torch
+
+        starts = self.starts["test"]
+        x, y, last = self.windows(starts)
+        with torch.no_grad():
+            device = next(model.parameters()).device
+            out = model(torch.tensor(self.model_inputs(starts, x), dtype=torch.float32,
+                                     device=device))[0].cpu().numpy()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        path = run_dir / "forecast.csv"
+        with open(path, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["series", "time", "true", "forecast"])
+            for row, (s, t) in enumerate(starts):
+                mean, std = self.scale[s][:2]
+                for h in range(self.horizon):
+                    writer.writerow([self.panel.ids[s], self.panel.times[s][t + h],
+                                     round(float(self.panel.values[s][t + h]), 4),
+                                     round(float((out[row, h, 0] + last[row, 0]) * std + mean),
+                                           4)])
+        return [path, *self.split.write(run_dir)]
