@@ -51,10 +51,13 @@ class Param:
 
     @property
     def search_choices(self) -> tuple[Any, ...]:
-        """The categories a sweep explores: `search` if given, else every choice."""
+        """The categories a sweep explores: `search` if given, else every choice. The default
+        is always among them: it is the sweep's first trial (the lm task's SGD, say)."""
         if self.type is bool:
             return (False, True)
-        return tuple(self.search) if self.search is not None else tuple(self.choices or ())
+        if self.search is None:
+            return tuple(self.choices or ())
+        return tuple(self.search) + (() if self.default in self.search else (self.default,))
 
     def range_given(self, value: Any) -> tuple[float | None, float | None]:
         """The search range when the parameter `search_by` names takes `value`."""

@@ -231,3 +231,13 @@ def test_early_stopping_waits_for_the_declared_minimum(tmp_path):
         if trainer.should_stop:
             break
     assert trainer.current_epoch + 1 == 6  # patience ran out at epoch 3; stopped at the minimum
+
+
+def test_a_task_default_outside_the_searched_choices_is_searched_too():
+    """lm defaults to SGD (Zaremba); SGD is not in the default optimizer space, but the first
+    trial is the defaults, so SGD (with its own learning-rate range) must be a choice."""
+    space = search_space.tunable("lm", "lstm", "ptb")
+    assert space["optimizer"].search_choices == ("adam", "rmsprop", "sgd")
+    point = search_space.default_point(space, build_spec("lm", "lstm", "ptb").settings())
+    assert point["optimizer"] == "sgd" and point["lr[sgd]"] == 20.0
+    assert space["lr"].range_given("sgd")[0] <= 20.0 <= space["lr"].range_given("sgd")[1]
