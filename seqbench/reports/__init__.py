@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from seqbench.reports import budget, compare, plots, tables
+from seqbench.reports import budget, compare, html, plots, ranking, tables
 from seqbench.reports.collect import CellSummary, collect
 
 
@@ -31,10 +31,13 @@ def fanova(cells: list[CellSummary]) -> dict[str, dict[str, float]]:
 
 def write_reports(storage: str, output_dir: Path, study: str = "seqbench",
                   task: str | None = None, dataset: str | None = None) -> list[Path]:
-    """Write one folder per (task, dataset) under `output_dir`; return the folders."""
+    """Write one folder per (task, dataset) under `output_dir`; return the folders.
+
+    Without a task or dataset filter, `output_dir/index.html` also ranks the cells across
+    every (task, dataset) of the storage."""
+    grouped, overview = collect(storage, study, task, dataset), task is None and dataset is None
     written = []
-    for (task_name, dataset_name), cells in sorted(collect(storage, study, task,
-                                                           dataset).items()):
+    for (task_name, dataset_name), cells in sorted(grouped.items()):
         cells = sorted(cells, key=lambda c: c.cell)
         folder = Path(output_dir) / f"{task_name}-{dataset_name}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -59,5 +62,10 @@ def write_reports(storage: str, output_dir: Path, study: str = "seqbench",
         if importances:
             plots.importance(importances, folder / "importance.png")
         (folder / "importance.json").write_text(json.dumps(importances, indent=2) + "\n")
+        html.write_page(folder, cells, table_rows, pairs, commands, overview)
         written.append(folder)
+    if overview:
+        ranking.write_page(output_dir, grouped, dict(zip(sorted(grouped), written)),
+                           f"seqbench report --storage {storage} --study {study} "
+                           f"--output-dir {output_dir}")
     return written

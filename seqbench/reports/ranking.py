@@ -1,0 +1,183 @@
+"""Which cell is best overall? A ranking across every (task, dataset) of a storage.
+
+Metrics differ between tasks (perplexity, accuracy, MASE), so they cannot be averaged; ranks
+can. Each dataset ranks its cells by mean final test value (1 = best, ties share the mean
+rank), and the cells' average ranks are compared as Demšar (2006) recommends: a Friedman
+test over the datasets, then the Nemenyi post-hoc test, drawn as a critical-difference
+diagram. Both come from aeon (`aeon.benchmarking.stats.check_friedman` and
+`aeon.visualisation.plot_critical_difference`), not from hand-written statistics.
+
+The Friedman test needs a complete block design: the diagram uses only the cells that have
+final runs on every dataset, and needs at least three of them and two datasets; the table
+still ranks every cell on every dataset where it ran.
+"""
+
+from __future__ import annotations
+
+import csv
+import statistics
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+
+import numpy as np
+
+from seqbench.reports import html
+from seqbench.reports.collect import CellSummary
+
+ALPHA = 0.05
+DIAGRAM = "critical_difference.png"
+TABLE = "ranking.csv"
+
+
+@dataclass(frozen=True)
+class Ranking:
+    #: (task, dataset) in the order of the rows.
+    datasets: list[tuple[str, str]]
+    cells: list[str]
+    #: Mean final test value and rank of each cell, per dataset (absent: no final runs).
+    means: dict[tuple[str, str], dict[str, float]]
+    ranks: dict[tuple[str, str], dict[str, float]]
+    #: Cells with final runs on every dataset: the ones the Friedman test may compare.
+    complete: list[str]
+    #: +1 where a higher test value is better, -1 where lower is.
+    signs: dict[tuple[str, str], int]
+
+    def average_rank(self, cell: str) -> float:
+        ranks = [self.ranks[key][cell] for key in self.datasets if cell in self.ranks[key]]
+        return statistics.fmean(ranks) if ranks else float("nan")
+
+    def diagram_problem(self) -> str:
+        """Why no critical-difference diagram can be drawn ("" when one can)."""
+        if len(self.datasets) < 2:
+            return "one dataset: ranks across datasets need at least two."
+        if len(self.complete) < 3:
+            return (f"{len(self.complete)} cell(s) ran on every dataset; the Friedman test "
+                    "needs at least three.")
+        return ""
+
+    def scores(self) -> np.ndarray:
+        """(datasets x complete cells) mean test values, signed so that higher is better."""
+        return np.array([[self.means[key][cell] * self.signs[key] for cell in self.complete]
+                         for key in self.datasets])
+
+
+def rank(grouped: dict[tuple[str, str], list[CellSummary]]) -> Ranking:
+    """Rank the cells of each dataset by mean final test value, in the task's direction."""
+    from scipy.stats import rankdata
+
+    datasets = sorted(grouped)
+    means, ranks, signs = {}, {}, {}
+    for key in datasets:
+        scored = {c.cell: statistics.fmean(c.test_values) for c in grouped[key] if c.test_values}
+        signs[key] = -1 if grouped[key][0].direction == "minimize" else 1
+        names = sorted(scored)
+        means[key] = scored
+        ranks[key] = dict(zip(names, rankdata([-signs[key] * scored[n] for n in names])))
+    cells = sorted({cell for key in datasets for cell in means[key]})
+    complete = [cell for cell in cells if all(cell in means[key] for key in datasets)]
+    return Ranking(datasets, cells, means, {k: {c: float(r) for c, r in v.items()}
+                                            for k, v in ranks.items()}, complete, signs)
+
+
+def friedman_p(ranking: Ranking) -> float:
+    """Friedman's p-value over the complete cells (aeon, with its correction for ties)."""
+    from aeon.benchmarking.stats import check_friedman
+    from scipy.stats import rankdata
+
+    return float(check_friedman(rankdata(-ranking.scores(), axis=1)))
+
+
+def draw_diagram(ranking: Ranking, path: Path) -> Path:
+    """aeon's critical-difference diagram: Friedman, then Nemenyi cliques at ALPHA."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from aeon.visualisation import plot_critical_difference
+
+    fig, _ = plot_critical_difference(ranking.scores(), ranking.complete, lower_better=False,
+                                      test="nemenyi", alpha=ALPHA)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def write_csv(ranking: Ranking, path: Path) -> Path:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["task", "dataset", "cell", "test_mean", "rank"])
+        for task, dataset in ranking.datasets:
+            for cell, value in sorted(ranking.means[(task, dataset)].items()):
+                writer.writerow([task, dataset, cell, value, ranking.ranks[(task, dataset)][cell]])
+        for cell in ranking.cells:
+            writer.writerow(["all", "average rank", cell, "", ranking.average_rank(cell)])
+    return path
+
+
+def ranking_table(ranking: Ranking, grouped: dict[tuple[str, str], list[CellSummary]],
+                  folders: dict[tuple[str, str], Path], root: Path) -> str:
+    """Datasets by cells: each entry the mean test value and (rank); average rank last."""
+    rows = []
+    for key in ranking.datasets:
+        first = grouped[key][0]
+        arrow = "↓" if first.direction == "minimize" else "↑"
+        link = folders[key].relative_to(root).as_posix()
+        label = f'<a href="{escape(link)}/{html.PAGE}">{escape(key[0])} / {escape(key[1])}</a>'
+        entries = [f"{html.number(ranking.means[key][cell])} ({ranking.ranks[key][cell]:g})"
+                   if cell in ranking.means[key] else "–" for cell in ranking.cells]
+        rows.append([label, f"test {escape(first.primary_metric)} {arrow}", *entries])
+    rows.append(["<b>average rank</b>", "",
+                 *[f"<b>{html.number(ranking.average_rank(cell), 3)}</b>"
+                   for cell in ranking.cells]])
+    return html.table(["task / dataset", "metric", *map(escape, ranking.cells)], rows)
+
+
+def statistics_section(ranking: Ranking, root: Path) -> list[str]:
+    problem = ranking.diagram_problem()
+    if problem:
+        return [f"<p>No critical-difference diagram: {escape(problem)}</p>"]
+    p = friedman_p(ranking)
+    verdict = ("the cells' ranks differ more than chance explains; the diagram joins the cells "
+               "whose average ranks are within the Nemenyi critical difference"
+               if p < ALPHA else "no significant difference between the cells' ranks, so the "
+               "diagram joins them all")
+    return [
+        f'<p class="note">Friedman test over {len(ranking.datasets)} datasets and '
+        f"{len(ranking.complete)} cells ({', '.join(map(escape, ranking.complete))}): "
+        f"p = {p:.3g}: {verdict} (α = {ALPHA}; Demšar 2006, computed by aeon). With few "
+        "datasets the test has little power: read the diagram as a summary, the per-dataset "
+        "pages as the evidence.</p>",
+        html.image(draw_diagram(ranking, root / DIAGRAM),
+                   "Critical-difference diagram: average rank (1 = best); a bar joins cells "
+                   "that are not significantly different."),
+    ]
+
+
+def environment() -> str:
+    from seqbench import runs
+
+    return html.table(["package", "version"], [[escape(k), escape(str(v))]
+                                               for k, v in runs.environment().items()])
+
+
+def write_page(root: Path, grouped: dict[tuple[str, str], list[CellSummary]],
+               folders: dict[tuple[str, str], Path], command: str) -> Path:
+    """Write `root/index.html` (and ranking.csv) over every comparison in the storage."""
+    root = Path(root)
+    ranking = rank(grouped)
+    write_csv(ranking, root / TABLE)
+    body = [
+        "<h1>seqbench: every comparison</h1>",
+        f'<p class="note">{len(ranking.datasets)} (task, dataset) comparisons, '
+        f"{len(ranking.cells)} cells. Each entry: the cell's mean final test value and, in "
+        "brackets, its rank on that dataset (1 = best, ties share the mean rank). Follow a "
+        "dataset's link for its tables, tests, figures and hyperparameters.</p>",
+        "<h2>Ranking across datasets</h2>", ranking_table(ranking, grouped, folders, root),
+        *statistics_section(ranking, root),
+        "<h2>Environment of this report</h2>", environment(),
+        "<h2>Regenerate</h2>", f"<pre>{escape(command)}</pre>",
+    ]
+    path = root / html.PAGE
+    path.write_text(html.document("seqbench: every comparison", body))
+    return path
