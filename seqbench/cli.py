@@ -81,6 +81,13 @@ def plugins_option(
         disable(disable_plugin)
 
 
+LoggerOption = Annotated[
+    Optional[str],
+    typer.Option("--logger", help="Also send per-epoch metrics, hyperparameters and final test "
+                 "metrics to csv, tensorboard or mlflow (pip install 'seqbench[tensorboard]' / "
+                 "'seqbench[mlflow]'); MLflow: $MLFLOW_TRACKING_URI, else the file store ./mlruns."),
+]
+
 SetOption = Annotated[
     Optional[list[str]],
     typer.Option("--set", metavar="KEY=VALUE", help="Any hyperparameter (repeatable); "
@@ -122,6 +129,7 @@ def run(
     spec: Annotated[Optional[Path], typer.Option(help="Re-run a run folder (or its config.json); other options override it.")] = None,
     threads: ThreadsOption = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    logger: LoggerOption = None,
 ) -> None:
     """Train one cell on one task and write a run record."""
     from seqbench import threads as thread_policy
@@ -157,7 +165,7 @@ def run(
                   f"[bold]{run_spec.task}/{run_spec.dataset}[/] (seed {run_spec.seed})")
     with interruptible("the run had not started; nothing was written."):
         result = train(run_spec, output_dir=output_dir, data_dir=data_dir,
-                       show_progress=not quiet)
+                       show_progress=not quiet, logger=logger)
     m = result.metrics
     typer.echo("")
     Console().print(key_value_table(f"{m['task']}/{m['dataset']} · {m['cell']}", summary(m)))
@@ -328,6 +336,7 @@ def sweep(
     data_dir: Annotated[Optional[Path], typer.Option(help="Canonical data files.")] = None,
     output_dir: Annotated[Path, typer.Option(help="Trial and final run records (and the default journal).")] = Path("sweeps"),
     threads: ThreadsOption = None,
+    logger: LoggerOption = None,
 ) -> None:
     """Tune every cell with the same budget, then re-train each best config with K seeds."""
     from seqbench import threads as thread_policy
@@ -346,7 +355,7 @@ def sweep(
         storage=storage_url(storage, output_dir), study=study,
         settings=fixed, max_seconds=max_time, jobs=jobs, pruner=pruner,
         param_budget=param_budget, seed=seed, device=device, output_dir=str(output_dir),
-        data_dir=None if data_dir is None else str(data_dir),
+        data_dir=None if data_dir is None else str(data_dir), logger=logger,
     )
     check_output_dir(output_dir)
     with interruptible(f"completed trials and finals are kept in {plan.storage}; run the "

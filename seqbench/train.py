@@ -120,23 +120,27 @@ def train(
     callbacks: Sequence[Any] = (),
     evaluate_test: bool = True,
     max_seconds: float | None = None,
+    logger: str | None = None,
 ) -> RunResult:
     """Run `spec` to completion and write its run record; return the folder and metrics.
 
     Sweeps pass the extra arguments: already-loaded `data` (one load per worker), a fixed
     `run_dir` (so a resumed sweep finds its runs), pruning `callbacks`, a per-trial time
     budget, and `evaluate_test=False` so that model selection never sees the test split.
+    `logger` (csv, tensorboard or mlflow) copies each epoch's row to a tracker.
     """
     quiet_lightning()
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
     import lightning.pytorch as pl
 
+    from seqbench import loggers
     from seqbench.best import BestEpoch
     from seqbench.loaders import SplitBatches
     from seqbench.model import DivergedError, SequenceModel, count_parameters
 
     task, cell = registry.get_task(spec.task), registry.get_cell(spec.cell)
     accelerator_for(spec.device)  # fail before loading data if the device is impossible
+    loggers.check(logger)
     data = data if data is not None else prepare_data(spec, data_dir)
     if spec.hparams["folds"] > 1:
         data = data.fold(spec.hparams["fold"], spec.hparams["folds"])
@@ -149,6 +153,9 @@ def train(
         run_dir.mkdir(parents=True, exist_ok=True)
     runs.write_config(run_dir, spec)
     model.epoch_listeners.append(runs.HistoryWriter(run_dir / runs.HISTORY))
+    tracker = loggers.start(logger, spec, run_dir)
+    if tracker is not None:
+        model.epoch_listeners.append(tracker)
 
     selected, direction = task.selection(spec.dataset)
     monitor = f"val_{selected}"
@@ -163,6 +170,8 @@ def train(
         trainer.fit(model, train_batches, valid_batches)
     except DivergedError as exc:
         runs.write_json(run_dir / runs.METRICS, {"status": "diverged", "error": str(exc)})
+        if tracker is not None:
+            tracker.finish({}, "failed")
         raise DivergedError(f"{exc} Run record: {run_dir}") from None
     except (KeyboardInterrupt, SystemExit):
         if not trainer.interrupted:  # Lightning turns Ctrl-C into SystemExit(1)
@@ -209,6 +218,8 @@ def train(
         metrics["artifacts"] = [
             str(path.relative_to(run_dir)) for path in data.artifacts(model, run_dir)
         ]
+    if tracker is not None:
+        tracker.finish(metrics)
     runs.write_json(run_dir / runs.METRICS, metrics)
     return RunResult(run_dir=run_dir, metrics=metrics)
 

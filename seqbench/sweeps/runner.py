@@ -67,6 +67,8 @@ class SweepPlan:
     device: str = "auto"
     output_dir: str = "sweeps"
     data_dir: str | None = None
+    #: Tracker every trial, re-run and final also logs to (`seqbench.loggers`).
+    logger: str | None = None
 
     def command(self) -> str:
         """The `seqbench sweep` command line that reproduces (or resumes) this sweep."""
@@ -87,6 +89,7 @@ class SweepPlan:
                   f"--study {self.study}", f"--storage {self.storage}",
                   f"--output-dir {self.output_dir}"]
         parts += [f"--set {key}={value}" for key, value in settings.items()]
+        parts += [f"--logger {self.logger}"] if self.logger else []
         return " ".join(parts)
 
     def study_name(self, cell: str) -> str:
@@ -240,7 +243,8 @@ def validation_value(plan: SweepPlan, cell: str, settings: Mapping[str, Any], se
             shutil.rmtree(run_dir, ignore_errors=True)
             metrics = train(spec, data=data.get(spec), run_dir=run_dir, show_progress=False,
                             callbacks=[pruning] if pruning is not None and fold == 0 else [],
-                            evaluate_test=False, max_seconds=plan.max_seconds).metrics
+                            evaluate_test=False, max_seconds=plan.max_seconds,
+                            logger=plan.logger).metrics
         first = first or metrics
         if pruning is not None and pruning.pruned_at is not None:
             return None, first
@@ -397,7 +401,7 @@ def final_run(plan: SweepPlan, cell: str, seed: int) -> dict[str, Any] | None:
         shutil.rmtree(run_dir, ignore_errors=True)  # a killed or outdated final: redo it
         spec = base_spec(plan, cell, trial.user_attrs["settings"], seed)
         metrics = train(spec, data_dir=plan.data_dir, run_dir=run_dir, show_progress=False,
-                        max_seconds=plan.max_seconds).metrics
+                        max_seconds=plan.max_seconds, logger=plan.logger).metrics
         config = runs.read_json(run_dir / runs.CONFIG)
         runs.write_json(run_dir / runs.CONFIG, {**config, "trial": chosen,
                                                 "study": plan.study_name(cell)})
@@ -410,6 +414,9 @@ def final_run(plan: SweepPlan, cell: str, seed: int) -> dict[str, Any] | None:
 
 def validate_plan(plan: SweepPlan) -> None:
     """Fail on bad names or values before any worker starts."""
+    from seqbench import loggers
+
+    loggers.check(plan.logger)
     if plan.pruner not in PRUNERS:
         from seqbench.errors import unknown_name
 

@@ -1,0 +1,107 @@
+"""Send a run's curves to the trackers people already use: CSV, TensorBoard or MLflow.
+
+The run record (`history.csv`, `metrics.json`) stays the source of truth; a tracker gets a
+copy through Lightning's own logger classes. The copy is made once per epoch by an epoch
+listener, from the same row that `history.csv` receives, never per step and never through
+`self.log` (which costs about a millisecond a call inside the training loop, see
+`SequenceModel`): the throughput target holds with any tracker. The hyperparameters go in
+at the start, the final test metrics at the end.
+
+Where each writes:
+- csv: `RUN_DIR/csv/metrics.csv` and `hparams.yaml` (Lightning's CSVLogger);
+- tensorboard: `RUN_DIR/tensorboard/` (`tensorboard --logdir` over the run folders);
+- mlflow: `$MLFLOW_TRACKING_URI` when set, else MLflow's local file store `./mlruns` in the
+  working directory (`MLFLOW_ALLOW_FILE_STORE=true mlflow ui` there shows it); one
+  experiment per task/dataset, one MLflow run per seqbench run, tagged with its run folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from seqbench.config import RunSpec
+from seqbench.errors import SeqbenchError, unknown_name
+
+LOGGERS = ("csv", "tensorboard", "mlflow")
+#: The optional package each tracker needs, and the extra that installs it.
+#: (mlflow-skinny, the extra's choice, provides the `mlflow` module without the server.)
+NEEDS = {"tensorboard": ("tensorboard", "tensorboard"), "mlflow": ("mlflow", "mlflow")}
+
+
+def check(kind: str | None) -> None:
+    """Fail before training on an unknown tracker or one whose package is missing."""
+    if kind is None:
+        return
+    if kind not in LOGGERS:
+        raise unknown_name("logger", kind, LOGGERS)
+    if kind in NEEDS:
+        import importlib.util
+
+        module, extra = NEEDS[kind]
+        if importlib.util.find_spec(module) is None:
+            raise SeqbenchError(f"--logger {kind} needs the '{module}' package: "
+                                f"pip install 'seqbench[{extra}]'.")
+
+
+def mlflow_uri() -> str:
+    """`$MLFLOW_TRACKING_URI`, else the local file store `./mlruns`: embedded, no server and
+    no database package. MLflow 3 keeps that store in maintenance mode and refuses it unless
+    MLFLOW_ALLOW_FILE_STORE is set, so choosing it here sets that too."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    return Path("mlruns").resolve().as_uri()
+
+
+def build(kind: str, spec: RunSpec, run_dir: Path) -> Any:
+    """The Lightning logger for `kind`, writing where the module docstring says."""
+    from lightning.pytorch import loggers
+
+    if kind == "csv":
+        return loggers.CSVLogger(save_dir=run_dir, name="csv", version="")
+    if kind == "tensorboard":
+        return loggers.TensorBoardLogger(save_dir=run_dir, name="tensorboard", version="",
+                                         default_hp_metric=False)
+    return loggers.MLFlowLogger(
+        experiment_name=f"seqbench/{spec.task}/{spec.dataset}", run_name=run_dir.name,
+        tracking_uri=mlflow_uri(),
+        tags={"cell": spec.cell, "seed": str(spec.seed), "run_dir": str(run_dir.resolve())})
+
+
+def numbers(row: dict[str, Any], keep=lambda key: True) -> dict[str, float]:
+    return {key: float(value) for key, value in row.items()
+            if keep(key) and isinstance(value, (int, float)) and not isinstance(value, bool)}
+
+
+class Tracker:
+    """An epoch listener that copies each history row to a Lightning logger."""
+
+    def __init__(self, kind: str, spec: RunSpec, run_dir: Path) -> None:
+        self.logger = build(kind, spec, run_dir)
+        self.params = spec.to_dict()
+        self.logger.log_hyperparams(self.params)
+        #: TensorBoard's HParams tab lists a run only when its hyperparameters are written
+        #: together with metrics, so there the final metrics go in through log_hyperparams.
+        self.hparams_with_metrics = kind == "tensorboard"
+        self.epoch = 0
+
+    def __call__(self, row: dict[str, Any]) -> None:
+        self.epoch = int(row["epoch"])
+        self.logger.log_metrics(numbers(row, lambda key: key != "epoch"), step=self.epoch)
+        self.logger.save()  # a killed run keeps its curve, as history.csv does
+
+    def finish(self, metrics: dict[str, Any], status: str = "success") -> None:
+        """Log the final test metrics at the last epoch and close the tracker's run."""
+        final = numbers(metrics, lambda key: key.startswith("test_"))
+        if final and self.hparams_with_metrics:
+            self.logger.log_hyperparams(self.params, metrics=final, step=self.epoch)
+        elif final:
+            self.logger.log_metrics(final, step=self.epoch)
+        self.logger.finalize(status)
+
+
+def start(kind: str | None, spec: RunSpec, run_dir: Path) -> Tracker | None:
+    check(kind)
+    return None if kind is None else Tracker(kind, spec, run_dir)
