@@ -7,6 +7,10 @@ the median time per epoch and the ratio seqbench / bare. Ratios, not seconds, ar
 result: this machine is shared and noisy, but both sides see the same noise.
 
     python benchmarks/throughput.py [--epochs 10] [--repeats 3] [--threads N] [--workload W]
+                                    [--logger csv|tensorboard|mlflow]
+
+With --logger, the seqbench side also sends every epoch's row to that tracker, as
+`seqbench run --logger` does (the bare side logs nothing).
 
 Workloads (synthetic data shaped like the real thing, so no download is needed):
   music-256  88 keys -> LSTM 256 -> 88 logits, 100 batches of 16 piano-roll pieces
@@ -114,21 +118,29 @@ WORKLOADS = {
 }
 
 
-def seqbench_epochs(data: TaskData, spec, epochs: int) -> float:
-    """Seconds per epoch through seqbench's own model and trainer."""
+def seqbench_epochs(data: TaskData, spec, epochs: int, logger: str | None = None) -> float:
+    """Seconds per epoch through seqbench's own model and trainer (and tracker, if any)."""
     import tempfile
     from pathlib import Path
+
+    from seqbench import loggers
 
     torch.manual_seed(0)
     model = SequenceModel(get_task(spec.task), data, get_cell(spec.cell), spec)
     spec.hparams["epochs"] = epochs
     with tempfile.TemporaryDirectory() as tmp:
+        tracker = loggers.start(logger, spec, Path(tmp))
+        if tracker is not None:
+            model.epoch_listeners.append(tracker)
         trainer = make_trainer(spec, Path(tmp), "val_nll", "min", show_progress=False)
         train = SplitBatches(data, "train", spec.hparams["batch_size"], seed=0)
         valid = SplitBatches(data, "valid", spec.hparams["batch_size"])
         started = time.perf_counter()
         trainer.fit(model, train, valid)
-        return (time.perf_counter() - started) / epochs
+        seconds = (time.perf_counter() - started) / epochs
+        if tracker is not None:
+            tracker.finish({})
+        return seconds
 
 
 def bare_epochs(data: TaskData, spec, epochs: int) -> float:
@@ -180,13 +192,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--workload", choices=sorted(WORKLOADS), action="append")
+    parser.add_argument("--logger", choices=["csv", "tensorboard", "mlflow"], default=None)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     quiet_lightning()
     torch.use_deterministic_algorithms(True)  # seqbench always trains deterministically
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{args.epochs} epochs x {args.repeats} repeats (alternating)")
+          f"{args.epochs} epochs x {args.repeats} repeats (alternating)"
+          + (f", seqbench logging to {args.logger}" if args.logger else ""))
     print(f"{'workload':<10} {'bare s/epoch':>13} {'seqbench s/epoch':>17} {'ratio':>7}")
     for name in args.workload or sorted(WORKLOADS):
         data, spec = WORKLOADS[name]()
@@ -194,7 +208,7 @@ def main() -> None:
         bare_epochs(data, spec, 1)  # warm-up: allocator, kernels, imports
         for _ in range(args.repeats):
             bare.append(bare_epochs(data, spec, args.epochs))
-            ours.append(seqbench_epochs(data, spec, args.epochs))
+            ours.append(seqbench_epochs(data, spec, args.epochs, args.logger))
         b, o = statistics.median(bare), statistics.median(ours)
         print(f"{name:<10} {b:>13.4f} {o:>17.4f} {o / b:>7.3f}")
 
