@@ -103,7 +103,7 @@ def comparison(cells: list[CellSummary], rows: list[dict[str, Any]]) -> str:
     """The comparison table from `tables.rows` (plus the baselines), as the Markdown shows it."""
     first = cells[0]
     headers = ["cell", f"test {escape(first.primary_metric)}: mean", f"{LEVEL:.0%} CI",
-               "seeds", f"best val {escape(first.selection_metric)}", "parameters",
+               "seeds", f"val {escape(first.selection_metric)}: search / re-runs", "parameters",
                "s/epoch", "trials done/pruned/failed", "better than (Holm p)"]
     body, classes = [], []
     for r in rows:
@@ -111,7 +111,7 @@ def comparison(cells: list[CellSummary], rows: list[dict[str, Any]]) -> str:
             f"[{number(r['ci_low'])}, {number(r['ci_high'])}]"
         body.append([
             escape(r["cell"]) + (" ★" if r["top"] else ""), number(r["test_mean"]), interval,
-            str(r["seeds"]), number(r["best_val"]),
+            str(r["seeds"]), f"{number(r['val_search'])} / {number(r['val_reruns'])}",
             "n/a" if math.isnan(r["parameters"]) else f"{round(r['parameters']):,}",
             number(r["seconds_per_epoch"], 3),
             f"{r['trials_complete']}/{r['trials_pruned']}/{r['trials_fail']}",
@@ -124,7 +124,9 @@ def comparison(cells: list[CellSummary], rows: list[dict[str, Any]]) -> str:
     arrow = "lower is better" if first.direction == "minimize" else "higher is better"
     return table(headers, body, classes) + (
         f'<p class="note">test {escape(first.primary_metric)}: {arrow}. Mean over the final '
-        f"seeds with its {LEVEL:.0%} Student-t confidence interval. ★: no other cell is "
+        f"seeds with its {LEVEL:.0%} Student-t confidence interval. val: the selected "
+        "configuration's validation value in the search and its mean over the selection "
+        "re-run seeds. ★: no other cell is "
         "significantly better. \"better than\" lists the cells this one beats by a difference "
         "that survives the Holm-corrected pairwise tests.</p>")
 
