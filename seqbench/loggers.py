@@ -87,6 +87,7 @@ class Tracker:
         self.logger = build(kind, spec, run_dir)
         self.params = spec.to_dict()
         self.logger.log_hyperparams(self.params)
+        self.logger.save()  # opens the event file / run now, not inside the first epoch
         #: TensorBoard's HParams tab lists a run only when its hyperparameters are written
         #: together with metrics, so there the final metrics go in through log_hyperparams.
         self.hparams_with_metrics = kind == "tensorboard"
