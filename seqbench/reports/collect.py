@@ -142,7 +142,7 @@ def collect(storage_url: str, study_prefix: str = "seqbench", task: str | None =
     storage = open_storage(storage_url)
     grouped: dict[tuple[str, str], list[CellSummary]] = defaultdict(list)
     for name in optuna.get_all_study_names(storage):
-        if not name.startswith(f"{study_prefix}/"):
+        if name.split("/")[0] not in study_prefix.split(","):  # "a,b": several sweeps
             continue
         study = optuna.load_study(study_name=name, storage=storage)
         attrs = study.user_attrs
