@@ -1,14 +1,21 @@
 """seqbench: fair, reproducible comparisons of recurrent cells across sequence tasks.
 
-The public API for plugin authors is what this module exports; nothing here imports torch,
-so `seqbench --help` and `seqbench list` stay fast.
+Two audiences, one import. Plugin authors get the contracts (`Cell`, `Task`, `TaskData`,
+`Param`, ...); notebooks and scripts get the API of `seqbench.api`: `run`, `load`, `sweep`,
+`cells`, `tasks`, `register` (see docs/python.md). Nothing here imports torch, and the API
+is loaded on first use, so `import seqbench` and `seqbench --help` stay fast.
 """
+
+from typing import Any
 
 from seqbench.batching import IndexedData, batch_count, batch_rows
 from seqbench.contracts import Batch, Cell, CheckCase, DataContext, Task, TaskData, plain_totals
 from seqbench.data import RemoteFile, cached, content_key, find, locate, sha256_of
 from seqbench.errors import SeqbenchError
 from seqbench.params import Param
+
+#: Names served by `seqbench.api`, imported when first used.
+_API = ("Comparison", "Run", "RunSpec", "cells", "load", "register", "run", "sweep", "tasks")
 
 __all__ = [
     "Batch",
@@ -29,5 +36,14 @@ __all__ = [
     "find",
     "locate",
     "sha256_of",
+    *_API,
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        from seqbench import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'seqbench' has no attribute '{name}'")

@@ -6,7 +6,8 @@ recurrent models the two cost about a tenth of an epoch (see benchmarks/throughp
 model already holds each validation's exact metrics (`SequenceModel.last_metrics`), so this
 callback reads them there, clones the best weights in memory (on the model's own device),
 stops after `patience` epochs without improvement, and writes `best.ckpt` when fit ends or
-is interrupted, so a stopped run keeps its best model.
+is interrupted, so a stopped run keeps its best model. Its state (best score, epoch and
+weights) travels in resume points, so a resumed run stops and selects as if never stopped.
 """
 
 from __future__ import annotations
@@ -57,6 +58,14 @@ class BestEpoch(Callback):
         elif self.patience and epoch - self.epoch >= self.patience and \
                 past_minimum(trainer, *self.minimum):
             trainer.should_stop = True
+
+    def state_dict(self) -> dict[str, Any]:
+        """Early-stopping state for a resume point: the best score, its epoch and weights."""
+        return {"score": self.score, "epoch": self.epoch, "state": self.state}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.score, self.epoch, self.state = (state_dict["score"], state_dict["epoch"],
+                                              state_dict["state"])
 
     def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
         self.save()

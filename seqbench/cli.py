@@ -130,6 +130,7 @@ def run(
     threads: ThreadsOption = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
     logger: LoggerOption = None,
+    resume: Annotated[Optional[Path], typer.Option(help="Continue this stopped run folder from its last resume point (with its own spec).")] = None,
 ) -> None:
     """Train one cell on one task and write a run record."""
     from seqbench import threads as thread_policy
@@ -138,6 +139,14 @@ def run(
     from seqbench.config import build_spec
     from seqbench.runs import check_output_dir, read_run_config
 
+    if resume is not None:
+        if task or cell or spec or settings or dataset:
+            raise SeqbenchError("--resume continues the run's own spec; give no other run "
+                                "options with it.")
+        from seqbench.api import run as run_api
+
+        finished = run_api(resume=resume, data_dir=data_dir, progress=not quiet)
+        return _print_result(finished.metrics, finished.dir)
     given = parse_settings(settings)
     base: dict = {}
     if spec is not None:
@@ -158,7 +167,6 @@ def run(
 
     from rich.console import Console
 
-    from seqbench.console import key_value_table
     from seqbench.train import train
 
     Console().print(f"[bold]seqbench[/] training [bold]{run_spec.cell}[/] on "
@@ -166,12 +174,20 @@ def run(
     with interruptible("the run had not started; nothing was written."):
         result = train(run_spec, output_dir=output_dir, data_dir=data_dir,
                        show_progress=not quiet, logger=logger)
-    m = result.metrics
+    _print_result(result.metrics, result.run_dir)
+
+
+def _print_result(m: dict, run_dir: Path) -> None:
+    """The end of `seqbench run` (fresh or resumed): the summary table, files, the folder."""
+    from rich.console import Console
+
+    from seqbench.console import key_value_table
+
     typer.echo("")
     Console().print(key_value_table(f"{m['task']}/{m['dataset']} · {m['cell']}", summary(m)))
     for artifact in m.get("artifacts", []):
-        typer.echo(f"Wrote: {result.run_dir / artifact}")
-    typer.echo(f"Run record: {result.run_dir}")
+        typer.echo(f"Wrote: {run_dir / artifact}")
+    typer.echo(f"Run record: {run_dir}")
 
 
 #: Run-record fields that are bookkeeping, not results (they stay in metrics.json).

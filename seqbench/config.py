@@ -10,15 +10,14 @@ any data is loaded or any model built.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import InitVar, asdict, dataclass, field
+from types import MappingProxyType
+from typing import Any
 
 from seqbench import registry
+from seqbench.contracts import Cell, Task
 from seqbench.errors import SeqbenchError, unknown_name
 from seqbench.params import Param, resolve
-
-if TYPE_CHECKING:
-    from seqbench.contracts import Task
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 #: What a sweep explores by default. AdamW equals Adam while weight decay is not tuned, and
@@ -68,27 +67,68 @@ CORE_PARAMS: tuple[Param, ...] = (
 )
 
 
-@dataclass
+#: Proof that a `RunSpec` is being made by `build_spec`; see `RunSpec.__post_init__`.
+_VALIDATED = object()
+
+
+@dataclass(frozen=True)
 class RunSpec:
-    """Everything that determines a run's result (but not where files live)."""
+    """Everything that determines a run's result (but not where files live).
+
+    Frozen, and made only by `build_spec` (and `from_dict`, which goes through it): calling
+    `RunSpec(...)` directly raises, so every spec that reaches training has had its names
+    and values checked, whether it came from the CLI, the Python API or a `--spec` file.
+    The three parameter groups are read-only mappings; `with_settings` makes a changed copy.
+    """
 
     task: str
     dataset: str
     cell: str
     seed: int = 0
     device: str = "auto"
-    hparams: dict[str, Any] = field(default_factory=dict)
-    cell_params: dict[str, Any] = field(default_factory=dict)
-    task_params: dict[str, Any] = field(default_factory=dict)
+    hparams: Mapping[str, Any] = field(default_factory=dict)
+    cell_params: Mapping[str, Any] = field(default_factory=dict)
+    task_params: Mapping[str, Any] = field(default_factory=dict)
+    _token: InitVar[object] = None
+
+    def __post_init__(self, _token: object) -> None:
+        if _token is not _VALIDATED:
+            raise TypeError("a RunSpec is made by seqbench.config.build_spec (or "
+                            "RunSpec.from_dict), which validates it; not by RunSpec(...)")
+        for name in ("hparams", "cell_params", "task_params"):
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+
+    def __repr__(self) -> str:
+        return f"RunSpec({', '.join(f'{k}={v!r}' for k, v in self.to_dict().items())})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as plain data (read-only mappings do not pickle); it was validated already."""
+        return (_trusted, (self.to_dict(),))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"task": self.task, "dataset": self.dataset, "cell": self.cell,
+                "seed": self.seed, "device": self.device, "hparams": dict(self.hparams),
+                "cell_params": dict(self.cell_params), "task_params": dict(self.task_params)}
+
+    def settings(self) -> dict[str, Any]:
+        """Every hyperparameter as one `key=value` mapping that `build_spec` routes back."""
+        return {**self.hparams,
+                **{f"cell.{k}": v for k, v in self.cell_params.items()},
+                **{f"task.{k}": v for k, v in self.task_params.items()}}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunSpec:
-        known = {"task", "dataset", "cell", "seed", "device", "hparams", "cell_params",
-                 "task_params"}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        """Re-validate a stored spec (e.g. a run record's) against the installed plugins."""
+        settings = {**data.get("hparams", {}),
+                    **{f"cell.{k}": v for k, v in data.get("cell_params", {}).items()},
+                    **{f"task.{k}": v for k, v in data.get("task_params", {}).items()}}
+        return build_spec(data["task"], data["cell"], data.get("dataset"), settings,
+                          seed=data.get("seed", 0), device=data.get("device", "auto"))
+
+    def with_settings(self, settings: Mapping[str, Any]) -> RunSpec:
+        """This spec with some hyperparameters changed, validated like any other."""
+        return build_spec(self.task, self.cell, self.dataset, {**self.settings(), **settings},
+                          seed=self.seed, device=self.device)
 
     def command(self) -> str:
         """The `seqbench run` command line that reproduces this spec."""
@@ -97,11 +137,11 @@ class RunSpec:
         parts += [f"--set {k}={v}" for k, v in self.settings().items()]
         return " ".join(parts)
 
-    def settings(self) -> dict[str, Any]:
-        """Every hyperparameter under its `--set` name (`lr`, `cell.x`, `task.y`)."""
-        return {**self.hparams,
-                **{f"cell.{k}": v for k, v in self.cell_params.items()},
-                **{f"task.{k}": v for k, v in self.task_params.items()}}
+
+def _trusted(data: Mapping[str, Any]) -> RunSpec:
+    """Rebuild a pickled spec without looking plugins up again (a worker process may not
+    have an in-process plugin registered; `seqbench.api` reports that case itself)."""
+    return RunSpec(**data, _token=_VALIDATED)
 
 
 def core_params_for(task: Task, dataset: str | None = None) -> tuple[Param, ...]:
@@ -149,19 +189,24 @@ def _route(
 
 
 def build_spec(
-    task: str,
-    cell: str,
+    task: str | Task,
+    cell: str | Cell,
     dataset: str | None = None,
     settings: Mapping[str, Any] | None = None,
     seed: int = 0,
     device: str = "auto",
 ) -> RunSpec:
-    """Validate names and every hyperparameter; return a fully resolved `RunSpec`."""
-    task_plugin = registry.get_task(task)
-    cell_plugin = registry.get_cell(cell)
+    """Validate names and every hyperparameter; return a fully resolved `RunSpec`.
+
+    `task` and `cell` are installed plugin names, or plugin objects (validated against their
+    own declarations; the spec records their names, so training needs them registered).
+    """
+    task_plugin = task if isinstance(task, Task) else registry.get_task(task)
+    cell_plugin = cell if isinstance(cell, Cell) else registry.get_cell(cell)
     dataset = dataset or task_plugin.default_dataset
     if dataset not in task_plugin.datasets:
-        raise unknown_name("dataset", dataset, task_plugin.datasets, owner=f"task '{task}'")
+        raise unknown_name("dataset", dataset, task_plugin.datasets,
+                           owner=f"task '{task_plugin.name}'")
     if device not in DEVICES:
         raise unknown_name("device", device, DEVICES)
     groups = {
@@ -175,12 +220,13 @@ def build_spec(
         raise SeqbenchError(f"fold={hparams['fold']} must be below folds={hparams['folds']} "
                             "(folds are numbered from 0).")
     return RunSpec(
-        task=task,
+        task=task_plugin.name,
         dataset=dataset,
-        cell=cell,
+        cell=cell_plugin.name,
         seed=int(seed),
         device=device,
         hparams=hparams,
-        cell_params=resolve(groups["cell"], routed["cell"], f"cell '{cell}'"),
-        task_params=resolve(groups["task"], routed["task"], f"task '{task}'"),
+        cell_params=resolve(groups["cell"], routed["cell"], f"cell '{cell_plugin.name}'"),
+        task_params=resolve(groups["task"], routed["task"], f"task '{task_plugin.name}'"),
+        _token=_VALIDATED,
     )

@@ -103,12 +103,14 @@ class TaskData(ABC):
         """How many batches `batches(split, batch_size)` yields."""
 
     @abstractmethod
-    def encoder(self, params: Mapping[str, Any]) -> nn.Module:
-        """Map `Batch.inputs` to features `[B, T, input_size]`."""
+    def modules(self, hidden_size: int, params: Mapping[str, Any]) -> tuple[nn.Module, nn.Module]:
+        """`(encoder, head)`: the encoder maps `Batch.inputs` to features `[B, T, input_size]`,
+        the head maps the cell's output `[B, T, hidden_size]` to the task's predictions.
 
-    @abstractmethod
-    def head(self, hidden_size: int, params: Mapping[str, Any]) -> nn.Module:
-        """Map the cell's output `[B, T, hidden_size]` to the task's predictions."""
+        One hook builds both so that modules sharing weights (a language model's tied input
+        and output embeddings) are wired in one place, whatever order the core calls in and
+        with no state left on the data object between two calls.
+        """
 
     @abstractmethod
     def loss(self, outputs: torch.Tensor, batch: Batch) -> torch.Tensor:

@@ -36,7 +36,8 @@ class SplitBatches:
         self.batch_size = batch_size
         self.seed = seed
         self.steps_per_call = steps_per_call
-        self._passes = 0
+        #: Passes started so far; a resumed run sets it to the epochs already trained.
+        self.passes = 0
 
     @property
     def num_batches(self) -> int:
@@ -47,8 +48,8 @@ class SplitBatches:
         return -(-self.num_batches // self.steps_per_call)
 
     def __iter__(self) -> Iterator[list[Batch]]:
-        seed = None if self.seed is None else self.seed * 1_000_003 + self._passes
-        self._passes += 1
+        seed = None if self.seed is None else self.seed * 1_000_003 + self.passes
+        self.passes += 1
         chunk: list[Batch] = []
         for batch in self.data.batches(self.split, self.batch_size, seed):
             chunk.append(batch)

@@ -83,9 +83,8 @@ class SequenceModel(pl.LightningModule):
         self.task = task
         self.data = data
         self.spec = spec
-        self.encoder = data.encoder(spec.task_params)
+        self.encoder, self.head = data.modules(spec.hparams["hidden_size"], spec.task_params)
         self.cell = build_cell(cell, data.input_size, spec)
-        self.head = data.head(spec.hparams["hidden_size"], spec.task_params)
         # Mutable containers assigned once: nn.Module.__setattr__ is too slow for per-step use.
         self._run_state: dict[str, Any] = {"state": None}
         self._totals: dict[str, torch.Tensor] = {}

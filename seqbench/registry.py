@@ -146,8 +146,55 @@ def discover(kind: Kind) -> dict[str, PluginEntry]:
     return found
 
 
+#: Plugins defined in this process (`register`), by kind and name.
+_REGISTERED: dict[Kind, dict[str, PluginEntry]] = {"cell": {}, "task": {}}
+#: The `distribution` of a plugin registered in-process: it has no installed code.
+IN_PROCESS = "(registered in this process)"
+
+
+def register(plugin: Cell | Task | type[Task]) -> Cell | Task:
+    """Make a cell or task defined in this process (a notebook, a script) usable by name.
+
+    Registering the same name again replaces it, as re-running a notebook cell expects; a
+    name an installed plugin already uses is refused, so a run record's name stays
+    unambiguous. Worker processes (`--jobs > 1`) do not see these plugins.
+    """
+    if isinstance(plugin, type) and issubclass(plugin, Task):
+        plugin = plugin()
+    kinds = [kind for kind, expected in _EXPECTED.items() if isinstance(plugin, expected)]
+    if not kinds:
+        raise SeqbenchError(f"register() takes a seqbench.Cell or seqbench.Task, not a "
+                            f"{type(plugin).__name__}.")
+    kind = kinds[0]
+    problems = (cell_problems if kind == "cell" else task_problems)(plugin)
+    if problems:
+        raise SeqbenchError(f"{kind} '{plugin.name}': malformed declaration: "
+                            + "; ".join(problems))
+    installed = discover(kind).get(plugin.name)
+    if installed is not None and installed.disabled is None:
+        raise SeqbenchError(f"{kind} '{plugin.name}' is already provided by "
+                            f"{installed.distribution} {installed.version}; give yours "
+                            "another name.")
+    origin = type(plugin) if isinstance(plugin, Task) else plugin.build
+    _REGISTERED[kind][plugin.name] = PluginEntry(
+        kind=kind, name=plugin.name,
+        target=f"{origin.__module__}:{getattr(origin, '__qualname__', '?')}",
+        distribution=IN_PROCESS, version="", plugin=plugin)
+    return plugin
+
+
+def plugins(kind: Kind) -> dict[str, PluginEntry]:
+    """Installed (entry-point) and in-process plugins of `kind`, keyed by name."""
+    return {**discover(kind), **_REGISTERED[kind]}
+
+
+def in_process(kind: Kind, name: str) -> bool:
+    """Whether `name` is a plugin registered in this process (not importable elsewhere)."""
+    return name in _REGISTERED[kind]
+
+
 def _get(kind: Kind, name: str) -> Any:
-    entries = discover(kind)
+    entries = plugins(kind)
     if name not in entries:
         raise unknown_name(kind, name, entries)
     entry = entries[name]
@@ -168,7 +215,7 @@ def provenance(cell: str, task: str) -> dict[str, dict[str, str]]:
     """Which distribution, at which version, provides the cell and the task: recorded with
     every run and study so a result obtained with third-party code can be traced to it."""
     def source(kind: Kind, name: str) -> dict[str, str]:
-        entry = discover(kind)[name]
+        entry = plugins(kind)[name]
         return {"name": name, "distribution": entry.distribution, "version": entry.version}
 
     return {"cell": source("cell", cell), "task": source("task", task)}

@@ -212,10 +212,13 @@ class HistoryWriter:
             csv.writer(handle).writerow([row.get(c, "") for c in self.columns])
 
 
-def interrupted(run_dir: Path, epochs: int) -> Interrupted:
-    """Mark a run stopped by Ctrl-C in its metrics.json; say what it kept and how to go on."""
+def interrupted(run_dir: Path, epochs: int, resumable_from: int | None = None) -> Interrupted:
+    """Mark a run stopped by Ctrl-C in its metrics.json; say what it kept and how to go on:
+    continue from its resume point (after `resumable_from` epochs) if it has one."""
     kept = [CONFIG] + [name for name in (HISTORY, CHECKPOINT) if (run_dir / name).is_file()]
     write_json(run_dir / METRICS, {"status": "interrupted", "epochs": epochs})
+    how = (f"Continue it from epoch {resumable_from} with `seqbench run --resume {run_dir}`."
+           if resumable_from is not None else
+           f"Start it again with `seqbench run --spec {run_dir / CONFIG}`.")
     return Interrupted(f"the run stopped after {epochs} finished epoch(s); kept "
-                       f"{', '.join(kept)} in {run_dir}. Start it again with "
-                       f"`seqbench run --spec {run_dir / CONFIG}`.")
+                       f"{', '.join(kept)} in {run_dir}. {how}")

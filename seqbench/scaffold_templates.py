@@ -212,11 +212,9 @@ class ${cls}Data(IndexedData):
         inputs = self.splits[split][rows]
         return Batch(inputs=inputs, targets=inputs[..., 0].sum(1))
 
-    def encoder(self, params):
-        return nn.Identity()
-
-    def head(self, hidden_size, params):
-        return LastStep(hidden_size)
+    def modules(self, hidden_size, params):
+        # (encoder, head) in one call, so modules that share weights are wired in one place.
+        return nn.Identity(), LastStep(hidden_size)
 
     def loss(self, outputs, batch):
         return nn.functional.mse_loss(outputs, batch.targets)

@@ -3,14 +3,15 @@
 The trainer is configured for honest comparisons and low overhead: early stopping and
 checkpointing on the task's primary validation metric, the best checkpoint restored before
 the single test evaluation, no sanity-check batches, no Lightning logger (the run record is
-our log), and a rich progress bar.
+our log), and a rich progress bar. Tested runs write resume points (`seqbench.resume`), so a
+killed or interrupted run continues with `resume=True`; `train` returns the best-epoch
+model with its data, so the Python API hands it over without loading anything again.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import time
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,8 +28,13 @@ from seqbench.errors import SeqbenchError
 
 @dataclass
 class RunResult:
+    """What `train` leaves: the run folder, its metrics, and the best-epoch model (eval
+    mode) with the data it was trained on, so nothing has to be loaded again to use it."""
+
     run_dir: Path
     metrics: dict[str, Any]
+    model: Any
+    data: TaskData
 
 
 def quiet_lightning() -> None:
@@ -83,6 +89,7 @@ def make_trainer(
     max_seconds: float | None = None,
 ):
     import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import Checkpoint
 
     from seqbench.best import BestEpoch
     from seqbench.console import training_progress
@@ -100,7 +107,9 @@ def make_trainer(
         devices=1,
         deterministic=True,
         logger=False,
-        enable_checkpointing=False,  # BestWeights keeps the best epoch; no per-epoch files
+        # BestEpoch keeps the best epoch; a ResumePoint among the callbacks (train's own) is
+        # the only checkpointing, so Lightning must not add its every-epoch ModelCheckpoint.
+        enable_checkpointing=any(isinstance(c, Checkpoint) for c in callbacks),
         callbacks=callbacks,
         enable_progress_bar=show_progress,
         enable_model_summary=False,
@@ -121,13 +130,16 @@ def train(
     evaluate_test: bool = True,
     max_seconds: float | None = None,
     logger: str | None = None,
+    resume: bool = False,
 ) -> RunResult:
-    """Run `spec` to completion and write its run record; return the folder and metrics.
+    """Run `spec` to completion and write its run record; return the folder, metrics, model.
 
     Sweeps pass the extra arguments: already-loaded `data` (one load per worker), a fixed
     `run_dir` (so a resumed sweep finds its runs), pruning `callbacks`, a per-trial time
     budget, and `evaluate_test=False` so that model selection never sees the test split.
     `logger` (csv, tensorboard or mlflow) copies each epoch's row to a tracker.
+    Such trials are re-run rather than resumed, so they write no resume points; tested runs
+    do (`seqbench.resume`), and `resume=True` continues the one in `run_dir`.
     """
     quiet_lightning()
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
@@ -137,10 +149,19 @@ def train(
     from seqbench.best import BestEpoch
     from seqbench.loaders import SplitBatches
     from seqbench.model import DivergedError, SequenceModel, count_parameters
+    from seqbench.resume import (
+        RESUME_POINT,
+        ResumePoint,
+        StopRequest,
+        StopTraining,
+        first_ctrl_c_stops_gracefully,
+    )
 
     task, cell = registry.get_task(spec.task), registry.get_cell(spec.cell)
     accelerator_for(spec.device)  # fail before loading data if the device is impossible
     loggers.check(logger)
+    if resume:
+        resume_point = resumable(run_dir)
     data = data if data is not None else prepare_data(spec, data_dir)
     if spec.hparams["folds"] > 1:
         data = data.fold(spec.hparams["fold"], spec.hparams["folds"])
@@ -151,8 +172,10 @@ def train(
         run_dir = runs.create_run_dir(Path(output_dir), spec)
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
-    runs.write_config(run_dir, spec)
-    model.epoch_listeners.append(runs.HistoryWriter(run_dir / runs.HISTORY))
+    if not resume:
+        runs.write_config(run_dir, spec)
+    history = runs.HistoryWriter(run_dir / runs.HISTORY)
+    model.epoch_listeners.append(history)
     tracker = loggers.start(logger, spec, run_dir)
     if tracker is not None:
         model.epoch_listeners.append(tracker)
@@ -160,24 +183,32 @@ def train(
     selected, direction = task.selection(spec.dataset)
     monitor = f"val_{selected}"
     mode = "min" if direction == "minimize" else "max"
-    trainer = make_trainer(spec, run_dir, monitor, mode, show_progress, callbacks, max_seconds)
     batch_size = spec.hparams["batch_size"]
     train_batches = SplitBatches(data, "train", batch_size, seed=spec.seed)
     valid_batches = SplitBatches(data, "valid", batch_size)
+    stop = StopRequest()
+    resume_points = ResumePoint(run_dir / RESUME_POINT if evaluate_test else None,
+                                train_batches, history, stop)
+    trainer = make_trainer(spec, run_dir, monitor, mode, show_progress,
+                           [*callbacks, resume_points], max_seconds)
 
-    started = time.perf_counter()
     try:
-        trainer.fit(model, train_batches, valid_batches)
+        with first_ctrl_c_stops_gracefully(stop):
+            trainer.fit(model, train_batches, valid_batches,
+                        ckpt_path=resume_point if resume else None, weights_only=False)
     except DivergedError as exc:
         runs.write_json(run_dir / runs.METRICS, {"status": "diverged", "error": str(exc)})
         if tracker is not None:
             tracker.finish({}, "failed")
         raise DivergedError(f"{exc} Run record: {run_dir}") from None
-    except (KeyboardInterrupt, SystemExit):
-        if not trainer.interrupted:  # Lightning turns Ctrl-C into SystemExit(1)
+    except (StopTraining, KeyboardInterrupt, SystemExit) as exc:
+        # A first Ctrl-C stops between batches (StopTraining); Lightning turns a second one
+        # into SystemExit(1).
+        if not isinstance(exc, StopTraining) and not trainer.interrupted:
             raise
-        raise runs.interrupted(run_dir, trainer.current_epoch) from None
-    train_seconds = time.perf_counter() - started
+        raise runs.interrupted(run_dir, trainer.current_epoch, resume_points.saved_epochs) \
+            from None
+    train_seconds = resume_points.seconds()
     epochs_run = trainer.current_epoch
     best = next(c for c in trainer.callbacks if isinstance(c, BestEpoch))
 
@@ -199,8 +230,8 @@ def train(
         "best_epoch": best.epoch,
         **model.last_metrics.get("train", {}),
     }
+    best.restore(model)
     if evaluate_test:
-        best.restore(model)
         trainer.validate(model, valid_batches, verbose=False)
         trainer.test(model, SplitBatches(data, "test", batch_size), verbose=False)
         metrics.update(model.last_metrics.get("val", {}))
@@ -221,7 +252,40 @@ def train(
     if tracker is not None:
         tracker.finish(metrics)
     runs.write_json(run_dir / runs.METRICS, metrics)
-    return RunResult(run_dir=run_dir, metrics=metrics)
+    (run_dir / RESUME_POINT).unlink(missing_ok=True)  # finished: best.ckpt is what is kept
+    return RunResult(run_dir=run_dir, metrics=metrics, model=model.eval(), data=data)
+
+
+def resumable(run_dir: Path | None) -> Path:
+    """The resume point of a stopped run, or a one-line error saying why there is none."""
+    from seqbench.resume import RESUME_POINT
+
+    if run_dir is None or not (Path(run_dir) / runs.CONFIG).is_file():
+        raise SeqbenchError(f"'{run_dir}' is not a run folder (no {runs.CONFIG}).")
+    status = _status(Path(run_dir))
+    if status not in (None, "interrupted"):
+        raise SeqbenchError(f"run '{run_dir}' has already ended ({status}); there is nothing "
+                            "to resume.")
+    point = Path(run_dir) / RESUME_POINT
+    if not point.is_file():
+        raise SeqbenchError(f"run '{run_dir}' stopped before its first resume point; start "
+                            f"it again with: {runs.read_spec(Path(run_dir)).command()}")
+    return point
+
+
+def can_resume(run_dir: Path, spec: RunSpec) -> bool:
+    """Whether `run_dir` holds a stopped run of exactly `spec` with a resume point: a sweep's
+    final run, killed or interrupted, continues such a folder instead of starting over."""
+    from seqbench.resume import RESUME_POINT
+
+    return ((run_dir / RESUME_POINT).is_file() and (run_dir / runs.CONFIG).is_file()
+            and _status(run_dir) in (None, "interrupted") and runs.read_spec(run_dir) == spec)
+
+
+def _status(run_dir: Path) -> str | None:
+    """The status in a run's metrics.json, or None while it has none (running, or killed)."""
+    path = run_dir / runs.METRICS
+    return runs.read_json(path).get("status") if path.is_file() else None
 
 
 def load_trained(run_dir: str | os.PathLike[str], data_dir=None, device: str = "cpu"):

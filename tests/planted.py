@@ -127,13 +127,10 @@ class SumData(TaskData):
             mask = torch.ones(rows.shape[:2]) if self.bug == "float mask" else None
             yield Batch(inputs=rows, targets=targets, mask=mask)
 
-    def encoder(self, params):
-        if self.bug == "encoder wider than input_size":
-            return nn.Linear(self.input_size, self.input_size + 1)
-        return nn.Identity()
-
-    def head(self, hidden_size, params):
-        return LastStep(hidden_size, squash=self.bug == "sigmoid on a regression output")
+    def modules(self, hidden_size, params):
+        wide = self.bug == "encoder wider than input_size"
+        encoder = nn.Linear(self.input_size, self.input_size + 1) if wide else nn.Identity()
+        return encoder, LastStep(hidden_size, squash=self.bug == "sigmoid on a regression output")
 
     def loss(self, outputs, batch):
         error = (outputs - batch.targets).pow(2)

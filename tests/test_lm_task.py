@@ -87,11 +87,10 @@ def test_evaluation_carries_the_state_so_windows_equal_one_pass_over_the_stream(
 def test_tied_weights_share_one_matrix_and_need_equal_sizes():
     data = tiny_data(np.arange(20) % 10, tie_weights=True)
     params = {**PARAMS, "tie_weights": True}
-    encoder = data.encoder(params)
-    head = data.head(8, params)
+    encoder, head = data.modules(8, params)
     assert head[1].weight is encoder[0].weight
     with pytest.raises(SeqbenchError, match="tie_weights needs emb_size == hidden_size"):
-        data.head(16, params)
+        data.modules(16, params)
 
 
 def write_corpus(root: Path, name: str, folder: str, content: str | bytes) -> None:

@@ -31,10 +31,7 @@ def hidden_size_for(spec: RunSpec, data: TaskData, budget: int) -> int:
     """Largest hidden size whose model has at most `budget` parameters (binary search)."""
 
     def count(hidden: int) -> int:
-        return parameter_count(
-            RunSpec(**{**spec.to_dict(), "hparams": {**spec.hparams, "hidden_size": hidden}}),
-            data,
-        )
+        return parameter_count(spec.with_settings({"hidden_size": hidden}), data)
 
     if count(1) > budget:
         raise SeqbenchError(

@@ -384,7 +384,7 @@ def final_run(plan: SweepPlan, cell: str, seed: int) -> dict[str, Any] | None:
     """Re-train the cell's selected configuration with `seed` and test it once (skip if done)."""
     from optuna.trial import TrialState
 
-    from seqbench.train import train
+    from seqbench.train import can_resume, train
 
     if plan.jobs > 1:
         set_threads(plan.jobs)
@@ -398,10 +398,13 @@ def final_run(plan: SweepPlan, cell: str, seed: int) -> dict[str, Any] | None:
     run_dir = plan.folder("finals", cell) / f"seed{seed}"
     metrics = completed_metrics(run_dir)
     if metrics is None or runs.read_json(run_dir / runs.CONFIG).get("trial") != chosen:
-        shutil.rmtree(run_dir, ignore_errors=True)  # a killed or outdated final: redo it
         spec = base_spec(plan, cell, trial.user_attrs["settings"], seed)
+        resume = can_resume(run_dir, spec)  # a stopped final continues from its resume point
+        if not resume:
+            shutil.rmtree(run_dir, ignore_errors=True)  # an outdated or unresumable final
         metrics = train(spec, data_dir=plan.data_dir, run_dir=run_dir, show_progress=False,
-                        max_seconds=plan.max_seconds, logger=plan.logger).metrics
+                        max_seconds=plan.max_seconds, logger=plan.logger,
+                        resume=resume).metrics
         config = runs.read_json(run_dir / runs.CONFIG)
         runs.write_json(run_dir / runs.CONFIG, {**config, "trial": chosen,
                                                 "study": plan.study_name(cell)})

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from seqbench import registry
-from seqbench.config import RunSpec, core_params_for
+from seqbench.config import build_spec
 from seqbench.contracts import Batch, Cell, CheckCase, DataContext, Task, TaskData, plain_totals
 from seqbench.declarations import task_problems
 from seqbench.errors import SeqbenchError
@@ -134,10 +134,9 @@ class TaskSubject:
         from seqbench.model import SequenceModel  # Lightning: imported by task checks only
 
         _expect_declarations(self.task)
-        hparams = resolve(core_params_for(self.task, self.dataset),
-                          {"hidden_size": PROBE_HIDDEN, "layers": 1}, "training")
-        spec = RunSpec(task=self.task.name, dataset=self.dataset, cell=PROBE_CELL.name,
-                       hparams=hparams, task_params=self.params)
+        spec = build_spec(self.task, PROBE_CELL, self.dataset,
+                          {"hidden_size": PROBE_HIDDEN, "layers": 1,
+                           **{f"task.{key}": value for key, value in self._params.items()}})
         torch.manual_seed(0)
         return SequenceModel(self.task, self.data, PROBE_CELL, spec)
 
@@ -255,7 +254,7 @@ def check_input_size(subject: TaskSubject) -> None:
     expect(isinstance(data.input_size, int) and data.input_size > 0,
            "TaskData.input_size to be a positive int", repr(getattr(data, "input_size", None)))
     batch = subject.first_batch("train")
-    features = data.encoder(subject.params)(batch.inputs)
+    features = data.modules(1, subject.params)[0](batch.inputs)
     wanted = (*batch.inputs.shape[:2], data.input_size)
     expect(tuple(features.shape) == wanted,
            f"encoder output [batch, time, input_size] = {wanted}", f"{tuple(features.shape)}")

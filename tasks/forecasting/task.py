@@ -113,10 +113,10 @@ class ForecastData(IndexedData):
         series = replace(self.series, borders=(origin, test_start, end))
         return ForecastData(series, self.lookback, self.horizon, self.features, self.primary)
 
-    def encoder(self, params: Mapping[str, Any]):
+    def modules(self, hidden_size: int, params: Mapping[str, Any]):
         from torch import nn
 
-        return nn.Identity()
+        return nn.Identity(), self.head(hidden_size, params)
 
     def head(self, hidden_size: int, params: Mapping[str, Any]):
         from seqbench_tasks.forecasting.head import HorizonHead

@@ -47,7 +47,6 @@ class LanguageData(TaskData):
         self.bptt = params["bptt"]
         self.vocab_size = len(streams.vocab)
         self.input_size = params["emb_size"]
-        self._embedding = None
         for split in ("valid", "test"):  # one window at least, before any training starts
             self._grid(split, 1)
 
@@ -95,31 +94,28 @@ class LanguageData(TaskData):
             start, end = int(steps[0]), int(steps[-1]) + 1
             yield Batch(inputs=grid[:, start:end], targets=grid[:, start + 1 : end + 1])
 
-    def encoder(self, params: Mapping[str, Any]):
-        from torch import nn
-
-        self._embedding = nn.Embedding(self.vocab_size, self.input_size)
-        if params["init_range"]:
-            nn.init.uniform_(self._embedding.weight, -params["init_range"], params["init_range"])
-        return nn.Sequential(self._embedding, nn.Dropout(params["emb_dropout"]))
-
-    def head(self, hidden_size: int, params: Mapping[str, Any]):
+    def modules(self, hidden_size: int, params: Mapping[str, Any]):
+        """Embedding encoder and softmax head, built together so tying them is one assignment."""
         import torch
         from torch import nn
 
+        embedding = nn.Embedding(self.vocab_size, self.input_size)
+        if params["init_range"]:
+            nn.init.uniform_(embedding.weight, -params["init_range"], params["init_range"])
         linear = nn.Linear(hidden_size, self.vocab_size)
         if params["tie_weights"]:
             if hidden_size != self.input_size:
                 raise SeqbenchError(f"tie_weights needs emb_size == hidden_size (got "
                                     f"{self.input_size} and {hidden_size}).")
-            linear.weight = self._embedding.weight
+            linear.weight = embedding.weight
         elif params["init_range"]:
             nn.init.uniform_(linear.weight, -params["init_range"], params["init_range"])
             nn.init.zeros_(linear.bias)
         if params["unigram_bias"]:
             with torch.no_grad():
                 linear.bias.copy_(self.unigram_log_frequencies())
-        return nn.Sequential(nn.Dropout(params["out_dropout"]), linear)
+        return (nn.Sequential(embedding, nn.Dropout(params["emb_dropout"])),
+                nn.Sequential(nn.Dropout(params["out_dropout"]), linear))
 
     def unigram_log_frequencies(self):
         """Log frequency of each token in the training stream (add-one smoothed)."""

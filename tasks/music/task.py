@@ -75,10 +75,10 @@ class MusicData(IndexedData):
     def collate(self, split: str, rows: np.ndarray) -> Batch:
         return _collate([self._tensors[split][i] for i in rows])
 
-    def encoder(self, params: Mapping[str, Any]):
+    def modules(self, hidden_size: int, params: Mapping[str, Any]):
         from torch import nn
 
-        return nn.Identity()
+        return nn.Identity(), self.head(hidden_size, params)
 
     def key_frequencies(self) -> np.ndarray:
         """Share of training frames in which each key sounds (add-one smoothed)."""

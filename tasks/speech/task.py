@@ -118,10 +118,10 @@ class SpeechData(IndexedData):
     def collate(self, split: str, rows: np.ndarray) -> Batch:
         return collate([self.sequences[split][i] for i in rows], self.labels[split][rows])
 
-    def encoder(self, params: Mapping[str, Any]):
+    def modules(self, hidden_size: int, params: Mapping[str, Any]):
         from torch import nn
 
-        return nn.Identity()
+        return nn.Identity(), self.head(hidden_size, params)
 
     def fold(self, index: int, folds: int) -> SpeechData:
         """Stratified k-fold over the official training set (validation from its folds)."""

@@ -42,10 +42,10 @@ class AddingData(IndexedData):
         inputs, targets = self.splits[split]
         return Batch(inputs=inputs[rows], targets=targets[rows])
 
-    def encoder(self, params: Mapping[str, Any]):
+    def modules(self, hidden_size: int, params: Mapping[str, Any]):
         from torch import nn
 
-        return nn.Identity()
+        return nn.Identity(), self.head(hidden_size, params)
 
     def head(self, hidden_size: int, params: Mapping[str, Any]):
         from seqbench_longrange.head import LastStep

@@ -1,0 +1,270 @@
+"""The Python API: `seqbench.run`, `load`, `sweep`, `cells`, `tasks`, `register`.
+
+The same calls the command line makes, for notebooks and scripts: a run returns a `Run`
+holding its metrics, its per-epoch history as a DataFrame and the best-epoch model ready to
+use; a sweep returns a `Comparison` whose table is the report's. A cell or task defined in
+the notebook itself is passed as an object (or `register`ed once) and compared without
+being packaged. Everything is validated by `build_spec`, exactly as on the command line.
+Torch is imported only when something trains or loads a model.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from seqbench import registry, runs
+from seqbench.config import RunSpec, build_spec
+from seqbench.contracts import Cell, Task, TaskData
+from seqbench.errors import SeqbenchError
+
+if TYPE_CHECKING:
+    import pandas
+
+    from seqbench.model import SequenceModel
+
+PathLike = str | os.PathLike[str]
+
+
+def register(plugin: Cell | Task | type[Task]) -> Cell | Task:
+    """Make a cell or task defined in this process usable by name (see `registry.register`)."""
+    return registry.register(plugin)
+
+
+def cells() -> dict[str, str]:
+    """Installed and registered cells: name -> one-line summary (broken ones say so)."""
+    return _listing("cell")
+
+
+def tasks() -> dict[str, str]:
+    """Installed and registered tasks: name -> one-line summary (broken ones say so)."""
+    return _listing("task")
+
+
+def _listing(kind: registry.Kind) -> dict[str, str]:
+    return {name: entry.summary or f"({entry.disabled or 'failed to load: ' + str(entry.error)})"
+            for name, entry in sorted(registry.plugins(kind).items())}
+
+
+def _name(plugin: str | Cell | Task) -> str:
+    """The registry name of `plugin`, registering a plugin object the first time it is seen."""
+    if isinstance(plugin, str):
+        return plugin
+    entry = registry.plugins("task" if isinstance(plugin, Task) else "cell").get(plugin.name)
+    if entry is None or entry.plugin is not plugin:
+        registry.register(plugin)
+    return plugin.name
+
+
+@dataclass
+class Run:
+    """A run folder, opened: its spec, metrics, history and best-epoch model.
+
+    `model` and the data it needs are loaded on first use when the run was opened with
+    `load` (a run just trained already has both).
+    """
+
+    dir: Path
+    spec: RunSpec
+    metrics: dict[str, Any]
+    data_dir: PathLike | None = None
+    _model: SequenceModel | None = field(default=None, repr=False)
+    _data: TaskData | None = field(default=None, repr=False)
+
+    @property
+    def history(self) -> pandas.DataFrame:
+        """One row per epoch: seconds, lr, train_loss and every validation metric."""
+        import pandas
+
+        path = self.dir / runs.HISTORY
+        return pandas.read_csv(path) if path.is_file() else pandas.DataFrame()
+
+    @property
+    def model(self) -> SequenceModel:
+        """The best-epoch model in eval mode: `run.model(inputs)` -> `(predictions, state)`."""
+        if self._model is None:
+            from seqbench.train import load_trained
+
+            _, self._data, self._model = load_trained(self.dir, self.data_dir)
+        return self._model
+
+    @property
+    def data(self) -> TaskData:
+        """The task's data the model was trained on (loaded with the model)."""
+        self.model  # noqa: B018 - loads both
+        return self._data
+
+    def generate(self, out_dir: PathLike | None = None, **options: Any) -> list[Path]:
+        """Use the model as the task does: sample music or text, forecast, predict.
+
+        `options` are the task's generate options (`steps`, `temperature`, `seed`, ...);
+        files go to `out_dir` (default: RUN_DIR/generated). Returns the files written.
+        """
+        from seqbench.params import resolve
+
+        task = registry.get_task(self.spec.task)
+        if task.generate is None:
+            raise SeqbenchError(f"task '{task.name}' has nothing to generate; its test metrics "
+                                f"are in {self.dir / runs.METRICS}.")
+        resolved = resolve(task.generate_params, options, f"generate for task '{task.name}'")
+        from seqbench.train import quiet_lightning
+
+        quiet_lightning()
+        return task.generate(self.model, self.data,
+                             Path(out_dir) if out_dir else self.dir / "generated", resolved)
+
+
+def load(run_dir: PathLike, data_dir: PathLike | None = None) -> Run:
+    """Open a finished run folder (the model is loaded when first used)."""
+    run_dir = Path(run_dir)
+    spec = runs.read_spec(run_dir)
+    path = run_dir / runs.METRICS
+    metrics = runs.read_json(path) if path.is_file() else {}
+    if metrics.get("status") != "completed":
+        raise SeqbenchError(f"run '{run_dir}' has not completed "
+                            f"({metrics.get('status', 'no metrics.json')}); a stopped run "
+                            f"continues with seqbench.run(resume='{run_dir}').")
+    return Run(dir=run_dir, spec=spec, metrics=metrics, data_dir=data_dir)
+
+
+def run(
+    task: str | Task | None = None,
+    cell: str | Cell = "lstm",
+    dataset: str | None = None,
+    seed: int = 0,
+    *,
+    device: str = "auto",
+    data_dir: PathLike | None = None,
+    output_dir: PathLike = "runs",
+    progress: bool = True,
+    resume: PathLike | None = None,
+    **settings: Any,
+) -> Run:
+    """Train `cell` on `task` and return the finished `Run`.
+
+    `settings` are hyperparameters by name (`epochs=5`, `hidden_size=64`, `forget_bias=1`;
+    `**{"cell.x": ...}` when a name is ambiguous), validated like `--set`. `task` and `cell`
+    may be plugin objects defined in this process. `resume=RUN_DIR` instead continues a
+    stopped run from its last resume point with its own spec (so nothing else is given).
+    """
+    from seqbench.train import train
+
+    if resume is not None:
+        if task is not None or settings or dataset is not None:
+            raise SeqbenchError("resume= continues the run's own spec; give no task, "
+                                "dataset or settings with it.")
+        run_dir = Path(resume)
+        spec = runs.read_spec(run_dir)
+        result = train(spec, data_dir=data_dir, show_progress=progress, run_dir=run_dir,
+                       resume=True)
+    else:
+        if task is None:
+            raise SeqbenchError(f"run() needs a task; installed: {', '.join(tasks())}.")
+        spec = build_spec(_name(task), _name(cell), dataset, settings, seed=seed,
+                          device=device)
+        result = train(spec, output_dir=output_dir, data_dir=data_dir, show_progress=progress)
+    return Run(dir=result.run_dir, spec=spec, metrics=result.metrics, data_dir=data_dir,
+               _model=result.model, _data=result.data)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A finished sweep of several cells on one task and dataset, read from its storage."""
+
+    storage: str
+    study: str
+    task: str
+    dataset: str
+    cells: tuple[str, ...]
+
+    def _summaries(self) -> list[Any]:
+        from seqbench.reports.collect import collect
+
+        found = collect(self.storage, self.study, self.task, self.dataset)
+        # The storage may hold other cells' studies of the same task; this sweep's are asked.
+        return sorted((c for c in found[(self.task, self.dataset)] if c.cell in self.cells),
+                      key=lambda c: c.cell)
+
+    def table(self) -> pandas.DataFrame:
+        """One row per cell, the report table's: test mean, 95% interval and std over the
+        final seeds, validation scores, parameters, trial counts, whether the cell is among
+        the top (no other cell significantly better) and which cells it beats."""
+        import pandas
+
+        from seqbench.reports import compare, tables
+
+        cells = self._summaries()
+        return pandas.DataFrame(tables.rows(cells, compare.pairwise(cells))).set_index("cell")
+
+    def report(self, out_dir: PathLike) -> Path:
+        """Write the report (tables, significance tests, plots) as `seqbench report` does;
+        return its folder. It covers every cell swept on this task and dataset under this
+        study name in the storage, as `seqbench report` would."""
+        from seqbench.reports import write_reports
+
+        return write_reports(self.storage, Path(out_dir), study=self.study, task=self.task,
+                             dataset=self.dataset)[0]
+
+    def best(self, cell: str) -> Run:
+        """`cell`'s final run with the best validation score (never chosen on test)."""
+        summary = next((c for c in self._summaries() if c.cell == cell), None)
+        if summary is None or not summary.finals:
+            raise SeqbenchError(f"the sweep has no final runs for cell '{cell}'.")
+        sign = 1.0 if summary.selection_direction == "minimize" else -1.0
+        key = f"best_val_{summary.selection_metric}"
+        chosen = min(summary.finals, key=lambda f: sign * f["metrics"][key])
+        return load(chosen["run_dir"])
+
+
+def sweep(
+    task: str | Task,
+    cells: Iterable[str | Cell],
+    trials: int = 20,
+    seeds: int = 3,
+    *,
+    dataset: str | None = None,
+    jobs: int = 1,
+    pruner: str = "median",
+    param_budget: int | None = None,
+    max_seconds: float | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    study: str = "seqbench",
+    storage: str | None = None,
+    output_dir: PathLike = "sweeps",
+    data_dir: PathLike | None = None,
+    **settings: Any,
+) -> Comparison:
+    """Tune every cell with the same budget, re-train each best configuration with `seeds`
+    seeds, and return the `Comparison` (as `seqbench sweep`; re-running resumes it)."""
+    from seqbench.sweeps.runner import SweepPlan, run_sweep
+    from seqbench.sweeps.storage import storage_url
+
+    task_name = _name(task)
+    names = tuple(_name(cell) for cell in cells)
+    local = [f"{kind} '{name}'" for kind, name in
+             [("task", task_name), *(("cell", name) for name in names)]
+             if registry.in_process(kind, name)]
+    if jobs > 1 and local:
+        raise SeqbenchError(
+            f"{' and '.join(local)} {'was' if len(local) == 1 else 'were'} registered in this "
+            f"process, and jobs={jobs} trains in new processes that cannot import it; use "
+            "jobs=1, or package it as a plugin (docs/plugins.md).")
+    plan = SweepPlan(
+        task=task_name, dataset=dataset or registry.get_task(task_name).default_dataset,
+        cells=names, trials=trials, seeds=seeds,
+        storage=storage_url(storage, Path(output_dir)), study=study,
+        settings=_settings_as_text(settings), max_seconds=max_seconds, jobs=jobs,
+        pruner=pruner, param_budget=param_budget, seed=seed, device=device,
+        output_dir=str(output_dir), data_dir=None if data_dir is None else str(data_dir))
+    run_sweep(plan)
+    return Comparison(storage=plan.storage, study=study, task=plan.task,
+                      dataset=plan.dataset, cells=names)
+
+
+def _settings_as_text(settings: Mapping[str, Any]) -> dict[str, str]:
+    """Settings as `--set` gives them: the plan is recorded in the study and re-run as text."""
+    return {key: str(value) for key, value in settings.items()}

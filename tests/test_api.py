@@ -1,0 +1,101 @@
+"""The Python API: the acceptance one-liner, what a Run holds, one validated spec,
+in-process plugins and their limits, and an import that stays free of torch."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import seqbench as sb
+from seqbench import registry
+from seqbench.config import RunSpec, build_spec
+
+ONE_LINER = ("import seqbench as sb; r = sb.run(task='speech', cell='gru', epochs=2); "
+             "print(r.metrics['test_accuracy'], len(r.history))")
+
+
+@pytest.fixture(autouse=True)
+def fresh_registrations(monkeypatch):
+    monkeypatch.setattr(registry, "_REGISTERED", {"cell": {}, "task": {}})
+
+
+def test_the_acceptance_one_liner(tmp_path):
+    done = subprocess.run([sys.executable, "-c", ONE_LINER], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    accuracy, epochs = done.stdout.split()[-2:]
+    assert 0.0 <= float(accuracy) <= 1.0 and epochs == "2"
+    assert len(list((tmp_path / "runs").glob("speech-japanese-vowels-gru-seed0-*"))) == 1
+
+
+def test_a_run_holds_the_best_epoch_model_and_load_reopens_it(tmp_path):
+    run = sb.run(task="speech", cell="gru", epochs=3, hidden_size=8, output_dir=tmp_path,
+                 progress=False)
+    assert list(run.history["epoch"]) == [1, 2, 3]
+    assert run.metrics["status"] == "completed" and run.spec.hparams["hidden_size"] == 8
+    best = torch.load(run.dir / "best.ckpt", weights_only=True)["state_dict"]
+    assert all(torch.equal(value.cpu(), best[key]) for key, value in
+               run.model.state_dict().items())
+    assert not run.model.training
+
+    again = sb.load(run.dir)
+    assert again.metrics == run.metrics and again.spec == run.spec
+    batch = next(iter(run.data.batches("test", 4)))
+    with torch.no_grad():
+        assert torch.equal(run.model(batch.inputs)[0], again.model(batch.inputs)[0])
+    assert [path.name for path in again.generate(tmp_path / "out")] == ["predictions.csv"]
+
+
+def test_a_spec_is_frozen_and_made_only_through_validation():
+    with pytest.raises(TypeError, match="made by seqbench.config.build_spec"):
+        RunSpec("music", "bach", "lstm")
+    spec = build_spec("speech", "gru", settings={"hidden_size": "8"})
+    with pytest.raises(TypeError):
+        spec.hparams["hidden_size"] = 9
+    with pytest.raises(AttributeError):
+        spec.seed = 1
+    assert pickle.loads(pickle.dumps(spec)) == spec
+    assert spec.with_settings({"lr": 0.1}).hparams["lr"] == 0.1
+    with pytest.raises(sb.SeqbenchError, match="hidden_size"):
+        spec.with_settings({"hidden_size": 0})
+    with pytest.raises(sb.SeqbenchError, match="unknown cell 'gruu'"):
+        RunSpec.from_dict({**spec.to_dict(), "cell": "gruu"})
+
+
+def test_register_refuses_what_it_cannot_name_unambiguously():
+    with pytest.raises(sb.SeqbenchError, match="already provided by seqbench"):
+        sb.register(sb.Cell(name="lstm", summary="mine", build=torch.nn.LSTM))
+    with pytest.raises(sb.SeqbenchError, match="takes a seqbench.Cell or seqbench.Task"):
+        sb.register(torch.nn.LSTM)
+    first = sb.register(sb.Cell(name="mine", summary="first", build=torch.nn.LSTM))
+    second = sb.register(sb.Cell(name="mine", summary="second", build=torch.nn.GRU))
+    assert registry.get_cell("mine") is second is not first  # a notebook re-ran its cell
+    assert sb.cells()["mine"] == "second"
+    assert registry.provenance("mine", "speech")["cell"]["distribution"] == registry.IN_PROCESS
+
+
+def test_misused_arguments_are_one_clear_error(tmp_path):
+    with pytest.raises(sb.SeqbenchError, match="run\\(\\) needs a task"):
+        sb.run(cell="gru")
+    with pytest.raises(sb.SeqbenchError, match="give no task, dataset or settings"):
+        sb.run(resume=tmp_path, epochs=3)
+    with pytest.raises(sb.SeqbenchError, match="is not a run folder"):
+        sb.load(tmp_path)
+
+
+def test_import_seqbench_and_listing_plugins_load_no_torch():
+    probe = ("import sys, seqbench as sb; sb.cells(); sb.tasks(); sb.run; "
+             "print(sorted(m for m in ('torch', 'lightning', 'pandas') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_register_runs_the_declaration_checks_a_loaded_plugin_gets():
+    with pytest.raises(sb.SeqbenchError, match="cell 'bad': malformed declaration: "
+                       "Cell.summary must be a non-empty string"):
+        sb.register(sb.Cell(name="bad", summary="", build=torch.nn.LSTM))

@@ -1,0 +1,184 @@
+"""Runs that survive being stopped: SIGKILL or Ctrl-C mid-training, resume, same result.
+
+The stopped runs happen in a child process (a real SIGKILL, a real SIGINT); the child stops
+itself a few batches into an epoch after its first resume point, so where it stops is
+deterministic and the test never races the training. Speech (Japanese Vowels, shipped with
+aeon) with two dropout layers draws from torch's RNG every step and reshuffles every epoch,
+and patience makes early stopping's state matter, so a resume that restored any of those
+wrongly would end with different numbers.
+"""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from seqbench.cli import main
+from seqbench.config import build_spec
+from seqbench.resume import RESUME_POINT
+from seqbench.runs import read_json
+from seqbench.train import can_resume
+
+SETTINGS = {"epochs": 16, "layers": 2, "dropout": 0.3, "patience": 4, "min_epochs": 0,
+            "hidden_size": 16}
+
+STOPPED_RUN = """
+import os, signal, sys
+from pathlib import Path
+from lightning.pytorch.callbacks import Callback
+import seqbench.resume
+from seqbench.config import build_spec
+from seqbench.errors import Interrupted
+from seqbench.train import train
+
+seqbench.resume.ASSUMED_FIRST_COST = 0.0  # a resume point at once; the cadence is not tested here
+run_dir, how = Path(sys.argv[1]), getattr(signal, sys.argv[2])
+
+class StopMidEpoch(Callback):
+    def on_train_batch_end(self, trainer, *args):
+        if (run_dir / "resume.ckpt").is_file() and trainer.current_epoch >= 5:
+            os.kill(os.getpid(), how)
+
+try:
+    train(build_spec("speech", "gru", settings=%r), run_dir=run_dir, show_progress=False,
+          callbacks=[StopMidEpoch()])
+except Interrupted as exc:
+    print(exc, file=sys.stderr)
+    sys.exit(130)
+""" % SETTINGS
+
+
+def stopped_run(run_dir: Path, signal_name: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", STOPPED_RUN, str(run_dir), signal_name],
+                          capture_output=True, text=True, timeout=300)
+
+
+def history(run_dir: Path) -> list[dict[str, str]]:
+    """Every history column except the wall-clock ones."""
+    with open(run_dir / "history.csv", newline="") as handle:
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(handle)]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> Path:
+    from seqbench.train import train
+
+    run_dir = tmp_path_factory.mktemp("uninterrupted") / "run"
+    train(build_spec("speech", "gru", settings=SETTINGS), run_dir=run_dir, show_progress=False)
+    return run_dir
+
+
+RESULT_KEYS = ("epochs", "best_epoch", "best_val_nll", "train_loss", "val_accuracy",
+               "val_nll", "test_accuracy", "test_macro_f1", "test_nll")
+
+
+def test_a_killed_run_resumes_to_the_same_metrics_as_an_uninterrupted_one(
+        uninterrupted, tmp_path, capsys):
+    run_dir = tmp_path / "killed"
+    killed = stopped_run(run_dir, "SIGKILL")
+    assert killed.returncode == -9, killed.stderr
+    assert (run_dir / RESUME_POINT).is_file() and not (run_dir / "metrics.json").exists()
+
+    spec = build_spec("speech", "gru", settings=SETTINGS)
+    assert can_resume(run_dir, spec)  # what a sweep's final run checks before continuing
+    assert not can_resume(run_dir, spec.with_settings({"lr": 0.02}))
+
+    assert main(["run", "--resume", str(run_dir), "--quiet"]) == 0
+    resumed, reference = read_json(run_dir / "metrics.json"), read_json(uninterrupted /
+                                                                        "metrics.json")
+    assert resumed["epochs"] < SETTINGS["epochs"]  # early stopping, restored, still stopped it
+    assert {k: resumed[k] for k in RESULT_KEYS} == {k: reference[k] for k in RESULT_KEYS}
+    assert history(run_dir) == history(uninterrupted)  # no epoch lost or logged twice
+    assert not (run_dir / RESUME_POINT).exists()  # finished runs keep best.ckpt only
+    assert f"Run record: {run_dir}" in capsys.readouterr().out
+
+
+def test_ctrl_c_leaves_a_resumable_folder_and_says_how_to_resume(uninterrupted, tmp_path):
+    run_dir = tmp_path / "interrupted"
+    interrupted = stopped_run(run_dir, "SIGINT")
+    assert interrupted.returncode == 130, interrupted.stderr
+    assert f"seqbench run --resume {run_dir}" in interrupted.stderr
+    assert "Traceback" not in interrupted.stderr
+
+    from seqbench.api import run
+
+    resumed = run(resume=run_dir, progress=False)
+    reference = read_json(uninterrupted / "metrics.json")
+    assert {k: resumed.metrics[k] for k in RESULT_KEYS} == {k: reference[k] for k in RESULT_KEYS}
+    assert len(resumed.history) == reference["epochs"]
+
+
+def test_what_cannot_be_resumed_is_one_line_that_says_why(uninterrupted, tmp_path, capsys):
+    assert main(["run", "--resume", str(uninterrupted)]) == 2
+    assert "has already ended (completed)" in capsys.readouterr().err
+
+    assert main(["run", "--resume", str(tmp_path)]) == 2
+    assert "is not a run folder" in capsys.readouterr().err
+
+    early = tmp_path / "early"
+    early.mkdir()
+    (early / "config.json").write_text((uninterrupted / "config.json").read_text())
+    assert main(["run", "--resume", str(early)]) == 2
+    assert "before its first resume point; start it again with: seqbench run --task speech" \
+        in capsys.readouterr().err
+
+    assert main(["run", "--resume", str(early), "--task", "speech"]) == 2
+    assert "give no other run options" in capsys.readouterr().err
+
+
+def test_the_command_line_says_how_to_resume_and_exits_130_on_ctrl_c(monkeypatch, capsys):
+    from seqbench import train as train_module
+    from seqbench.errors import Interrupted
+
+    def interrupted(*args, **kwargs):
+        raise Interrupted("the run stopped after 4 finished epoch(s); kept config.json in "
+                          "runs/x. Continue it from epoch 3 with `seqbench run --resume runs/x`.")
+
+    monkeypatch.setattr(train_module, "train", interrupted)
+    assert main(["run", "--task", "speech", "--cell", "gru", "--quiet"]) == 130
+    assert capsys.readouterr().err.strip().endswith("`seqbench run --resume runs/x`.")
+
+
+def test_a_sweep_continues_a_stopped_final_run_from_its_resume_point(tmp_path, monkeypatch):
+    import shutil
+
+    from lightning.pytorch.callbacks import Callback
+
+    import seqbench.resume
+    from seqbench.api import sweep
+    from seqbench.runs import read_spec
+    from seqbench.train import train
+
+    def the_sweep():
+        return sweep(task="speech", cells=["gru"], trials=1, seeds=1, output_dir=tmp_path,
+                     epochs=6, min_epochs=0, hidden_size=16)
+
+    the_sweep()
+    final = tmp_path / "finals" / "seqbench" / "speech-japanese-vowels" / "gru" / "seed1000"
+    reference = read_json(final / "metrics.json")
+
+    class Crash(Callback):
+        def on_train_batch_end(self, trainer, *args):
+            if (final / RESUME_POINT).is_file() and trainer.current_epoch >= 3:
+                raise RuntimeError("the machine went away")
+
+    spec = read_spec(final)
+    shutil.rmtree(final)
+    monkeypatch.setattr(seqbench.resume, "ASSUMED_FIRST_COST", 0.0)
+    with pytest.raises(RuntimeError, match="went away"):
+        train(spec, run_dir=final, show_progress=False, callbacks=[Crash()])
+    first_epoch = first_row(final)
+
+    the_sweep()  # the same call again: the search is complete, the final continues
+    resumed = read_json(final / "metrics.json")
+    assert {k: resumed[k] for k in RESULT_KEYS} == {k: reference[k] for k in RESULT_KEYS}
+    assert first_row(final) == first_epoch  # its wall-clock time too: not trained again
+
+
+def first_row(run_dir: Path) -> dict[str, str]:
+    with open(run_dir / "history.csv", newline="") as handle:
+        return next(csv.DictReader(handle))
