@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from seqbench import registry
-from seqbench.config import RunSpec, _route, core_params_for
+from seqbench.config import _route, core_params_for
 from seqbench.contracts import TaskData
 from seqbench.errors import unknown_name
 from seqbench.params import resolve
@@ -25,7 +25,7 @@ from seqbench.params import resolve
 def load(task: str, dataset: str | None, settings: Mapping[str, Any],
          data_dir: str | os.PathLike[str] | None) -> tuple[str, TaskData]:
     """The dataset's name and its data, validated with the task's and the core's options."""
-    from seqbench.train import prepare_data
+    from seqbench.train import prepare_dataset
 
     plugin = registry.get_task(task)
     dataset = dataset or plugin.default_dataset
@@ -33,10 +33,9 @@ def load(task: str, dataset: str | None, settings: Mapping[str, Any],
         raise unknown_name(f"dataset for task '{task}'", dataset, plugin.datasets)
     groups = {"core": core_params_for(plugin, dataset), "task": plugin.params}
     routed = _route(settings, groups)
-    spec = RunSpec(task=task, dataset=dataset, cell="", device="cpu",
-                   hparams=resolve(groups["core"], routed["core"], "training"),
-                   task_params=resolve(groups["task"], routed["task"], f"task '{task}'"))
-    return dataset, prepare_data(spec, data_dir)
+    resolve(groups["core"], routed["core"], "training")  # core settings are checked too
+    task_params = resolve(groups["task"], routed["task"], f"task '{task}'")
+    return dataset, prepare_dataset(task, dataset, task_params, data_dir)
 
 
 def length_summary(lengths: list[int]) -> str:

@@ -72,11 +72,18 @@ def prepare_data(spec: RunSpec, data_dir: str | os.PathLike[str] | None,
                  params: Mapping[str, Any] | None = None) -> TaskData:
     """Load the spec's dataset through its task plugin (with `params` instead of the spec's
     task parameters when given: sweeps pass a view that records what was read)."""
-    task = registry.get_task(spec.task)
+    return prepare_dataset(spec.task, spec.dataset,
+                           spec.task_params if params is None else params, data_dir)
+
+
+def prepare_dataset(task: str, dataset: str, task_params: Mapping[str, Any],
+                    data_dir: str | os.PathLike[str] | None) -> TaskData:
+    """Load `dataset` through its task plugin with validated task parameters (no cell needed:
+    `seqbench data` inspects data before any run is specified)."""
     context = DataContext(
         data_dir=resolve_data_dir(data_dir), cache_dir=resolve_cache_dir(), progress=progress
     )
-    return task.prepare(spec.dataset, context, spec.task_params if params is None else params)
+    return registry.get_task(task).prepare(dataset, context, task_params)
 
 
 def make_trainer(

@@ -91,6 +91,8 @@ def test_tied_weights_share_one_matrix_and_need_equal_sizes():
     assert head[1].weight is encoder[0].weight
     with pytest.raises(SeqbenchError, match="tie_weights needs emb_size == hidden_size"):
         data.modules(16, params)
+    _, head = data.modules(8, {**params, "unigram_bias": True})  # the bias is built alongside
+    assert torch.equal(head[1].bias.detach(), data.unigram_log_frequencies())
 
 
 def write_corpus(root: Path, name: str, folder: str, content: str | bytes) -> None:
