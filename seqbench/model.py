@@ -83,8 +83,13 @@ class SequenceModel(pl.LightningModule):
         self.task = task
         self.data = data
         self.spec = spec
-        self.encoder, self.head = data.modules(spec.hparams["hidden_size"], spec.task_params)
-        self.cell = build_cell(cell, data.input_size, spec)
+        # The cell draws its initial weights before the task's modules, and the modules
+        # register in data-flow order: the same seed gives the same weights (and the same
+        # parameter order) as runs recorded before `modules()` existed, for every task whose
+        # encoder has no parameters.
+        recurrent = build_cell(cell, data.input_size, spec)
+        encoder, head = data.modules(spec.hparams["hidden_size"], spec.task_params)
+        self.encoder, self.cell, self.head = encoder, recurrent, head
         # Mutable containers assigned once: nn.Module.__setattr__ is too slow for per-step use.
         self._run_state: dict[str, Any] = {"state": None}
         self._totals: dict[str, torch.Tensor] = {}
