@@ -38,6 +38,9 @@ PRUNERS = ("median", "hyperband", "none")
 #: Final-run seeds start here above the sweep's seed, so they never meet search or
 #: selection seeds (which are the sweep's seed and the `rerun_seeds` after it).
 FINAL_SEED_OFFSET = 1000
+#: A task default outside its own search range is still trialled as given (that is the
+#: point of the first trial), and Optuna's warning about it would only alarm the user.
+warnings.filterwarnings("ignore", message="Fixed parameter .* is out of range")
 #: Reason recorded on a trial another worker made unnecessary (not counted as a failure).
 SURPLUS = "surplus: the budget was reached by another worker"
 #: A sweep whose trials keep failing (not diverging: failing) has a configuration problem.
@@ -207,10 +210,6 @@ def open_cell_study(plan: SweepPlan, cell: str) -> Any:
         study.enqueue_trial(point, user_attrs={"defaults": True})
     return study
 
-
-#: A task default outside its own search range is still trialled as given (that is the
-#: point of the first trial), and Optuna's warning about it would only alarm the user.
-warnings.filterwarnings("ignore", message="Fixed parameter .* is out of range")
 
 
 def set_threads(jobs: int) -> None:
