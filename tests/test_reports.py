@@ -242,3 +242,17 @@ def test_item_files_that_disagree_fall_back_to_welch(tmp_path):
     (folder,) = write_reports(storage, tmp_path / "report")
     assert "Test: Welch's t-test, because the final runs' item files differ in their test " \
            "items, weights or metric" in (folder / "table.md").read_text()
+
+
+def test_a_single_test_item_falls_back_to_welch(tmp_path):
+    """Airline is scored on one 36-month window: no paired test can use one item."""
+    finals = {"a": {10: [1.2], 11: [1.4]}, "b": {10: [2.0], 11: [2.3]}}
+    storage = fake_sweep(tmp_path, finals, kind="continuous", weights=[36.0],
+                         primary="mase", direction="minimize", seeds=SEEDS)
+    (folder,) = write_reports(storage, tmp_path / "report")
+    (pair,) = read_csv(folder / "pairwise.csv")
+    a = [v[0] / 36 for v in finals["a"].values()]
+    b = [v[0] / 36 for v in finals["b"].values()]
+    assert float(pair["p"]) == pytest.approx(scipy_stats.ttest_ind(a, b, equal_var=False).pvalue)
+    assert "the test split has 1 item (one forecast window), which no paired test can use" \
+        in (folder / "table.md").read_text()
