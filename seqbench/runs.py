@@ -162,11 +162,13 @@ def environment() -> dict[str, str]:
     }
 
 
-def write_config(run_dir: Path, spec: RunSpec) -> None:
+def write_config(run_dir: Path, spec: RunSpec, origin: Mapping[str, Any] | None = None) -> None:
+    """The run's spec, command, versions and plugins, plus where it came from (`origin`:
+    a sweep's final records its study and trial, so a resumed or re-read final is known)."""
     write_json(
         run_dir / CONFIG,
         {"spec": spec.to_dict(), "command": spec.command(), "environment": environment(),
-         "plugins": registry.provenance(spec.cell, spec.task)},
+         "plugins": registry.provenance(spec.cell, spec.task), **(origin or {})},
     )
 
 

@@ -138,13 +138,15 @@ def train(
     max_seconds: float | None = None,
     logger: str | None = None,
     resume: bool = False,
+    origin: Mapping[str, Any] | None = None,
 ) -> RunResult:
     """Run `spec` to completion and write its run record; return the folder, metrics, model.
 
     Sweeps pass the extra arguments: already-loaded `data` (one load per worker), a fixed
     `run_dir` (so a resumed sweep finds its runs), pruning `callbacks`, a per-trial time
     budget, and `evaluate_test=False` so that model selection never sees the test split.
-    `logger` (csv, tensorboard or mlflow) copies each epoch's row to a tracker.
+    `logger` (csv, tensorboard or mlflow) copies each epoch's row to a tracker; `origin` is
+    written into config.json (a sweep final's study and trial).
     Such trials are re-run rather than resumed, so they write no resume points; tested runs
     do (`seqbench.resume`), and `resume=True` continues the one in `run_dir`.
     """
@@ -180,7 +182,7 @@ def train(
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
     if not resume:
-        runs.write_config(run_dir, spec)
+        runs.write_config(run_dir, spec, origin)
     history = runs.HistoryWriter(run_dir / runs.HISTORY)
     model.epoch_listeners.append(history)
     tracker = loggers.start(logger, spec, run_dir)

@@ -84,8 +84,9 @@ def test_a_trial_replays_exactly_fold_by_fold_and_finals_use_disjoint_seeds(tmp_
     assert sum(values) / 3 == pytest.approx(best.value, rel=1e-12)
     final = study.user_attrs["final_seed1000"]
     assert final["metrics"]["seed"] == 1000 and final["trial"] == best.number
-    config = json.loads((Path(final["run_dir"]) / "config.json").read_text())["spec"]
-    assert config["hparams"]["folds"] == 1  # finals train on the dataset's own split
+    record = json.loads((Path(final["run_dir"]) / "config.json").read_text())
+    assert record["trial"] == best.number and record["study"] == plan.study_name("gru")
+    assert record["spec"]["hparams"]["folds"] == 1  # finals train on the dataset's own split
     reruns = sorted(Path(tmp_path, "selection").rglob("config.json"))
     assert reruns and {json.loads(p.read_text())["spec"]["seed"] for p in reruns} == {1}
 

@@ -401,12 +401,11 @@ def final_run(plan: SweepPlan, cell: str, seed: int) -> dict[str, Any] | None:
         resume = can_resume(run_dir, spec)  # a stopped final continues from its resume point
         if not resume:
             shutil.rmtree(run_dir, ignore_errors=True)  # an outdated or unresumable final
+        # The trial is recorded before training, so a final the user resumes by hand
+        # (`seqbench run --resume`) is still recognised as this trial's final.
         metrics = train(spec, data_dir=plan.data_dir, run_dir=run_dir, show_progress=False,
-                        max_seconds=plan.max_seconds, logger=plan.logger,
-                        resume=resume).metrics
-        config = runs.read_json(run_dir / runs.CONFIG)
-        runs.write_json(run_dir / runs.CONFIG, {**config, "trial": chosen,
-                                                "study": plan.study_name(cell)})
+                        max_seconds=plan.max_seconds, logger=plan.logger, resume=resume,
+                        origin={"trial": chosen, "study": plan.study_name(cell)}).metrics
         console.print(f"  {cell} final seed {seed}: {metrics['primary_metric']} "
                       f"{metrics[metrics['primary_metric']]:.4g}")
     record = {"run_dir": str(run_dir), "trial": chosen, "metrics": metrics}
