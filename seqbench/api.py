@@ -71,6 +71,8 @@ class Run:
     spec: RunSpec
     metrics: dict[str, Any]
     data_dir: PathLike | None = None
+    #: Where the model is loaded when first used ("cpu", "cuda" or "auto").
+    device: str = "cpu"
     _model: SequenceModel | None = field(default=None, repr=False)
     _data: TaskData | None = field(default=None, repr=False)
 
@@ -88,7 +90,7 @@ class Run:
         if self._model is None:
             from seqbench.train import load_trained
 
-            _, self._data, self._model = load_trained(self.dir, self.data_dir)
+            _, self._data, self._model = load_trained(self.dir, self.data_dir, self.device)
         return self._model
 
     @property

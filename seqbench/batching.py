@@ -17,10 +17,12 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Iterator, Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from seqbench.contracts import Batch, TaskData
+
+if TYPE_CHECKING:  # numpy is imported where batches are cut: `import seqbench` stays light
+    import numpy as np
 
 
 def batch_count(items: int, batch_size: int) -> int:
@@ -31,6 +33,8 @@ def batch_count(items: int, batch_size: int) -> int:
 def batch_rows(items: int, batch_size: int, seed: int | None = None,
                lengths: Sequence[int] | None = None, bucket: int = 0) -> list[np.ndarray]:
     """The item indices of every batch, in the order the batches are read."""
+    import numpy as np
+
     if lengths is not None:
         lengths = np.asarray(lengths)
     if seed is None:

@@ -289,28 +289,19 @@ def generate(
     data_dir: Annotated[Optional[Path], typer.Option(help="Canonical data files.")] = None,
 ) -> None:
     """Use a trained run: sample music, text, forecasts or predictions (task-dependent)."""
-    from seqbench import registry
-    from seqbench.params import resolve
+    from seqbench.api import Run
     from seqbench.runs import check_output_dir, read_spec
 
-    spec = read_spec(run_dir)
+    # A Run opened directly, not through `load`: a stopped run's best model can be used too.
+    run = Run(dir=Path(run_dir), spec=read_spec(run_dir), metrics={}, data_dir=data_dir,
+              device=device)
     check_output_dir(output or Path(run_dir) / "generated", "--output")
-    task = registry.get_task(spec.task)
-    if task.generate is None:
-        raise SeqbenchError(f"task '{task.name}' has nothing to generate; its test metrics "
-                            f"are in {Path(run_dir) / 'metrics.json'}.")
     given = parse_settings(settings)
     for key, value in (("steps", steps), ("temperature", temperature), ("seed", seed), ("num", num)):
         if value is not None:
             given[key] = value
-    options = resolve(task.generate_params, given, f"generate for task '{task.name}'")
-
-    from seqbench.train import load_trained, quiet_lightning
-
-    quiet_lightning()
-    _, data, model = load_trained(run_dir, data_dir=data_dir, device=device)
     with interruptible("files written so far are kept; run the command again for the rest."):
-        written = task.generate(model, data, output or Path(run_dir) / "generated", options)
+        written = run.generate(output, **given)
     for path in written:
         typer.echo(str(path))
 
