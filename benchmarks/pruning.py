@@ -7,6 +7,7 @@ they really cost. Reports the saving as a fraction and both best validation valu
 
     python benchmarks/pruning.py [--task music] [--dataset bach] [--cell lstm]
                                  [--trials 16] [--epochs 40] [--pruner median]
+                                 [--folds K]
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=16)
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--pruner", default="median", choices=("median", "hyperband"))
+    parser.add_argument("--folds", type=int, default=None,
+                        help="validation folds per trial (default: the task's own)")
     args = parser.parse_args()
     dataset = args.dataset or get_task(args.task).default_dataset
 
@@ -53,7 +56,7 @@ def main() -> None:
             out = Path(tmp) / pruner
             plan = SweepPlan(
                 task=args.task, dataset=dataset, cells=(args.cell,), trials=args.trials,
-                seeds=1, storage=str(out / "sweeps.journal"), pruner=pruner,
+                seeds=1, storage=str(out / "sweeps.journal"), pruner=pruner, folds=args.folds,
                 settings={"epochs": str(args.epochs), "patience": "0"}, output_dir=str(out),
             )
             rows[pruner] = sweep_cost(plan, args.cell)

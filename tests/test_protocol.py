@@ -14,7 +14,13 @@ from seqbench.cli import main
 from seqbench.config import build_spec
 from seqbench.sweeps import space as search_space
 from seqbench.sweeps.prepared import PreparedData
-from seqbench.sweeps.runner import SweepPlan, open_cell_study, run_sweep
+from seqbench.sweeps.runner import (
+    SweepPlan,
+    one_standard_error,
+    open_cell_study,
+    run_sweep,
+    select,
+)
 from seqbench.sweeps.storage import open_storage
 
 SPEECH = {"epochs": "2", "hidden_size": "8", "batch_size": "64"}
@@ -242,3 +248,38 @@ def test_a_task_default_outside_the_searched_choices_is_searched_too():
     point = search_space.default_point(space, build_spec("lm", "lstm", "ptb").settings())
     assert point["optimizer"] == "sgd" and point["lr[sgd]"] == 20.0
     assert space["lr"].range_given("sgd")[0] <= 20.0 <= space["lr"].range_given("sgd")[1]
+
+
+def test_the_default_is_kept_unless_a_tuned_configuration_beats_it_by_a_standard_error():
+    # minimising; the re-runs are paired (same seeds and folds in the same order)
+    tuned = [0.09, 0.11, 0.09, 0.11]
+    noisy = [0.05, 0.17, 0.05, 0.17]  # mean 0.11: 0.01 worse, but the difference varies
+    chosen, error = one_standard_error({3: tuned, 0: noisy}, 1, 0)
+    assert chosen == 0 and error == pytest.approx(np.std([0.04, -0.06] * 2, ddof=1) / 2)
+    steady = [0.12, 0.14, 0.12, 0.14]  # 0.03 worse on every pair: real evidence
+    assert one_standard_error({3: tuned, 0: steady}, 1, 0) == (3, pytest.approx(0.0))
+    assert one_standard_error({3: tuned}, 1, None)[0] == 3  # a study without its default
+    assert one_standard_error({3: tuned, 0: [0.2]}, 1, 0)[0] == 3  # unpaired: both errors
+    assert one_standard_error({3: [0.1], 0: [0.11]}, 1, 0)[0] == 3  # one value: no error
+    # maximising (accuracy): the same rule, mirrored
+    assert one_standard_error({1: [0.96, 0.98], 0: [0.97, 0.95]}, -1, 0)[0] == 0
+    assert one_standard_error({1: [0.96, 0.98], 0: [0.90, 0.91]}, -1, 0)[0] == 1
+
+
+def test_selection_re_runs_the_default_beside_the_top_and_records_the_rule(tmp_path):
+    plan = SweepPlan(**{**speech_plan(tmp_path, folds=1).__dict__, "top": 1, "rerun_seeds": 2})
+    study = optuna.create_study(study_name=plan.study_name("gru"),
+                                storage=open_storage(plan.storage))
+    default = build_spec("speech", "gru", settings=SPEECH).settings()
+    for value, settings, attrs in ((0.9, default, {"defaults": True}),
+                                   (0.5, {**default, "hidden_size": 12}, {}),
+                                   (0.6, {**default, "hidden_size": 4}, {})):
+        study.add_trial(optuna.trial.create_trial(value=value, user_attrs={
+            "settings": settings, **attrs}))
+    chosen = select(plan, "gru")
+    study = study_of(plan)
+    assert set(study.user_attrs["selection"]) == {"0", "1"}  # the best trial and the default
+    assert study.user_attrs["selection_standard_error"] >= 0
+    assert chosen == study.user_attrs["selected_trial"] in (0, 1)
+    assert sorted(p.name for p in Path(tmp_path, "selection").rglob("trial-*")) == [
+        "trial-0000-seed1", "trial-0000-seed2", "trial-0001-seed1", "trial-0001-seed2"]

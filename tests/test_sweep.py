@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -73,7 +74,8 @@ def test_report_writes_tables_plots_and_the_commands_behind_them(toy_task, tmp_p
             "budget_curves.png", "test_metric.png", "optimization_history.png",
             "validation_curves.png", "importance.json"} <= names
     table = (folder / "table.md").read_text()
-    assert "| gru |" in table.replace("**", "") and "| rnn |" in table.replace("**", "")
+    for cell in ("gru", "rnn"):  # a row each, "(defaults)" where the defaults were kept
+        assert re.search(rf"^\| {cell}( \(defaults\))? \|", table.replace("**", ""), re.M)
     assert "95% CI" in table and "Holm-corrected over 1 pair;" in table and "3/0/0" in table
     assert "Code: gru, rnn from seqbench " in table and "task toymusic from toy-music 1.0" in table
     assert f"seqbench sweep --task toymusic --dataset tiny --cells gru,rnn --trials 3" in table

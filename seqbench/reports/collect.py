@@ -61,6 +61,13 @@ class CellSummary:
         rerun = self.study.user_attrs.get("selection", {}).get(str(number), math.nan)
         return self.study.get_trials(deepcopy=False)[number].value, rerun
 
+    def defaults_kept(self) -> bool:
+        """Whether the finals re-train the task's default configuration (the selection's
+        one-standard-error rule found no tuned configuration clearly better)."""
+        number = self.study.user_attrs.get("selected_trial")
+        return number is not None and bool(
+            self.study.get_trials(deepcopy=False)[number].user_attrs.get("defaults"))
+
     def mean_of(self, key: str) -> float:
         values = [f["metrics"][key] for f in self.finals if key in f["metrics"]]
         return sum(values) / len(values) if values else math.nan

@@ -110,7 +110,8 @@ def comparison(cells: list[CellSummary], rows: list[dict[str, Any]]) -> str:
         interval = "n/a" if math.isnan(r["ci_low"]) else \
             f"[{number(r['ci_low'])}, {number(r['ci_high'])}]"
         body.append([
-            escape(r["cell"]) + (" ★" if r["top"] else ""), number(r["test_mean"]), interval,
+            escape(r["cell"]) + (" (defaults)" if r["defaults"] else "")
+            + (" ★" if r["top"] else ""), number(r["test_mean"]), interval,
             str(r["seeds"]), f"{number(r['val_search'])} / {number(r['val_reruns'])}",
             "n/a" if math.isnan(r["parameters"]) else f"{round(r['parameters']):,}",
             number(r["seconds_per_epoch"], 3),
@@ -126,7 +127,8 @@ def comparison(cells: list[CellSummary], rows: list[dict[str, Any]]) -> str:
         f'<p class="note">test {escape(first.primary_metric)}: {arrow}. Mean over the final '
         f"seeds with its {LEVEL:.0%} Student-t confidence interval. val: the selected "
         "configuration's validation value in the search and its mean over the selection "
-        "re-run seeds. ★: no other cell is "
+        "re-run seeds; (defaults): no tuned configuration beat the defaults by more than "
+        "one standard error there, so the defaults were kept. ★: no other cell is "
         "significantly better. \"better than\" lists the cells this one beats by a difference "
         "that survives the Holm-corrected pairwise tests.</p>")
 

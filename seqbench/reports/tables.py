@@ -42,6 +42,7 @@ def rows(cells: list[CellSummary], pairwise: Pairwise) -> list[dict[str, Any]]:
             "top": bool(values) and not pairwise.beaten(cell.cell),
             "better_than": "; ".join(f"{other} ({p:.3g})"
                                      for other, p in pairwise.better_than(cell.cell)),
+            "defaults": cell.defaults_kept(),
         })
     return result
 
@@ -155,6 +156,7 @@ def markdown(cells: list[CellSummary], rows_: list[dict[str, Any]], pairwise: Pa
     ]
     for r in rows_:
         name = f"**{r['cell']}**" if r["top"] else r["cell"]
+        name += " (defaults)" if r["defaults"] else ""
         lines.append(
             f"| {name} | {_fmt(r['test_mean'])} | {_interval(r)} | {r['seeds']} "
             f"| {_fmt(r['val_search'])} / {_fmt(r['val_reruns'])} | {_count(r['parameters'])} "
@@ -168,7 +170,9 @@ def markdown(cells: list[CellSummary], rows_: list[dict[str, Any]], pairwise: Pa
         "",
         f"{metric}: {arrow}. Mean over the final seeds with its {level} Student-t confidence "
         "interval. val: the selected configuration's validation value in the search and "
-        "its mean over the selection re-run seeds. Bold: no other cell is significantly "
+        "its mean over the selection re-run seeds; (defaults): no tuned configuration beat "
+        "the defaults by more than one standard error there, so the defaults were kept. "
+        "Bold: no other cell is significantly "
         "better. \"better than\" lists the cells this one beats by a difference that "
         "survives the Holm-corrected pairwise tests below.",
         "",

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import statistics
 import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -142,9 +143,10 @@ def make_pruner(plan: SweepPlan) -> Any:
     if plan.pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=min(5, max(2, plan.trials // 3)),
                                            n_warmup_steps=max(2, hparams["min_epochs"]))
-    if plan.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=max(1, epochs // 16),
-                                              max_resource=epochs)
+    if plan.pruner == "hyperband":  # the first rung is where pruning may start
+        return optuna.pruners.HyperbandPruner(
+            min_resource=min(epochs, max(1, hparams["min_epochs"], epochs // 16)),
+            max_resource=epochs)
     return optuna.pruners.NopPruner()
 
 
@@ -219,10 +221,11 @@ def set_threads(jobs: int) -> None:
     threads.configure(jobs=jobs)
 
 
-def validation_value(plan: SweepPlan, cell: str, settings: Mapping[str, Any], seed: int,
-                     folder: Path, data: PreparedData, pruning: Any = None,
-                     reuse: bool = False) -> tuple[float | None, dict[str, Any]]:
-    """Train `settings` on the selection folds; (mean best validation value, fold-0 metrics).
+def validation_values(plan: SweepPlan, cell: str, settings: Mapping[str, Any], seed: int,
+                      folder: Path, data: PreparedData, pruning: Any = None,
+                      reuse: bool = False) -> tuple[list[float] | None, dict[str, Any]]:
+    """Train `settings` on the selection folds; (best validation value per fold, fold-0
+    metrics), or (None, ...) when a fold was pruned or never validated.
 
     Each fold is an ordinary run record (`seqbench run --spec FOLD/config.json` replays
     it). Pruning watches fold 0 only, whose curves are comparable across trials; a pruned
@@ -250,7 +253,7 @@ def validation_value(plan: SweepPlan, cell: str, settings: Mapping[str, Any], se
         values.append(metrics[f"best_{monitor}"])
     if any(value is None for value in values):
         return None, first
-    return sum(values) / len(values), first
+    return values, first
 
 
 def completed_metrics(run_dir: Path) -> dict[str, Any] | None:
@@ -305,8 +308,8 @@ def search(plan: SweepPlan, cell: str, worker: int = 0) -> int:
         run_dir = plan.folder("trials", cell) / f"trial-{trial.number:04d}"
         trial.set_user_attr("run_dir", str(run_dir))
         try:
-            value, metrics = validation_value(plan, cell, settings, plan.seed, run_dir, data,
-                                              pruning)
+            values, metrics = validation_values(plan, cell, settings, plan.seed, run_dir,
+                                                data, pruning)
         except DivergedError as exc:
             trial.set_user_attr("reason", f"diverged: {exc}")
             console.print(f"  {cell} trial {trial.number}: diverged, pruned")
@@ -316,8 +319,9 @@ def search(plan: SweepPlan, cell: str, worker: int = 0) -> int:
         if pruning.pruned_at is not None:
             console.print(f"  {cell} trial {trial.number}: pruned after epoch {pruning.pruned_at}")
             raise optuna.TrialPruned(f"pruned after epoch {pruning.pruned_at}")
-        if value is None:
+        if values is None:
             raise SeqbenchError("no validation epoch finished (is --max-time too short?)")
+        value = statistics.fmean(values)
         console.print(f"  {cell} trial {trial.number}: {monitor} {value:.4g} "
                       f"({metrics['epochs']} epochs, {metrics['train_seconds']:.1f} s)")
         return value
@@ -340,11 +344,15 @@ def search(plan: SweepPlan, cell: str, worker: int = 0) -> int:
 
 
 def select(plan: SweepPlan, cell: str) -> int | None:
-    """Re-run the cell's top configurations with fresh seeds; return the chosen trial.
+    """Re-run the cell's top configurations and its defaults with fresh seeds; return the
+    chosen trial.
 
     The best trial of a search is partly the luckiest: its value is biased upwards by the
-    same noise that picked it. Its mean over seeds it never saw is not. Records every
-    re-run and the choice in the study, so reports can show them.
+    same noise that picked it. Its mean over seeds it never saw is not. The default
+    configuration is re-run beside the top ones and is kept unless the best of them beats
+    it by more than one standard error of its re-run values (`one_standard_error`). Records
+    every re-run mean, the standard error and the choice in the study, so reports can show
+    them.
     """
     from optuna.trial import TrialState
 
@@ -355,28 +363,69 @@ def select(plan: SweepPlan, cell: str) -> int | None:
         return None
     sign = 1 if study.direction.name == "MINIMIZE" else -1
     top = sorted(completed, key=lambda t: sign * t.value)[:plan.top]
-    if len(top) == 1 or not plan.rerun_seeds:
+    default = next((t for t in completed if t.user_attrs.get("defaults")), None)
+    candidates = top + ([default] if default is not None and default not in top else [])
+    if len(candidates) == 1 or not plan.rerun_seeds:
         study.set_user_attr("selected_trial", top[0].number)
         return top[0].number
     if plan.jobs > 1:
         set_threads(plan.jobs)
     data = PreparedData(plan.data_dir)
-    means = {}
-    for trial in top:
-        values = []
+    reruns: dict[int, list[float]] = {}
+    for trial in candidates:
+        reruns[trial.number] = []
         for seed in plan.seeds_used()["rerun"]:
             folder = plan.folder("selection", cell) / f"trial-{trial.number:04d}-seed{seed}"
-            value, _ = validation_value(plan, cell, trial.user_attrs["settings"], seed,
-                                        folder, data, reuse=True)
-            if value is not None:
-                values.append(value)
-        means[trial.number] = sum(values) / len(values) if values else math.inf * sign
+            values, _ = validation_values(plan, cell, trial.user_attrs["settings"], seed,
+                                          folder, data, reuse=True)
+            reruns[trial.number] += values or []
+        mean = statistics.fmean(reruns[trial.number]) if reruns[trial.number] else math.nan
         console.print(f"  {cell} trial {trial.number}: search {trial.value:.4g}, mean of "
-                      f"{len(values)} fresh seeds {means[trial.number]:.4g}")
-    chosen = min(means, key=lambda number: sign * means[number])
-    study.set_user_attr("selection", {str(k): v for k, v in means.items()})
+                      f"{len(plan.seeds_used()['rerun'])} fresh seeds {mean:.4g}")
+    chosen, error = one_standard_error(reruns, sign, default and default.number)
+    study.set_user_attr("selection", {str(number): statistics.fmean(values) if values
+                                      else math.inf * sign
+                                      for number, values in reruns.items()})
+    study.set_user_attr("selection_standard_error", error if math.isfinite(error) else None)
     study.set_user_attr("selected_trial", chosen)
     return chosen
+
+
+def one_standard_error(reruns: Mapping[int, list[float]], sign: int,
+                       default: int | None) -> tuple[int, float]:
+    """(chosen trial, standard error of the difference): the best mean of the re-run
+    values wins, unless it beats the default configuration's mean by no more than one
+    standard error of that difference.
+
+    Breiman's one-standard-error rule (Hastie et al., ESL 2nd ed., section 7.10): a
+    difference smaller than the noise of its estimate is no evidence, so the configuration
+    a reader would run without tuning is kept. The re-runs of every configuration use the
+    same seeds and folds in the same order, so the error is that of the paired differences
+    (unpaired, from the standard errors it can estimate, if some re-runs failed). With one
+    re-run value per configuration there is no error to measure and the best mean wins.
+    On Japanese Vowels, a
+    configuration whose cross-validated NLL beat the defaults' by less than this tested
+    worse than them.
+    """
+    means = {number: statistics.fmean(values) for number, values in reruns.items() if values}
+    if not means:
+        return next(iter(reruns)), math.nan
+    best = min(means, key=lambda number: sign * means[number])
+    if default not in means or default == best:
+        return best, math.nan
+    ours, theirs = reruns[best], reruns[default]
+    if len(ours) == len(theirs):
+        error = standard_error([a - b for a, b in zip(ours, theirs)])
+    else:
+        known = [e for e in (standard_error(ours), standard_error(theirs)) if math.isfinite(e)]
+        error = math.hypot(*known) if known else math.nan
+    if math.isnan(error):  # one re-run value each: no error to measure, the best mean wins
+        return best, error
+    return (default if sign * (means[default] - means[best]) <= error else best), error
+
+
+def standard_error(values: list[float]) -> float:
+    return statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else math.nan
 
 
 def final_run(plan: SweepPlan, cell: str, seed: int) -> dict[str, Any] | None:
