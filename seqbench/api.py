@@ -134,42 +134,64 @@ def load(run_dir: PathLike, data_dir: PathLike | None = None) -> Run:
 
 def run(
     task: str | Task | None = None,
-    cell: str | Cell = "lstm",
+    cell: str | Cell | None = None,
     dataset: str | None = None,
-    seed: int = 0,
+    seed: int | None = None,
     *,
+    spec: RunSpec | PathLike | None = None,
     device: str = "auto",
     data_dir: PathLike | None = None,
     output_dir: PathLike = "runs",
     progress: bool = True,
     resume: PathLike | None = None,
+    logger: str | None = None,
     **settings: Any,
 ) -> Run:
-    """Train `cell` on `task` and return the finished `Run`.
+    """Train `cell` (default lstm) on `task` and return the finished `Run`.
 
     `settings` are hyperparameters by name (`epochs=5`, `hidden_size=64`, `forget_bias=1`;
     `**{"cell.x": ...}` when a name is ambiguous), validated like `--set`. `task` and `cell`
-    may be plugin objects defined in this process. `resume=RUN_DIR` instead continues a
-    stopped run from its last resume point with its own spec (so nothing else is given).
+    may be plugin objects defined in this process. `spec=` starts from a recorded run (its
+    folder, its config.json or a `RunSpec`) and whatever else is given overrides it, as
+    `seqbench run --spec` does. `resume=RUN_DIR` instead continues a stopped run from its
+    last resume point with its own spec (so nothing else is given). `logger` (csv,
+    tensorboard or mlflow) also sends each epoch to that tracker.
     """
     from seqbench.train import train
 
     if resume is not None:
-        if task is not None or settings or dataset is not None:
+        if task is not None or settings or dataset is not None or spec is not None:
             raise SeqbenchError("resume= continues the run's own spec; give no task, "
-                                "dataset or settings with it.")
+                                "dataset, spec or settings with it.")
         run_dir = Path(resume)
-        spec = runs.read_spec(run_dir)
-        result = train(spec, data_dir=data_dir, show_progress=progress, run_dir=run_dir,
-                       resume=True)
+        run_spec = runs.read_spec(run_dir)
+        result = train(run_spec, data_dir=data_dir, show_progress=progress, run_dir=run_dir,
+                       resume=True, logger=logger)
     else:
-        if task is None:
-            raise SeqbenchError(f"run() needs a task; installed: {', '.join(tasks())}.")
-        spec = build_spec(_name(task), _name(cell), dataset, settings, seed=seed,
-                          device=device)
-        result = train(spec, output_dir=output_dir, data_dir=data_dir, show_progress=progress)
-    return Run(dir=result.run_dir, spec=spec, metrics=result.metrics, data_dir=data_dir,
+        run_spec = spec_for(task, cell, dataset, seed, spec=spec, device=device, **settings)
+        runs.check_output_dir(Path(output_dir))
+        result = train(run_spec, output_dir=output_dir, data_dir=data_dir,
+                       show_progress=progress, logger=logger)
+    return Run(dir=result.run_dir, spec=run_spec, metrics=result.metrics, data_dir=data_dir,
                _model=result.model, _data=result.data)
+
+
+def spec_for(task: str | Task | None = None, cell: str | Cell | None = None,
+             dataset: str | None = None, seed: int | None = None, *,
+             spec: RunSpec | PathLike | None = None, device: str = "auto",
+             **settings: Any) -> RunSpec:
+    """The validated spec `run` trains: `spec` (a run folder, its config.json or a RunSpec)
+    with the other arguments overriding it, or those arguments alone."""
+    base = spec if spec is None or isinstance(spec, RunSpec) else RunSpec.from_dict(
+        runs.read_run_config(Path(spec))["spec"])
+    if base is not None:
+        task, cell = task or base.task, cell or base.cell
+        dataset, seed = dataset or base.dataset, base.seed if seed is None else seed
+        settings = {**base.settings(), **settings}
+    if task is None:
+        raise SeqbenchError(f"run() needs a task (or spec=); installed: {', '.join(tasks())}.")
+    return build_spec(_name(task), _name(cell or "lstm"), dataset, settings,
+                      seed=seed or 0, device=device)
 
 
 @dataclass(frozen=True)

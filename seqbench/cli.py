@@ -136,45 +136,35 @@ def run(
     from seqbench import threads as thread_policy
 
     thread_policy.configure(threads)  # before anything imports torch
-    from seqbench.config import build_spec
-    from seqbench.runs import check_output_dir, read_run_config
+    from seqbench.api import run as run_api
+    from seqbench.api import spec_for
+    from seqbench.runs import check_output_dir
 
     if resume is not None:
         if task or cell or spec or settings or dataset:
             raise SeqbenchError("--resume continues the run's own spec; give no other run "
                                 "options with it.")
-        from seqbench.api import run as run_api
-
-        finished = run_api(resume=resume, data_dir=data_dir, progress=not quiet)
+        finished = run_api(resume=resume, data_dir=data_dir, progress=not quiet, logger=logger)
         return _print_result(finished.metrics, finished.dir)
     given = parse_settings(settings)
-    base: dict = {}
-    if spec is not None:
-        base = read_run_config(spec)["spec"]
-        given = {**base["hparams"], **{f"cell.{k}": v for k, v in base["cell_params"].items()},
-                 **{f"task.{k}": v for k, v in base["task_params"].items()}, **given}
     for key, value in (("epochs", epochs), ("hidden_size", hidden_size), ("layers", layers),
                        ("lr", lr), ("batch_size", batch_size)):
         if value is not None:
             given[key] = value
-    task = task or base.get("task")
-    cell = cell or base.get("cell")
-    if not task or not cell:
+    if spec is None and not (task and cell):
         raise SeqbenchError("both --task and --cell are required (or --spec).")
-    run_spec = build_spec(task, cell, dataset or base.get("dataset"), given,
-                          seed=seed if spec is None or seed else base.get("seed", 0), device=device)
+    run_spec = spec_for(task, cell, dataset, seed if spec is None or seed else None, spec=spec,
+                        device=device, **given)
     check_output_dir(output_dir)
 
     from rich.console import Console
 
-    from seqbench.train import train
-
     Console().print(f"[bold]seqbench[/] training [bold]{run_spec.cell}[/] on "
                   f"[bold]{run_spec.task}/{run_spec.dataset}[/] (seed {run_spec.seed})")
     with interruptible("the run had not started; nothing was written."):
-        result = train(run_spec, output_dir=output_dir, data_dir=data_dir,
-                       show_progress=not quiet, logger=logger)
-    _print_result(result.metrics, result.run_dir)
+        finished = run_api(spec=run_spec, output_dir=output_dir, data_dir=data_dir,
+                           progress=not quiet, logger=logger)
+    _print_result(finished.metrics, finished.dir)
 
 
 def _print_result(m: dict, run_dir: Path) -> None:

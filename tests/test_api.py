@@ -50,6 +50,19 @@ def test_a_run_holds_the_best_epoch_model_and_load_reopens_it(tmp_path):
     assert [path.name for path in again.generate(tmp_path / "out")] == ["predictions.csv"]
 
 
+def test_spec_starts_from_a_recorded_run_and_what_is_given_overrides_it(tmp_path):
+    first = sb.run(task="speech", cell="gru", epochs=1, hidden_size=8, seed=3,
+                   output_dir=tmp_path, progress=False, **{"task.pooling": "mean"})
+    for recorded in (first.dir, first.dir / "config.json", first.spec):
+        spec = sb.spec_for(spec=recorded, epochs=2)
+        assert spec == first.spec.with_settings({"epochs": 2})  # same seed, pooling, size
+    assert sb.spec_for(spec=first.dir, seed=5, cell="lstm").cell == "lstm"
+    again = sb.run(spec=first.dir, output_dir=tmp_path, progress=False)
+    assert again.metrics["test_accuracy"] == first.metrics["test_accuracy"]
+    with pytest.raises(sb.SeqbenchError, match="not a run folder|does not exist"):
+        sb.run(spec=tmp_path / "nowhere")
+
+
 def test_a_spec_is_frozen_and_made_only_through_validation():
     with pytest.raises(TypeError, match="made by seqbench.config.build_spec"):
         RunSpec("music", "bach", "lstm")
@@ -81,7 +94,7 @@ def test_register_refuses_what_it_cannot_name_unambiguously():
 def test_misused_arguments_are_one_clear_error(tmp_path):
     with pytest.raises(sb.SeqbenchError, match="run\\(\\) needs a task"):
         sb.run(cell="gru")
-    with pytest.raises(sb.SeqbenchError, match="give no task, dataset or settings"):
+    with pytest.raises(sb.SeqbenchError, match="give no task, dataset, spec or settings"):
         sb.run(resume=tmp_path, epochs=3)
     with pytest.raises(sb.SeqbenchError, match="is not a run folder"):
         sb.load(tmp_path)
