@@ -82,6 +82,26 @@ def first_ctrl_c_stops_gracefully(request: StopRequest) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+@contextmanager
+def ctrl_c_raises_stop() -> Iterator[None]:
+    """While testing, SIGINT raises `StopTraining` instead of KeyboardInterrupt, which
+    Lightning would turn into `sys.exit(1)` (exit code 1, no word on what was kept)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGINT, previous)
+        raise StopTraining
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _rng_state() -> dict[str, Any]:
     """Every generator a training step may draw from, as tensors and plain lists (which
     Lightning's checkpoint loading accepts). Hand-written because Lightning's own helpers for

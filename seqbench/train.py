@@ -163,6 +163,7 @@ def train(
         ResumePoint,
         StopRequest,
         StopTraining,
+        ctrl_c_raises_stop,
         first_ctrl_c_stops_gracefully,
     )
 
@@ -241,28 +242,38 @@ def train(
     }
     best.restore(model)
     if evaluate_test:
-        trainer.validate(model, valid_batches, verbose=False)
-        trainer.test(model, SplitBatches(data, "test", batch_size), verbose=False)
-        metrics.update(model.last_metrics.get("val", {}))
-        metrics.update(model.last_metrics.get("test", {}))
-        if model.test_items:
-            metrics["test_items"] = runs.write_items(run_dir, model.test_items,
-                                                     metrics["primary_metric"])
-        baselines = data.baselines()
-        if baselines:
-            metrics["baselines"] = {
-                name: {f"test_{key}": value for key, value in values.items()}
-                for name, values in baselines.items()
-            }
-        model.eval()
-        metrics["artifacts"] = [
-            str(path.relative_to(run_dir)) for path in data.artifacts(model, run_dir)
-        ]
+        try:
+            with ctrl_c_raises_stop():
+                metrics.update(test_once(trainer, model, data, valid_batches, run_dir,
+                                         metrics["primary_metric"]))
+        except StopTraining:  # the resume point is still there: resuming tests again
+            raise runs.interrupted(run_dir, epochs_run, resume_points.saved_epochs) from None
     if tracker is not None:
         tracker.finish(metrics)
     runs.write_json(run_dir / runs.METRICS, metrics)
     (run_dir / RESUME_POINT).unlink(missing_ok=True)  # finished: best.ckpt is what is kept
     return RunResult(run_dir=run_dir, metrics=metrics, model=model.eval(), data=data)
+
+
+def test_once(trainer: Any, model: Any, data: TaskData, valid_batches: Any, run_dir: Path,
+              primary_metric: str) -> dict[str, Any]:
+    """The best epoch's validation and test metrics, per-item test scores, the baselines
+    and the task's artifacts (the one look at the test split a run gets)."""
+    from seqbench.loaders import SplitBatches
+
+    trainer.validate(model, valid_batches, verbose=False)
+    trainer.test(model, SplitBatches(data, "test", valid_batches.batch_size), verbose=False)
+    metrics = {**model.last_metrics.get("val", {}), **model.last_metrics.get("test", {})}
+    if model.test_items:
+        metrics["test_items"] = runs.write_items(run_dir, model.test_items, primary_metric)
+    baselines = data.baselines()
+    if baselines:
+        metrics["baselines"] = {name: {f"test_{key}": value for key, value in values.items()}
+                                for name, values in baselines.items()}
+    model.eval()
+    metrics["artifacts"] = [str(path.relative_to(run_dir))
+                            for path in data.artifacts(model, run_dir)]
+    return metrics
 
 
 def resumable(run_dir: Path | None) -> Path:

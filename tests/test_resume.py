@@ -36,11 +36,16 @@ from seqbench.errors import Interrupted
 from seqbench.train import train
 
 seqbench.resume.ASSUMED_FIRST_COST = 0.0  # a resume point at once; the cadence is not tested here
-run_dir, how = Path(sys.argv[1]), getattr(signal, sys.argv[2])
+run_dir, how, phase = Path(sys.argv[1]), getattr(signal, sys.argv[2]), sys.argv[3]
 
 class StopMidEpoch(Callback):
     def on_train_batch_end(self, trainer, *args):
-        if (run_dir / "resume.ckpt").is_file() and trainer.current_epoch >= 5:
+        if (phase == "train" and (run_dir / "resume.ckpt").is_file()
+                and trainer.current_epoch >= 5):
+            os.kill(os.getpid(), how)
+
+    def on_test_batch_start(self, trainer, *args):
+        if phase == "test":
             os.kill(os.getpid(), how)
 
 try:
@@ -52,8 +57,11 @@ except Interrupted as exc:
 """ % SETTINGS
 
 
-def stopped_run(run_dir: Path, signal_name: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", STOPPED_RUN, str(run_dir), signal_name],
+def stopped_run(run_dir: Path, signal_name: str, phase: str = "train"
+                ) -> subprocess.CompletedProcess:
+    """The run in a child process that sends itself `signal_name` while training (a few
+    batches into epoch 6) or in its test pass."""
+    return subprocess.run([sys.executable, "-c", STOPPED_RUN, str(run_dir), signal_name, phase],
                           capture_output=True, text=True, timeout=300)
 
 
@@ -110,6 +118,20 @@ def test_ctrl_c_leaves_a_resumable_folder_and_says_how_to_resume(uninterrupted, 
     reference = read_json(uninterrupted / "metrics.json")
     assert {k: resumed.metrics[k] for k in RESULT_KEYS} == {k: reference[k] for k in RESULT_KEYS}
     assert len(resumed.history) == reference["epochs"]
+
+
+def test_ctrl_c_in_the_test_pass_exits_130_and_resuming_tests_again(uninterrupted, tmp_path):
+    run_dir = tmp_path / "testing"
+    interrupted = stopped_run(run_dir, "SIGINT", phase="test")
+    assert interrupted.returncode == 130, interrupted.stderr
+    assert f"seqbench run --resume {run_dir}" in interrupted.stderr
+    assert "Traceback" not in interrupted.stderr
+    assert read_json(run_dir / "metrics.json")["status"] == "interrupted"
+
+    assert main(["run", "--resume", str(run_dir), "--quiet"]) == 0
+    resumed, reference = read_json(run_dir / "metrics.json"), read_json(uninterrupted /
+                                                                        "metrics.json")
+    assert {k: resumed[k] for k in RESULT_KEYS} == {k: reference[k] for k in RESULT_KEYS}
 
 
 def test_what_cannot_be_resumed_is_one_line_that_says_why(uninterrupted, tmp_path, capsys):
