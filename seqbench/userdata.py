@@ -38,6 +38,17 @@ def user_path(value: str, dataset: str, what: str, *, folder: bool | None = None
     return path
 
 
+def existing_file(value: str | Path, what: str) -> Path:
+    """`value` as a path to an existing file; one line naming `what` when it is missing or
+    a folder (a folder otherwise surfaces later as a misleading "does not exist")."""
+    path = Path(value).expanduser()
+    if path.is_dir():
+        raise SeqbenchError(f"{what} '{path}' is a folder; give a file.")
+    if not path.is_file():
+        raise SeqbenchError(f"{what} '{path}' does not exist.")
+    return path
+
+
 def refuse_foreign_options(dataset: str, params: Mapping[str, Any], declared: Iterable[Param],
                            options: Mapping[str, Iterable[str]]) -> None:
     """Refuse an option set away from its default on a dataset that would ignore it.

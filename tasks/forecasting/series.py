@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from seqbench import DataContext, RemoteFile, SeqbenchError, locate
+from seqbench.userdata import existing_file
 
 
 @dataclass
@@ -111,11 +112,7 @@ def load_etth1(context: DataContext, target: str) -> Series:
 def load_user_csv(path_text: str, target: str, season: int) -> Series:
     if not path_text:
         raise SeqbenchError("dataset 'csv' needs --set csv=PATH (and target=COLUMN).")
-    path = Path(path_text)
-    if path.is_dir():
-        raise SeqbenchError(f"CSV file '{path}' is a folder; give the file.")
-    if not path.is_file():
-        raise SeqbenchError(f"CSV file '{path}' does not exist.")
+    path = existing_file(path_text, "CSV file")
     dates, columns, values = read_table(path)
     missing = np.argwhere(np.isnan(values))
     if len(missing):

@@ -17,7 +17,7 @@ from seqbench import (
     Task,
     plain_totals,
 )
-from seqbench.userdata import UserSource, refuse_foreign_options
+from seqbench.userdata import UserSource, existing_file, refuse_foreign_options
 from seqbench_tasks.music.datasets import DATASETS, STEPS_PER_BEAT, load_splits
 from seqbench_tasks.music.midi_folder import load_midi_folder
 from seqbench_tasks.music.pianoroll import LOWEST_PITCH, NUM_KEYS, midi_to_roll, roll_to_midi
@@ -247,9 +247,7 @@ class MusicTask(Task):
     @staticmethod
     def _primer(data: MusicData, options: Mapping[str, Any]) -> np.ndarray:
         if options["primer_midi"]:
-            path = Path(options["primer_midi"])
-            if not path.is_file():
-                raise SeqbenchError(f"primer MIDI file '{path}' does not exist.")
+            path = existing_file(options["primer_midi"], "primer MIDI file")
             roll = midi_to_roll(path, steps_per_beat=data.steps_per_beat)
             if len(roll) == 0:
                 raise SeqbenchError(f"primer MIDI file '{path}' has no notes in range.")

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from seqbench import Batch, DataContext, IndexedData, Param, SeqbenchError, Task
-from seqbench.userdata import UserSource, refuse_foreign_options
+from seqbench.userdata import UserSource, existing_file, refuse_foreign_options
 from seqbench_tasks.speech.datasets import DATASETS, LOADERS, Sequences
 from seqbench_tasks.speech.user_files import aeon_sets, load_user_sequences
 
@@ -262,8 +262,7 @@ def plot_confusion(confusion: np.ndarray, classes: list[str], path: Path) -> Pat
 
 def read_user_sequences(path: Path, features: int) -> tuple[list[str], list[np.ndarray]]:
     """A CSV with a `sequence` id column and one column per feature, one row per frame."""
-    if not path.is_file():
-        raise SeqbenchError(f"input file '{path}' does not exist.")
+    path = existing_file(path, "input file")
     with open(path, newline="") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
