@@ -115,8 +115,13 @@ class Run:
         from seqbench.train import quiet_lightning
 
         quiet_lightning()
-        return task.generate(self.model, self.data,
-                             Path(out_dir) if out_dir else self.dir / "generated", resolved)
+        model, data = self._model, self._data
+        if model is None:  # the run folder may hold all generation needs (Task.restore)
+            from seqbench.train import load_trained
+
+            _, data, model = load_trained(self.dir, self.data_dir, self.device, restore=True)
+        return task.generate(model, data, Path(out_dir) if out_dir else self.dir / "generated",
+                             resolved)
 
 
 def load(run_dir: PathLike, data_dir: PathLike | None = None) -> Run:

@@ -274,6 +274,12 @@ class Task(ABC):
     #: Options `generate` accepts, declared like hyperparameters.
     generate_params: tuple[Param, ...] = ()
 
+    def restore(self, dataset: str, params: Mapping[str, Any], run_dir: Path) -> TaskData | None:
+        """Optional: the data `generate` needs, rebuilt from what the run folder holds (e.g.
+        the tokenizer of a user's corpus), so a trained model is usable without its
+        dataset. None (the default) means the dataset is loaded as for training."""
+        return None
+
     def check_case(self) -> CheckCase | None:
         """A tiny in-memory instance with known metrics, for `seqbench.testing.check_task`.
 

@@ -308,8 +308,13 @@ def _status(run_dir: Path) -> str | None:
     return runs.read_json(path).get("status") if path.is_file() else None
 
 
-def load_trained(run_dir: str | os.PathLike[str], data_dir=None, device: str = "cpu"):
-    """Rebuild a finished run's model from its record (on CPU by default): (spec, data, model)."""
+def load_trained(run_dir: str | os.PathLike[str], data_dir=None, device: str = "cpu",
+                 restore: bool = False):
+    """Rebuild a finished run's model from its record (on CPU by default): (spec, data, model).
+
+    With `restore`, the data comes from the run folder where the task can rebuild it
+    (`Task.restore`: enough to generate, not to evaluate), else from the dataset.
+    """
     from seqbench.model import SequenceModel
 
     run_dir = Path(run_dir)
@@ -318,7 +323,8 @@ def load_trained(run_dir: str | os.PathLike[str], data_dir=None, device: str = "
     if not checkpoint.is_file():
         raise SeqbenchError(f"run '{run_dir}' has no {runs.CHECKPOINT} (did it finish?).")
     task, cell = registry.get_task(spec.task), registry.get_cell(spec.cell)
-    data = prepare_data(spec, data_dir)
+    restored = task.restore(spec.dataset, spec.task_params, run_dir) if restore else None
+    data = restored if restored is not None else prepare_data(spec, data_dir)
     model = SequenceModel(task, data, cell, spec)
     try:
         model.load_state_dict(runs.read_checkpoint(checkpoint))

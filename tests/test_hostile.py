@@ -185,6 +185,9 @@ CASES = {
     "generate garbage MIDI primer": (lambda w, t: ["generate", w["run"], "--output", t / "g",
                                                    "--set", f"primer_midi={write(t / 'p.mid', b'MThd' + bytes([0, 0, 0, 6, 0, 1, 0, 1, 1, 224]) + b'MTrk' + BINARY[:64])}"],
                                      "cannot read MIDI file"),
+    "generate with a folder as MIDI primer": (lambda w, t: [
+        "generate", w["run"], "--output", t / "g", "--set", f"primer_midi={t}"],
+        "is a folder; give a file."),
 }
 
 

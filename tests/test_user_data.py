@@ -239,6 +239,29 @@ def test_a_text_file_at_bpe_level_runs_generates_and_sweeps(capsys, tmp_path):
     text = "the cat sat\non a mat"
     assert tokenizer.decode(tokenizer.encode(text).ids) == text
     assert metrics["test_ppl"] > 1
+    # generate needs no corpus: the run folder's tokenizer is the vocabulary
+    path.rename(tmp_path / "gone.txt")
+    code, out, err = cli(capsys, "generate", run_dir, "--output", tmp_path / "later",
+                         "--set", "prompt=the cat", "--set", "steps=12")
+    assert code == 0, err
+    (sample,) = (tmp_path / "later").glob("sample-*.txt")
+    assert sample.read_text().startswith("the cat") and len(sample.read_text()) > 8
+
+
+def test_generate_without_the_corpus_works_at_char_and_word_level(tmp_path):
+    import seqbench as sb
+
+    path = write_text(tmp_path / "corpus.txt")
+    for level in ("char", "word"):
+        run = sb.run(task="lm", cell="gru", dataset="text", epochs=1, hidden_size=8,
+                     output_dir=tmp_path / level, progress=False, path=str(path), level=level,
+                     bptt=8, emb_size=8, batch_size=4, optimizer="adam", lr=0.01)
+        moved = tmp_path / f"moved-{level}.txt"
+        path.rename(moved)
+        (sample,) = sb.load(run.dir).generate(tmp_path / f"out-{level}", prompt="the cat",
+                                              steps=5)
+        assert sample.read_text().startswith("the cat")
+        moved.rename(path)
 
 
 def test_a_folder_with_its_own_split_at_word_level(capsys, tmp_path):
@@ -457,6 +480,34 @@ def test_many_series_in_a_long_csv_train_one_global_model(capsys, tmp_path):
     assert rows[0] == "series,time,true,forecast" and len(rows) == 1 + 6 * 4
     record = json.loads((run_dir / "split.json").read_text())["items"]
     assert record["test"][0] == "store0: 2020-036..2020-039"
+
+
+def test_a_panel_is_parsed_once_and_cached_by_its_content(tmp_path, monkeypatch):
+    from seqbench.data import resolve_cache_dir
+    from seqbench.train import prepare_dataset
+    from seqbench_tasks.forecasting import panel
+
+    path = write_panel(tmp_path / "sales.csv")
+    params = {"path": str(path), "id": "store", "target": "sales", "lookback": 8, "horizon": 4}
+    first = prepare_dataset("forecasting", "csv", resolve_params(params), None)
+    (cache,) = resolve_cache_dir().glob("panel-*.pkl")
+    parse = panel.read_long_series
+    monkeypatch.setattr(panel, "read_long_series", lambda *a: pytest.fail("parsed again"))
+    again = prepare_dataset("forecasting", "csv", resolve_params(params), None)
+    assert again.split_sizes() == first.split_sizes()
+    write_panel(path, series=5)  # new content, new cache entry
+    monkeypatch.setattr(panel, "read_long_series", parse)
+    assert prepare_dataset("forecasting", "csv", resolve_params(params), None
+                           ).split_sizes()["test"] == 5
+    assert len(list(resolve_cache_dir().glob("panel-*.pkl"))) == 2 and cache.is_file()
+
+
+def resolve_params(given: dict) -> dict:
+    """The forecasting task's parameters with `given` set, validated as a run's are."""
+    from seqbench.config import build_spec
+
+    return dict(build_spec("forecasting", "gru", "csv",
+                           {f"task.{k}": v for k, v in given.items()}).task_params)
 
 
 def test_one_series_through_path_runs_generates_and_sweeps(capsys, tmp_path):

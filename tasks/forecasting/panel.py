@@ -24,12 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from seqbench import Batch, SeqbenchError
+from seqbench import Batch, DataContext, SeqbenchError, cached, content_key, sha256_of
 from seqbench.userdata import UserSource, is_number, read_long_table, user_path
 from seqbench_tasks.forecasting.metrics import error_sums, metrics_from, seasonal_scale
 from seqbench_tasks.forecasting.task import ForecastData
 
 SPLITS = ("train", "valid", "test")
+#: Bump when the reading changes so stale caches are rebuilt.
+PANEL_VERSION = 1
 
 
 @dataclass
@@ -47,14 +49,18 @@ class Panel:
     extra: list[np.ndarray] = field(default_factory=list)
 
 
-def load_m1_yearly() -> Panel:
+def m1_yearly_file() -> Path:
+    """Where aeon keeps its copy of M1 yearly (Monash forecasting archive format)."""
+    spec = importlib.util.find_spec("aeon")
+    return Path(spec.origin).parent / "datasets" / "data" / "m1_yearly_dataset" / \
+        "m1_yearly_dataset.tsf"
+
+
+def load_m1_yearly(path: Path) -> Panel:
     """The 181 yearly series of the M1 competition (Makridakis et al. 1982), from the copy
-    aeon ships (Monash forecasting archive format)."""
+    aeon ships."""
     from aeon.datasets import load_from_tsf_file
 
-    spec = importlib.util.find_spec("aeon")
-    path = Path(spec.origin).parent / "datasets" / "data" / "m1_yearly_dataset" / \
-        "m1_yearly_dataset.tsf"
     frame, _ = load_from_tsf_file(str(path))
     values = [np.asarray(v, dtype=np.float64) for v in frame["series_value"]]
     starts = [int(str(t)[:4]) for t in frame["start_timestamp"]]
@@ -91,10 +97,13 @@ def read_long_series(path: Path, id_column: str, target: str, season: int,
                  covariates, future, [t[:, 1:] for t in table])
 
 
-def load_panel(dataset: str, params: Mapping[str, Any]) -> Panel:
-    """M1 yearly, or the user's long CSV (`path` or its alias `csv`, `id`, `target`)."""
+def load_panel(dataset: str, params: Mapping[str, Any], context: DataContext) -> Panel:
+    """M1 yearly, or the user's long CSV (`path` or its alias `csv`, `id`, `target`), parsed
+    once and then read from a cache keyed by the file's content and the options."""
     if dataset == "m1-yearly":
-        return load_m1_yearly()
+        path = m1_yearly_file()
+        key = content_key("m1-yearly", PANEL_VERSION, sha256_of(path))
+        return cached(context.cache_dir / f"m1-yearly-{key}.pkl", lambda: load_m1_yearly(path))
     if params["path"] and params["csv"] and params["path"] != params["csv"]:
         raise SeqbenchError("path and csv name the same file; give one of them.")
     path = user_path(params["path"] or params["csv"], "csv", "a CSV file", folder=False)
@@ -106,8 +115,10 @@ def load_panel(dataset: str, params: Mapping[str, Any]) -> Panel:
     if unknown:
         raise SeqbenchError(f"future_covariates names '{unknown[0]}', which is not among "
                             f"covariates={params['covariates']}; list it there too.")
-    return read_long_series(path, params["id"], params["target"], params["season"],
-                            covariates, future)
+    options = (params["id"], params["target"], params["season"], covariates, future)
+    key = content_key("panel", PANEL_VERSION, sha256_of(path), options)
+    return cached(context.cache_dir / f"panel-{key}.pkl",
+                  lambda: read_long_series(path, *options))
 
 
 class PanelData(ForecastData):

@@ -304,7 +304,7 @@ class ForecastingTask(Task):
         lookback, horizon = DEFAULT_SHAPES[dataset]
         lookback, horizon = params["lookback"] or lookback, params["horizon"] or horizon
         if dataset == "m1-yearly" or params["id"]:
-            return PanelData(load_panel(dataset, params), lookback, horizon,
+            return PanelData(load_panel(dataset, params, context), lookback, horizon,
                              self.primary(dataset))
         path = params["path"] or params["csv"]
         series = load_aeon_series(dataset) if dataset in AEON_SERIES else \

@@ -86,6 +86,16 @@ class Streams:
         return re.sub(f" ?{EOS} ?", "\n", " ".join(self.vocab[i] for i in ids))
 
 
+def restored_streams(tokenizer: str, level: str) -> Streams:
+    """The vocabulary of a trained tokenizer (tokenizer.json) with empty token streams:
+    what encoding a prompt and decoding samples need."""
+    from tokenizers import Tokenizer
+
+    empty = np.zeros(0, dtype=np.int64)
+    return Streams({split: empty for split in SPLITS}, vocabulary(Tokenizer.from_str(tokenizer)),
+                   level, tokenizer)
+
+
 def contiguous_parts(text: str, train: float = 0.9, valid: float = 0.05) -> dict[str, str]:
     """train/valid/test as the first, middle and last contiguous stretches of one text."""
     cut1, cut2 = int(len(text) * train), int(len(text) * (train + valid))

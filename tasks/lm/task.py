@@ -28,7 +28,7 @@ from seqbench import (
     batch_rows,
 )
 from seqbench.userdata import UserSource, refuse_foreign_options
-from seqbench_tasks.lm.corpus import CORPORA, Streams, load_streams
+from seqbench_tasks.lm.corpus import CORPORA, Streams, load_streams, restored_streams
 from seqbench_tasks.lm.text import LEVELS, load_text
 
 
@@ -48,7 +48,8 @@ class LanguageData(TaskData):
         self.vocab_size = len(streams.vocab)
         self.input_size = params["emb_size"]
         for split in ("valid", "test"):  # one window at least, before any training starts
-            self._grid(split, 1)
+            if len(streams.ids[split]):  # (a restored vocabulary has no token streams)
+                self._grid(split, 1)
 
     def describe(self) -> dict[str, Any]:
         return self.source.facts() if self.source else {}
@@ -203,6 +204,15 @@ class LanguageModelTask(Task):
             streams, source = load_text(params, context)
             return LanguageData(f"'{params['path']}' ({source.how})", streams, params, source)
         return LanguageData(dataset, load_streams(dataset, context), params)
+
+    def restore(self, dataset: str, params: Mapping[str, Any], run_dir: Path):
+        """Your text's vocabulary from the run folder's tokenizer.json, so `generate` needs
+        no corpus (the built-in corpora are loaded as for training)."""
+        tokenizer = run_dir / "tokenizer.json"
+        if dataset != "text" or not tokenizer.is_file():
+            return None
+        streams = restored_streams(tokenizer.read_text(), params["level"])
+        return LanguageData(f"the vocabulary of {run_dir}", streams, params)
 
     def check_case(self):
         """A hand-checkable token stream for the conformance kit (see `check.py`)."""
