@@ -75,6 +75,9 @@ class Run:
     device: str = "cpu"
     _model: SequenceModel | None = field(default=None, repr=False)
     _data: TaskData | None = field(default=None, repr=False)
+    #: (model, data) loaded for `generate` alone, where the data may be restored from the
+    #: run folder rather than loaded from the dataset.
+    _for_generation: tuple[SequenceModel, TaskData] | None = field(default=None, repr=False)
 
     @property
     def history(self) -> pandas.DataFrame:
@@ -115,11 +118,14 @@ class Run:
         from seqbench.train import quiet_lightning
 
         quiet_lightning()
-        model, data = self._model, self._data
-        if model is None:  # the run folder may hold all generation needs (Task.restore)
+        if self._model is None and self._for_generation is None:
+            # the run folder may hold all that generation needs (Task.restore)
             from seqbench.train import load_trained
 
             _, data, model = load_trained(self.dir, self.data_dir, self.device, restore=True)
+            self._for_generation = (model, data)
+        model, data = (self._model, self._data) if self._model is not None else \
+            self._for_generation
         return task.generate(model, data, Path(out_dir) if out_dir else self.dir / "generated",
                              resolved)
 
@@ -144,7 +150,7 @@ def run(
     seed: int | None = None,
     *,
     spec: RunSpec | PathLike | None = None,
-    device: str = "auto",
+    device: str | None = None,
     data_dir: PathLike | None = None,
     output_dir: PathLike = "runs",
     progress: bool = True,
@@ -165,9 +171,10 @@ def run(
     from seqbench.train import train
 
     if resume is not None:
-        if task is not None or settings or dataset is not None or spec is not None:
+        given = (task, cell, dataset, seed, spec, device)
+        if settings or any(value is not None for value in given):
             raise SeqbenchError("resume= continues the run's own spec; give no task, "
-                                "dataset, spec or settings with it.")
+                                "cell, dataset, seed, device, spec or settings with it.")
         run_dir = Path(resume)
         run_spec = runs.read_spec(run_dir)
         result = train(run_spec, data_dir=data_dir, show_progress=progress, run_dir=run_dir,
@@ -183,20 +190,22 @@ def run(
 
 def spec_for(task: str | Task | None = None, cell: str | Cell | None = None,
              dataset: str | None = None, seed: int | None = None, *,
-             spec: RunSpec | PathLike | None = None, device: str = "auto",
+             spec: RunSpec | PathLike | None = None, device: str | None = None,
              **settings: Any) -> RunSpec:
     """The validated spec `run` trains: `spec` (a run folder, its config.json or a RunSpec)
-    with the other arguments overriding it, or those arguments alone."""
+    with the other arguments overriding it, or those arguments alone (device "auto" unless
+    given or recorded)."""
     base = spec if spec is None or isinstance(spec, RunSpec) else RunSpec.from_dict(
         runs.read_run_config(Path(spec))["spec"])
     if base is not None:
         task, cell = task or base.task, cell or base.cell
         dataset, seed = dataset or base.dataset, base.seed if seed is None else seed
+        device = device or base.device
         settings = {**base.settings(), **settings}
     if task is None:
         raise SeqbenchError(f"run() needs a task (or spec=); installed: {', '.join(tasks())}.")
     return build_spec(_name(task), _name(cell or "lstm"), dataset, settings,
-                      seed=seed or 0, device=device)
+                      seed=seed or 0, device=device or "auto")
 
 
 @dataclass(frozen=True)

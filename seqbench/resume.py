@@ -49,10 +49,10 @@ ASSUMED_FIRST_COST = 0.02
 
 
 class StopTraining(Exception):
-    """Raised inside `Trainer.fit` on Ctrl-C and turned into `seqbench.errors.Interrupted`
-    outside it (saying how to resume): Lightning answers a KeyboardInterrupt raised inside
-    fit with `sys.exit(1)` and leaves SIGINT ignored, which in a notebook would leave the
-    next Ctrl-C without effect."""
+    """Raised inside `Trainer.fit` (and the test pass) on Ctrl-C and turned into
+    `seqbench.errors.Interrupted` outside it (saying how to resume): Lightning answers a
+    KeyboardInterrupt raised inside fit with `sys.exit(1)` and leaves SIGINT ignored, which
+    in a notebook would leave the next Ctrl-C without effect."""
 
 
 class StopRequest:

@@ -216,8 +216,10 @@ def train(
         # into SystemExit(1).
         if not isinstance(exc, StopTraining) and not trainer.interrupted:
             raise
-        raise runs.interrupted(run_dir, trainer.current_epoch, resume_points.saved_epochs) \
+        raise stopped(run_dir, trainer.current_epoch, resume_points.saved_epochs, tracker) \
             from None
+    if stop.requested:  # Ctrl-C in the last epoch's validation: stop before testing
+        raise stopped(run_dir, trainer.current_epoch, resume_points.saved_epochs, tracker)
     train_seconds = resume_points.seconds()
     epochs_run = trainer.current_epoch
     best = next(c for c in trainer.callbacks if isinstance(c, BestEpoch))
@@ -246,13 +248,24 @@ def train(
             with ctrl_c_raises_stop():
                 metrics.update(test_once(trainer, model, data, valid_batches, run_dir,
                                          metrics["primary_metric"]))
-        except StopTraining:  # the resume point is still there: resuming tests again
-            raise runs.interrupted(run_dir, epochs_run, resume_points.saved_epochs) from None
+        except (StopTraining, KeyboardInterrupt, SystemExit) as exc:
+            # The resume point is still there: resuming trains from it and tests again.
+            if isinstance(exc, SystemExit) and not trainer.interrupted:
+                raise
+            raise stopped(run_dir, epochs_run, resume_points.saved_epochs, tracker) from None
     if tracker is not None:
         tracker.finish(metrics)
     runs.write_json(run_dir / runs.METRICS, metrics)
     (run_dir / RESUME_POINT).unlink(missing_ok=True)  # finished: best.ckpt is what is kept
     return RunResult(run_dir=run_dir, metrics=metrics, model=model.eval(), data=data)
+
+
+def stopped(run_dir: Path, epochs: int, resumable_from: int | None, tracker: Any):
+    """What a run stopped by Ctrl-C raises (`Interrupted`, saying how to go on), after its
+    tracker got every row it kept."""
+    if tracker is not None:
+        tracker.finish({}, "killed")
+    return runs.interrupted(run_dir, epochs, resumable_from)
 
 
 def test_once(trainer: Any, model: Any, data: TaskData, valid_batches: Any, run_dir: Path,

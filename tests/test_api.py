@@ -57,6 +57,9 @@ def test_spec_starts_from_a_recorded_run_and_what_is_given_overrides_it(tmp_path
         spec = sb.spec_for(spec=recorded, epochs=2)
         assert spec == first.spec.with_settings({"epochs": 2})  # same seed, pooling, size
     assert sb.spec_for(spec=first.dir, seed=5, cell="lstm").cell == "lstm"
+    on_cpu = build_spec("speech", "gru", settings={"hidden_size": "8"}, device="cpu")
+    assert sb.spec_for(spec=on_cpu).device == "cpu"  # the recorded device is kept
+    assert sb.spec_for(spec=on_cpu, device="auto").device == "auto"
     again = sb.run(spec=first.dir, output_dir=tmp_path, progress=False)
     assert again.metrics["test_accuracy"] == first.metrics["test_accuracy"]
     with pytest.raises(sb.SeqbenchError, match="not a run folder|does not exist"):
@@ -94,7 +97,7 @@ def test_register_refuses_what_it_cannot_name_unambiguously():
 def test_misused_arguments_are_one_clear_error(tmp_path):
     with pytest.raises(sb.SeqbenchError, match="run\\(\\) needs a task"):
         sb.run(cell="gru")
-    with pytest.raises(sb.SeqbenchError, match="give no task, dataset, spec or settings"):
+    with pytest.raises(sb.SeqbenchError, match="give no task, cell, dataset, seed, device, spec or settings"):
         sb.run(resume=tmp_path, epochs=3)
     with pytest.raises(sb.SeqbenchError, match="is not a run folder"):
         sb.load(tmp_path)

@@ -250,20 +250,28 @@ def test_a_task_default_outside_the_searched_choices_is_searched_too():
     assert space["lr"].range_given("sgd")[0] <= 20.0 <= space["lr"].range_given("sgd")[1]
 
 
+def keyed(values: list[float]) -> dict[tuple[int, int], float]:
+    """Re-run values keyed (seed, fold) as `select` records them: 2 folds per seed."""
+    return {(1 + i // 2, i % 2): value for i, value in enumerate(values)}
+
+
 def test_the_default_is_kept_unless_a_tuned_configuration_beats_it_by_a_standard_error():
-    # minimising; the re-runs are paired (same seeds and folds in the same order)
-    tuned = [0.09, 0.11, 0.09, 0.11]
-    noisy = [0.05, 0.17, 0.05, 0.17]  # mean 0.11: 0.01 worse, but the difference varies
+    # minimising; pairs share a seed and a fold
+    tuned = keyed([0.09, 0.11, 0.09, 0.11])
+    noisy = keyed([0.05, 0.17, 0.05, 0.17])  # mean 0.11: 0.01 worse, but the difference varies
     chosen, error = one_standard_error({3: tuned, 0: noisy}, 1, 0)
     assert chosen == 0 and error == pytest.approx(np.std([0.04, -0.06] * 2, ddof=1) / 2)
-    steady = [0.12, 0.14, 0.12, 0.14]  # 0.03 worse on every pair: real evidence
+    steady = keyed([0.12, 0.14, 0.12, 0.14])  # 0.03 worse on every pair: real evidence
     assert one_standard_error({3: tuned, 0: steady}, 1, 0) == (3, pytest.approx(0.0))
     assert one_standard_error({3: tuned}, 1, None)[0] == 3  # a study without its default
-    assert one_standard_error({3: tuned, 0: [0.2]}, 1, 0)[0] == 3  # unpaired: both errors
-    assert one_standard_error({3: [0.1], 0: [0.11]}, 1, 0)[0] == 3  # one value: no error
+    # pairs are matched by (seed, fold), not by position: a lost seed drops its pairs
+    lost = {key: value for key, value in noisy.items() if key[0] == 2}
+    assert one_standard_error({3: tuned, 0: lost}, 1, 0)[0] == 0  # 2 pairs, same error
+    assert one_standard_error({3: tuned, 0: {(1, 0): 0.1000001}}, 1, 0) == (3, pytest.approx(
+        float("nan"), nan_ok=True))  # one pair: no error to measure, the best mean wins
     # maximising (accuracy): the same rule, mirrored
-    assert one_standard_error({1: [0.96, 0.98], 0: [0.97, 0.95]}, -1, 0)[0] == 0
-    assert one_standard_error({1: [0.96, 0.98], 0: [0.90, 0.91]}, -1, 0)[0] == 1
+    assert one_standard_error({1: keyed([0.96, 0.98]), 0: keyed([0.97, 0.95])}, -1, 0)[0] == 0
+    assert one_standard_error({1: keyed([0.96, 0.98]), 0: keyed([0.90, 0.91])}, -1, 0)[0] == 1
 
 
 def test_selection_re_runs_the_default_beside_the_top_and_records_the_rule(tmp_path):

@@ -50,7 +50,7 @@ class StopMidEpoch(Callback):
 
 try:
     train(build_spec("speech", "gru", settings=%r), run_dir=run_dir, show_progress=False,
-          callbacks=[StopMidEpoch()])
+          callbacks=[StopMidEpoch()], logger="csv")
 except Interrupted as exc:
     print(exc, file=sys.stderr)
     sys.exit(130)
@@ -126,7 +126,11 @@ def test_ctrl_c_in_the_test_pass_exits_130_and_resuming_tests_again(uninterrupte
     assert interrupted.returncode == 130, interrupted.stderr
     assert f"seqbench run --resume {run_dir}" in interrupted.stderr
     assert "Traceback" not in interrupted.stderr
-    assert read_json(run_dir / "metrics.json")["status"] == "interrupted"
+    stopped = read_json(run_dir / "metrics.json")
+    assert stopped["status"] == "interrupted"
+    with open(run_dir / "csv" / "metrics.csv", newline="") as handle:  # the tracker got
+        logged = [row for row in csv.DictReader(handle) if row.get("val_nll")]  # every epoch
+    assert len(logged) == stopped["epochs"] > 0
 
     assert main(["run", "--resume", str(run_dir), "--quiet"]) == 0
     resumed, reference = read_json(run_dir / "metrics.json"), read_json(uninterrupted /

@@ -350,11 +350,13 @@ def select(plan: SweepPlan, cell: str) -> int | None:
     The best trial of a search is partly the luckiest: its value is biased upwards by the
     same noise that picked it. Its mean over seeds it never saw is not. The default
     configuration is re-run beside the top ones and is kept unless the best of them beats
-    it by more than one standard error of its re-run values (`one_standard_error`). Records
-    every re-run mean, the standard error and the choice in the study, so reports can show
-    them.
+    it by more than one standard error of their paired differences (`one_standard_error`).
+    Records every re-run mean, the standard error and the choice in the study, so reports
+    can show them.
     """
     from optuna.trial import TrialState
+
+    from seqbench.model import DivergedError
 
     study = load_study(plan, cell, open_storage(plan.storage))
     completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -371,19 +373,24 @@ def select(plan: SweepPlan, cell: str) -> int | None:
     if plan.jobs > 1:
         set_threads(plan.jobs)
     data = PreparedData(plan.data_dir)
-    reruns: dict[int, list[float]] = {}
+    reruns: dict[int, dict[tuple[int, int], float]] = {}
     for trial in candidates:
-        reruns[trial.number] = []
+        reruns[trial.number] = {}
         for seed in plan.seeds_used()["rerun"]:
             folder = plan.folder("selection", cell) / f"trial-{trial.number:04d}-seed{seed}"
-            values, _ = validation_values(plan, cell, trial.user_attrs["settings"], seed,
-                                          folder, data, reuse=True)
-            reruns[trial.number] += values or []
-        mean = statistics.fmean(reruns[trial.number]) if reruns[trial.number] else math.nan
+            try:
+                values, _ = validation_values(plan, cell, trial.user_attrs["settings"], seed,
+                                              folder, data, reuse=True)
+            except DivergedError as exc:  # a seed that diverges counts as missing
+                console.print(f"  {cell} trial {trial.number} seed {seed}: diverged ({exc})")
+                values = None
+            reruns[trial.number].update({(seed, fold): v for fold, v in enumerate(values or [])})
+        values = list(reruns[trial.number].values())
+        mean = statistics.fmean(values) if values else math.nan
         console.print(f"  {cell} trial {trial.number}: search {trial.value:.4g}, mean of "
                       f"{len(plan.seeds_used()['rerun'])} fresh seeds {mean:.4g}")
     chosen, error = one_standard_error(reruns, sign, default and default.number)
-    study.set_user_attr("selection", {str(number): statistics.fmean(values) if values
+    study.set_user_attr("selection", {str(number): statistics.fmean(values.values()) if values
                                       else math.inf * sign
                                       for number, values in reruns.items()})
     study.set_user_attr("selection_standard_error", error if math.isfinite(error) else None)
@@ -391,41 +398,35 @@ def select(plan: SweepPlan, cell: str) -> int | None:
     return chosen
 
 
-def one_standard_error(reruns: Mapping[int, list[float]], sign: int,
+def one_standard_error(reruns: Mapping[int, Mapping[Any, float]], sign: int,
                        default: int | None) -> tuple[int, float]:
     """(chosen trial, standard error of the difference): the best mean of the re-run
     values wins, unless it beats the default configuration's mean by no more than one
     standard error of that difference.
 
-    Breiman's one-standard-error rule (Hastie et al., ESL 2nd ed., section 7.10): a
-    difference smaller than the noise of its estimate is no evidence, so the configuration
-    a reader would run without tuning is kept. The re-runs of every configuration use the
-    same seeds and folds in the same order, so the error is that of the paired differences
-    (unpaired, from the standard errors it can estimate, if some re-runs failed). With one
-    re-run value per configuration there is no error to measure and the best mean wins.
-    On Japanese Vowels, a
-    configuration whose cross-validated NLL beat the defaults' by less than this tested
-    worse than them.
+    `reruns` maps each trial to its re-run values keyed by (seed, fold). Breiman's
+    one-standard-error rule (Hastie et al., ESL 2nd ed., section 7.10): a difference
+    smaller than the noise of its estimate is no evidence, so the configuration a reader
+    would run without tuning is kept. Values with the same key share a seed and a fold,
+    so the error is that of the paired differences over the keys both have; with fewer
+    than two such pairs there is no error to measure and the best mean wins. On Japanese
+    Vowels, a configuration whose cross-validated NLL beat the defaults' by less than this
+    tested worse than them.
     """
-    means = {number: statistics.fmean(values) for number, values in reruns.items() if values}
+    means = {number: statistics.fmean(values.values())
+             for number, values in reruns.items() if values}
     if not means:
         return next(iter(reruns)), math.nan
     best = min(means, key=lambda number: sign * means[number])
     if default not in means or default == best:
         return best, math.nan
     ours, theirs = reruns[best], reruns[default]
-    if len(ours) == len(theirs):
-        error = standard_error([a - b for a, b in zip(ours, theirs)])
-    else:
-        known = [e for e in (standard_error(ours), standard_error(theirs)) if math.isfinite(e)]
-        error = math.hypot(*known) if known else math.nan
-    if math.isnan(error):  # one re-run value each: no error to measure, the best mean wins
-        return best, error
+    shared = [key for key in ours if key in theirs]
+    if len(shared) < 2:
+        return best, math.nan
+    differences = [ours[key] - theirs[key] for key in shared]
+    error = statistics.stdev(differences) / math.sqrt(len(differences))
     return (default if sign * (means[default] - means[best]) <= error else best), error
-
-
-def standard_error(values: list[float]) -> float:
-    return statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else math.nan
 
 
 def final_run(plan: SweepPlan, cell: str, seed: int) -> dict[str, Any] | None:
@@ -504,8 +505,8 @@ def run_sweep(plan: SweepPlan) -> None:
             console.print(f"[bold]{cell}[/]: searching ({plan.trials} trials)")
             search(plan, cell)
         for cell in plan.cells:
-            console.print(f"[bold]{cell}[/]: re-running the top {plan.top} with "
-                          f"{plan.rerun_seeds} fresh seeds")
+            console.print(f"[bold]{cell}[/]: re-running the top {plan.top} and the defaults "
+                          f"with {plan.rerun_seeds} fresh seeds")
             select(plan, cell)
         for cell, seed in finals:
             final_run(plan, cell, seed)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -117,8 +117,8 @@ def load_panel(dataset: str, params: Mapping[str, Any], context: DataContext) ->
                             f"covariates={params['covariates']}; list it there too.")
     options = (params["id"], params["target"], params["season"], covariates, future)
     key = content_key("panel", PANEL_VERSION, sha256_of(path), options)
-    return cached(context.cache_dir / f"panel-{key}.pkl",
-                  lambda: read_long_series(path, *options))
+    panel = cached(context.cache_dir / f"panel-{key}.pkl", lambda: read_long_series(path, *options))
+    return replace(panel, name=path.stem)  # the same content may come under another name
 
 
 class PanelData(ForecastData):
