@@ -9,8 +9,8 @@ from seqbench.reports import write_reports
 from seqbench.reports.collect import collect
 
 ROOT = Path(__file__).resolve().parents[1]
-JOURNAL, STUDIES, OUTPUT = "results/studies.journal", "jv,jsb,airline", "results"
-FOLDERS = ("speech-japanese-vowels", "music-jsb", "forecasting-airline")
+JOURNAL, STUDIES, OUTPUT = "results/studies.journal", "jv,jsb,airline,m1", "results"
+FOLDERS = ("speech-japanese-vowels", "music-jsb", "forecasting-airline", "forecasting-m1-yearly")
 NUMBERS = ("table.csv", "pairwise.csv", "budget_curves.csv")
 
 
