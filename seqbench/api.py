@@ -118,16 +118,21 @@ class Run:
         from seqbench.train import quiet_lightning
 
         quiet_lightning()
-        if self._model is None and self._for_generation is None:
-            # the run folder may hold all that generation needs (Task.restore)
+        model, data = self._generation_pair()
+        return task.generate(model, data, Path(out_dir) if out_dir else self.dir / "generated",
+                             resolved)
+
+    def _generation_pair(self) -> tuple[SequenceModel, TaskData]:
+        """The loaded model and data, else (once) the model with what the run folder holds
+        for generating (`Task.restore`), so no dataset is loaded where none is needed."""
+        if self._model is not None:
+            return self._model, self._data
+        if self._for_generation is None:
             from seqbench.train import load_trained
 
             _, data, model = load_trained(self.dir, self.data_dir, self.device, restore=True)
             self._for_generation = (model, data)
-        model, data = (self._model, self._data) if self._model is not None else \
-            self._for_generation
-        return task.generate(model, data, Path(out_dir) if out_dir else self.dir / "generated",
-                             resolved)
+        return self._for_generation
 
 
 def load(run_dir: PathLike, data_dir: PathLike | None = None) -> Run:

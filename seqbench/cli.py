@@ -138,7 +138,6 @@ def run(
     thread_policy.configure(threads)  # before anything imports torch
     from seqbench.api import run as run_api
     from seqbench.api import spec_for
-    from seqbench.runs import check_output_dir
 
     if resume is not None:
         if task or cell or spec or settings or dataset:
@@ -155,7 +154,6 @@ def run(
         raise SeqbenchError("both --task and --cell are required (or --spec).")
     run_spec = spec_for(task, cell, dataset, seed if spec is None or seed else None, spec=spec,
                         device=device, **given)
-    check_output_dir(output_dir)
 
     from rich.console import Console
 

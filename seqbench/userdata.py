@@ -33,6 +33,9 @@ def user_path(value: str, dataset: str, what: str, *, folder: bool | None = None
         raise SeqbenchError(f"'{path}' does not exist (dataset '{dataset}' reads {what}).")
     if folder is True and not path.is_dir():
         raise SeqbenchError(f"'{path}' is not a folder (dataset '{dataset}' reads {what}).")
+    if folder is False and path.is_dir():
+        raise SeqbenchError(f"'{path}' is a folder; give a file (dataset '{dataset}' reads "
+                            f"{what}).")
     if folder is False and not path.is_file():
         raise SeqbenchError(f"'{path}' is not a file (dataset '{dataset}' reads {what}).")
     return path

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from seqbench import DataContext, RemoteFile, SeqbenchError, locate
-from seqbench.userdata import existing_file
+from seqbench.userdata import user_path
 
 
 @dataclass
@@ -110,9 +110,7 @@ def load_etth1(context: DataContext, target: str) -> Series:
 
 
 def load_user_csv(path_text: str, target: str, season: int) -> Series:
-    if not path_text:
-        raise SeqbenchError("dataset 'csv' needs --set csv=PATH (and target=COLUMN).")
-    path = existing_file(path_text, "CSV file")
+    path = user_path(path_text, "csv", "a CSV file", folder=False)  # as the many-series CSV
     dates, columns, values = read_table(path)
     missing = np.argwhere(np.isnan(values))
     if len(missing):
