@@ -242,14 +242,15 @@ class Comparison:
         cells = self._summaries()
         return pandas.DataFrame(tables.rows(cells, compare.pairwise(cells))).set_index("cell")
 
-    def report(self, out_dir: PathLike) -> Path:
+    def report(self, out_dir: PathLike, against: str | None = None) -> Path:
         """Write the report (tables, significance tests, plots) as `seqbench report` does;
         return its folder. It covers every cell swept on this task and dataset under this
-        study name in the storage, as `seqbench report` would."""
+        study name in the storage, as `seqbench report` would; `against` compares every cell
+        with that one only."""
         from seqbench.reports import write_reports
 
         return write_reports(self.storage, Path(out_dir), study=self.study, task=self.task,
-                             dataset=self.dataset)[0]
+                             dataset=self.dataset, against=against)[0]
 
     def best(self, cell: str) -> Run:
         """`cell`'s final run with the best validation score (never chosen on test)."""

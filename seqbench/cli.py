@@ -368,6 +368,7 @@ def report(
     task: Annotated[Optional[str], typer.Option(help="Only this task.")] = None,
     dataset: Annotated[Optional[str], typer.Option(help="Only this dataset.")] = None,
     study: Annotated[str, typer.Option(help="Study name prefix used by the sweep.")] = "seqbench",
+    against: Annotated[Optional[str], typer.Option(help="Compare every cell with this one only (a reference chosen in advance, e.g. lstm-vanilla), instead of every pair.")] = None,
 ) -> None:
     """Tables (Markdown, CSV, LaTeX), significance tests and plots from a sweep's storage."""
     from seqbench.reports import write_reports
@@ -379,7 +380,7 @@ def report(
     with interruptible(f"tables already written under {output_dir} are kept; run the "
                        "command again to finish them."):
         for folder in write_reports(storage, output_dir, study=study, task=task,
-                                    dataset=dataset):
+                                    dataset=dataset, against=against):
             typer.echo(str(folder))
 
 

@@ -19,6 +19,7 @@ import pytest
 from optuna.trial import TrialState, create_trial
 from scipy import stats as scipy_stats
 
+from seqbench.errors import SeqbenchError
 from seqbench.reports import stats, write_reports
 from seqbench.reports.budget import expected_best
 from seqbench.reports.compare import mcnemar
@@ -197,6 +198,28 @@ def test_a_binary_report_uses_mcnemar_and_marks_the_surviving_differences(tmp_pa
         expected_best([0.5, 0.3, 0.4, 0.6], "minimize"))
     assert float(curves[0]["expected_best_val_nll"]) == pytest.approx(0.45)
     assert float(curves[-1]["expected_best_val_nll"]) == pytest.approx(0.3)
+
+
+def test_against_a_reference_compares_each_cell_with_it_only(tmp_path):
+    """Greff et al.'s design: every variant against the vanilla LSTM, Holm over those only."""
+    finals = {"gru": {10: wrong_on(0), 11: wrong_on(0)},
+              "lstm": {10: wrong_on(10), 11: wrong_on(8)},
+              "rnn": {10: wrong_on(1), 11: wrong_on(2)}}
+    storage = fake_sweep(tmp_path, finals, kind="binary", weights=[1.0] * 20,
+                         primary="accuracy", direction="maximize", seeds=SEEDS)
+    (folder,) = write_reports(storage, tmp_path / "report", against="lstm")
+
+    pairs = {f"{r['a']}-{r['b']}": r for r in read_csv(folder / "pairwise.csv")}
+    assert set(pairs) == {"lstm-gru", "lstm-rnn"}  # no gru-rnn: a family of two, not three
+    holm = {"lstm-gru": 2 * (2 * 0.5 ** 18), "lstm-rnn": 2 * 0.5 ** 15}  # x2, then x1
+    for pair, p in holm.items():
+        assert float(pairs[pair]["p_holm"]) == pytest.approx(p)
+    table = (folder / "table.md").read_text()
+    assert "Holm-corrected over 2 comparisons, each cell against lstm;" in table
+    assert "--against lstm --output-dir" in table
+    with pytest.raises(SeqbenchError, match="--against tcn: no final runs of that cell here; "
+                                            "cells with final runs: gru, lstm, rnn"):
+        write_reports(storage, tmp_path / "other", against="tcn")
 
 
 def test_a_continuous_report_uses_the_paired_permutation_test(tmp_path):

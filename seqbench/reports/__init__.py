@@ -30,11 +30,13 @@ def fanova(cells: list[CellSummary]) -> dict[str, dict[str, float]]:
 
 
 def write_reports(storage: str, output_dir: Path, study: str = "seqbench",
-                  task: str | None = None, dataset: str | None = None) -> list[Path]:
+                  task: str | None = None, dataset: str | None = None,
+                  against: str | None = None) -> list[Path]:
     """Write one folder per (task, dataset) under `output_dir`; return the folders.
 
     Without a task or dataset filter, `output_dir/index.html` also ranks the cells across
-    every (task, dataset) of the storage."""
+    every (task, dataset) of the storage. With `against`, every cell is compared with that
+    one only (a reference named in advance) instead of every pair with every other."""
     grouped, overview = collect(storage, study, task, dataset), task is None and dataset is None
     written = []
     for (task_name, dataset_name), cells in sorted(grouped.items()):
@@ -43,9 +45,10 @@ def write_reports(storage: str, output_dir: Path, study: str = "seqbench",
         folder.mkdir(parents=True, exist_ok=True)
         commands = [c.command for c in cells[:1] if c.command] + [
             f"seqbench report --storage {storage} --study {study} --task {task_name} "
-            f"--dataset {dataset_name} --output-dir {output_dir}"
+            f"--dataset {dataset_name}" + (f" --against {against}" if against else "")
+            + f" --output-dir {output_dir}"
         ]
-        pairs = compare.pairwise(cells)
+        pairs = compare.pairwise(cells, against)
         table_rows = tables.rows(cells, pairs)
         (folder / "table.md").write_text(tables.markdown(cells, table_rows, pairs, commands))
         tables.write_csv(folder / "table.csv", table_rows + tables.baseline_rows(cells),

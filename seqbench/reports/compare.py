@@ -5,7 +5,9 @@ hide. Which test depends on the items: accuracy-like 0/1 items get the exact McN
 losses and errors a paired permutation test. Runs without per-item scores leave only the
 final seeds' test values, compared by Welch's t-test. All pairs are one family: a
 difference counts only if it survives Holm's correction, so no cell is singled out after
-the fact as "the best" to test the others against.
+the fact as "the best" to test the others against. A reference named before the results
+(`against`: Greff et al. 2017 test every LSTM variant against the vanilla LSTM) makes the
+family that cell against each other one instead, which is smaller and so more powerful.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from itertools import combinations
 
 import numpy as np
 
+from seqbench.errors import SeqbenchError
 from seqbench.reports import stats
 from seqbench.reports.collect import CellSummary
 from seqbench.reports.items import ItemScores, read_items
@@ -50,6 +53,15 @@ class Pairwise:
     why: str
     direction: str
     comparisons: list[Comparison]
+    #: The reference cell every other cell was compared with (None: every pair).
+    against: str | None = None
+
+    def family(self) -> str:
+        """The comparisons Holm's correction runs over, in words."""
+        count = len(self.comparisons)
+        if self.against is not None:
+            return f"{count} comparison{'s' if count > 1 else ''}, each cell against {self.against}"
+        return f"{count} pair{'s' if count > 1 else ''}"
 
     def winner(self, c: Comparison) -> str | None:
         """The cell of the pair with the better mean (None on a tie)."""
@@ -141,12 +153,18 @@ def choose_test(cells: list[CellSummary]) -> tuple[str, str, PairTest]:
     return "paired permutation test", why, lambda a, b: permutation(scores[a], scores[b])
 
 
-def pairwise(cells: list[CellSummary]) -> Pairwise:
-    """All pairs of cells that have final test values, with the test the data allow."""
+def pairwise(cells: list[CellSummary], against: str | None = None) -> Pairwise:
+    """All pairs of cells that have final test values (or, with `against`, that cell and
+    each other one), with the test the data allow."""
     scored = {c.cell: c for c in sorted(cells, key=lambda c: c.cell) if c.test_values}
+    if against is not None and against not in scored:
+        raise SeqbenchError(f"--against {against}: no final runs of that cell here; cells with "
+                            f"final runs: {', '.join(scored) or 'none'}.")
     test, why, test_pair = choose_test(list(scored.values()))
+    pairs = (combinations(scored, 2) if against is None
+             else [(against, other) for other in scored if other != against])
     raw = []
-    for a, b in combinations(scored, 2):
+    for a, b in pairs:
         p, detail = test_pair(a, b)
         difference = statistics.fmean(scored[a].test_values) - statistics.fmean(
             scored[b].test_values)
@@ -154,4 +172,5 @@ def pairwise(cells: list[CellSummary]) -> Pairwise:
     adjusted = stats.holm([p for _, _, _, p, _ in raw])
     comparisons = [Comparison(a, b, difference, p, p_holm, detail)
                    for (a, b, difference, p, detail), p_holm in zip(raw, adjusted)]
-    return Pairwise(test=test, why=why, direction=cells[0].direction, comparisons=comparisons)
+    return Pairwise(test=test, why=why, direction=cells[0].direction, comparisons=comparisons,
+                    against=against)

@@ -142,7 +142,8 @@ def pairwise_section(pairwise: Pairwise) -> list[str]:
              escape(r["detail"])] for r in rows]
     return [
         f'<p class="note">Test: {escape(pairwise.test)}, because {escape(pairwise.why)} '
-        f"p-values are Holm-corrected over the {len(rows)} pairs; a difference survives at "
+        f"p-values are Holm-corrected over the {escape(pairwise.family())}; a difference "
+        "survives at "
         f"corrected p &lt; {ALPHA}.</p>",
         table(["pair", "difference of means", "p", "Holm p", "survives", "detail"], body),
     ]

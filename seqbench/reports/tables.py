@@ -121,13 +121,11 @@ def pairwise_markdown(pairwise: Pairwise) -> list[str]:
         return ["## Pairwise comparisons", "", "Only one cell has final runs: nothing to compare.",
                 ""]
     detail = any(c.detail for c in pairwise.comparisons)
-    pairs = len(pairwise.comparisons)
     lines = [
         "## Pairwise comparisons",
         "",
         f"Test: {pairwise.test}, because {pairwise.why} p-values are Holm-corrected over "
-        f"{pairs} pair{'s' if pairs > 1 else ''}; a difference survives at corrected "
-        f"p < {ALPHA}.",
+        f"{pairwise.family()}; a difference survives at corrected p < {ALPHA}.",
         "",
         "| pair | difference of means | p | Holm p | survives |"
         + (" discordant items (first/second) |" if detail else ""),
