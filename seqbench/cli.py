@@ -384,6 +384,24 @@ def report(
             typer.echo(str(folder))
 
 
+@app.command()
+def publish(
+    study: Annotated[str, typer.Option(help="Study name prefix of the sweep (several: a,b).")],
+    to: Annotated[Path, typer.Option(help="Results folder: its studies.journal gets the studies, and the final runs' small files go beside it.")],
+    storage: Annotated[str, typer.Option(envvar=STORAGE_ENV, show_envvar=True, help="The sweep's storage (RDB URL or journal file).")] = "sweeps/sweeps.journal",
+) -> None:
+    """Copy a sweep's studies and final-run records (no checkpoints) into a results folder,
+    so `seqbench report --storage TO/studies.journal` rebuilds from committed files."""
+    from seqbench.sweeps.publish import RESULTS_JOURNAL
+    from seqbench.sweeps.publish import publish as copy_sweep
+    from seqbench.sweeps.storage import storage_url
+
+    storage = storage_url(storage, Path("."))
+    names = copy_sweep(storage, study, to)
+    typer.echo(f"{len(names)} studies copied into {to / RESULTS_JOURNAL}; tables: seqbench "
+               f"report --storage {to / RESULTS_JOURNAL} --study {study} --output-dir {to}")
+
+
 new_app = typer.Typer(help="Start a plugin: an installable distribution that already "
                       "passes the conformance kit and trains.", no_args_is_help=True)
 app.add_typer(new_app, name="new")

@@ -10,6 +10,7 @@ import csv
 import itertools
 import json
 import math
+import shutil
 import statistics
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import pytest
 from optuna.trial import TrialState, create_trial
 from scipy import stats as scipy_stats
 
+from seqbench.cli import main
 from seqbench.errors import SeqbenchError
 from seqbench.reports import stats, write_reports
 from seqbench.reports.budget import expected_best
@@ -220,6 +222,34 @@ def test_against_a_reference_compares_each_cell_with_it_only(tmp_path):
     with pytest.raises(SeqbenchError, match="--against tcn: no final runs of that cell here; "
                                             "cells with final runs: gru, lstm, rnn"):
         write_reports(storage, tmp_path / "other", against="tcn")
+
+
+def test_a_published_sweep_rebuilds_the_same_report_from_small_files_alone(tmp_path):
+    from seqbench.sweeps.publish import publish
+
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    finals = {"gru": {10: wrong_on(0), 11: wrong_on(1)}, "lstm": {10: wrong_on(5), 11: wrong_on(4)}}
+    storage = fake_sweep(sweep, finals, kind="binary", weights=[1.0] * 20, primary="accuracy",
+                         direction="maximize", seeds=SEEDS, extra_attrs={
+                             cell: {"plan": {"output_dir": str(sweep)}} for cell in finals})
+    (sweep / "finals" / "gru" / "seed10" / "best.ckpt").write_bytes(b"weights")
+    results = tmp_path / "results"
+    for _ in range(2):  # publishing again replaces the studies instead of adding copies
+        assert publish(storage, "seqbench", results) == ["seqbench/fake/small/gru",
+                                                         "seqbench/fake/small/lstm"]
+    assert optuna.get_all_study_names(open_storage(str(results / "studies.journal"))) == [
+        "seqbench/fake/small/gru", "seqbench/fake/small/lstm"]
+    assert sorted(p.name for p in (results / "finals" / "gru" / "seed10").iterdir()) == [
+        "history.csv", "metrics.json", "test_items.csv"]  # no checkpoint
+    shutil.rmtree(sweep / "finals")  # the sweep's own records are gone: only results/ is left
+    (folder,) = write_reports(str(results / "studies.journal"), tmp_path / "report")
+    rows = {row["cell"]: row for row in read_csv(folder / "table.csv")}
+    assert rows["gru"]["seeds"] == "2" and float(rows["lstm"]["test_mean"]) == 0.775
+    with pytest.raises(SeqbenchError, match="no 'other' studies"):
+        publish(storage, "other", results)
+    assert main(["publish", "--study", "seqbench", "--to", str(results), "--storage",
+                 str(tmp_path / "missing.journal")]) == 2
 
 
 def test_a_continuous_report_uses_the_paired_permutation_test(tmp_path):
