@@ -108,6 +108,25 @@ def test_the_top_page_ranks_links_and_prints_its_command(report):
     rows = (report / "ranking.csv").read_text().splitlines()
     assert "all,average rank,rnn,,3.0" in rows
     assert (report / ranking.DIAGRAM).is_file()
+    # every cell searched the same two values: a three-way tie at every budget
+    assert "Does the winner depend on the tuning budget?" in page
+    assert '<a href="alpha-a/budget_curves.png">alpha / a</a></td><td>gru = lstm = rnn</td>' \
+        in page and "<td>gru = lstm = rnn (2)</td>" in page
+
+
+def test_the_budget_table_names_the_cell_that_leads_after_n_trials():
+    class Searched:  # what budget_leaders reads of a CellSummary
+        selection_direction = "minimize"
+
+        def __init__(self, cell, values):
+            self.cell, self.values = cell, values
+
+        def trial_values(self):
+            return self.values
+
+    # gru's best of n is always 2; lstm's is 1 with chance n/6, else 5: 4.33, 1.67, 1.
+    cells = [Searched("lstm", [5, 1, 5, 5, 5, 5]), Searched("gru", [2] * 6)]
+    assert ranking.budget_leaders(cells) == {1: "gru", 5: "lstm", 6: "lstm"}
 
 
 def test_a_folder_page_holds_table_tests_hyperparameters_environment_and_commands(report):

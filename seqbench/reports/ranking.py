@@ -22,12 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from seqbench.reports import html
+from seqbench.reports import budget, html
 from seqbench.reports.collect import CellSummary
 
 ALPHA = 0.05
 DIAGRAM = "critical_difference.png"
 TABLE = "ranking.csv"
+#: Trial counts at which the budget table names the leading cell (plus each search's own).
+BUDGETS = (1, 5, 10)
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,46 @@ def statistics_section(ranking: Ranking, root: Path) -> list[str]:
     ]
 
 
+def budget_leaders(cells: list[CellSummary]) -> dict[int, str]:
+    """The cell with the best expected validation value after n trials (Dodge et al. 2019),
+    for each n of `BUDGETS` and the most trials every cell ran; ties name both."""
+    curves = {cell: curve for cell, curve in budget.curves(cells).items() if curve}
+    if not curves:
+        return {}
+    sign = 1.0 if cells[0].selection_direction == "minimize" else -1.0
+    most = min(len(curve) for curve in curves.values())
+    leaders = {}
+    for n in sorted({*(n for n in BUDGETS if n <= most), most}):
+        best = min(sign * curve[n - 1] for curve in curves.values())
+        leaders[n] = " = ".join(cell for cell, curve in sorted(curves.items())
+                                if sign * curve[n - 1] == best)
+    return leaders
+
+
+def budget_section(grouped: dict[tuple[str, str], list[CellSummary]],
+                   folders: dict[tuple[str, str], Path], root: Path) -> list[str]:
+    """Does the winner depend on the tuning budget? The leading cell per dataset after 1, 5,
+    10 and all trials, linking each dataset's budget curves."""
+    rows = []
+    for key, cells in sorted(grouped.items()):
+        leaders = budget_leaders(cells)
+        link = folders[key].relative_to(root).as_posix()
+        cells_text = [f"{escape(leaders[n])}" if n in leaders else "–" for n in BUDGETS]
+        most = max(leaders, default=0)
+        rows.append([f'<a href="{escape(link)}/budget_curves.png">{escape(key[0])} / '
+                     f"{escape(key[1])}</a>", *cells_text,
+                     f"{escape(leaders[most])} ({most})" if leaders else "–"])
+    return [
+        "<h2>Does the winner depend on the tuning budget?</h2>",
+        '<p class="note">The cell with the best expected validation value of the best of n '
+        "trials drawn from its search (Dodge et al. 2019, unbiased estimator of Tang et al. "
+        "2020; validation, not test). Follow a dataset's link for its curves "
+        "(budget_curves.png, with budget_curves.csv beside it).</p>",
+        html.table(["task / dataset", *(f"after {n} trial{'s' if n > 1 else ''}"
+                                         for n in BUDGETS), "after all (trials)"], rows),
+    ]
+
+
 def environment() -> str:
     from seqbench import runs
 
@@ -175,6 +217,7 @@ def write_page(root: Path, grouped: dict[tuple[str, str], list[CellSummary]],
         "dataset's link for its tables, tests, figures and hyperparameters.</p>",
         "<h2>Ranking across datasets</h2>", ranking_table(ranking, grouped, folders, root),
         *statistics_section(ranking, root),
+        *budget_section(grouped, folders, root),
         "<h2>Environment of this report</h2>", environment(),
         "<h2>Regenerate</h2>", f"<pre>{escape(command)}</pre>",
     ]
