@@ -11,24 +11,28 @@ from seqbench.reports import write_reports
 from seqbench.reports.collect import collect
 
 ROOT = Path(__file__).resolve().parents[1]
-JOURNAL = "results/studies.journal"
 NUMBERS = ("table.csv", "pairwise.csv", "budget_curves.csv")
-#: (studies, output folder, report folders): the free-tuning sweeps, and JSB again with
-#: about 20k parameters per cell (as Chung et al. 2014 compared them).
+#: (journal, studies, reference cell, output folder, report folders): the free-tuning
+#: sweeps, JSB again with about 20k parameters per cell (as Chung et al. 2014 compared
+#: them), and Greff et al.'s LSTM variants against the vanilla LSTM.
 PUBLISHED = [
-    ("jv,jsb,airline,m1", "results",
+    ("results/studies.journal", "jv,jsb,airline,m1", None, "results",
      ("speech-japanese-vowels", "music-jsb", "forecasting-airline", "forecasting-m1-yearly")),
-    ("jsb20k", "results/param-budget-20k", ("music-jsb",)),
+    ("results/studies.journal", "jsb20k", None, "results/param-budget-20k", ("music-jsb",)),
+    ("results/lstm-variants/studies.journal", "greff", "lstm-vanilla", "results/lstm-variants",
+     ("music-jsb",)),
 ]
 
 
-@pytest.mark.parametrize("studies, output, folders", PUBLISHED)
-def test_every_published_report_is_what_its_printed_command_rebuilds(studies, output, folders,
-                                                                     tmp_path, monkeypatch):
+@pytest.mark.parametrize("journal, studies, against, output, folders", PUBLISHED)
+def test_every_published_report_is_what_its_printed_command_rebuilds(
+        journal, studies, against, output, folders, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
-    command = f"seqbench report --storage {JOURNAL} --study {studies} --output-dir {output}"
+    command = (f"seqbench report --storage {journal} --study {studies} "
+               + (f"--against {against} " if against else "") + f"--output-dir {output}")
     assert command in (ROOT / output / "index.html").read_text()
-    rebuilt = {folder.name: folder for folder in write_reports(JOURNAL, tmp_path, study=studies)}
+    rebuilt = {folder.name: folder for folder in write_reports(journal, tmp_path, study=studies,
+                                                               against=against)}
     assert sorted(rebuilt) == sorted(folders)
     for name in folders:
         committed = ROOT / output / name
@@ -37,5 +41,5 @@ def test_every_published_report_is_what_its_printed_command_rebuilds(studies, ou
         assert (rebuilt[name] / "table.md").read_text().replace(str(tmp_path), output) == \
             (committed / "table.md").read_text()
     assert (tmp_path / "ranking.csv").read_text() == (ROOT / output / "ranking.csv").read_text()
-    for cells in collect(JOURNAL, studies).values():  # curves come from committed records
+    for cells in collect(journal, studies).values():  # curves come from committed records
         assert all(len(cell.validation_curves()) == 5 for cell in cells)

@@ -70,5 +70,6 @@ def write_reports(storage: str, output_dir: Path, study: str = "seqbench",
     if overview:
         ranking.write_page(output_dir, grouped, dict(zip(sorted(grouped), written)),
                            f"seqbench report --storage {storage} --study {study} "
-                           f"--output-dir {output_dir}")
+                           + (f"--against {against} " if against else "")
+                           + f"--output-dir {output_dir}")
     return written
