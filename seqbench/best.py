@@ -37,8 +37,11 @@ def past_minimum(trainer: Any, min_epochs: int, min_steps: int) -> bool:
 
 class BestEpoch(Callback):
     def __init__(self, path: Path, monitor: str, mode: str, patience: int = 0,
-                 min_epochs: int = 0, min_steps: int = 0) -> None:
+                 min_epochs: int = 0, min_steps: int = 0, keep_last: bool = False) -> None:
+        """`keep_last`: every epoch replaces the kept weights and nothing stops the run early
+        (a refit run trains on its validation items, which then cannot choose an epoch)."""
         self.path = path
+        self.keep_last = keep_last
         self.monitor = monitor
         self.sign = 1.0 if mode == "min" else -1.0
         self.patience = patience
@@ -52,7 +55,7 @@ class BestEpoch(Callback):
         if trainer.sanity_checking or value is None or not math.isfinite(value):
             return
         epoch = trainer.current_epoch + 1
-        if self.score is None or self.sign * value < self.sign * self.score:
+        if self.keep_last or self.score is None or self.sign * value < self.sign * self.score:
             self.score, self.epoch = value, epoch
             self.state = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
         elif self.patience and epoch - self.epoch >= self.patience and \

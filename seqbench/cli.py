@@ -325,6 +325,7 @@ def sweep(
     jobs: Annotated[int, typer.Option(help="Parallel trial processes on this machine (CPU threads are divided between them).")] = 1,
     pruner: Annotated[str, typer.Option(help="median, hyperband or none.")] = "median",
     param_budget: Annotated[Optional[int], typer.Option(help="Match parameter counts: each cell's hidden size is chosen to fit this many parameters.")] = None,
+    refit: Annotated[bool, typer.Option("--refit", help="Finals train on the training and validation items together, for the median best epoch of the chosen configuration's validation runs (scikit-learn's refit).")] = False,
     settings: SetOption = None,
     seed: Annotated[int, typer.Option(help="Sampler seed and first final-run seed.", min=0, max=MAX_SWEEP_SEED)] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
@@ -350,7 +351,7 @@ def sweep(
         storage=storage_url(storage, output_dir), study=study,
         settings=fixed, max_seconds=max_time, jobs=jobs, pruner=pruner,
         param_budget=param_budget, seed=seed, device=device, output_dir=str(output_dir),
-        data_dir=None if data_dir is None else str(data_dir), logger=logger,
+        data_dir=None if data_dir is None else str(data_dir), logger=logger, refit=refit,
     )
     check_output_dir(output_dir)
     with interruptible(f"completed trials and finals are kept in {plan.storage}; run the "

@@ -64,6 +64,9 @@ CORE_PARAMS: tuple[Param, ...] = (
           low=1, high=100, tune=False),
     Param("fold", int, 0, "which fold this run validates on (0-based, below folds)", low=0,
           high=99, tune=False),
+    Param("refit", bool, False, "train on the training and validation data together for "
+          "exactly `epochs` epochs and keep the last weights (no early stopping): how a sweep's "
+          "finals train a configuration chosen by k-fold validation", tune=False),
 )
 
 
@@ -216,6 +219,9 @@ def build_spec(
     }
     routed = _route(settings or {}, groups)
     hparams = resolve(groups["core"], routed["core"], "training")
+    if hparams["refit"] and hparams["folds"] > 1:
+        raise SeqbenchError("refit=true trains on every training fold at once; it cannot be "
+                            f"combined with folds={hparams['folds']}.")
     if hparams["fold"] >= hparams["folds"]:
         raise SeqbenchError(f"fold={hparams['fold']} must be below folds={hparams['folds']} "
                             "(folds are numbered from 0).")

@@ -163,6 +163,18 @@ class TaskData(ABC):
         raise SeqbenchError(f"{type(self).__name__} has no k-fold validation (folds={folds}); "
                             "use folds=1.")
 
+    def refit(self) -> TaskData:
+        """This data with the validation items trained on too (the test split never changes).
+
+        A configuration chosen by k-fold validation is then trained on the whole training
+        set for the epochs the folds chose, as scikit-learn's `refit` and the UCR/UEA
+        protocol do, instead of on a fraction with a small split left out to stop it. The
+        validation split stays, for the record only: its items are now seen in training.
+        A task that implements `fold` implements this too; the default refuses.
+        """
+        raise SeqbenchError(f"{type(self).__name__} cannot train on its validation items "
+                            "(refit); use refit=false.")
+
     def item_scores(self, outputs: torch.Tensor, batch: Batch) -> tuple[torch.Tensor,
                                                                          torch.Tensor] | None:
         """Per-item `(value[B], weight[B])` of the primary metric, or None if not itemisable.

@@ -12,15 +12,18 @@ compiling the single step saves 0-4% (a compiled function's per-call overhead ea
 fusing the elementwise ops gains), TorchScript 4-6%, 16-step chunks 12-17%. Compiling the
 whole loop unrolls it for one sequence length, so every new length (music pieces vary)
 would recompile. A chunk fuses across steps and compiles once per process: its input is
-always `[B, CHUNK, I]`, and it is compiled with dynamic shapes, so a new batch size
-or width reuses the same code. The rest of the gap to a fused kernel is in the small
-matrix products, which compilation leaves to the BLAS (results/benchmarks.md says why).
+always `[B, CHUNK, I]`, and it is compiled with dynamic shapes, parameters included, so
+a new batch size or width reuses the same code. The rest of the gap to a fused kernel is
+in the small matrix products, which compilation leaves to the BLAS (results/benchmarks.md
+says why).
 
-Compilation is paid once per process and step class (forward and backward together, at
-the first call of a chunk; once more for each new grad mode, e.g. evaluation). First calls
-are timed and reported (`compile_report`, and one line each on the console's stderr). Where
-`torch.compile` is unavailable or fails for a cell, that cell runs eagerly for the rest of
-the process, after one logged warning. `SEQBENCH_COMPILE=0` turns compilation off.
+Compilation is paid once per process and signature (step class, dtype, device type, grad
+mode and which inputs require grad; forward and backward together, at the first call).
+Every width, depth and batch size of a step class then reuses the same code, so a sweep
+worker compiles a cell a few times in all, not once per trial. First calls are timed and
+reported (`compile_report`, and one line each on the console). Where `torch.compile` is
+unavailable, fails, or keeps recompiling, that cell runs eagerly for the rest of the
+process, after one logged warning. `SEQBENCH_COMPILE=0` turns compilation off.
 
 A step module implements::
 
@@ -31,6 +34,7 @@ A step module implements::
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import os
 import time
@@ -53,6 +57,8 @@ log = logging.getLogger(__name__)
 _failed: set[type] = set()
 #: Seconds the first call of each compiled signature took (compiling included).
 _first_calls: dict[tuple, float] = {}
+#: Numbers the compiled copies of `run_steps`, so each has a name of its own in traces.
+_codes = itertools.count()
 
 def run_steps(step: Callable[..., Any], x: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
     """Run `step` over every time step of `x[B, T, I]`: the eager loop, and what gets compiled."""
@@ -63,14 +69,18 @@ def run_steps(step: Callable[..., Any], x: torch.Tensor, state: Any) -> tuple[to
     return torch.stack(outputs, dim=1), state
 
 @functools.cache
-def _compiled_steps(kind: type) -> Callable[..., Any]:
-    """`run_steps` compiled for one step class, as a copy with a code object of its own.
+def _compiled_steps(signature: tuple) -> Callable[..., Any]:
+    """`run_steps` compiled for one signature (`_signature`), as a copy with a code object of
+    its own.
 
-    torch.compile keeps its cache, and its limit on recompilations, per code object: with one
-    shared function, a sweep over many cells in one process would stop compiling (silently
-    falling back to eager) after the first few.
+    torch.compile keeps its cache, and its limit on recompilations (8), per code object. With
+    one function shared by every signature, a sweep in one worker process (layer 1 and 2,
+    training and evaluation, a zero or a carried state, over many trials) used up the limit
+    within a few trials and then silently ran eagerly. One code object per signature
+    compiles each exactly once: shapes are dynamic, and parameters are graph inputs, so new
+    modules of the same class reuse the code.
     """
-    code = run_steps.__code__.replace(co_name=f"run_steps_{kind.__name__}")
+    code = run_steps.__code__.replace(co_name=f"run_steps_{signature[0].__name__}_{next(_codes)}")
     return torch.compile(types.FunctionType(code, run_steps.__globals__), dynamic=True)
 
 
@@ -97,30 +107,63 @@ def _requires_grad(state: Any) -> bool:
         state = list(state.values())
     return isinstance(state, (tuple, list)) and any(_requires_grad(s) for s in state)
 
+def _signature(step: nn.Module, x: torch.Tensor, state: Any) -> tuple:
+    """What a compiled loop specialises on besides shapes: the step class, dtype, device type,
+    grad mode, and which inputs require grad."""
+    return (type(step), x.dtype, x.device.type, torch.is_grad_enabled(), x.requires_grad,
+            _requires_grad(state))
+
+
+def _unaliased(state: Any) -> Any:
+    """The state with repeated tensors copied: a cell whose initial state is `(zeros, zeros)`
+    (one tensor twice) would otherwise compile a second graph for the aliasing."""
+    seen: set[int] = set()
+
+    def copy(item: Any) -> Any:
+        if isinstance(item, torch.Tensor):
+            if id(item) in seen:
+                return item.clone()
+            seen.add(id(item))
+            return item
+        if isinstance(item, (tuple, list)):
+            return type(item)(copy(part) for part in item)
+        return item
+
+    return copy(state)
+
+
 def _run_chunk(step: nn.Module, x: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
     """One `CHUNK`-step slice `x[B, CHUNK, I]` through the compiled loop (eagerly if compiling
-    failed). Its time dimension is marked static: left dynamic, torch.compile's shape analysis
-    would tie the batch size to it whenever they are equal (16 and 16), and recompile for
-    every other batch size."""
+    failed, and for a batch of one, which torch.compile would specialise a second graph for).
+
+    Its time dimension is marked static, and sizes are not "duck-typed": left as they are,
+    torch.compile's shape analysis ties any two sizes that happen to be equal when it first
+    traces (a batch of 16 and 16 steps, 16 gate units and 16 steps) and recompiles when they
+    differ. A recompilation beyond torch.compile's limit is an error here, so a loop that
+    keeps recompiling falls back to eager with a warning instead of silently.
+    """
     kind = type(step)
-    if kind in _failed:
+    if kind in _failed or x.shape[0] == 1:
         return run_steps(step, x, state)
-    key = (kind.__qualname__, x.dtype, x.device.type, torch.is_grad_enabled(),
-           x.requires_grad, _requires_grad(state))
-    first = key not in _first_calls
+    signature = _signature(step, x, state)
+    first = signature not in _first_calls
     started = time.perf_counter()
     try:
         torch._dynamo.mark_static(x, 1)
-        result = _compiled_steps(kind)(step, x, state)
+        with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True,
+                                        force_parameter_static_shapes=False,
+                                        force_nn_module_property_static_shapes=False), \
+                torch.fx.experimental._config.patch(use_duck_shape=False):
+            result = _compiled_steps(signature)(step, x, _unaliased(state))
     except Exception as error:  # noqa: BLE001 - any compiler failure means: run eagerly
         _failed.add(kind)
         log.warning("could not compile the time loop of %s (%s: %s); running it eagerly",
                     kind.__name__, type(error).__name__, error)
         return run_steps(step, x, state)
     if first:
-        _first_calls[key] = time.perf_counter() - started
-        console.print(f"Compiled the time loop of {kind.__name__} in {_first_calls[key]:.1f} s "
-                      "(once per process).")
+        _first_calls[signature] = time.perf_counter() - started
+        console.print(f"Compiled the time loop of {kind.__name__} in "
+                      f"{_first_calls[signature]:.1f} s (once per process and signature).")
     return result
 
 

@@ -103,7 +103,7 @@ def make_trainer(
 
     hp = spec.hparams
     callbacks: list[Any] = [BestEpoch(run_dir / runs.CHECKPOINT, monitor, mode, hp["patience"],
-                                      hp["min_epochs"], hp["min_steps"])]
+                                      hp["min_epochs"], hp["min_steps"], keep_last=hp["refit"])]
     if show_progress:
         callbacks.append(training_progress(monitor))
     callbacks.extend(extra_callbacks)
@@ -154,7 +154,7 @@ def train(
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
     import lightning.pytorch as pl
 
-    from seqbench import loggers
+    from seqbench import loggers, step
     from seqbench.best import BestEpoch
     from seqbench.loaders import SplitBatches
     from seqbench.model import DivergedError, SequenceModel, count_parameters
@@ -172,9 +172,7 @@ def train(
     loggers.check(logger)
     if resume:
         resume_point = resumable(run_dir)
-    data = data if data is not None else prepare_data(spec, data_dir)
-    if spec.hparams["folds"] > 1:
-        data = data.fold(spec.hparams["fold"], spec.hparams["folds"])
+    data = as_trained(spec, data if data is not None else prepare_data(spec, data_dir))
     pl.seed_everything(spec.seed, workers=True, verbose=False)
     model = SequenceModel(task, data, cell, spec, progress_bar=show_progress)
 
@@ -197,6 +195,7 @@ def train(
     train_batches = SplitBatches(data, "train", batch_size, seed=spec.seed)
     valid_batches = SplitBatches(data, "valid", batch_size)
     stop = StopRequest()
+    compiled_before = step.compile_report()["seconds"]
     resume_points = ResumePoint(run_dir / RESUME_POINT if evaluate_test else None,
                                 train_batches, history, stop)
     trainer = make_trainer(spec, run_dir, monitor, mode, show_progress,
@@ -236,6 +235,9 @@ def train(
         "epochs": epochs_run,
         "train_seconds": round(train_seconds, 3),
         "seconds_per_epoch": round(train_seconds / max(epochs_run, 1), 4),
+        # Compiling a step cell's time loop (once per process and signature) is in the
+        # training time above; this is its share, so a new cell's speed reads fairly.
+        "compile_seconds": round(step.compile_report()["seconds"] - compiled_before, 3),
         "split_sizes": data.split_sizes(),
         "selection_metric": monitor,
         f"best_{monitor}": best.score,
@@ -321,6 +323,16 @@ def _status(run_dir: Path) -> str | None:
     return runs.read_json(path).get("status") if path.is_file() else None
 
 
+def as_trained(spec: RunSpec, data: TaskData) -> TaskData:
+    """The data exactly as the run trained on it: its fold, or refit on the validation items
+    too; a reloaded run then scales its inputs with the statistics it was trained with."""
+    if spec.hparams["folds"] > 1:
+        return data.fold(spec.hparams["fold"], spec.hparams["folds"])
+    if spec.hparams["refit"]:
+        return data.refit()
+    return data
+
+
 def load_trained(run_dir: str | os.PathLike[str], data_dir=None, device: str = "cpu",
                  restore: bool = False):
     """Rebuild a finished run's model from its record (on CPU by default): (spec, data, model).
@@ -337,7 +349,7 @@ def load_trained(run_dir: str | os.PathLike[str], data_dir=None, device: str = "
         raise SeqbenchError(f"run '{run_dir}' has no {runs.CHECKPOINT} (did it finish?).")
     task, cell = registry.get_task(spec.task), registry.get_cell(spec.cell)
     restored = task.restore(spec.dataset, spec.task_params, run_dir) if restore else None
-    data = restored if restored is not None else prepare_data(spec, data_dir)
+    data = restored if restored is not None else as_trained(spec, prepare_data(spec, data_dir))
     model = SequenceModel(task, data, cell, spec)
     try:
         model.load_state_dict(runs.read_checkpoint(checkpoint))

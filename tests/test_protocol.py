@@ -4,6 +4,7 @@ exactly, seeds are disjoint, defaults come first, selection re-runs the top, fol
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 
 from seqbench.cli import main
 from seqbench.config import build_spec
+from seqbench.errors import SeqbenchError
 from seqbench.sweeps import space as search_space
 from seqbench.sweeps.prepared import PreparedData
 from seqbench.sweeps.runner import (
@@ -20,8 +22,10 @@ from seqbench.sweeps.runner import (
     open_cell_study,
     run_sweep,
     select,
+    validate_plan,
 )
 from seqbench.sweeps.storage import open_storage
+from seqbench.train import load_trained
 
 SPEECH = {"epochs": "2", "hidden_size": "8", "batch_size": "64"}
 
@@ -78,7 +82,7 @@ def test_a_tuned_data_side_parameter_changes_what_the_trial_trains_on(tmp_path):
 
 
 def test_a_trial_replays_exactly_fold_by_fold_and_finals_use_disjoint_seeds(tmp_path):
-    plan = speech_plan(tmp_path, folds=3)
+    plan = speech_plan(tmp_path, folds=3, refit=True)
     run_sweep(plan)
     study = study_of(plan)
     assert study.user_attrs["seeds"] == {"search": [0], "rerun": [1], "final": [1000]}
@@ -92,7 +96,19 @@ def test_a_trial_replays_exactly_fold_by_fold_and_finals_use_disjoint_seeds(tmp_
     assert final["metrics"]["seed"] == 1000 and final["trial"] == best.number
     record = json.loads((Path(final["run_dir"]) / "config.json").read_text())
     assert record["trial"] == best.number and record["study"] == plan.study_name("gru")
-    assert record["spec"]["hparams"]["folds"] == 1  # finals train on the dataset's own split
+    # --refit: finals train on every training item, for the median best epoch of the chosen
+    # configuration's fold runs in selection, and keep their last weights.
+    assert "--refit" in study.user_attrs["command"]
+    hparams = record["spec"]["hparams"]
+    assert (hparams["folds"], hparams["refit"]) == (1, True)
+    fold_best = [json.loads(p.read_text())["best_epoch"] for p in
+                 Path(tmp_path, "selection").rglob(f"trial-{best.number:04d}-seed1/fold-*/metrics.json")]
+    assert len(fold_best) == 3 and hparams["epochs"] == round(statistics.median(fold_best))
+    assert study.user_attrs["refit_epochs"] == hparams["epochs"]
+    assert final["metrics"]["split_sizes"]["train"] == 270
+    assert final["metrics"]["best_epoch"] == final["metrics"]["epochs"] == hparams["epochs"]
+    _, data, _ = load_trained(final["run_dir"])  # reloaded with the data it trained on
+    assert len(data.labels["train"]) == 270
     reruns = sorted(Path(tmp_path, "selection").rglob("config.json"))
     assert reruns and {json.loads(p.read_text())["spec"]["seed"] for p in reruns} == {1}
 
@@ -135,7 +151,9 @@ def test_tasks_narrow_the_core_search_ranges_per_dataset():
     assert airline["batch_size"].search_range == (2, 8)
     assert search_space.tunable("music", "lstm", "jsb")["layers"].search_range == (1, 2)
     assert build_spec("forecasting", "lstm", "airline").hparams["batch_size"] == 4
-    assert build_spec("forecasting", "lstm", "etth1").hparams["batch_size"] == 16
+    assert build_spec("forecasting", "lstm", "m1-yearly").hparams["batch_size"] == 16
+    etth1 = build_spec("forecasting", "lstm", "etth1").hparams  # Informer's schedule
+    assert (etth1["batch_size"], etth1["patience"], etth1["epochs"]) == (32, 3, 10)
 
 
 def test_airline_mase_uses_the_seasonal_naive_error_of_the_whole_history():
@@ -166,6 +184,34 @@ def test_rolling_origin_folds_move_the_validation_origin_back_and_keep_the_test(
         assert list(fold.starts["test"]) == list(data.starts["test"])
     with pytest.raises(Exception, match="no training window"):
         data.fold(0, 12)
+
+
+def test_refit_trains_on_the_validation_items_too_and_keeps_the_test():
+    from seqbench_tasks.forecasting.task import ForecastingTask
+    from seqbench_tasks.speech.task import SpeechTask
+
+    speech = SpeechTask().prepare("japanese-vowels", None, build_spec("speech", "gru")
+                                  .task_params)
+    refit = speech.refit()
+    assert len(refit.labels["train"]) == 270  # the whole official training set
+    for split in ("valid", "test"):
+        assert refit.labels[split].tolist() == speech.labels[split].tolist()
+    airline = ForecastingTask().prepare("airline", None, build_spec("forecasting", "lstm")
+                                        .task_params)
+    refit = airline.refit()
+    assert refit.starts["train"].max() + 36 == airline.starts["test"][0]  # up to the origin
+    assert list(refit.starts["test"]) == list(airline.starts["test"])
+    assert airline.starts["train"].max() + 36 == airline.starts["valid"][0]  # unchanged
+    with pytest.raises(SeqbenchError, match="cannot be combined with folds=3"):
+        build_spec("speech", "gru", settings={"refit": "true", "folds": "3"})
+
+
+def test_refit_is_refused_before_the_search_where_the_task_cannot_refit(tmp_path):
+    plan = SweepPlan(task="music", dataset="bach", cells=("gru",), trials=2, seeds=1,
+                     storage=str(tmp_path / "sweeps.journal"), output_dir=str(tmp_path),
+                     refit=True)
+    with pytest.raises(SeqbenchError, match="MusicData cannot train on its validation items"):
+        validate_plan(plan)
 
 
 def test_stratified_folds_partition_the_training_set_and_keep_every_class():

@@ -87,6 +87,57 @@ def test_a_loop_that_fails_to_compile_runs_eagerly_with_one_warning(monkeypatch,
     assert step._failed == {TracesStep}
 
 
+class PairStep(nn.Module):
+    """An LSTM-like step whose initial state is one zero tensor twice, `(zeros, zeros)`."""
+
+    def __init__(self, input_size, hidden_size):
+        super().__init__()
+        self.gates = nn.Linear(input_size + hidden_size, 2 * hidden_size)
+
+    def initial_state(self, batch_size, device, dtype):
+        zeros = torch.zeros(batch_size, self.gates.out_features // 2, device=device, dtype=dtype)
+        return zeros, zeros
+
+    def forward(self, x_t, state):
+        h, c = state
+        forget, drive = self.gates(torch.cat([x_t, h], dim=-1)).chunk(2, dim=-1)
+        c = torch.sigmoid(forget) * c + torch.tanh(drive)
+        return torch.tanh(c), (torch.tanh(c), c)
+
+
+def test_a_sweep_of_new_widths_and_depths_compiles_each_signature_once(monkeypatch):
+    """What a sweep worker does over many trials: new modules of other input and hidden
+    widths and depths, a zero initial state with one tensor twice, a batch of one, training
+    and evaluation. With torch.compile's recompile limit at 1, any recompilation of a
+    signature would make this cell fall back to eager; none may."""
+    monkeypatch.setattr(step, "_failed", set())
+    with torch._dynamo.config.patch(recompile_limit=1):
+        for input_size, hidden_size, layers in ((5, 8, 2), (7, 6, 1), (3, 11, 2)):
+            module = StepSequence(PairStep, input_size, hidden_size, num_layers=layers,
+                                  compile_loop=True)
+            for batch_size in (4, 3, 1):
+                y, _ = module(torch.randn(batch_size, CHUNK, input_size))
+                y.sum().backward()
+                with torch.no_grad():
+                    module(torch.randn(batch_size, CHUNK, input_size))
+    assert step._failed == set()
+    signatures = [key for key in step._first_calls if key[0] is PairStep]
+    assert len(signatures) == 3  # training layer 1, training layer 2, evaluation
+
+
+def test_a_run_of_a_step_cell_records_what_compiling_cost(monkeypatch, tmp_path):
+    import seqbench as sb
+
+    monkeypatch.setattr(step, "_first_calls", {})  # nothing compiled yet in this process
+    monkeypatch.setattr(step, "_failed", set())
+    step._compiled_steps.cache_clear()
+    run = sb.run(task="speech", cell=TRACES, epochs=1, hidden_size=4, output_dir=tmp_path,
+                 progress=False)
+    assert run.metrics["compile_seconds"] > 0
+    assert run.metrics["compile_seconds"] == pytest.approx(
+        sum(step._first_calls.values()), abs=1e-3)
+
+
 def test_seqbench_compile_0_keeps_every_loop_eager(monkeypatch):
     def refuse(*args):
         raise AssertionError("compiled although SEQBENCH_COMPILE=0")

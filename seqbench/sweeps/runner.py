@@ -73,6 +73,8 @@ class SweepPlan:
     data_dir: str | None = None
     #: Tracker every trial, re-run and final also logs to (`seqbench.loggers`).
     logger: str | None = None
+    #: Finals train on the training and validation items together (`refit_epochs`).
+    refit: bool = False
 
     def command(self) -> str:
         """The `seqbench sweep` command line that reproduces (or resumes) this sweep."""
@@ -88,6 +90,8 @@ class SweepPlan:
             parts.append(f"--param-budget {self.param_budget}")
         if self.folds is not None:
             parts.append(f"--folds {self.folds}")
+        if self.refit:
+            parts.append("--refit")
         parts += [f"--top {self.top}", f"--rerun-seeds {self.rerun_seeds}",
                   f"--pruner {self.pruner}", f"--jobs {self.jobs}", f"--seed {self.seed}",
                   f"--study {self.study}", f"--storage {self.storage}",
@@ -429,6 +433,28 @@ def one_standard_error(reruns: Mapping[int, Mapping[Any, float]], sign: int,
     return (default if sign * (means[default] - means[best]) <= error else best), error
 
 
+def refit_epochs(plan: SweepPlan, cell: str, trial: int) -> int:
+    """Epochs for `--refit` finals: the median best epoch of the chosen configuration's
+    validation runs (its selection re-runs, fold by fold; else its search trial's).
+
+    Refit finals train on every training item, so no validation split is left to stop them;
+    these runs already measured when this configuration stops improving. An option, not the
+    default: on Japanese Vowels and airline it tested worse than early stopping for two
+    cells of three (results/README.md).
+    """
+    def validation_runs(folders: list[Path]) -> list[Path]:
+        return [fold for folder in folders for fold in sorted(folder.glob("fold-*")) or [folder]]
+
+    runs_dirs = validation_runs(sorted(plan.folder("selection", cell).glob(
+        f"trial-{trial:04d}-seed*"))) or validation_runs(
+        [plan.folder("trials", cell) / f"trial-{trial:04d}"])
+    best = [m["best_epoch"] for d in runs_dirs if (m := completed_metrics(d)) and m["best_epoch"]]
+    if not best:
+        raise SeqbenchError(f"{cell}: trial {trial} has no completed validation runs under "
+                            f"{plan.output_dir} to take the refit finals' epochs from.")
+    return max(1, round(statistics.median(best)))
+
+
 def final_run(plan: SweepPlan, cell: str, seed: int) -> dict[str, Any] | None:
     """Re-train the cell's selected configuration with `seed` and test it once (skip if done)."""
     from optuna.trial import TrialState
@@ -443,11 +469,14 @@ def final_run(plan: SweepPlan, cell: str, seed: int) -> dict[str, Any] | None:
         if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             return None
         chosen = study.best_trial.number
-    trial = study.trials[chosen]
+    settings = study.trials[chosen].user_attrs["settings"]
+    if plan.refit:
+        settings = {**settings, "refit": True, "epochs": refit_epochs(plan, cell, chosen)}
+        study.set_user_attr("refit_epochs", settings["epochs"])
+    spec = base_spec(plan, cell, settings, seed)
     run_dir = plan.folder("finals", cell) / f"seed{seed}"
     metrics = completed_metrics(run_dir)
-    if metrics is None or runs.read_json(run_dir / runs.CONFIG).get("trial") != chosen:
-        spec = base_spec(plan, cell, trial.user_attrs["settings"], seed)
+    if metrics is None or runs.read_spec(run_dir) != spec:
         resume = can_resume(run_dir, spec)  # a stopped final continues from its resume point
         if not resume:
             shutil.rmtree(run_dir, ignore_errors=True)  # an outdated or unresumable final
@@ -490,6 +519,10 @@ def validate_plan(plan: SweepPlan) -> None:
         spec = base_spec(plan, cell)
         if plan.selection_folds() > 1:
             base_spec(plan, cell, {**plan.settings, "folds": plan.selection_folds()})
+        if plan.refit:  # refused now, not after the search: the task must support it
+            from seqbench.train import prepare_data
+
+            prepare_data(spec, plan.data_dir).refit()
         search_space.default_point(cell_space(plan, cell), spec.settings())
     open_storage(plan.storage, repair=True)  # the one place a torn journal is cut
 

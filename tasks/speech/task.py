@@ -75,7 +75,7 @@ class SpeechData(IndexedData):
 
     def __init__(self, dataset: str, splits: Mapping[str, Sequences], valid_fraction: float,
                  valid_seed: int, pooling: str, source: UserSource | None = None,
-                 fold: tuple[int, int] | None = None) -> None:
+                 fold: tuple[int, int] | None = None, refit: bool = False) -> None:
         """`source` is set for the user's files: the split record then names every
         sequence id of train, valid and test."""
         import torch
@@ -86,6 +86,8 @@ class SpeechData(IndexedData):
         self.input_size = train.features[0].shape[1]
         keep, held = (stratified_split(train.labels, valid_fraction, valid_seed) if fold is None
                       else stratified_fold(train.labels, *fold, seed=valid_seed))
+        if refit:  # the whole official training set, as the UCR/UEA protocol trains
+            keep = np.arange(len(train.labels))
         self.standardize = Standardizer([train.features[i] for i in keep])
         raw = {
             "train": ([train.features[i] for i in keep], train.labels[keep]),
@@ -126,6 +128,10 @@ class SpeechData(IndexedData):
     def fold(self, index: int, folds: int) -> SpeechData:
         """Stratified k-fold over the official training set (validation from its folds)."""
         return SpeechData(*self._arguments, fold=(index, folds))
+
+    def refit(self) -> SpeechData:
+        """Every official training sequence trained on (the validation ones too)."""
+        return SpeechData(*self._arguments, refit=True)
 
     def log_priors(self):
         """Log class frequencies of the training split (add-one smoothed)."""
