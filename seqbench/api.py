@@ -280,10 +280,12 @@ def sweep(
     storage: str | None = None,
     output_dir: PathLike = "sweeps",
     data_dir: PathLike | None = None,
+    refit: bool = False,
     **settings: Any,
 ) -> Comparison:
     """Tune every cell with the same budget, re-train each best configuration with `seeds`
-    seeds, and return the `Comparison` (as `seqbench sweep`; re-running resumes it)."""
+    seeds, and return the `Comparison` (as `seqbench sweep`; re-running resumes it).
+    `refit=True` is `--refit`: the finals also train on the validation items."""
     from seqbench.sweeps.runner import SweepPlan, run_sweep
     from seqbench.sweeps.storage import storage_url
 
@@ -303,7 +305,8 @@ def sweep(
         storage=storage_url(storage, Path(output_dir)), study=study,
         settings=_settings_as_text(settings), max_seconds=max_seconds, jobs=jobs,
         pruner=pruner, param_budget=param_budget, seed=seed, device=device,
-        output_dir=str(output_dir), data_dir=None if data_dir is None else str(data_dir))
+        output_dir=str(output_dir), data_dir=None if data_dir is None else str(data_dir),
+        refit=refit)
     run_sweep(plan)
     return Comparison(storage=plan.storage, study=study, task=plan.task,
                       dataset=plan.dataset, cells=names)

@@ -170,7 +170,7 @@ class TaskData(ABC):
         set for the epochs the folds chose, as scikit-learn's `refit` and the UCR/UEA
         protocol do, instead of on a fraction with a small split left out to stop it. The
         validation split stays, for the record only: its items are now seen in training.
-        A task that implements `fold` implements this too; the default refuses.
+        The default refuses with one clear line, as a task that cannot refit should.
         """
         raise SeqbenchError(f"{type(self).__name__} cannot train on its validation items "
                             "(refit); use refit=false.")

@@ -59,6 +59,18 @@ _failed: set[type] = set()
 _first_calls: dict[tuple, float] = {}
 #: Numbers the compiled copies of `run_steps`, so each has a name of its own in traces.
 _codes = itertools.count()
+#: torch.compile settings while a chunk is traced: hitting the recompile limit is an error
+#: (so the fallback is loud), and parameters' shapes are dynamic like the inputs'.
+DYNAMO_SETTINGS = {"fail_on_recompile_limit_hit": True, "force_parameter_static_shapes": False,
+                   "force_nn_module_property_static_shapes": False}
+#: Sizes that happen to be equal when traced are not assumed equal ("duck sizing").
+SHAPE_SETTINGS = {"use_duck_shape": False}
+
+
+def _known(config: Any, settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings this torch version has (`torch>=2.4`; older ones lack some names and
+    would refuse the whole patch), so compiling still works where they are missing."""
+    return {name: value for name, value in settings.items() if hasattr(config, name)}
 
 def run_steps(step: Callable[..., Any], x: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
     """Run `step` over every time step of `x[B, T, I]`: the eager loop, and what gets compiled."""
@@ -77,8 +89,9 @@ def _compiled_steps(signature: tuple) -> Callable[..., Any]:
     one function shared by every signature, a sweep in one worker process (layer 1 and 2,
     training and evaluation, a zero or a carried state, over many trials) used up the limit
     within a few trials and then silently ran eagerly. One code object per signature
-    compiles each exactly once: shapes are dynamic, and parameters are graph inputs, so new
-    modules of the same class reuse the code.
+    compiles each once for all widths, depths and batch sizes above one: shapes are dynamic,
+    and parameters are graph inputs, so new modules of the same class reuse the code. (A
+    width of exactly 1, e.g. one input feature, is still specialised: one graph more.)
     """
     code = run_steps.__code__.replace(co_name=f"run_steps_{signature[0].__name__}_{next(_codes)}")
     return torch.compile(types.FunctionType(code, run_steps.__globals__), dynamic=True)
@@ -116,7 +129,8 @@ def _signature(step: nn.Module, x: torch.Tensor, state: Any) -> tuple:
 
 def _unaliased(state: Any) -> Any:
     """The state with repeated tensors copied: a cell whose initial state is `(zeros, zeros)`
-    (one tensor twice) would otherwise compile a second graph for the aliasing."""
+    (one tensor twice) would otherwise compile a second graph for the aliasing. Tuples,
+    named tuples, lists and dicts keep their type."""
     seen: set[int] = set()
 
     def copy(item: Any) -> Any:
@@ -125,6 +139,10 @@ def _unaliased(state: Any) -> Any:
                 return item.clone()
             seen.add(id(item))
             return item
+        if isinstance(item, dict):
+            return type(item)((key, copy(value)) for key, value in item.items())
+        if isinstance(item, tuple) and hasattr(item, "_fields"):
+            return type(item)(*(copy(part) for part in item))
         if isinstance(item, (tuple, list)):
             return type(item)(copy(part) for part in item)
         return item
@@ -150,10 +168,9 @@ def _run_chunk(step: nn.Module, x: torch.Tensor, state: Any) -> tuple[torch.Tens
     started = time.perf_counter()
     try:
         torch._dynamo.mark_static(x, 1)
-        with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True,
-                                        force_parameter_static_shapes=False,
-                                        force_nn_module_property_static_shapes=False), \
-                torch.fx.experimental._config.patch(use_duck_shape=False):
+        with torch._dynamo.config.patch(_known(torch._dynamo.config, DYNAMO_SETTINGS)), \
+                torch.fx.experimental._config.patch(_known(torch.fx.experimental._config,
+                                                           SHAPE_SETTINGS)):
             result = _compiled_steps(signature)(step, x, _unaliased(state))
     except Exception as error:  # noqa: BLE001 - any compiler failure means: run eagerly
         _failed.add(kind)

@@ -212,6 +212,9 @@ def test_refit_is_refused_before_the_search_where_the_task_cannot_refit(tmp_path
                      refit=True)
     with pytest.raises(SeqbenchError, match="MusicData cannot train on its validation items"):
         validate_plan(plan)
+    settings = SweepPlan(**{**plan.__dict__, "refit": False, "settings": {"refit": "true"}})
+    with pytest.raises(SeqbenchError, match="not a setting of every trial: use --refit"):
+        validate_plan(settings)  # trials would train on their own validation items
 
 
 def test_stratified_folds_partition_the_training_set_and_keep_every_class():

@@ -219,8 +219,11 @@ def test_against_a_reference_compares_each_cell_with_it_only(tmp_path):
     table = (folder / "table.md").read_text()
     assert "Holm-corrected over 2 comparisons, each cell against lstm;" in table
     assert "--against lstm --output-dir" in table
-    with pytest.raises(SeqbenchError, match="--against tcn: no final runs of that cell here; "
-                                            "cells with final runs: gru, lstm, rnn"):
+    assert "Bold: not significantly worse than lstm." in table
+    assert not (tmp_path / "other").exists()  # refused before any folder was written
+    with pytest.raises(SeqbenchError, match="--against tcn: no final runs of that cell in "
+                                            "fake/small; cells with final runs there: gru, "
+                                            "lstm, rnn"):
         write_reports(storage, tmp_path / "other", against="tcn")
 
 
@@ -250,6 +253,11 @@ def test_a_published_sweep_rebuilds_the_same_report_from_small_files_alone(tmp_p
         publish(storage, "other", results)
     assert main(["publish", "--study", "seqbench", "--to", str(results), "--storage",
                  str(tmp_path / "missing.journal")]) == 2
+    with pytest.raises(SeqbenchError, match="already the results journal"):
+        publish(str(results / "studies.journal"), "seqbench", results)
+    with pytest.raises(SeqbenchError, match="seed10' is missing"):  # nothing half-published
+        publish(storage, "seqbench", tmp_path / "elsewhere")
+    assert not (tmp_path / "elsewhere").exists()
 
 
 def test_a_continuous_report_uses_the_paired_permutation_test(tmp_path):

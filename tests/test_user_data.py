@@ -15,6 +15,7 @@ import pytest
 import re
 
 from seqbench.cli import main
+from seqbench.errors import SeqbenchError
 
 FAST = ["--epochs", "2", "--hidden-size", "4"]
 
@@ -576,6 +577,8 @@ def test_panel_errors_are_averaged_over_series_each_on_its_own_scale():
     assert mase(two)["mase"] == pytest.approx(mase(one)["mase"])
     assert mase(two)["smape"] == pytest.approx(mase(one)["smape"], rel=1e-4)
     assert torch.is_tensor(two.collate("train", np.arange(3)).extra["std"])
+    with pytest.raises(SeqbenchError, match="a panel cannot train on its validation horizons"):
+        two.refit()  # one clear line, not an AttributeError from ForecastData.refit
 
 
 def test_m1_yearly_is_a_dataset_with_its_competition_horizon(capsys):

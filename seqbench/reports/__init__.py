@@ -38,6 +38,9 @@ def write_reports(storage: str, output_dir: Path, study: str = "seqbench",
     every (task, dataset) of the storage. With `against`, every cell is compared with that
     one only (a reference named in advance) instead of every pair with every other."""
     grouped, overview = collect(storage, study, task, dataset), task is None and dataset is None
+    if against is not None:  # every folder or none: check before writing any
+        for (task_name, dataset_name), cells in grouped.items():
+            compare.check_reference(cells, against, f"{task_name}/{dataset_name}")
     written = []
     for (task_name, dataset_name), cells in sorted(grouped.items()):
         cells = sorted(cells, key=lambda c: c.cell)

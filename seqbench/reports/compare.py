@@ -56,6 +56,12 @@ class Pairwise:
     #: The reference cell every other cell was compared with (None: every pair).
     against: str | None = None
 
+    def top_means(self) -> str:
+        """What the bold (or starred) cells of a table have in common, in words."""
+        if self.against is not None:
+            return f"not significantly worse than {self.against}"
+        return "no other cell is significantly better"
+
     def family(self) -> str:
         """The comparisons Holm's correction runs over, in words."""
         count = len(self.comparisons)
@@ -153,13 +159,20 @@ def choose_test(cells: list[CellSummary]) -> tuple[str, str, PairTest]:
     return "paired permutation test", why, lambda a, b: permutation(scores[a], scores[b])
 
 
+def check_reference(cells: list[CellSummary], against: str, where: str) -> None:
+    """Refuse a reference cell that has no final test values among `cells`."""
+    scored = sorted(c.cell for c in cells if c.test_values)
+    if against not in scored:
+        raise SeqbenchError(f"--against {against}: no final runs of that cell in {where}; "
+                            f"cells with final runs there: {', '.join(scored) or 'none'}.")
+
+
 def pairwise(cells: list[CellSummary], against: str | None = None) -> Pairwise:
     """All pairs of cells that have final test values (or, with `against`, that cell and
     each other one), with the test the data allow."""
     scored = {c.cell: c for c in sorted(cells, key=lambda c: c.cell) if c.test_values}
-    if against is not None and against not in scored:
-        raise SeqbenchError(f"--against {against}: no final runs of that cell here; cells with "
-                            f"final runs: {', '.join(scored) or 'none'}.")
+    if against is not None:
+        check_reference(cells, against, f"{cells[0].task}/{cells[0].dataset}")
     test, why, test_pair = choose_test(list(scored.values()))
     pairs = (combinations(scored, 2) if against is None
              else [(against, other) for other in scored if other != against])

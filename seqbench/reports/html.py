@@ -99,7 +99,7 @@ def image(path: Path, caption: str) -> str:
             f"<figcaption>{escape(caption)}</figcaption></figure>")
 
 
-def comparison(cells: list[CellSummary], rows: list[dict[str, Any]]) -> str:
+def comparison(cells: list[CellSummary], rows: list[dict[str, Any]], top_means: str) -> str:
     """The comparison table from `tables.rows` (plus the baselines), as the Markdown shows it."""
     first = cells[0]
     headers = ["cell", f"test {escape(first.primary_metric)}: mean", f"{LEVEL:.0%} CI",
@@ -128,9 +128,9 @@ def comparison(cells: list[CellSummary], rows: list[dict[str, Any]]) -> str:
         f"seeds with its {LEVEL:.0%} Student-t confidence interval. val: the selected "
         "configuration's validation value in the search and its mean over the selection "
         "re-run seeds; (defaults): no tuned configuration beat the defaults by more than "
-        "one standard error there, so the defaults were kept. ★: no other cell is "
-        "significantly better. \"better than\" lists the cells this one beats by a difference "
-        "that survives the Holm-corrected pairwise tests.</p>")
+        f"one standard error there, so the defaults were kept. ★: {escape(top_means)}. "
+        "\"better than\" lists the cells this one beats by a difference that survives the "
+        "Holm-corrected pairwise tests.</p>")
 
 
 def pairwise_section(pairwise: Pairwise) -> list[str]:
@@ -213,7 +213,7 @@ def write_page(folder: Path, cells: list[CellSummary], rows: list[dict[str, Any]
         f'<p class="note">{len(cells)} cells compared by seqbench with the same search budget, '
         "seeds and early-stopping rule."
         + (f' <a href="../{PAGE}">All comparisons</a>' if overview else "") + "</p>",
-        "<h2>Comparison</h2>", comparison(cells, rows),
+        "<h2>Comparison</h2>", comparison(cells, rows, pairwise.top_means()),
         "<h2>Pairwise comparisons</h2>", *pairwise_section(pairwise),
         "<h2>Figures</h2>", *figures(folder),
         "<h2>Hyperparameters each cell ended with</h2>", hyperparameters(cells),

@@ -192,7 +192,7 @@ def budget_section(grouped: dict[tuple[str, str], list[CellSummary]],
         "2020; validation, not test). Follow a dataset's link for its curves "
         "(budget_curves.png, with budget_curves.csv beside it).</p>",
         html.table(["task / dataset", *(f"after {n} trial{'s' if n > 1 else ''}"
-                                         for n in BUDGETS), "after all (trials)"], rows),
+                                         for n in BUDGETS), "after all (fewest any cell ran)"], rows),
     ]
 
 

@@ -170,9 +170,8 @@ def markdown(cells: list[CellSummary], rows_: list[dict[str, Any]], pairwise: Pa
         "interval. val: the selected configuration's validation value in the search and "
         "its mean over the selection re-run seeds; (defaults): no tuned configuration beat "
         "the defaults by more than one standard error there, so the defaults were kept. "
-        "Bold: no other cell is significantly "
-        "better. \"better than\" lists the cells this one beats by a difference that "
-        "survives the Holm-corrected pairwise tests below.",
+        f"Bold: {pairwise.top_means()}. \"better than\" lists the cells this one beats by "
+        "a difference that survives the Holm-corrected pairwise tests below.",
         "",
         *pairwise_markdown(pairwise),
         "Budget: `budget_curves.png` and `budget_curves.csv` give each cell's expected best "
@@ -224,8 +223,9 @@ def latex(cells: list[CellSummary], rows_: list[dict[str, Any]], pairwise: Pairw
         "\\bottomrule",
         "\\end{tabular}",
         f"\\caption{{{escape(first.task)} / {escape(first.dataset)}: mean over final seeds "
-        f"with a {level} Student-t confidence interval; pairwise {escape(pairwise.test)}, "
-        f"Holm-corrected, $p < {ALPHA}$; bold: no cell significantly better.}}",
+        f"with a {level} Student-t confidence interval; {escape(pairwise.test)}, "
+        f"Holm-corrected over {escape(pairwise.family())}, $p < {ALPHA}$; bold: "
+        f"{escape(pairwise.top_means())}.}}",
         "\\end{table}",
         "",
     ])

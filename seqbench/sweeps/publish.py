@@ -25,43 +25,67 @@ RESULTS_JOURNAL = "studies.journal"
 def publish(storage: str, study: str, destination: Path) -> list[str]:
     """Copy the studies named `study` (a prefix, or several joined by commas) from `storage`
     into `destination/studies.journal`, and their final runs' small files under
-    `destination`; return the study names copied."""
+    `destination`; return the study names copied.
+
+    Every final run is found before anything is written, so a missing one leaves the
+    results folder as it was.
+    """
     import optuna
 
+    target_path = destination / RESULTS_JOURNAL
     if "://" not in storage and not Path(storage).is_file():
         raise SeqbenchError(f"no sweep storage at '{storage}' (pass the sweep's --storage).")
+    if "://" not in storage and target_path.resolve() == Path(storage).resolve():
+        raise SeqbenchError(f"'{storage}' is already the results journal of '{destination}'; "
+                            "publish from the sweep's own storage.")
     source = open_storage(storage)
     prefixes = study.split(",")
     names = [name for name in optuna.get_all_study_names(source)
              if name.split("/")[0] in prefixes]
     if not names:
         raise SeqbenchError(f"no '{study}' studies in '{storage}'.")
+    records = {name: final_records(optuna.load_study(study_name=name, storage=source).user_attrs,
+                                   name) for name in names}
     destination.mkdir(parents=True, exist_ok=True)
-    target = open_storage(str(destination / RESULTS_JOURNAL))
+    target = open_storage(str(target_path))
     existing = set(optuna.get_all_study_names(target))
     for name in names:
         if name in existing:
             optuna.delete_study(study_name=name, storage=target)
         optuna.copy_study(from_study_name=name, from_storage=source, to_storage=target)
-        attrs = optuna.load_study(study_name=name, storage=source).user_attrs
-        output_dir = Path(attrs.get("plan", {}).get("output_dir", "."))
-        for key, record in attrs.items():
-            if key.startswith("final_seed"):
-                copy_record(Path(record["run_dir"]), output_dir, destination)
+        for run_dir, inside in records[name]:
+            copy_record(run_dir, destination / inside)
     return names
 
 
-def copy_record(run_dir: Path, output_dir: Path, destination: Path) -> None:
-    """The small files of one run record, at its place relative to the sweep's folder."""
-    try:
-        inside = run_dir.relative_to(output_dir)
-    except ValueError:
-        raise SeqbenchError(f"final run '{run_dir}' is outside the sweep's folder "
-                            f"'{output_dir}'; publish cannot place it.") from None
-    if not run_dir.is_dir():
-        raise SeqbenchError(f"final run '{run_dir}' is missing; publish from the machine and "
-                            "folder the sweep ran in.")
-    target = destination / inside
+def final_records(attrs: dict, name: str) -> list[tuple[Path, Path]]:
+    """(run folder, its place relative to the sweep's folder) of each final the reports
+    read: the seeds the study lists as final (`seqbench.reports.collect.final_runs`)."""
+    output_dir = attrs.get("plan", {}).get("output_dir")
+    if output_dir is None:
+        raise SeqbenchError(f"study '{name}' records no sweep folder (plan.output_dir), so "
+                            "its final runs cannot be placed; re-run its sweep command.")
+    final_seeds = attrs.get("seeds", {}).get("final")
+    found = []
+    for key, record in attrs.items():
+        if not key.startswith("final_seed") or (
+                final_seeds is not None and int(key.removeprefix("final_seed")) not in final_seeds):
+            continue
+        run_dir = Path(record["run_dir"])
+        try:
+            inside = run_dir.relative_to(output_dir)
+        except ValueError:
+            raise SeqbenchError(f"final run '{run_dir}' is outside the sweep's folder "
+                                f"'{output_dir}'; publish cannot place it.") from None
+        if not run_dir.is_dir():
+            raise SeqbenchError(f"final run '{run_dir}' is missing; publish from the machine "
+                                "and folder the sweep ran in.")
+        found.append((run_dir, inside))
+    return found
+
+
+def copy_record(run_dir: Path, target: Path) -> None:
+    """The small files of one run record (no checkpoints, no resume points)."""
     target.mkdir(parents=True, exist_ok=True)
     for name in SMALL_FILES:
         if (run_dir / name).is_file():

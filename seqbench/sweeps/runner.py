@@ -433,26 +433,41 @@ def one_standard_error(reruns: Mapping[int, Mapping[Any, float]], sign: int,
     return (default if sign * (means[default] - means[best]) <= error else best), error
 
 
-def refit_epochs(plan: SweepPlan, cell: str, trial: int) -> int:
+def refit_epochs(plan: SweepPlan, cell: str, trial: int, recorded: int | None = None) -> int:
     """Epochs for `--refit` finals: the median best epoch of the chosen configuration's
-    validation runs (its selection re-runs, fold by fold; else its search trial's).
+    validation runs (its selection re-runs, fold by fold; else its search trial's; else the
+    number recorded when the finals first ran, for a sweep whose run folders were cleaned).
 
     Refit finals train on every training item, so no validation split is left to stop them;
     these runs already measured when this configuration stops improving. An option, not the
     default: on Japanese Vowels and airline it tested worse than early stopping for two
     cells of three (results/README.md).
     """
-    def validation_runs(folders: list[Path]) -> list[Path]:
-        return [fold for folder in folders for fold in sorted(folder.glob("fold-*")) or [folder]]
+    folds = plan.selection_folds()
 
-    runs_dirs = validation_runs(sorted(plan.folder("selection", cell).glob(
-        f"trial-{trial:04d}-seed*"))) or validation_runs(
-        [plan.folder("trials", cell) / f"trial-{trial:04d}"])
-    best = [m["best_epoch"] for d in runs_dirs if (m := completed_metrics(d)) and m["best_epoch"]]
-    if not best:
-        raise SeqbenchError(f"{cell}: trial {trial} has no completed validation runs under "
-                            f"{plan.output_dir} to take the refit finals' epochs from.")
-    return max(1, round(statistics.median(best)))
+    def runs_of(folder: Path) -> list[Path]:
+        return [folder / f"fold-{k}" for k in range(folds)] if folds > 1 else [folder]
+
+    selection = [run for seed in plan.seeds_used()["rerun"] for run in runs_of(
+        plan.folder("selection", cell) / f"trial-{trial:04d}-seed{seed}")]
+    for runs_dirs in (selection, runs_of(plan.folder("trials", cell) / f"trial-{trial:04d}")):
+        best = [m["best_epoch"] for d in runs_dirs
+                if (m := completed_metrics(d)) and m.get("best_epoch")]
+        if best:
+            return max(1, round(statistics.median(best)))
+    if recorded is not None:
+        return recorded
+    raise SeqbenchError(f"{cell}: trial {trial} has no completed validation runs under "
+                        f"{plan.output_dir} to take the refit finals' epochs from.")
+
+
+def same_spec(run_dir: Path, spec: RunSpec) -> bool:
+    """Whether the run record in `run_dir` was trained with exactly `spec` (a record that no
+    longer validates, e.g. after a plugin renamed a parameter, is not)."""
+    try:
+        return runs.read_spec(run_dir) == spec
+    except SeqbenchError:
+        return False
 
 
 def final_run(plan: SweepPlan, cell: str, seed: int) -> dict[str, Any] | None:
@@ -471,12 +486,17 @@ def final_run(plan: SweepPlan, cell: str, seed: int) -> dict[str, Any] | None:
         chosen = study.best_trial.number
     settings = study.trials[chosen].user_attrs["settings"]
     if plan.refit:
-        settings = {**settings, "refit": True, "epochs": refit_epochs(plan, cell, chosen)}
-        study.set_user_attr("refit_epochs", settings["epochs"])
+        epochs = refit_epochs(plan, cell, chosen, study.user_attrs.get("refit_epochs"))
+        settings = {**settings, "refit": True, "epochs": epochs}
+        study.set_user_attr("refit_epochs", epochs)
     spec = base_spec(plan, cell, settings, seed)
     run_dir = plan.folder("finals", cell) / f"seed{seed}"
     metrics = completed_metrics(run_dir)
-    if metrics is None or runs.read_spec(run_dir) != spec:
+    if metrics is not None and not same_spec(run_dir, spec):
+        console.print(f"  {cell} final seed {seed}: {run_dir} was trained with another "
+                      "configuration (or task defaults, or --refit); training it again")
+        metrics = None
+    if metrics is None:
         resume = can_resume(run_dir, spec)  # a stopped final continues from its resume point
         if not resume:
             shutil.rmtree(run_dir, ignore_errors=True)  # an outdated or unresumable final
@@ -511,6 +531,9 @@ def validate_plan(plan: SweepPlan) -> None:
     if not 0 <= plan.rerun_seeds < FINAL_SEED_OFFSET:
         raise SeqbenchError(f"--rerun-seeds must be between 0 and {FINAL_SEED_OFFSET - 1} "
                             f"(got {plan.rerun_seeds}).")
+    if "refit" in plan.settings:
+        raise SeqbenchError("refit is a choice for the finals, not a setting of every trial: "
+                            "use --refit (refit=True in seqbench.sweep).")
     if plan.folds is not None and plan.folds < 1:
         raise SeqbenchError(f"--folds must be at least 1 (got {plan.folds}).")
     if not plan.cells:
@@ -519,11 +542,11 @@ def validate_plan(plan: SweepPlan) -> None:
         spec = base_spec(plan, cell)
         if plan.selection_folds() > 1:
             base_spec(plan, cell, {**plan.settings, "folds": plan.selection_folds()})
-        if plan.refit:  # refused now, not after the search: the task must support it
-            from seqbench.train import prepare_data
-
-            prepare_data(spec, plan.data_dir).refit()
         search_space.default_point(cell_space(plan, cell), spec.settings())
+    if plan.refit:  # refused now, not after the search: the task must support it
+        from seqbench.train import prepare_data
+
+        prepare_data(base_spec(plan, plan.cells[0]), plan.data_dir).refit()
     open_storage(plan.storage, repair=True)  # the one place a torn journal is cut
 
 

@@ -231,6 +231,10 @@ class PanelData(ForecastData):
         raise SeqbenchError("rolling-origin folds need one series; a panel validates on the "
                             "last-but-one horizon of every series (leave folds=1).")
 
+    def refit(self):
+        raise SeqbenchError("a panel cannot train on its validation horizons yet (refit); "
+                            "leave refit off.")
+
     def _panel_sums(self, predicted, truth, extra, per_window=False):
         return error_sums(predicted, truth, extra["mean"], extra["std"], extra["mase_scale"],
                           report_standardized=False, per_window=per_window)
