@@ -24,6 +24,7 @@ from seqbench.cli import main
 from seqbench.errors import SeqbenchError
 from seqbench.reports import stats, write_reports
 from seqbench.reports.budget import expected_best
+from seqbench.reports.collect import collect
 from seqbench.reports.compare import mcnemar
 from seqbench.reports.items import ItemScores
 from seqbench.sweeps.storage import open_storage
@@ -245,6 +246,10 @@ def test_a_published_sweep_rebuilds_the_same_report_from_small_files_alone(tmp_p
         "seqbench/fake/small/gru", "seqbench/fake/small/lstm"]
     assert sorted(p.name for p in (results / "finals" / "gru" / "seed10").iterdir()) == [
         "history.csv", "metrics.json", "test_items.csv"]  # no checkpoint
+    # The published copies are read even while the sweep's own folders still exist (they may
+    # since hold other finals, e.g. after the sweep command was re-run with --refit).
+    published = collect(str(results / "studies.journal"))[("fake", "small")]
+    assert all(f["run_dir"].startswith(str(results)) for c in published for f in c.finals)
     shutil.rmtree(sweep / "finals")  # the sweep's own records are gone: only results/ is left
     (folder,) = write_reports(str(results / "studies.journal"), tmp_path / "report")
     rows = {row["cell"]: row for row in read_csv(folder / "table.csv")}

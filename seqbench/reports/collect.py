@@ -126,9 +126,14 @@ def final_runs(attrs: dict[str, Any], final_seeds: list[int] | None,
 
 
 def relocated(run_dir: str, output_dir: str | None, storage_url: str) -> str:
-    """Where a final run's record is now: as recorded, or, when a sweep folder (journal and
-    run records) was moved, e.g. into results/, at the same place relative to its journal."""
-    if Path(run_dir).is_dir() or output_dir is None or "://" in storage_url:
+    """Where a final run's record is read from: beside the journal when a sweep folder was
+    moved or published there (e.g. into results/, `seqbench publish`), else as recorded.
+
+    The copy beside the journal wins even where the recorded folder still exists: on the
+    machine that ran the sweep, that folder may since hold other finals (the same command
+    re-run with other options), while the journal's copy is what was published with it.
+    """
+    if output_dir is None or "://" in storage_url:
         return run_dir
     try:
         inside = Path(run_dir).relative_to(output_dir)
