@@ -206,6 +206,15 @@ def test_refit_trains_on_the_validation_items_too_and_keeps_the_test():
         build_spec("speech", "gru", settings={"refit": "true", "folds": "3"})
 
 
+def test_resuming_with_refit_updates_the_command_reports_print(tmp_path):
+    plan = speech_plan(tmp_path, folds=1)
+    open_cell_study(plan, "gru")
+    assert "--refit" not in study_of(plan).user_attrs["command"]
+    open_cell_study(SweepPlan(**{**plan.__dict__, "refit": True}), "gru")
+    assert "--refit" in study_of(plan).user_attrs["command"]
+    assert study_of(plan).user_attrs["plan"]["refit"] is True
+
+
 def test_refit_is_refused_before_the_search_where_the_task_cannot_refit(tmp_path):
     plan = SweepPlan(task="music", dataset="bach", cells=("gru",), trials=2, seeds=1,
                      storage=str(tmp_path / "sweeps.journal"), output_dir=str(tmp_path),

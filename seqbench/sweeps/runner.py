@@ -210,6 +210,11 @@ def open_cell_study(plan: SweepPlan, cell: str) -> Any:
                          "startup_trials": plan.startup_trials()},
         }.items():
             study.set_user_attr(key, value)
+    elif study.user_attrs.get("plan", {}).get("refit", False) != plan.refit:
+        # Resumed with or without --refit: the finals change, so must the recorded command
+        # that reports print to regenerate them.
+        study.set_user_attr("command", plan.command())
+        study.set_user_attr("plan", {**asdict(plan), "cells": list(plan.cells)})
     if not study.get_trials(deepcopy=False):
         point = search_space.default_point(cell_space(plan, cell),
                                            base_spec(plan, cell).settings())
