@@ -206,3 +206,20 @@ def test_a_time_budget_caps_every_trial(toy_task, tmp_path, capsys):
     for trial in trials_of(out, "gru"):
         assert trial.state.name == "COMPLETE"
         assert 1 <= trial.user_attrs["epochs"] < 100000
+
+
+def test_a_worker_stopped_by_ctrl_c_or_sigterm_exits_130_without_a_traceback():
+    """A run turns the stop into `Interrupted`; in a worker process that used to escape as a
+    traceback per worker. The parent prints what was kept."""
+    import multiprocessing
+
+    from seqbench.errors import Interrupted
+    from seqbench.sweeps.workers import _child
+
+    def stopped():
+        raise Interrupted("the run stopped after 3 finished epoch(s)")
+
+    receive, send = multiprocessing.Pipe(duplex=False)
+    with pytest.raises(SystemExit) as exit_info:
+        _child(stopped, (), send)
+    assert exit_info.value.code == 130 and not receive.poll()

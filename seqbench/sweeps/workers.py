@@ -19,7 +19,7 @@ from multiprocessing import connection, get_context
 from typing import Any
 
 from seqbench.console import console
-from seqbench.errors import SeqbenchError
+from seqbench.errors import Interrupted, SeqbenchError
 
 
 @dataclass
@@ -39,7 +39,8 @@ def _child(function: Callable[..., Any], args: tuple[Any, ...], pipe: Any) -> No
     except SeqbenchError as exc:
         pipe.send(str(exc))
         raise SystemExit(2) from None
-    except KeyboardInterrupt:  # Ctrl-C reaches every process; the parent says what was kept
+    except (KeyboardInterrupt, Interrupted):  # Ctrl-C (or SIGTERM, which a run turns into
+        # a graceful stop) reaches every process; the parent says what was kept.
         raise SystemExit(130) from None
 
 
