@@ -283,7 +283,7 @@ def test_the_published_ptb_run_is_what_the_default_command_runs_today():
 #: training unchanged (no minimum before early stopping, the dataset's own validation split,
 #: Zaremba's zero softmax bias).
 LATER_PARAMETERS = {
-    "hparams": {"min_epochs": 0, "min_steps": 0, "folds": 1, "fold": 0},
+    "hparams": {"min_epochs": 0, "min_steps": 0, "folds": 1, "fold": 0, "refit": False},
     "task_params": {"unigram_bias": False, "path": "", "level": "char", "vocab_size": 0},
 }
 
