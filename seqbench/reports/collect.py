@@ -111,18 +111,23 @@ def count_trials(study: Any) -> dict[str, int]:
     return {"complete": counts["complete"], "pruned": counts["pruned"], "fail": counts["fail"]}
 
 
-def final_runs(attrs: dict[str, Any], final_seeds: list[int] | None,
-               storage_url: str) -> list[dict[str, Any]]:
-    """The `final_seed<N>` records in seed order, each with its seed; where the study names
-    its final seeds, only those (a record left by an older protocol is not a final)."""
+def final_seeds(attrs: dict[str, Any]) -> list[int]:
+    """Seeds of the study's `final_seed<N>` records, in order; where the study names its
+    final seeds, only those (a record left by an older protocol is not a final). Reports
+    and `seqbench publish` count the same finals."""
     prefix = "final_seed"
     seeds = sorted(int(key.removeprefix(prefix)) for key in attrs if key.startswith(prefix))
-    if final_seeds is not None:
-        seeds = [seed for seed in seeds if seed in set(final_seeds)]
+    listed = attrs.get("seeds", {}).get("final")
+    return seeds if listed is None else [seed for seed in seeds if seed in set(listed)]
+
+
+def final_runs(attrs: dict[str, Any], storage_url: str) -> list[dict[str, Any]]:
+    """The final records (`final_seeds`) in seed order, each with its seed and the folder
+    its record is read from."""
     output_dir = attrs.get("plan", {}).get("output_dir")
-    return [{**attrs[f"{prefix}{seed}"], "seed": seed,
-             "run_dir": relocated(attrs[f"{prefix}{seed}"]["run_dir"], output_dir, storage_url)}
-            for seed in seeds]
+    return [{**attrs[f"final_seed{seed}"], "seed": seed,
+             "run_dir": relocated(attrs[f"final_seed{seed}"]["run_dir"], output_dir, storage_url)}
+            for seed in final_seeds(attrs)]
 
 
 def relocated(run_dir: str, output_dir: str | None, storage_url: str) -> str:
@@ -162,7 +167,7 @@ def collect(storage_url: str, study_prefix: str = "seqbench", task: str | None =
                 dataset and attrs["dataset"] != dataset):
             continue
         seeds = attrs.get("seeds", {})
-        finals = final_runs(attrs, seeds.get("final"), storage_url)
+        finals = final_runs(attrs, storage_url)
         grouped[(attrs["task"], attrs["dataset"])].append(CellSummary(
             cell=attrs["cell"], study=study, task=attrs["task"], dataset=attrs["dataset"],
             primary_metric=attrs["primary_metric"], direction=attrs["direction"],

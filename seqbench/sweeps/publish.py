@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 from seqbench.errors import SeqbenchError
+from seqbench.reports.collect import final_seeds
 from seqbench.sweeps.storage import open_storage
 
 #: What a final run's record needs for tables, plots and paired tests (no checkpoints).
@@ -60,18 +61,14 @@ def publish(storage: str, study: str, destination: Path) -> list[str]:
 
 def final_records(attrs: dict, name: str) -> list[tuple[Path, Path]]:
     """(run folder, its place relative to the sweep's folder) of each final the reports
-    read: the seeds the study lists as final (`seqbench.reports.collect.final_runs`)."""
+    read (`seqbench.reports.collect.final_seeds`)."""
     output_dir = attrs.get("plan", {}).get("output_dir")
     if output_dir is None:
         raise SeqbenchError(f"study '{name}' records no sweep folder (plan.output_dir), so "
                             "its final runs cannot be placed; re-run its sweep command.")
-    final_seeds = attrs.get("seeds", {}).get("final")
     found = []
-    for key, record in attrs.items():
-        if not key.startswith("final_seed") or (
-                final_seeds is not None and int(key.removeprefix("final_seed")) not in final_seeds):
-            continue
-        run_dir = Path(record["run_dir"])
+    for seed in final_seeds(attrs):
+        run_dir = Path(attrs[f"final_seed{seed}"]["run_dir"])
         try:
             inside = run_dir.relative_to(output_dir)
         except ValueError:

@@ -493,7 +493,8 @@ def final_run(plan: SweepPlan, cell: str, seed: int) -> dict[str, Any] | None:
     if plan.refit:
         epochs = refit_epochs(plan, cell, chosen, study.user_attrs.get("refit_epochs"))
         settings = {**settings, "refit": True, "epochs": epochs}
-        study.set_user_attr("refit_epochs", epochs)
+        if study.user_attrs.get("refit_epochs") != epochs:
+            study.set_user_attr("refit_epochs", epochs)  # once per cell, not per seed
     spec = base_spec(plan, cell, settings, seed)
     run_dir = plan.folder("finals", cell) / f"seed{seed}"
     metrics = completed_metrics(run_dir)
