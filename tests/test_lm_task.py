@@ -279,6 +279,16 @@ def test_the_published_ptb_run_is_what_the_default_command_runs_today():
     assert within_5_percent_of_zaremba_small(PUBLISHED_RUN / "metrics.json")
 
 
+def test_the_published_ptb_gru_run_is_the_same_bare_command_with_another_cell():
+    """results/lm compares the GRU with the LSTM on one schedule: its record must be the
+    default spec for the GRU today, and its test perplexity the one the README quotes."""
+    run = PUBLISHED_RUN.with_name("ptb-zaremba-small-gru-seed0")
+    assert json.loads((run / "config.json").read_text())["spec"] == \
+        build_spec("lm", "gru", "ptb").to_dict()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert f"{metrics['test_ppl']:.1f}" in (PUBLISHED_RUN.parent / "README.md").read_text()
+
+
 #: Hyperparameters introduced after the published PTB run, with the defaults that leave
 #: training unchanged (no minimum before early stopping, the dataset's own validation split,
 #: Zaremba's zero softmax bias).
