@@ -279,12 +279,13 @@ def test_the_published_ptb_run_is_what_the_default_command_runs_today():
     assert within_5_percent_of_zaremba_small(PUBLISHED_RUN / "metrics.json")
 
 
-def test_the_published_ptb_gru_run_is_the_same_bare_command_with_another_cell():
-    """results/lm compares the GRU with the LSTM on one schedule: its record must be the
-    default spec for the GRU today, and its test perplexity the one the README quotes."""
-    run = PUBLISHED_RUN.with_name("ptb-zaremba-small-gru-seed0")
+@pytest.mark.parametrize("cell", ["gru", "rnn"])
+def test_the_published_ptb_runs_of_other_cells_are_the_same_bare_command(cell):
+    """results/lm compares the GRU and RNN with the LSTM on one schedule: each record must be
+    the cell's default spec today, and its test perplexity the one the README quotes."""
+    run = PUBLISHED_RUN.with_name(f"ptb-zaremba-small-{cell}-seed0")
     assert json.loads((run / "config.json").read_text())["spec"] == \
-        build_spec("lm", "gru", "ptb").to_dict()
+        build_spec("lm", cell, "ptb").to_dict()
     metrics = json.loads((run / "metrics.json").read_text())
     assert f"{metrics['test_ppl']:.1f}" in (PUBLISHED_RUN.parent / "README.md").read_text()
 
