@@ -60,7 +60,7 @@ def summary_rows(data: TaskData) -> tuple[list[list[str]], dict[str, Any]]:
 
 
 def show(task: str, dataset: str, data: TaskData) -> None:
-    """Print the split table, the notes and the cache location."""
+    """Print the split table, the notes, the test baselines and the cache location."""
     from rich.console import Console
     from rich.table import Table
 
@@ -74,4 +74,8 @@ def show(task: str, dataset: str, data: TaskData) -> None:
     console.print(table)
     for line in facts.get("notes", []):
         console.print(f"- {line}")
+    for name, values in data.baselines().items():  # what a model has to beat, before training
+        shown = ", ".join(f"{key} {value:.4g}" for key, value in values.items()
+                          if isinstance(value, (int, float)))
+        console.print(f"baseline {name} on test: {shown}")
     console.print(f"cache: {facts.get('cache', 'none (read directly)')}")

@@ -84,6 +84,20 @@ def test_evaluation_carries_the_state_so_windows_equal_one_pass_over_the_stream(
     assert fresh["nll"] != pytest.approx(float(one_pass), rel=1e-4)
 
 
+def test_count_baselines_by_hand():
+    """Unigram add-one frequencies, and a bigram interpolated with them at the weight that
+    fits validation best (here the largest of the grid: validation is all seen pairs)."""
+    streams = Streams({"train": np.array([0, 1, 0, 1, 0, 2]), "valid": np.array([0, 1, 0, 1, 0]),
+                       "test": np.array([0, 1, 2, 2])}, ["a", "b", "c"], "word")
+    baselines = LanguageData("tiny", streams, {**PARAMS, "bptt": 2}).baselines()
+    unigram = np.array([4, 3, 2]) / 9  # counts 3, 2, 1 plus one
+    assert baselines["unigram"]["nll"] == pytest.approx(-np.log(unigram[[1, 2, 2]]).mean())
+    # (a, b) follows a in 2 of 3; (b, c) never follows b; c never precedes anything: unigram
+    bigram = [0.95 * 2 / 3 + 0.05 * unigram[1], 0.05 * unigram[2], unigram[2]]
+    assert baselines["bigram"]["nll"] == pytest.approx(-np.log(bigram).mean())
+    assert baselines["bigram"]["ppl"] == pytest.approx(math.exp(-np.log(bigram).mean()))
+
+
 def test_tied_weights_share_one_matrix_and_need_equal_sizes():
     data = tiny_data(np.arange(20) % 10, tie_weights=True)
     params = {**PARAMS, "tie_weights": True}
@@ -235,6 +249,9 @@ def test_one_small_epoch_on_real_shakespeare_learns_from_context(real_data_dir, 
     # Below 4.78 bits, the entropy of the corpus' character frequencies, only by using the
     # preceding characters (one such epoch gives ~3.1; char-rnn's trained 3 x 512 ~1.5).
     assert metrics["primary_metric"] == "test_bpc" and 1.0 < metrics["test_bpc"] < 4.5
+    baselines = metrics["baselines"]  # the count models, scored on the same test characters
+    assert 4.6 < baselines["unigram"]["test_bpc"] < 4.9
+    assert 3.0 < baselines["bigram"]["test_bpc"] < baselines["unigram"]["test_bpc"]
     capsys.readouterr()
     code = main(["generate", str(run_dir), "--data-dir", str(real_data_dir), "--steps", "80",
                  "--set", "prompt=ROMEO:", "--output", str(tmp_path / "g")])

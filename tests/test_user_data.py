@@ -75,6 +75,7 @@ def end_to_end(capsys, tmp_path: Path, task: str, dataset: str, settings: list[s
     code, out, err = cli(capsys, "data", "--task", task, "--dataset", dataset, *sets)
     assert code == 0, err
     assert "train" in out and "test" in out and "cache:" in out
+    assert "baseline " in out and " on test: " in out  # what a model has to beat
 
     runs = tmp_path / "runs"
     code, out, err = cli(capsys, "run", "--task", task, "--dataset", dataset, "--cell", "gru",

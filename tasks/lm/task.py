@@ -28,7 +28,7 @@ from seqbench import (
     batch_rows,
 )
 from seqbench.userdata import UserSource, refuse_foreign_options
-from seqbench_tasks.lm.corpus import CORPORA, Streams, load_streams, restored_streams
+from seqbench_tasks.lm.corpus import CORPORA, SPLITS, Streams, load_streams, restored_streams
 from seqbench_tasks.lm.text import LEVELS, load_text
 
 
@@ -125,6 +125,33 @@ class LanguageData(TaskData):
         counts = np.bincount(self.streams.ids["train"], minlength=self.vocab_size) + 1.0
         return torch.from_numpy(np.log(counts / counts.sum())).float()
 
+    def baselines(self) -> dict[str, dict[str, float]]:
+        """Count models scored on the tokens the network is scored on (every test token after
+        the first): the training unigram distribution, and a bigram interpolated with it.
+
+        Hand-written (a sparse count over token pairs) because the n-gram libraries of the
+        field (KenLM, nltk.lm) are either a C++ build or far too slow for a 10k vocabulary;
+        the bigram's weight is the one of a coarse grid that fits the validation stream best
+        (Jelinek & Mercer 1980), never the test stream.
+        """
+        unigram = np.exp(self.unigram_log_frequencies().double().numpy())
+        train, valid, test = (self.streams.ids[split].astype(np.int64) for split in SPLITS)
+        tuning, scoring = (self._bigram_parts(train, stream, unigram) for stream in (valid, test))
+        weight = min(np.linspace(0.05, 0.95, 19), key=lambda w: _mixture_nll(*tuning, w))
+        return {name: self.metrics({"nll": nll, "tokens": 1})
+                for name, nll in (("unigram", float(-np.log(scoring[2]).mean())),
+                                  ("bigram", _mixture_nll(*scoring, weight)))}
+
+    def _bigram_parts(self, train: np.ndarray, scored: np.ndarray, unigram: np.ndarray):
+        """For each token of `scored[1:]`: P(token | previous) counted on `train`, whether
+        the previous token occurs in `train` at all, and P_unigram(token)."""
+        pairs, counts = np.unique(train[:-1] * self.vocab_size + train[1:], return_counts=True)
+        wanted = scored[:-1] * self.vocab_size + scored[1:]
+        at = np.minimum(np.searchsorted(pairs, wanted), len(pairs) - 1)
+        together = np.where(pairs[at] == wanted, counts[at], 0)
+        before = np.bincount(train[:-1], minlength=self.vocab_size)[scored[:-1]]
+        return together / np.maximum(before, 1), before > 0, unigram[scored[1:]]
+
     def loss(self, outputs, batch: Batch):
         import torch.nn.functional as F
 
@@ -144,6 +171,14 @@ class LanguageData(TaskData):
         if self.streams.level == "char":
             result["bpc"] = per_token / math.log(2)
         return result
+
+
+def _mixture_nll(conditional: np.ndarray, seen: np.ndarray, unigram: np.ndarray,
+                 weight: float) -> float:
+    """Mean NLL of weight * bigram + (1 - weight) * unigram; an unseen previous token backs
+    off to the unigram alone."""
+    return float(-np.log(np.where(seen, weight * conditional + (1 - weight) * unigram,
+                                  unigram)).mean())
 
 
 class LanguageModelTask(Task):
