@@ -222,6 +222,11 @@ def test_ptb_token_counts_are_the_canonical_ones(real_data_dir, tmp_path):
     eos = streams.vocab.index("<eos>")
     assert int((streams.ids["train"] != eos).sum()) == 887_521
     assert (len(streams.ids["valid"]), len(streams.ids["test"])) == (73_760, 82_430)
+    # results/lm quotes the count models' test perplexities beside the cells'
+    baselines = LanguageData("ptb", streams, {**PARAMS, "bptt": 20}).baselines()
+    readme = (Path(__file__).parents[1] / "results" / "lm" / "README.md").read_text()
+    for name in ("unigram", "bigram"):
+        assert f"*{baselines[name]['ppl']:.1f}*" in readme, name
 
 
 @pytest.mark.realdata
