@@ -19,7 +19,7 @@ from seqbench.model import SequenceModel
 
 from seqbench_tasks.lm import task as lm_task
 from seqbench_tasks.lm.corpus import SPLITS, Streams, load_streams
-from seqbench_tasks.lm.task import LanguageData, LanguageModelTask, batchify
+from seqbench_tasks.lm.task import EVAL_WINDOW, LanguageData, LanguageModelTask, batchify
 
 PARAMS = {"bptt": 3, "emb_size": 8, "tie_weights": False, "emb_dropout": 0.0,
           "out_dropout": 0.0, "init_range": 0.1, "unigram_bias": False}
@@ -27,10 +27,12 @@ TEXT = "the cat sat on the mat\nthe dog sat on the log\n" * 20
 WORDS = {*TEXT.split(), "<eos>"}  # 8 words
 
 
-def tiny_data(ids, vocab_size=10, **params) -> LanguageData:
+def tiny_data(ids, vocab_size=10, eval_window=3, **params) -> LanguageData:
+    """Every split is `ids`; evaluation windows as short as the training ones (bptt 3), so a
+    tiny stream has several."""
     streams = Streams({s: np.asarray(ids) for s in SPLITS},
                       [f"w{i}" for i in range(vocab_size)], "word")
-    return LanguageData("tiny", streams, {**PARAMS, **params})
+    return LanguageData("tiny", streams, {**PARAMS, **params}, eval_window=eval_window)
 
 
 def evaluate(data: LanguageData, predict, split: str = "test", batch_size: int = 4):
@@ -82,6 +84,29 @@ def test_evaluation_carries_the_state_so_windows_equal_one_pass_over_the_stream(
     assert model.last_metrics["val"]["val_nll"] == pytest.approx(float(one_pass), rel=1e-6)
     # and the check can fail: restarting every window from a zero state scores differently
     assert fresh["nll"] != pytest.approx(float(one_pass), rel=1e-4)
+
+
+def test_test_windows_are_the_same_items_whatever_bptt_and_add_up_to_bpc():
+    """Paired tests need every configuration scored on the same items: evaluation windows
+    have a fixed length (not the tuned bptt), and their bits add up to the run's bpc."""
+    ids = np.arange(1200) % 7
+    streams = Streams({s: ids for s in SPLITS}, [chr(97 + i) for i in range(7)], "char")
+    windows = {}
+    for bptt in (20, 70):
+        data = LanguageData("chars", streams, {**PARAMS, "bptt": bptt}, primary="bpc")
+        assert data.num_batches("train", 4) == -(-(1200 // 4 - 1) // bptt)
+        logits = torch.randn(1, EVAL_WINDOW, 7, generator=torch.Generator().manual_seed(0))
+        scored = [(data.item_scores(logits[:, : b.targets.shape[1]], b), b)
+                  for b in data.batches("test", 4)]
+        windows[bptt] = [int(b.targets.numel()) for _, b in scored]
+        bits = sum(float(v) for (v, _), _ in scored)
+        tokens = sum(float(w) for (_, w), _ in scored)
+        totals, metrics = evaluate(data, lambda b: logits[:, : b.targets.shape[1]])
+        assert bits / tokens == pytest.approx(metrics["bpc"]) and tokens == totals["tokens"]
+    assert windows[20] == windows[70] == [EVAL_WINDOW, EVAL_WINDOW, 199]
+    # perplexity is no ratio of sums: PTB-like datasets give no items
+    word = LanguageData("words", streams, {**PARAMS, "bptt": 20})
+    assert word.item_scores(logits, next(word.batches("test", 4))) is None
 
 
 def test_count_baselines_by_hand():

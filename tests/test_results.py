@@ -43,4 +43,5 @@ def test_every_published_report_is_what_its_printed_command_rebuilds(
             (committed / "table.md").read_text()
     assert (tmp_path / "ranking.csv").read_text() == (ROOT / output / "ranking.csv").read_text()
     for cells in collect(journal, studies).values():  # curves come from committed records
-        assert all(len(cell.validation_curves()) == 5 for cell in cells)
+        assert all(len(cell.validation_curves()) == len(cell.seeds["final"]) >= 3
+                   for cell in cells)

@@ -38,7 +38,7 @@ def lm_check_case() -> CheckCase:
                       VOCAB, "word")
     nll = (5 * math.log(2) + math.log(6)) / 6
     return CheckCase(
-        data=LanguageData("check", streams, {"bptt": 4, "emb_size": 8}),
+        data=LanguageData("check", streams, {"bptt": 4, "emb_size": 8}, eval_window=4),
         predict=_successor_half,
         expected={"nll": nll, "ppl": math.exp(nll)},
         batch_size=2,

@@ -6,6 +6,11 @@ next, detached (truncated BPTT, `Task.carry_state`). Validation and test walk th
 stream as a single row the same way, so perplexity is exp(total NLL / tokens predicted) over
 every token after the first: exact, not an average of window averages. The softmax is one
 fused cross-entropy over the whole window.
+
+Evaluation windows are `EVAL_WINDOW` tokens whatever `bptt` a configuration trains with.
+With the state carried, the window length changes no metric, and a fixed one makes the test
+windows the same items for every cell and configuration, so reports compare cells window by
+window (`item_scores`) instead of by seed means.
 """
 
 from __future__ import annotations
@@ -32,6 +37,11 @@ from seqbench_tasks.lm.corpus import CORPORA, SPLITS, Streams, load_streams, res
 from seqbench_tasks.lm.text import LEVELS, load_text
 
 
+#: Tokens per validation / test window (the paired tests' items): 112 on Tiny Shakespeare's
+#: test split, 165 on PTB's.
+EVAL_WINDOW = 500
+
+
 def batchify(ids: np.ndarray, rows: int) -> np.ndarray:
     """`rows` contiguous streams `[rows, N // rows]` (the last N mod rows tokens are dropped)."""
     length = len(ids) // rows
@@ -40,11 +50,13 @@ def batchify(ids: np.ndarray, rows: int) -> np.ndarray:
 
 class LanguageData(TaskData):
     def __init__(self, dataset: str, streams: Streams, params: Mapping[str, Any],
-                 source: UserSource | None = None) -> None:
+                 source: UserSource | None = None, primary: str = "ppl",
+                 eval_window: int = EVAL_WINDOW) -> None:
         """`dataset` names the data in messages; `source` is set for the user's own text
-        (split record, notes, cache)."""
-        self.dataset, self.streams, self.source = dataset, streams, source
-        self.bptt = params["bptt"]
+        (split record, notes, cache); `primary` is the task's primary metric for it;
+        `eval_window` is shortened only by tests that need several windows in a tiny stream."""
+        self.dataset, self.streams, self.source, self.primary = dataset, streams, source, primary
+        self.bptt, self.eval_window = params["bptt"], eval_window
         self.vocab_size = len(streams.vocab)
         self.input_size = params["emb_size"]
         for split in ("valid", "test"):  # one window at least, before any training starts
@@ -82,16 +94,19 @@ class LanguageData(TaskData):
             )
         return grid
 
+    def _window(self, split: str) -> int:
+        return self.bptt if split == "train" else self.eval_window
+
     def num_batches(self, split: str, batch_size: int) -> int:
-        return batch_count(self._grid(split, batch_size).shape[1] - 1, self.bptt)
+        return batch_count(self._grid(split, batch_size).shape[1] - 1, self._window(split))
 
     def batches(self, split: str, batch_size: int, seed: int | None = None) -> Iterator[Batch]:
-        """Windows of `bptt` predicted positions in stream order, even when training (the
-        state carries between them, so the seed is not used)."""
+        """Windows of predicted positions in stream order (`bptt` of them when training,
+        `eval_window` otherwise); the state carries between them, so the seed is not used."""
         import torch
 
         grid = torch.from_numpy(self._grid(split, batch_size))
-        for steps in batch_rows(grid.shape[1] - 1, self.bptt):
+        for steps in batch_rows(grid.shape[1] - 1, self._window(split)):
             start, end = int(steps[0]), int(steps[-1]) + 1
             yield Batch(inputs=grid[:, start:end], targets=grid[:, start + 1 : end + 1])
 
@@ -164,6 +179,14 @@ class LanguageData(TaskData):
         nll = F.cross_entropy(outputs.reshape(-1, self.vocab_size), batch.targets.reshape(-1),
                               reduction="sum")
         return {"nll": nll, "tokens": torch.tensor(batch.targets.numel())}
+
+    def item_scores(self, outputs, batch: Batch):
+        """Each test window's bits and its token count, where bits per character is the
+        primary metric. Perplexity is not a ratio of sums, so its datasets have no items."""
+        if self.primary != "bpc":
+            return None
+        nll = self.statistics(outputs, batch)["nll"] / math.log(2)
+        return nll.reshape(1), batch.targets.new_full((1,), batch.targets.numel())
 
     def metrics(self, totals: Mapping[str, Any]) -> dict[str, float]:
         per_token = totals["nll"] / totals["tokens"]
@@ -238,7 +261,8 @@ class LanguageModelTask(Task):
         if dataset == "text":
             streams, source = load_text(params, context)
             return LanguageData(f"'{params['path']}' ({source.how})", streams, params, source)
-        return LanguageData(dataset, load_streams(dataset, context), params)
+        return LanguageData(dataset, load_streams(dataset, context), params,
+                            primary=self.primary(dataset))
 
     def restore(self, dataset: str, params: Mapping[str, Any], run_dir: Path):
         """Your text's vocabulary from the run folder's tokenizer.json, so `generate` needs
