@@ -151,21 +151,25 @@ class LanguageData(TaskData):
         """
         unigram = np.exp(self.unigram_log_frequencies().double().numpy())
         train, valid, test = (self.streams.ids[split].astype(np.int64) for split in SPLITS)
-        tuning, scoring = (self._bigram_parts(train, stream, unigram) for stream in (valid, test))
+        pairs, counts = np.unique(train[:-1] * self.vocab_size + train[1:], return_counts=True)
+        before = np.bincount(train[:-1], minlength=self.vocab_size)
+        tuning, scoring = (self._bigram_parts(pairs, counts, before, stream, unigram)
+                           for stream in (valid, test))
         weight = min(np.linspace(0.05, 0.95, 19), key=lambda w: _mixture_nll(*tuning, w))
         return {name: self.metrics({"nll": nll, "tokens": 1})
                 for name, nll in (("unigram", float(-np.log(scoring[2]).mean())),
                                   ("bigram", _mixture_nll(*scoring, weight)))}
 
-    def _bigram_parts(self, train: np.ndarray, scored: np.ndarray, unigram: np.ndarray):
-        """For each token of `scored[1:]`: P(token | previous) counted on `train`, whether
-        the previous token occurs in `train` at all, and P_unigram(token)."""
-        pairs, counts = np.unique(train[:-1] * self.vocab_size + train[1:], return_counts=True)
+    def _bigram_parts(self, pairs: np.ndarray, counts: np.ndarray, before: np.ndarray,
+                      scored: np.ndarray, unigram: np.ndarray):
+        """For each token of `scored[1:]`: P(token | previous) from the training pair codes
+        (`previous * vocab + token`, sorted) and their counts, whether the previous token
+        precedes anything in training (`before` counts that), and P_unigram(token)."""
         wanted = scored[:-1] * self.vocab_size + scored[1:]
         at = np.minimum(np.searchsorted(pairs, wanted), len(pairs) - 1)
         together = np.where(pairs[at] == wanted, counts[at], 0)
-        before = np.bincount(train[:-1], minlength=self.vocab_size)[scored[:-1]]
-        return together / np.maximum(before, 1), before > 0, unigram[scored[1:]]
+        previous = before[scored[:-1]]
+        return together / np.maximum(previous, 1), previous > 0, unigram[scored[1:]]
 
     def loss(self, outputs, batch: Batch):
         import torch.nn.functional as F
