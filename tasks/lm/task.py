@@ -37,8 +37,8 @@ from seqbench_tasks.lm.corpus import CORPORA, SPLITS, Streams, load_streams, res
 from seqbench_tasks.lm.text import LEVELS, load_text
 
 
-#: Tokens per validation / test window (the paired tests' items): 112 on Tiny Shakespeare's
-#: test split, 165 on PTB's.
+#: Tokens per validation / test window: 112 windows in Tiny Shakespeare's test split (its
+#: paired tests' items), 165 in PTB's (none written: perplexity is no ratio of sums).
 EVAL_WINDOW = 500
 
 
