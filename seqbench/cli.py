@@ -390,6 +390,7 @@ def publish(
     study: Annotated[str, typer.Option(help="Study name prefix of the sweep (several: a,b).")],
     to: Annotated[Path, typer.Option(help="Results folder: its studies.journal gets the studies, and the final runs' small files go beside it.")],
     storage: Annotated[str, typer.Option(envvar=STORAGE_ENV, show_envvar=True, help="The sweep's storage (RDB URL or journal file).")] = "sweeps/sweeps.journal",
+    cells: Annotated[Optional[str], typer.Option(help="Only these cells' studies (a,b); default all, each of which must be finished.")] = None,
 ) -> None:
     """Copy a sweep's studies and final-run records (no checkpoints) into a results folder,
     so `seqbench report --storage TO/studies.journal` rebuilds from committed files."""
@@ -398,7 +399,7 @@ def publish(
     from seqbench.sweeps.storage import storage_url
 
     storage = storage_url(storage, Path("."))
-    names = copy_sweep(storage, study, to)
+    names = copy_sweep(storage, study, to, cells=cells.split(",") if cells else None)
     typer.echo(f"{len(names)} studies copied into {to / RESULTS_JOURNAL}; tables: seqbench "
                f"report --storage {to / RESULTS_JOURNAL} --study {study} --output-dir {to}")
 

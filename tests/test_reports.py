@@ -265,6 +265,28 @@ def test_a_published_sweep_rebuilds_the_same_report_from_small_files_alone(tmp_p
     assert not (tmp_path / "elsewhere").exists()
 
 
+def test_publish_refuses_an_unfinished_cell_and_publishes_the_finished_ones_alone(tmp_path):
+    from seqbench.sweeps.publish import publish
+
+    finals = {"gru": {10: wrong_on(0), 11: wrong_on(1)}, "rnn": {10: wrong_on(2)}}  # rnn: 1 of 2
+    storage = fake_sweep(tmp_path, finals, kind="binary", weights=[1.0] * 20, primary="accuracy",
+                         direction="maximize", seeds=SEEDS, extra_attrs={
+                             cell: {"plan": {"output_dir": str(tmp_path)}} for cell in finals})
+    results = tmp_path / "results"
+    with pytest.raises(SeqbenchError, match=r"unfinished: seqbench/fake/small/rnn \(1 of 2 "
+                                            r"finals\).*--cells"):
+        publish(storage, "seqbench", results)
+    assert not results.exists()  # nothing half-published
+    assert main(["publish", "--study", "seqbench", "--to", str(results), "--storage",
+                 storage]) == 2
+    assert main(["publish", "--study", "seqbench", "--to", str(results), "--storage", storage,
+                 "--cells", "gru"]) == 0
+    assert optuna.get_all_study_names(open_storage(str(results / "studies.journal"))) == [
+        "seqbench/fake/small/gru"]
+    with pytest.raises(SeqbenchError, match="no 'seqbench' studies of cells lstm"):
+        publish(storage, "seqbench", results, cells=["lstm"])
+
+
 def test_a_continuous_report_uses_the_paired_permutation_test(tmp_path):
     weights = [10.0, 20.0, 30.0]
     finals = {"a": {10: [5.0, 7.0, 9.0], 11: [7.0, 9.0, 11.0]},   # item means 6, 8, 10

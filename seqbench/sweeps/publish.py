@@ -23,13 +23,16 @@ SMALL_FILES = ("config.json", "history.csv", "metrics.json", "test_items.csv")
 RESULTS_JOURNAL = "studies.journal"
 
 
-def publish(storage: str, study: str, destination: Path) -> list[str]:
+def publish(storage: str, study: str, destination: Path,
+            cells: list[str] | None = None) -> list[str]:
     """Copy the studies named `study` (a prefix, or several joined by commas) from `storage`
     into `destination/studies.journal`, and their final runs' small files under
-    `destination`; return the study names copied.
+    `destination`; return the study names copied. `cells` keeps only those cells' studies.
 
     Every final run is found before anything is written, so a missing one leaves the
-    results folder as it was.
+    results folder as it was. A study whose finals are not all done is refused rather
+    than published as if it were a result: a long sweep that runs its cells in stages
+    publishes the finished ones with `cells`.
     """
     import optuna
 
@@ -42,11 +45,20 @@ def publish(storage: str, study: str, destination: Path) -> list[str]:
     source = open_storage(storage)
     prefixes = study.split(",")
     names = [name for name in optuna.get_all_study_names(source)
-             if name.split("/")[0] in prefixes]
+             if name.split("/")[0] in prefixes
+             and (cells is None or name.rsplit("/", 1)[-1] in cells)]
     if not names:
-        raise SeqbenchError(f"no '{study}' studies in '{storage}'.")
-    records = {name: final_records(optuna.load_study(study_name=name, storage=source).user_attrs,
-                                   name) for name in names}
+        raise SeqbenchError(f"no '{study}' studies"
+                            f"{'' if cells is None else ' of cells ' + ','.join(cells)} "
+                            f"in '{storage}'.")
+    attrs = {name: optuna.load_study(study_name=name, storage=source).user_attrs
+             for name in names}
+    unfinished = [f"{name} ({done} of {planned} finals)" for name in names
+                  for done, planned in [finals_done(attrs[name])] if done < planned]
+    if unfinished:
+        raise SeqbenchError(f"unfinished: {', '.join(unfinished)}; finish the sweep by "
+                            "running its command again, or leave those cells out with --cells.")
+    records = {name: final_records(attrs[name], name) for name in names}
     destination.mkdir(parents=True, exist_ok=True)
     target = open_storage(str(target_path))
     existing = set(optuna.get_all_study_names(target))
@@ -57,6 +69,11 @@ def publish(storage: str, study: str, destination: Path) -> list[str]:
         for run_dir, inside in records[name]:
             copy_record(run_dir, destination / inside)
     return names
+
+
+def finals_done(attrs: dict) -> tuple[int, int]:
+    """(final runs recorded, final runs the sweep planned) of one study."""
+    return len(final_seeds(attrs)), len(attrs.get("seeds", {}).get("final", []))
 
 
 def final_records(attrs: dict, name: str) -> list[tuple[Path, Path]]:
