@@ -223,3 +223,24 @@ def test_a_worker_stopped_by_ctrl_c_or_sigterm_exits_130_without_a_traceback():
     with pytest.raises(SystemExit) as exit_info:
         _child(stopped, (), send)
     assert exit_info.value.code == 130 and not receive.poll()
+
+
+@pytest.mark.parametrize("direction, values, reported", [
+    ("minimize", [3.0, 2.0, 4.0, float("nan"), 1.5], [3.0, 2.0, 2.0, 2.0, 1.5]),
+    ("maximize", [0.5, 0.9, 0.7], [0.5, 0.9, 0.9]),
+])
+def test_pruning_compares_each_trial_by_its_best_value_so_far(direction, values, reported):
+    """A trial is worth what its best epoch is worth, so the pruner sees the running best,
+    not an overfitting epoch's value (benchmarks/pruning.py measures what this saves)."""
+    from types import SimpleNamespace
+
+    from seqbench.sweeps.pruning import OptunaPruning
+
+    trial = optuna.create_study(direction=direction).ask()
+    pruning = OptunaPruning(trial, "val_nll")
+    for epoch, value in enumerate(values):
+        trainer = SimpleNamespace(sanity_checking=False, current_epoch=epoch, global_step=epoch,
+                                  should_stop=False)
+        pruning.on_validation_end(trainer, SimpleNamespace(last_metrics={"val": {"val_nll": value}}))
+    stored = trial.study.trials[0].intermediate_values
+    assert [stored[step] for step in sorted(stored)] == reported

@@ -1,4 +1,13 @@
-"""Report each epoch's validation metric to Optuna and stop a trial the pruner gives up on.
+"""Report each epoch's best validation value so far to Optuna and stop a trial the pruner
+gives up on.
+
+Why the best so far and not the epoch's own value: a trial's objective is its best epoch
+(early stopping keeps it), and Optuna's median pruner compares a trial's best reported
+value with the other trials' values *at the same step*. Raw values of trials that went on
+to overfit are worse than what those trials achieved, so raw reporting sets a lenient bar
+and keeps hopeless trials alive. Measured with benchmarks/pruning.py (results/benchmarks.md):
+Japanese Vowels GRU, 30 trials x 100 epochs, 59% of trial-epochs saved instead of 48%, at
+the same best value.
 
 Written against `lightning.pytorch` (optuna-integration's callback targets the old
 `pytorch_lightning` package name). Stopping is cooperative: the trainer finishes its epoch
@@ -7,6 +16,7 @@ and the sweep then marks the trial pruned, so the run record stays consistent.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from lightning.pytorch.callbacks import Callback
@@ -20,13 +30,19 @@ class OptunaPruning(Callback):
         self.monitor = monitor
         self.minimum = (min_epochs, min_steps)
         self.pruned_at: int | None = None
+        self.best_so_far: float | None = None
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
         value = validation_value(pl_module, self.monitor)
         if trainer.sanity_checking or value is None:
             return
+        better = min if self.trial.study.direction.name == "MINIMIZE" else max
+        value = float(value)
+        if math.isfinite(value):
+            self.best_so_far = value if self.best_so_far is None else better(self.best_so_far,
+                                                                              value)
         epoch = trainer.current_epoch + 1
-        self.trial.report(float(value), step=epoch)
+        self.trial.report(value if self.best_so_far is None else self.best_so_far, step=epoch)
         if past_minimum(trainer, *self.minimum) and self.trial.should_prune():
             self.pruned_at = epoch
             trainer.should_stop = True
