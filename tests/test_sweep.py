@@ -225,19 +225,22 @@ def test_a_worker_stopped_by_ctrl_c_or_sigterm_exits_130_without_a_traceback():
     assert exit_info.value.code == 130 and not receive.poll()
 
 
-@pytest.mark.parametrize("direction, values, reported", [
-    ("minimize", [3.0, 2.0, 4.0, float("nan"), 1.5], [3.0, 2.0, 2.0, 2.0, 1.5]),
-    ("maximize", [0.5, 0.9, 0.7], [0.5, 0.9, 0.9]),
+@pytest.mark.parametrize("direction, best_so_far, values, reported", [
+    ("minimize", True, [3.0, 2.0, 4.0, float("nan"), 1.5], [3.0, 2.0, 2.0, 2.0, 1.5]),
+    ("maximize", True, [0.5, 0.9, 0.7], [0.5, 0.9, 0.9]),
+    ("minimize", False, [3.0, 2.0, 4.0], [3.0, 2.0, 4.0]),  # a study started before
 ])
-def test_pruning_compares_each_trial_by_its_best_value_so_far(direction, values, reported):
+def test_pruning_compares_each_trial_by_its_best_value_so_far(direction, best_so_far, values,
+                                                              reported):
     """A trial is worth what its best epoch is worth, so the pruner sees the running best,
-    not an overfitting epoch's value (benchmarks/pruning.py measures what this saves)."""
+    not an overfitting epoch's value (benchmarks/pruning.py measures what this saves);
+    a study that began with the epoch's own value keeps it, so all its trials are alike."""
     from types import SimpleNamespace
 
     from seqbench.sweeps.pruning import OptunaPruning
 
     trial = optuna.create_study(direction=direction).ask()
-    pruning = OptunaPruning(trial, "val_nll")
+    pruning = OptunaPruning(trial, "val_nll", best_so_far=best_so_far)
     for epoch, value in enumerate(values):
         trainer = SimpleNamespace(sanity_checking=False, current_epoch=epoch, global_step=epoch,
                                   should_stop=False)

@@ -25,10 +25,12 @@ from seqbench.best import past_minimum, validation_value
 
 
 class OptunaPruning(Callback):
-    def __init__(self, trial: Any, monitor: str, min_epochs: int = 0, min_steps: int = 0) -> None:
+    def __init__(self, trial: Any, monitor: str, min_epochs: int = 0, min_steps: int = 0,
+                 best_so_far: bool = True) -> None:
         self.trial = trial
         self.monitor = monitor
         self.minimum = (min_epochs, min_steps)
+        self.reports_best = best_so_far
         self.pruned_at: int | None = None
         self.best_so_far: float | None = None
 
@@ -38,7 +40,7 @@ class OptunaPruning(Callback):
             return
         better = min if self.trial.study.direction.name == "MINIMIZE" else max
         value = float(value)
-        if math.isfinite(value):
+        if math.isfinite(value) and self.reports_best:
             self.best_so_far = value if self.best_so_far is None else better(self.best_so_far,
                                                                               value)
         epoch = trainer.current_epoch + 1

@@ -44,6 +44,10 @@ FINAL_SEED_OFFSET = 1000
 warnings.filterwarnings("ignore", message="Fixed parameter .* is out of range")
 #: Reason recorded on a trial another worker made unnecessary (not counted as a failure).
 SURPLUS = "surplus: the budget was reached by another worker"
+#: Protocol key: the pruner sees each trial's best validation value so far
+#: (`seqbench.sweeps.pruning`). Studies started before lack it and keep reporting each
+#: epoch's own value, so a resumed sweep prunes all its trials alike.
+PRUNING_SEES_BEST_SO_FAR = "pruning_sees_best_so_far"
 #: A sweep whose trials keep failing (not diverging: failing) has a configuration problem.
 MAX_FAILURES_IN_A_ROW = 3
 
@@ -207,7 +211,8 @@ def open_cell_study(plan: SweepPlan, cell: str) -> Any:
             "seeds": plan.seeds_used(),
             "protocol": {"folds": plan.selection_folds(), "top": plan.top,
                          "rerun_seeds": plan.rerun_seeds,
-                         "startup_trials": plan.startup_trials()},
+                         "startup_trials": plan.startup_trials(),
+                         PRUNING_SEES_BEST_SO_FAR: True},
         }.items():
             study.set_user_attr(key, value)
     elif study.user_attrs.get("plan", {}).get("refit", False) != plan.refit:
@@ -313,7 +318,8 @@ def search(plan: SweepPlan, cell: str, worker: int = 0) -> int:
             settings["hidden_size"] = hidden_size_for(spec, data.get(spec), plan.param_budget)
         trial.set_user_attr("settings", settings)
         hp = base_spec(plan, cell, settings).hparams
-        pruning = OptunaPruning(trial, monitor, hp["min_epochs"], hp["min_steps"])
+        pruning = OptunaPruning(trial, monitor, hp["min_epochs"], hp["min_steps"],
+                                study.user_attrs.get("protocol", {}).get(PRUNING_SEES_BEST_SO_FAR, False))
         run_dir = plan.folder("trials", cell) / f"trial-{trial.number:04d}"
         trial.set_user_attr("run_dir", str(run_dir))
         try:
