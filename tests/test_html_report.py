@@ -88,11 +88,13 @@ def test_ranks_average_ranks_and_friedman_match_hand_and_scipy(tmp_path):
 
 
 def test_ties_share_the_mean_rank_and_two_cells_draw_no_diagram(tmp_path):
-    tied = {("alpha", "a"): ("minimize", {"lstm": [1.0], "gru": [1.0]}),
+    tied = {("alpha", "a"): ("minimize", {"lstm": [1.0], "gru": [1.0], "rnn": [2.0]}),
             ("beta", "b"): ("maximize", {"lstm": [0.9], "gru": [0.8]})}
     result = ranking.rank(collect(fake_storage(tmp_path, tied)))
-    assert result.ranks[("alpha", "a")] == {"gru": 1.5, "lstm": 1.5}
+    assert result.ranks[("alpha", "a")] == {"gru": 1.5, "lstm": 1.5, "rnn": 3.0}
     assert result.average_rank("lstm") == pytest.approx(1.25)
+    # rnn's average rank is over the one dataset it ran on, and the page says so
+    assert result.datasets_of("rnn") == 1 and result.complete == ["gru", "lstm"]
     assert "needs at least three" in result.diagram_problem()
 
 

@@ -45,6 +45,10 @@ class Ranking:
     #: +1 where a higher test value is better, -1 where lower is.
     signs: dict[tuple[str, str], int]
 
+    def datasets_of(self, cell: str) -> int:
+        """On how many datasets the cell has final runs (its average rank is over those)."""
+        return sum(cell in self.ranks[key] for key in self.datasets)
+
     def average_rank(self, cell: str) -> float:
         ranks = [self.ranks[key][cell] for key in self.datasets if cell in self.ranks[key]]
         return statistics.fmean(ranks) if ranks else float("nan")
@@ -131,6 +135,8 @@ def ranking_table(ranking: Ranking, grouped: dict[tuple[str, str], list[CellSumm
         rows.append([label, f"test {escape(first.primary_metric)} {arrow}", *entries])
     rows.append(["<b>average rank</b>", "",
                  *[f"<b>{html.number(ranking.average_rank(cell), 3)}</b>"
+                   + ("" if cell in ranking.complete else
+                      f" (over {ranking.datasets_of(cell)} of {len(ranking.datasets)} datasets)")
                    for cell in ranking.cells]])
     return html.table(["task / dataset", "metric", *map(escape, ranking.cells)], rows)
 
