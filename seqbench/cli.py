@@ -399,7 +399,7 @@ def publish(
     from seqbench.sweeps.storage import storage_url
 
     storage = storage_url(storage, Path("."))
-    names = copy_sweep(storage, study, to, cells=cells.split(",") if cells else None)
+    names = copy_sweep(storage, study, to, cells=_split_names(cells) if cells else None)
     typer.echo(f"{len(names)} studies copied into {to / RESULTS_JOURNAL}; tables: seqbench "
                f"report --storage {to / RESULTS_JOURNAL} --study {study} --output-dir {to}")
 

@@ -283,7 +283,8 @@ def test_publish_refuses_an_unfinished_cell_and_publishes_the_finished_ones_alon
                  "--cells", "gru"]) == 0
     assert optuna.get_all_study_names(open_storage(str(results / "studies.journal"))) == [
         "seqbench/fake/small/gru"]
-    with pytest.raises(SeqbenchError, match="no 'seqbench' studies of cells lstm"):
+    with pytest.raises(SeqbenchError,
+                       match="no 'seqbench' studies of cells lstm.*its cells are gru,rnn"):
         publish(storage, "seqbench", results, cells=["lstm"])
 
 

@@ -244,6 +244,7 @@ def test_pruning_compares_each_trial_by_its_best_value_so_far(direction, best_so
     for epoch, value in enumerate(values):
         trainer = SimpleNamespace(sanity_checking=False, current_epoch=epoch, global_step=epoch,
                                   should_stop=False)
-        pruning.on_validation_end(trainer, SimpleNamespace(last_metrics={"val": {"val_nll": value}}))
+        module = SimpleNamespace(last_metrics={"val": {"val_nll": value}})
+        pruning.on_validation_end(trainer, module)
     stored = trial.study.trials[0].intermediate_values
     assert [stored[step] for step in sorted(stored)] == reported

@@ -30,7 +30,9 @@ class OptunaPruning(Callback):
         self.trial = trial
         self.monitor = monitor
         self.minimum = (min_epochs, min_steps)
-        self.reports_best = best_so_far
+        #: False: report each epoch's own value, as studies begun before 2026-12-03 did.
+        self.report_best = best_so_far
+        self.better = min if trial.study.direction.name == "MINIMIZE" else max
         self.pruned_at: int | None = None
         self.best_so_far: float | None = None
 
@@ -38,11 +40,10 @@ class OptunaPruning(Callback):
         value = validation_value(pl_module, self.monitor)
         if trainer.sanity_checking or value is None:
             return
-        better = min if self.trial.study.direction.name == "MINIMIZE" else max
         value = float(value)
-        if math.isfinite(value) and self.reports_best:
-            self.best_so_far = value if self.best_so_far is None else better(self.best_so_far,
-                                                                              value)
+        if self.report_best and math.isfinite(value):
+            self.best_so_far = value if self.best_so_far is None else self.better(
+                self.best_so_far, value)
         epoch = trainer.current_epoch + 1
         self.trial.report(value if self.best_so_far is None else self.best_so_far, step=epoch)
         if past_minimum(trainer, *self.minimum) and self.trial.should_prune():

@@ -12,6 +12,7 @@ moved run record (`seqbench.reports.collect.relocated`).
 from __future__ import annotations
 
 import shutil
+from collections.abc import Collection
 from pathlib import Path
 
 from seqbench.errors import SeqbenchError
@@ -24,7 +25,7 @@ RESULTS_JOURNAL = "studies.journal"
 
 
 def publish(storage: str, study: str, destination: Path,
-            cells: list[str] | None = None) -> list[str]:
+            cells: Collection[str] | None = None) -> list[str]:
     """Copy the studies named `study` (a prefix, or several joined by commas) from `storage`
     into `destination/studies.journal`, and their final runs' small files under
     `destination`; return the study names copied. `cells` keeps only those cells' studies.
@@ -44,17 +45,20 @@ def publish(storage: str, study: str, destination: Path,
                             "publish from the sweep's own storage.")
     source = open_storage(storage)
     prefixes = study.split(",")
-    names = [name for name in optuna.get_all_study_names(source)
-             if name.split("/")[0] in prefixes
-             and (cells is None or name.rsplit("/", 1)[-1] in cells)]
+    swept = [name for name in optuna.get_all_study_names(source)
+             if name.split("/")[0] in prefixes]
+    names = [name for name in swept if cells is None or cell_of(name) in cells]
+    if not swept:
+        raise SeqbenchError(f"no '{study}' studies in '{storage}'.")
     if not names:
-        raise SeqbenchError(f"no '{study}' studies"
-                            f"{'' if cells is None else ' of cells ' + ','.join(cells)} "
-                            f"in '{storage}'.")
+        raise SeqbenchError(f"no '{study}' studies of cells {','.join(cells or [])} in "
+                            f"'{storage}'; its cells are "
+                            f"{','.join(sorted({cell_of(name) for name in swept}))}.")
     attrs = {name: optuna.load_study(study_name=name, storage=source).user_attrs
              for name in names}
-    unfinished = [f"{name} ({done} of {planned} finals)" for name in names
-                  for done, planned in [finals_done(attrs[name])] if done < planned]
+    progress = {name: finals_done(attrs[name]) for name in names}
+    unfinished = [f"{name} ({done} of {planned} finals)"
+                  for name, (done, planned) in progress.items() if done < planned]
     if unfinished:
         raise SeqbenchError(f"unfinished: {', '.join(unfinished)}; finish the sweep by "
                             "running its command again, or leave those cells out with --cells.")
@@ -69,6 +73,11 @@ def publish(storage: str, study: str, destination: Path,
         for run_dir, inside in records[name]:
             copy_record(run_dir, destination / inside)
     return names
+
+
+def cell_of(study_name: str) -> str:
+    """The cell of a sweep's study name (`prefix/task/dataset/cell`)."""
+    return study_name.rsplit("/", 1)[-1]
 
 
 def finals_done(attrs: dict) -> tuple[int, int]:

@@ -318,8 +318,9 @@ def search(plan: SweepPlan, cell: str, worker: int = 0) -> int:
             settings["hidden_size"] = hidden_size_for(spec, data.get(spec), plan.param_budget)
         trial.set_user_attr("settings", settings)
         hp = base_spec(plan, cell, settings).hparams
+        protocol = study.user_attrs.get("protocol", {})
         pruning = OptunaPruning(trial, monitor, hp["min_epochs"], hp["min_steps"],
-                                study.user_attrs.get("protocol", {}).get(PRUNING_SEES_BEST_SO_FAR, False))
+                                best_so_far=protocol.get(PRUNING_SEES_BEST_SO_FAR, False))
         run_dir = plan.folder("trials", cell) / f"trial-{trial.number:04d}"
         trial.set_user_attr("run_dir", str(run_dir))
         try:
