@@ -184,8 +184,12 @@ def postgres_url():
 
 
 def test_two_workers_share_one_postgres_study(toy_task, tmp_path, postgres_url):
+    """Each trial runs for a fixed 6 seconds, so the four trials take one worker at least
+    24 s: far longer than the other takes to start. With 8-epoch toy trials one worker
+    could finish the study before the other had imported torch (CI saw it once)."""
     study = f"pg{os.getpid()}x{time.time_ns()}"
-    args = ["--cells", "gru", "--trials", "4", "--epochs", "8", "--set", "patience=0",
+    args = ["--cells", "gru", "--trials", "4", "--max-time", "6", "--top", "1",
+            "--set", "epochs=100000", "--set", "patience=0",
             "--storage", postgres_url, "--study", study]
     workers = [sweep_process(tmp_path / f"machine{i}", *args) for i in range(2)]
     for worker in workers:
