@@ -215,6 +215,29 @@ def test_resuming_with_refit_updates_the_command_reports_print(tmp_path):
     assert study_of(plan).user_attrs["plan"]["refit"] is True
 
 
+def test_a_cell_added_to_a_sweep_prunes_as_its_siblings_did(tmp_path):
+    """A staged sweep (`--cells lstm,gru`, later `--cells rnn`) must tune every cell under
+    one rule, even when the siblings ran before pruning saw the best value so far."""
+    from seqbench.sweeps.runner import PRUNING_SEES_BEST_SO_FAR
+
+    plan = speech_plan(tmp_path, folds=1)
+    open_cell_study(plan, "gru")
+    assert study_of(plan).user_attrs["protocol"][PRUNING_SEES_BEST_SO_FAR] is True  # no sibling
+    open_cell_study(plan, "rnn")
+    assert study_of(plan, "rnn").user_attrs["protocol"][PRUNING_SEES_BEST_SO_FAR] is True
+
+    older = SweepPlan(**{**plan.__dict__, "study": "older"})
+    open_cell_study(older, "gru")
+    protocol = study_of(older).user_attrs["protocol"]
+    del protocol[PRUNING_SEES_BEST_SO_FAR]  # as a sweep begun before the rule recorded it
+    study_of(older).set_user_attr("protocol", protocol)
+    open_cell_study(older, "lstm")
+    assert study_of(older, "lstm").user_attrs["protocol"][PRUNING_SEES_BEST_SO_FAR] is False
+    other_dataset = SweepPlan(**{**older.__dict__, "dataset": "fsdd"})
+    open_cell_study(other_dataset, "lstm")  # not a sibling: another dataset
+    assert study_of(other_dataset, "lstm").user_attrs["protocol"][PRUNING_SEES_BEST_SO_FAR]
+
+
 def test_refit_is_refused_before_the_search_where_the_task_cannot_refit(tmp_path):
     plan = SweepPlan(task="music", dataset="bach", cells=("gru",), trials=2, seeds=1,
                      storage=str(tmp_path / "sweeps.journal"), output_dir=str(tmp_path),

@@ -198,7 +198,8 @@ def open_cell_study(plan: SweepPlan, cell: str) -> Any:
     Done once by the process that starts the sweep, before any worker, so parallel
     workers never enqueue the defaults twice.
     """
-    study = load_study(plan, cell, open_storage(plan.storage))
+    storage = open_storage(plan.storage)
+    study = load_study(plan, cell, storage)
     if "task" not in study.user_attrs:
         task = registry.get_task(plan.task)
         for key, value in {
@@ -212,7 +213,8 @@ def open_cell_study(plan: SweepPlan, cell: str) -> Any:
             "protocol": {"folds": plan.selection_folds(), "top": plan.top,
                          "rerun_seeds": plan.rerun_seeds,
                          "startup_trials": plan.startup_trials(),
-                         PRUNING_SEES_BEST_SO_FAR: True},
+                         PRUNING_SEES_BEST_SO_FAR: siblings_pruning_rule(plan, cell,
+                                                                         storage)},
         }.items():
             study.set_user_attr(key, value)
     elif study.user_attrs.get("plan", {}).get("refit", False) != plan.refit:
@@ -226,6 +228,28 @@ def open_cell_study(plan: SweepPlan, cell: str) -> Any:
         study.enqueue_trial(point, user_attrs={"defaults": True})
     return study
 
+
+def siblings_pruning_rule(plan: SweepPlan, cell: str, storage: Any) -> bool:
+    """Whether a new cell study prunes on the best value so far: as its sibling cells did.
+
+    A cell added later to a sweep (a staged `--cells rnn` after `--cells lstm,gru`, or after
+    copying the published siblings into a fresh journal) must be tuned under the rule its
+    siblings were, or the comparison is not like for like. Sweeps begun before the rule
+    existed lack the key and pruned on each epoch's own value; a sweep with no siblings
+    uses the current rule.
+    """
+    import optuna
+
+    name = plan.study_name(cell)
+    prefix = name.rsplit("/", 1)[0] + "/"
+    rules = {summary.user_attrs.get("protocol", {}).get(PRUNING_SEES_BEST_SO_FAR, False)
+             for summary in optuna.get_all_study_summaries(storage, include_best_trial=False)
+             if summary.study_name.startswith(prefix) and summary.study_name != name
+             and "task" in summary.user_attrs}
+    if len(rules) > 1:
+        raise SeqbenchError(f"the cells of sweep '{plan.study}' in {plan.storage} disagree on "
+                            f"what pruning compares; start a new --study")
+    return rules.pop() if rules else True
 
 
 def set_threads(jobs: int) -> None:
