@@ -228,6 +228,21 @@ def test_against_a_reference_compares_each_cell_with_it_only(tmp_path):
         write_reports(storage, tmp_path / "other", against="tcn")
 
 
+def test_a_sweep_run_in_stages_prints_every_stage_command(tmp_path):
+    """`--cells lstm,gru`, later `--cells rnn`: regenerating the table takes both commands."""
+    finals = {cell: {10: wrong_on(1), 11: wrong_on(2)} for cell in ("gru", "lstm", "rnn")}
+    first, later = ("seqbench sweep --task fake --cells lstm,gru",
+                    "seqbench sweep --task fake --cells rnn")
+    storage = fake_sweep(tmp_path, finals, kind="binary", weights=[1.0] * 20,
+                         primary="accuracy", direction="maximize", seeds=SEEDS,
+                         extra_attrs={"gru": {"command": first}, "lstm": {"command": first},
+                                      "rnn": {"command": later}})
+    (folder,) = write_reports(storage, tmp_path / "report")
+    commands = (folder / "table.md").read_text().split("```bash\n")[1].split("\n```")[0]
+    assert commands.splitlines()[:2] == [first, later]
+    assert len(commands.splitlines()) == 3  # and the report command
+
+
 def test_a_published_sweep_rebuilds_the_same_report_from_small_files_alone(tmp_path):
     from seqbench.sweeps.publish import publish
 

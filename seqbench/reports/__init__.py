@@ -46,7 +46,9 @@ def write_reports(storage: str, output_dir: Path, study: str = "seqbench",
         cells = sorted(cells, key=lambda c: c.cell)
         folder = Path(output_dir) / f"{task_name}-{dataset_name}"
         folder.mkdir(parents=True, exist_ok=True)
-        commands = [c.command for c in cells[:1] if c.command] + [
+        # A sweep run in stages (`--cells lstm,gru`, later `--cells rnn`) has one command
+        # per stage; every distinct one is needed to regenerate the table.
+        commands = list(dict.fromkeys(c.command for c in cells if c.command)) + [
             f"seqbench report --storage {storage} --study {study} --task {task_name} "
             f"--dataset {dataset_name}" + (f" --against {against}" if against else "")
             + f" --output-dir {output_dir}"
