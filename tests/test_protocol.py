@@ -237,6 +237,14 @@ def test_a_cell_added_to_a_sweep_prunes_as_its_siblings_did(tmp_path):
     open_cell_study(other_dataset, "lstm")  # not a sibling: another dataset
     assert study_of(other_dataset, "lstm").user_attrs["protocol"][PRUNING_SEES_BEST_SO_FAR]
 
+    mixed = SweepPlan(**{**plan.__dict__, "study": "mixed"})
+    for cell, rule in (("gru", True), ("lstm", False)):  # journals merged by hand
+        open_cell_study(mixed, cell)
+        study_of(mixed, cell).set_user_attr("protocol", {PRUNING_SEES_BEST_SO_FAR: rule})
+    with pytest.raises(SeqbenchError, match="the cells of sweep 'mixed' in .* disagree on "
+                                            "what pruning compares; start a new --study"):
+        open_cell_study(mixed, "rnn")
+
 
 def test_refit_is_refused_before_the_search_where_the_task_cannot_refit(tmp_path):
     plan = SweepPlan(task="music", dataset="bach", cells=("gru",), trials=2, seeds=1,
