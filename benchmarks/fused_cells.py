@@ -28,6 +28,8 @@ import torch
 from torch import nn
 
 from seqbench import registry
+from seqbench.model import count_parameters
+from seqbench.sweeps.budget import largest_width_within
 
 KEYS = 88
 
@@ -41,9 +43,9 @@ def matched_cell(name: str, budget: int) -> tuple[nn.Module, int]:
     def count(hidden: int) -> int:
         with torch.device("meta"):
             module = cell.build(KEYS, hidden, 1, 0.0, **extra)
-        return sum(p.numel() for p in module.parameters()) + hidden * KEYS + KEYS
+        return count_parameters(module) + hidden * KEYS + KEYS
 
-    hidden = max(h for h in range(1, 1024) if count(h) <= budget)
+    hidden = largest_width_within(count, budget)
     return cell.build(KEYS, hidden, 1, 0.0, **extra), count(hidden)
 
 

@@ -7,6 +7,8 @@ favours the LSTM by capacity; comparing equal parameter counts does not.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from seqbench import registry
 from seqbench.config import RunSpec
 from seqbench.contracts import TaskData
@@ -38,6 +40,12 @@ def hidden_size_for(spec: RunSpec, data: TaskData, budget: int) -> int:
             f"--param-budget {budget} is too small for cell '{spec.cell}' on this task: even "
             f"hidden_size=1 has {count(1)} parameters."
         )
+    return largest_width_within(count, budget)
+
+
+def largest_width_within(count: Callable[[int], int], budget: int) -> int:
+    """Largest hidden size in 1..MAX_HIDDEN whose `count` is at most `budget` (binary search;
+    `count` grows with the width), or 1 if none is."""
     low, high = 1, MAX_HIDDEN
     while low < high:
         middle = (low + high + 1) // 2

@@ -240,12 +240,11 @@ def siblings_pruning_rule(plan: SweepPlan, cell: str, storage: Any) -> bool:
     """
     import optuna
 
-    name = plan.study_name(cell)
-    prefix = name.rsplit("/", 1)[0] + "/"
+    siblings = plan.study_name("")  # "study/task/dataset/": every cell's name starts so
     rules = {summary.user_attrs.get("protocol", {}).get(PRUNING_SEES_BEST_SO_FAR, False)
              for summary in optuna.get_all_study_summaries(storage, include_best_trial=False)
-             if summary.study_name.startswith(prefix) and summary.study_name != name
-             and "task" in summary.user_attrs}
+             if summary.study_name.startswith(siblings)
+             and summary.study_name != plan.study_name(cell) and "task" in summary.user_attrs}
     if len(rules) > 1:
         raise SeqbenchError(f"the cells of sweep '{plan.study}' in {plan.storage} disagree on "
                             f"what pruning compares; start a new --study")
