@@ -20,11 +20,14 @@ from seqbench.sweeps.runner import (
     SweepPlan,
     one_standard_error,
     open_cell_study,
+    rerun,
+    rerun_jobs,
     run_sweep,
     select,
     validate_plan,
 )
 from seqbench.sweeps.storage import open_storage
+from seqbench.sweeps.workers import run_jobs
 from seqbench.train import load_trained
 
 SPEECH = {"epochs": "2", "hidden_size": "8", "batch_size": "64"}
@@ -363,8 +366,11 @@ def test_the_default_is_kept_unless_a_tuned_configuration_beats_it_by_a_standard
     assert one_standard_error({1: keyed([0.96, 0.98]), 0: keyed([0.90, 0.91])}, -1, 0)[0] == 1
 
 
-def test_selection_re_runs_the_default_beside_the_top_and_records_the_rule(tmp_path):
-    plan = SweepPlan(**{**speech_plan(tmp_path, folds=1).__dict__, "top": 1, "rerun_seeds": 2})
+def searched(tmp_path: Path, **changes) -> SweepPlan:
+    """A plan whose gru study holds three finished trials: the defaults (0.9), hidden 12
+    (0.5, the best) and hidden 4 (0.6); selection re-runs the top one and the defaults."""
+    plan = SweepPlan(**{**speech_plan(tmp_path, folds=1).__dict__, "top": 1, "rerun_seeds": 2,
+                        **changes})
     study = optuna.create_study(study_name=plan.study_name("gru"),
                                 storage=open_storage(plan.storage))
     default = build_spec("speech", "gru", settings=SPEECH).settings()
@@ -373,6 +379,15 @@ def test_selection_re_runs_the_default_beside_the_top_and_records_the_rule(tmp_p
                                    (0.6, {**default, "hidden_size": 4}, {})):
         study.add_trial(optuna.trial.create_trial(value=value, user_attrs={
             "settings": settings, **attrs}))
+    return plan
+
+
+def no_training(*args, **kwargs):
+    raise AssertionError("a recorded re-run was trained again")
+
+
+def test_selection_re_runs_the_default_beside_the_top_and_records_the_rule(tmp_path):
+    plan = searched(tmp_path)
     chosen = select(plan, "gru")
     study = study_of(plan)
     assert set(study.user_attrs["selection"]) == {"0", "1"}  # the best trial and the default
@@ -380,3 +395,34 @@ def test_selection_re_runs_the_default_beside_the_top_and_records_the_rule(tmp_p
     assert chosen == study.user_attrs["selected_trial"] in (0, 1)
     assert sorted(p.name for p in Path(tmp_path, "selection").rglob("trial-*")) == [
         "trial-0000-seed1", "trial-0000-seed2", "trial-0001-seed1", "trial-0001-seed2"]
+
+
+def test_each_re_run_is_its_own_job_so_a_one_cell_stage_keeps_every_worker_busy(
+        tmp_path, monkeypatch):
+    """With one job per cell, a one-cell stage ran its whole selection on one worker while
+    the others idled; one job per (candidate, seed) spreads it over all of them, and the
+    parent that selects reads every re-run back instead of training it."""
+    plan = searched(tmp_path, jobs=2)
+    jobs = rerun_jobs(plan)
+    assert [job.name for job in jobs] == ["gru/trial1-seed1", "gru/trial1-seed2",
+                                          "gru/trial0-seed1", "gru/trial0-seed2"]
+    run_jobs(jobs, plan.jobs)
+    monkeypatch.setattr("seqbench.train.train", no_training)
+    chosen = select(plan, "gru")
+    study = study_of(plan)
+    assert chosen == study.user_attrs["selected_trial"] in (0, 1)
+    assert all(np.isfinite(value) for value in study.user_attrs["selection"].values())
+    assert rerun_jobs(SweepPlan(**{**plan.__dict__, "rerun_seeds": 0})) == []
+
+
+def test_a_diverged_re_run_is_read_back_as_a_missing_seed_not_trained_again(
+        tmp_path, monkeypatch, capsys):
+    plan = searched(tmp_path)
+    folder = plan.folder("selection", "gru") / "trial-0001-seed1"
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps({"status": "diverged",
+                                                     "error": "val_nll is nan after epoch 2"}))
+    monkeypatch.setattr("seqbench.train.train", no_training)
+    trial = study_of(plan).trials[1]
+    assert rerun(plan, "gru", trial, 1) is None
+    assert "gru trial 1 seed 1: diverged (val_nll is nan after epoch 2)" in capsys.readouterr().err

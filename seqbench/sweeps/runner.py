@@ -277,7 +277,7 @@ def validation_values(plan: SweepPlan, cell: str, settings: Mapping[str, Any], s
         fold_settings = {**settings, "folds": folds, "fold": fold} if folds > 1 else settings
         spec = base_spec(plan, cell, fold_settings, seed)
         run_dir = folder / f"fold-{fold}" if folds > 1 else folder
-        metrics = completed_metrics(run_dir) if reuse else None
+        metrics = reusable_metrics(run_dir) if reuse else None
         if metrics is None:
             shutil.rmtree(run_dir, ignore_errors=True)
             metrics = train(spec, data=data.get(spec), run_dir=run_dir, show_progress=False,
@@ -293,14 +293,28 @@ def validation_values(plan: SweepPlan, cell: str, settings: Mapping[str, Any], s
     return values, first
 
 
+def recorded_metrics(run_dir: Path) -> dict[str, Any] | None:
+    """The metrics a run folder recorded, whatever its status; None when it has none."""
+    path = run_dir / runs.METRICS
+    return runs.read_json(path) if path.is_file() else None
+
+
 def completed_metrics(run_dir: Path) -> dict[str, Any] | None:
     """The metrics of a run folder whose run completed, else None."""
-    path = run_dir / runs.METRICS
-    if path.is_file():
-        metrics = runs.read_json(path)
-        if metrics.get("status") == "completed":
-            return metrics
-    return None
+    metrics = recorded_metrics(run_dir)
+    return metrics if metrics is not None and metrics.get("status") == "completed" else None
+
+
+def reusable_metrics(run_dir: Path) -> dict[str, Any] | None:
+    """A completed record's metrics; a record of a diverged run raises its `DivergedError`
+    again, so a re-run whose seed diverged in a worker counts as missing when the parent
+    reads it back instead of being trained a second time. None: train it."""
+    from seqbench.model import DivergedError
+
+    metrics = recorded_metrics(run_dir)
+    if metrics is not None and metrics.get("status") == "diverged":
+        raise DivergedError(metrics.get("error", "the run diverged"))
+    return completed_metrics(run_dir)
 
 
 def search(plan: SweepPlan, cell: str, worker: int = 0) -> int:
@@ -382,6 +396,56 @@ def search(plan: SweepPlan, cell: str, worker: int = 0) -> int:
     return ran
 
 
+def rerun_candidates(plan: SweepPlan, study: Any) -> list[Any]:
+    """The completed trials that selection re-runs: the best `plan.top` and the defaults.
+
+    Empty when there is nothing to choose between (fewer than two candidates, or no
+    re-run seeds): the best trial is then taken as it is.
+    """
+    from optuna.trial import TrialState
+
+    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    sign = 1 if study.direction.name == "MINIMIZE" else -1
+    top = sorted(completed, key=lambda t: sign * t.value)[:plan.top]
+    default = next((t for t in completed if t.user_attrs.get("defaults")), None)
+    candidates = top + ([default] if default is not None and default not in top else [])
+    return candidates if len(candidates) > 1 and plan.rerun_seeds else []
+
+
+def rerun(plan: SweepPlan, cell: str, trial: Any, seed: int,
+          data: PreparedData | None = None) -> list[float] | None:
+    """One candidate trained on one fresh seed; its validation value per fold, or None
+    when that seed diverged (a missing seed, not a failed sweep). A completed record is
+    read back, so a resumed sweep and the parent that selects never train it twice."""
+    from seqbench.model import DivergedError
+
+    if data is None:  # a worker of its own
+        if plan.jobs > 1:
+            set_threads(plan.jobs)
+        data = PreparedData(plan.data_dir)
+    folder = plan.folder("selection", cell) / f"trial-{trial.number:04d}-seed{seed}"
+    try:
+        values, _ = validation_values(plan, cell, trial.user_attrs["settings"], seed, folder,
+                                      data, reuse=True)
+    except DivergedError as exc:
+        console.print(f"  {cell} trial {trial.number} seed {seed}: diverged ({exc})")
+        return None
+    return values
+
+
+def rerun_jobs(plan: SweepPlan) -> list[Job]:
+    """Every selection re-run as its own job (cell x candidate x fresh seed).
+
+    One job per re-run keeps every worker busy even when a stage sweeps a single cell;
+    one job per cell left all but one worker idle through the whole selection.
+    """
+    storage = open_storage(plan.storage)
+    return [Job(f"{cell}/trial{trial.number}-seed{seed}", rerun, (plan, cell, trial, seed))
+            for cell in plan.cells
+            for trial in rerun_candidates(plan, load_study(plan, cell, storage))
+            for seed in plan.seeds_used()["rerun"]]
+
+
 def select(plan: SweepPlan, cell: str) -> int | None:
     """Re-run the cell's top configurations and its defaults with fresh seeds; return the
     chosen trial.
@@ -390,12 +454,10 @@ def select(plan: SweepPlan, cell: str) -> int | None:
     same noise that picked it. Its mean over seeds it never saw is not. The default
     configuration is re-run beside the top ones and is kept unless the best of them beats
     it by more than one standard error of their paired differences (`one_standard_error`).
-    Records every re-run mean, the standard error and the choice in the study, so reports
-    can show them.
+    Re-runs that `rerun_jobs` already trained in workers are read back. Records every
+    re-run mean, the standard error and the choice in the study, so reports can show them.
     """
     from optuna.trial import TrialState
-
-    from seqbench.model import DivergedError
 
     study = load_study(plan, cell, open_storage(plan.storage))
     completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -403,32 +465,24 @@ def select(plan: SweepPlan, cell: str) -> int | None:
         console.print(f"[yellow]{cell}: no completed trial, so no final runs[/]")
         return None
     sign = 1 if study.direction.name == "MINIMIZE" else -1
-    top = sorted(completed, key=lambda t: sign * t.value)[:plan.top]
-    default = next((t for t in completed if t.user_attrs.get("defaults")), None)
-    candidates = top + ([default] if default is not None and default not in top else [])
-    if len(candidates) == 1 or not plan.rerun_seeds:
-        study.set_user_attr("selected_trial", top[0].number)
-        return top[0].number
-    if plan.jobs > 1:
-        set_threads(plan.jobs)
+    candidates = rerun_candidates(plan, study)
+    if not candidates:
+        best = min(completed, key=lambda t: sign * t.value).number
+        study.set_user_attr("selected_trial", best)
+        return best
     data = PreparedData(plan.data_dir)
+    seeds = plan.seeds_used()["rerun"]
     reruns: dict[int, dict[tuple[int, int], float]] = {}
     for trial in candidates:
-        reruns[trial.number] = {}
-        for seed in plan.seeds_used()["rerun"]:
-            folder = plan.folder("selection", cell) / f"trial-{trial.number:04d}-seed{seed}"
-            try:
-                values, _ = validation_values(plan, cell, trial.user_attrs["settings"], seed,
-                                              folder, data, reuse=True)
-            except DivergedError as exc:  # a seed that diverges counts as missing
-                console.print(f"  {cell} trial {trial.number} seed {seed}: diverged ({exc})")
-                values = None
-            reruns[trial.number].update({(seed, fold): v for fold, v in enumerate(values or [])})
+        reruns[trial.number] = {(seed, fold): value for seed in seeds
+                                for fold, value in enumerate(rerun(plan, cell, trial, seed, data)
+                                                             or [])}
         values = list(reruns[trial.number].values())
         mean = statistics.fmean(values) if values else math.nan
         console.print(f"  {cell} trial {trial.number}: search {trial.value:.4g}, mean of "
-                      f"{len(plan.seeds_used()['rerun'])} fresh seeds {mean:.4g}")
-    chosen, error = one_standard_error(reruns, sign, default and default.number)
+                      f"{len(seeds)} fresh seeds {mean:.4g}")
+    default = next((t.number for t in candidates if t.user_attrs.get("defaults")), None)
+    chosen, error = one_standard_error(reruns, sign, default)
     study.set_user_attr("selection", {str(number): statistics.fmean(values.values()) if values
                                       else math.inf * sign
                                       for number, values in reruns.items()})
@@ -606,8 +660,9 @@ def run_sweep(plan: SweepPlan) -> None:
     searches = [Job(f"{cell}/{worker + 1}", search, (plan, cell, worker))
                 for cell in plan.cells for worker in range(plan.jobs)]
     run_jobs(searches, plan.jobs, on_death=lambda job: replace_dead(job, searches=True))
-    run_jobs([Job(f"{cell}/select", select, (plan, cell)) for cell in plan.cells], plan.jobs,
-             on_death=lambda job: replace_dead(job, searches=False))
+    run_jobs(rerun_jobs(plan), plan.jobs, on_death=lambda job: replace_dead(job, searches=False))
+    for cell in plan.cells:
+        select(plan, cell)
     run_jobs([Job(f"{cell}/final-seed{seed}", final_run, (plan, cell, seed))
               for cell, seed in finals], plan.jobs,
              on_death=lambda job: replace_dead(job, searches=False))
