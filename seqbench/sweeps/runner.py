@@ -311,10 +311,10 @@ def reusable_metrics(run_dir: Path) -> dict[str, Any] | None:
     reads it back instead of being trained a second time. None: train it."""
     from seqbench.model import DivergedError
 
-    metrics = recorded_metrics(run_dir)
-    if metrics is not None and metrics.get("status") == "diverged":
+    metrics = recorded_metrics(run_dir) or {}
+    if metrics.get("status") == "diverged":
         raise DivergedError(metrics.get("error", "the run diverged"))
-    return completed_metrics(run_dir)
+    return metrics if metrics.get("status") == "completed" else None
 
 
 def search(plan: SweepPlan, cell: str, worker: int = 0) -> int:
