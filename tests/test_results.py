@@ -16,9 +16,10 @@ NUMBERS = ("table.csv", "pairwise.csv", "budget_curves.csv")
 #: sweeps, JSB and Nottingham with about 20k parameters per cell (as Chung et al. 2014
 #: compared them), and Greff et al.'s LSTM variants against the vanilla LSTM.
 PUBLISHED = [
-    ("results/studies.journal", "jv,jsb,airline,m1,fsdd,etth1,shakespeare", None, "results",
+    ("results/studies.journal", "jv,jsb,airline,m1,fsdd,etth1,shakespeare,nottingham", None,
+     "results",
      ("speech-japanese-vowels", "speech-fsdd", "music-jsb", "forecasting-airline",
-      "forecasting-m1-yearly", "forecasting-etth1", "lm-shakespeare")),
+      "forecasting-m1-yearly", "forecasting-etth1", "lm-shakespeare", "music-nottingham")),
     ("results/studies.journal", "jsb20k,nottingham20k", None, "results/param-budget-20k",
      ("music-jsb", "music-nottingham")),
     ("results/lstm-variants/studies.journal", "greff", "lstm-vanilla", "results/lstm-variants",
