@@ -218,6 +218,16 @@ def test_resuming_with_refit_updates_the_command_reports_print(tmp_path):
     assert study_of(plan).user_attrs["plan"]["refit"] is True
 
 
+def test_extending_the_budget_updates_the_command_reports_print(tmp_path):
+    plan = speech_plan(tmp_path, folds=1)
+    open_cell_study(plan, "gru")
+    open_cell_study(SweepPlan(**{**plan.__dict__, "jobs": 2}), "gru")  # same result
+    assert study_of(plan).user_attrs["plan"]["jobs"] == 1
+    open_cell_study(SweepPlan(**{**plan.__dict__, "trials": 4}), "gru")
+    assert "--trials 4" in study_of(plan).user_attrs["command"]
+    assert study_of(plan).user_attrs["plan"]["trials"] == 4
+
+
 def test_a_cell_added_to_a_sweep_prunes_as_its_siblings_did(tmp_path):
     """A staged sweep (`--cells lstm,gru`, later `--cells rnn`) must tune every cell under
     one rule, even when the siblings ran before pruning saw the best value so far."""

@@ -217,9 +217,9 @@ def open_cell_study(plan: SweepPlan, cell: str) -> Any:
                                                                          storage)},
         }.items():
             study.set_user_attr(key, value)
-    elif study.user_attrs.get("plan", {}).get("refit", False) != plan.refit:
-        # Resumed with or without --refit: the finals change, so must the recorded command
-        # that reports print to regenerate them.
+    elif changes_the_result(study.user_attrs.get("plan", {}), plan):
+        # Resumed with or without --refit, or with a larger --trials budget: the finals
+        # change, so must the recorded command that reports print to regenerate them.
         study.set_user_attr("command", plan.command())
         study.set_user_attr("plan", {**asdict(plan), "cells": list(plan.cells)})
     if not study.get_trials(deepcopy=False):
@@ -227,6 +227,14 @@ def open_cell_study(plan: SweepPlan, cell: str) -> Any:
                                            base_spec(plan, cell).settings())
         study.enqueue_trial(point, user_attrs={"defaults": True})
     return study
+
+
+def changes_the_result(recorded: Mapping[str, Any], plan: SweepPlan) -> bool:
+    """Whether resuming a study under `plan` changes what its recorded command produces:
+    `--refit` toggled, or the search extended to another `--trials` budget (the earlier
+    trials are kept, so the extended study is what the new budget's command rebuilds)."""
+    return (recorded.get("refit", False) != plan.refit
+            or recorded.get("trials", plan.trials) != plan.trials)
 
 
 def siblings_pruning_rule(plan: SweepPlan, cell: str, storage: Any) -> bool:
