@@ -203,6 +203,25 @@ def test_a_binary_report_uses_mcnemar_and_marks_the_surviving_differences(tmp_pa
     assert float(curves[-1]["expected_best_val_nll"]) == pytest.approx(0.3)
 
 
+def test_a_pruned_trial_of_a_k_fold_search_counts_as_the_worst_completed_one(tmp_path):
+    """A pruned trial of a k-fold search has only fold 0's best epoch; beside completed
+    trials' means over folds it would pass for the best of the search, and selection never
+    picks it, so it counts as the worst completed trial. A single-split search, where the
+    pruned trial's best epoch is on the same scale, keeps it at that value."""
+    finals = {cell: {10: wrong_on(1), 11: wrong_on(2)} for cell in ("gru", "lstm")}
+    storage = fake_sweep(tmp_path, finals, kind="binary", weights=[1.0] * 20,
+                         primary="accuracy", direction="maximize",
+                         trials={"gru": [0.9, 0.7], "lstm": [0.9, 0.7]},
+                         extra_attrs={"gru": {"protocol": {"folds": 5}}})
+    cells = {cell.cell: cell for cell in collect(storage)[("fake", "small")]}
+    assert sorted(cells["gru"].trial_values()) == [0.7, 0.9, 0.9]  # pruned: best 0.6 on fold 0
+    assert sorted(cells["lstm"].trial_values()) == [0.6, 0.7, 0.9]
+    (folder,) = write_reports(storage, tmp_path / "report")
+    assert "for gru, whose search validated on folds and pruned on fold 0 alone, a pruned " \
+           "trial has no value on the folds' scale and counts as the worst completed trial" \
+           in (folder / "table.md").read_text()
+
+
 def test_against_a_reference_compares_each_cell_with_it_only(tmp_path):
     """Greff et al.'s design: every variant against the vanilla LSTM, Holm over those only."""
     finals = {"gru": {10: wrong_on(0), 11: wrong_on(0)},

@@ -103,6 +103,18 @@ def provenance(cells: list[CellSummary]) -> str:
     return f"Code: {'; '.join(parts)}." if parts else ""
 
 
+def budget_scale(cells: list[CellSummary]) -> str:
+    """How the budget curves count pruned trials of a k-fold search (see
+    `CellSummary.trial_values`), so a reader knows what the curves show."""
+    folded = [cell.cell for cell in cells
+              if cell.pruned_on_one_fold() and cell.trial_counts.get("pruned")]
+    if not folded:
+        return ""
+    return (f"; for {', '.join(folded)}, whose search validated on folds and pruned on fold 0 "
+            "alone, a pruned trial has no value on the folds' scale and counts as the worst "
+            "completed trial: it spends budget but is never selected")
+
+
 def seeds_line(cells: list[CellSummary]) -> str:
     """'Seeds: search 0; rerun 1, 2; final 3, 4.', so a reader sees the finals are fresh."""
     described: dict[str, list[str]] = defaultdict(list)
@@ -177,7 +189,7 @@ def markdown(cells: list[CellSummary], rows_: list[dict[str, Any]], pairwise: Pa
         "Budget: `budget_curves.png` and `budget_curves.csv` give each cell's expected best "
         f"validation {first.selection_metric} against the number of trials (Dodge et al. "
         "2019; unbiased estimator of Tang et al. 2020), over its completed trials and its "
-        "pruned trials at their best reported value.",
+        "pruned trials at their best reported value" + budget_scale(cells) + ".",
         "",
         *([line, ""] if (line := seeds_line(cells)) else []),
         *([code, ""] if (code := provenance(cells)) else []),
