@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 NUMBERS = ("table.csv", "pairwise.csv", "budget_curves.csv")
 #: (journal, studies, reference cell, output folder, report folders): the free-tuning
 #: sweeps, JSB and Nottingham with about 20k parameters per cell (as Chung et al. 2014
-#: compared them), and Greff et al.'s LSTM variants against the vanilla LSTM.
+#: compared them), Greff et al.'s LSTM variants against the vanilla LSTM, and the Japanese
+#: Vowels sweep extended to 60 trials per cell.
 PUBLISHED = [
     ("results/studies.journal", "jv,jsb,airline,m1,fsdd,etth1,shakespeare,nottingham", None,
      "results",
@@ -24,6 +25,8 @@ PUBLISHED = [
      ("music-jsb", "music-nottingham")),
     ("results/lstm-variants/studies.journal", "greff", "lstm-vanilla", "results/lstm-variants",
      ("music-jsb",)),
+    ("results/jv-60-trials/studies.journal", "jv", None, "results/jv-60-trials",
+     ("speech-japanese-vowels",)),
 ]
 
 
