@@ -226,6 +226,8 @@ def test_extending_the_budget_updates_the_command_reports_print(tmp_path):
     open_cell_study(SweepPlan(**{**plan.__dict__, "trials": 4}), "gru")
     assert "--trials 4" in study_of(plan).user_attrs["command"]
     assert study_of(plan).user_attrs["plan"]["trials"] == 4
+    open_cell_study(plan, "gru")  # a smaller budget adds nothing: the 4-trial command stays
+    assert "--trials 4" in study_of(plan).user_attrs["command"]
 
 
 def test_a_cell_added_to_a_sweep_prunes_as_its_siblings_did(tmp_path):

@@ -231,10 +231,11 @@ def open_cell_study(plan: SweepPlan, cell: str) -> Any:
 
 def changes_the_result(recorded: Mapping[str, Any], plan: SweepPlan) -> bool:
     """Whether resuming a study under `plan` changes what its recorded command produces:
-    `--refit` toggled, or the search extended to another `--trials` budget (the earlier
-    trials are kept, so the extended study is what the new budget's command rebuilds)."""
+    `--refit` toggled, or the search extended to a larger `--trials` budget (the earlier
+    trials are kept, so the extended study is what the new budget's command rebuilds). A
+    smaller budget adds no trial, so the recorded command stays the one that ran them."""
     return (recorded.get("refit", False) != plan.refit
-            or recorded.get("trials", plan.trials) != plan.trials)
+            or recorded.get("trials", plan.trials) < plan.trials)
 
 
 def siblings_pruning_rule(plan: SweepPlan, cell: str, storage: Any) -> bool:
