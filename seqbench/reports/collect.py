@@ -90,6 +90,7 @@ class CellSummary:
 
         better = min if self.selection_direction == "minimize" else max
         worse = max if better is min else min
+        one_fold = self.pruned_on_one_fold()
         completed = [t.value for t in self.study.get_trials(
             deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
         values = list(completed)
@@ -97,7 +98,7 @@ class CellSummary:
             reported = [v for v in trial.intermediate_values.values() if math.isfinite(v)]
             if not reported:
                 continue
-            if self.pruned_on_one_fold():
+            if one_fold:
                 values.extend([worse(completed)] if completed else [])
             else:
                 values.append(better(reported))
