@@ -17,25 +17,23 @@ Run from the repository root, one torch job at a time (about 5 minutes on 2 core
 from __future__ import annotations
 
 import csv
+import tempfile
 from pathlib import Path
 
-import optuna
 from optuna.trial import TrialState
 from scipy import stats
 
 import seqbench as sb
-from seqbench.sweeps.storage import open_storage
+from seqbench.reports.collect import CellSummary, collect
 
 HERE = Path(__file__).resolve().parent
 CELLS = ("lstm", "gru", "rnn")
 SEED = 1000
 
 
-def trial_runs(cell: str, runs_dir: Path) -> list[dict]:
-    study = optuna.load_study(study_name=f"jv/speech/japanese-vowels/{cell}",
-                              storage=open_storage(str(HERE / "studies.journal")))
-    rows = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+def trial_runs(summary: CellSummary, runs_dir: Path) -> list[dict]:
+    cell, rows = summary.cell, []
+    for trial in summary.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         metrics = sb.run("speech", cell, "japanese-vowels", SEED, output_dir=runs_dir,
                          progress=False, **trial.user_attrs["settings"]).metrics
         rows.append({"cell": cell, "trial": trial.number,
@@ -48,10 +46,10 @@ def trial_runs(cell: str, runs_dir: Path) -> list[dict]:
 
 
 def main() -> None:
-    import tempfile
-
+    (summaries,) = collect(str(HERE / "studies.journal"), "jv").values()
+    by_cell = {summary.cell: summary for summary in summaries}
     with tempfile.TemporaryDirectory() as runs_dir:
-        rows = [row for cell in CELLS for row in trial_runs(cell, Path(runs_dir))]
+        rows = [row for cell in CELLS for row in trial_runs(by_cell[cell], Path(runs_dir))]
     with open(HERE / "validation_vs_test.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
