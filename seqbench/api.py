@@ -266,10 +266,13 @@ class Comparison:
 def sweep(
     task: str | Task,
     cells: Iterable[str | Cell],
-    trials: int = 20,
-    seeds: int = 3,
+    trials: int = 30,
+    seeds: int = 5,
     *,
     dataset: str | None = None,
+    top: int = 3,
+    rerun_seeds: int = 2,
+    folds: int | None = None,
     jobs: int = 1,
     pruner: str = "median",
     param_budget: int | None = None,
@@ -281,11 +284,14 @@ def sweep(
     output_dir: PathLike = "sweeps",
     data_dir: PathLike | None = None,
     refit: bool = False,
+    logger: str | None = None,
     **settings: Any,
 ) -> Comparison:
     """Tune every cell with the same budget, re-train each best configuration with `seeds`
     seeds, and return the `Comparison` (as `seqbench sweep`; re-running resumes it).
-    `refit=True` is `--refit`: the finals also train on the validation items."""
+    Every option of `seqbench sweep` is an argument with the same default (tested), so a
+    notebook and the command line run the same protocol: `refit=True` is `--refit`,
+    `top`/`rerun_seeds` the selection re-runs, `folds` the validation folds per trial."""
     from seqbench.sweeps.runner import SweepPlan, run_sweep
     from seqbench.sweeps.storage import storage_url
 
@@ -301,12 +307,12 @@ def sweep(
             "jobs=1, or package it as a plugin (docs/plugins.md).")
     plan = SweepPlan(
         task=task_name, dataset=dataset or registry.get_task(task_name).default_dataset,
-        cells=names, trials=trials, seeds=seeds,
+        cells=names, trials=trials, seeds=seeds, top=top, rerun_seeds=rerun_seeds, folds=folds,
         storage=storage_url(storage, Path(output_dir)), study=study,
         settings=_settings_as_text(settings), max_seconds=max_seconds, jobs=jobs,
         pruner=pruner, param_budget=param_budget, seed=seed, device=device,
         output_dir=str(output_dir), data_dir=None if data_dir is None else str(data_dir),
-        refit=refit)
+        logger=logger, refit=refit)
     run_sweep(plan)
     return Comparison(storage=plan.storage, study=study, task=plan.task,
                       dataset=plan.dataset, cells=names)
