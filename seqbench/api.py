@@ -53,6 +53,8 @@ def _name(plugin: str | Cell | Task) -> str:
     """The registry name of `plugin`, registering a plugin object the first time it is seen."""
     if isinstance(plugin, str):
         return plugin
+    if not isinstance(plugin, (Cell, Task)):
+        raise SeqbenchError(f"expected a plugin name or a seqbench Cell or Task, got {plugin!r}.")
     entry = registry.plugins("task" if isinstance(plugin, Task) else "cell").get(plugin.name)
     if entry is None or entry.plugin is not plugin:
         registry.register(plugin)
@@ -115,12 +117,13 @@ class Run:
             raise SeqbenchError(f"task '{task.name}' has nothing to generate; its test metrics "
                                 f"are in {self.dir / runs.METRICS}.")
         resolved = resolve(task.generate_params, options, f"generate for task '{task.name}'")
+        target = Path(out_dir) if out_dir else self.dir / "generated"
+        runs.check_output_dir(target, "out_dir")
         from seqbench.train import quiet_lightning
 
         quiet_lightning()
         model, data = self._generation_pair()
-        return task.generate(model, data, Path(out_dir) if out_dir else self.dir / "generated",
-                             resolved)
+        return task.generate(model, data, target, resolved)
 
     def _generation_pair(self) -> tuple[SequenceModel, TaskData]:
         """The loaded model and data, else (once) the model with what the run folder holds
@@ -249,6 +252,7 @@ class Comparison:
         with that one only."""
         from seqbench.reports import write_reports
 
+        runs.check_output_dir(Path(out_dir), "out_dir")
         return write_reports(self.storage, Path(out_dir), study=self.study, task=self.task,
                              dataset=self.dataset, against=against)[0]
 
@@ -295,6 +299,9 @@ def sweep(
     from seqbench.sweeps.runner import SweepPlan, run_sweep
     from seqbench.sweeps.storage import storage_url
 
+    if isinstance(cells, str):  # iterating it would sweep the cells 'g', 'r' and 'u'
+        raise SeqbenchError(f"cells is a list of names, e.g. cells=[{cells!r}], not the "
+                            f"string {cells!r}.")
     task_name = _name(task)
     names = tuple(_name(cell) for cell in cells)
     local = [f"{kind} '{name}'" for kind, name in

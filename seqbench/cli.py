@@ -17,6 +17,7 @@ from typing import Annotated, Optional
 import typer
 
 from seqbench.errors import Interrupted, SeqbenchError, from_os_error
+from seqbench.params import MAX_SEED, MAX_SWEEP_SEED
 
 try:  # typer >= 0.2x vendors click; older releases raise click's own exceptions
     from typer.exceptions import TyperException as UsageProblem
@@ -26,10 +27,6 @@ except ImportError:  # pragma: no cover - depends on the installed typer
 #: Environment variable that `--storage` defaults to (the way to pass a password); the same
 #: as seqbench.sweeps.storage.STORAGE_ENV, named here so that --help imports nothing more.
 STORAGE_ENV = "SEQBENCH_STORAGE_URL"
-#: Seeds reach numpy, which takes 0 .. 2**32 - 1.
-MAX_SEED = 2**32 - 1
-#: A sweep's sampler seed is seed * 1_000_003 + trials so far, which must stay below 2**32.
-MAX_SWEEP_SEED = 4000
 
 app = typer.Typer(
     help="Compare recurrent cells (LSTM, GRU, RNN and plugins) fairly across sequence tasks.",

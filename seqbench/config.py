@@ -17,7 +17,7 @@ from typing import Any
 from seqbench import registry
 from seqbench.contracts import Cell, Task
 from seqbench.errors import SeqbenchError, unknown_name
-from seqbench.params import Param, resolve
+from seqbench.params import Param, check_seed, resolve
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 #: What a sweep explores by default. AdamW equals Adam while weight decay is not tuned, and
@@ -229,7 +229,7 @@ def build_spec(
         task=task_plugin.name,
         dataset=dataset,
         cell=cell_plugin.name,
-        seed=int(seed),
+        seed=check_seed(seed),
         device=device,
         hparams=hparams,
         cell_params=resolve(groups["cell"], routed["cell"], f"cell '{cell_plugin.name}'"),

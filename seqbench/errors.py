@@ -36,6 +36,7 @@ USER_ERRNOS = {
     errno.ENOTDIR: "a part of the path is a file, not a folder",
     errno.EISDIR: "it is a folder, not a file",
     errno.ENAMETOOLONG: "the name is too long",
+    errno.ENOENT: "no such file or folder, and it cannot be created there",
 }
 
 
@@ -52,9 +53,10 @@ def unknown_name(kind: str, name: str, available: Iterable[str],
     """Build the standard "unknown X" error: the available names plus the closest match.
 
     With `owner` (e.g. "task 'music'") it reads "task 'music' has no dataset 'jsbx'".
+    `name` is whatever the user gave, not always text (a spec file's `"device": null`).
     """
     names = sorted(available)
-    close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
+    close = difflib.get_close_matches(str(name), names, n=1, cutoff=0.5)
     hint = f" Did you mean '{close[0]}'?" if close else ""
     listed = ", ".join(names) if names else "(none installed)"
     what = f"{owner} has no {kind} '{name}'" if owner else f"unknown {kind} '{name}'"

@@ -15,6 +15,10 @@ from typing import Any
 
 from seqbench.errors import SeqbenchError, unknown_name
 
+#: Seeds reach numpy, which takes 0 .. 2**32 - 1.
+MAX_SEED = 2**32 - 1
+#: A sweep's sampler seed is seed * 1_000_003 + trials so far, which must stay below 2**32.
+MAX_SWEEP_SEED = 4000
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -137,3 +141,14 @@ def resolve(
         name: (p.coerce(given[name]) if name in given else p.default)
         for name, p in declared.items()
     }
+
+
+def check_seed(seed: Any, what: str = "seed", most: int = MAX_SEED) -> int:
+    """`seed` as an int in 0..`most`, or one clear error. A seed from a spec file or the
+    Python API skips the command line's own bounds, and numpy or Lightning would otherwise
+    refuse it with a traceback after the run folder exists."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise SeqbenchError(f"{what} must be a whole number from 0 to {most}, got {seed!r}.")
+    if not 0 <= seed <= most:
+        raise SeqbenchError(f"{what}={seed} is out of range: use 0 to {most}.")
+    return seed

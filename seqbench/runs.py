@@ -113,21 +113,26 @@ def read_run_config(path: Path) -> dict[str, Any]:
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
     """The weights in a run's best.ckpt; an empty, truncated or foreign file is a user error."""
+    return load_checkpoint(path, "re-run the training that made it")["state_dict"]
+
+
+def load_checkpoint(path: Path, remedy: str, *, weights_only: bool = True) -> dict[str, Any]:
+    """A whole checkpoint with its weights, or one line saying what is wrong and `remedy`."""
     import pickle
     import zipfile
 
     import torch
 
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
-    except (RuntimeError, EOFError, OSError, KeyError, TypeError, ValueError,
+        checkpoint = torch.load(path, map_location="cpu", weights_only=weights_only)
+    except (RuntimeError, EOFError, OSError, KeyError, TypeError, ValueError, AttributeError,
             pickle.UnpicklingError, zipfile.BadZipFile) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SeqbenchError(f"'{path}' is not a readable checkpoint ({reason}); re-run the "
-                            "training that made it.") from None
-    if not isinstance(state, dict):
-        raise SeqbenchError(f"'{path}' holds no weights; re-run the training that made it.")
-    return state
+        raise SeqbenchError(f"'{path}' is not a readable checkpoint ({reason}); "
+                            f"{remedy}.") from None
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
+        raise SeqbenchError(f"'{path}' holds no weights; {remedy}.")
+    return checkpoint
 
 
 def create_run_dir(output_dir: Path, spec: RunSpec) -> Path:

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from seqbench import registry, runs
-from seqbench.config import RunSpec
+from seqbench.config import DEVICES, RunSpec
 from seqbench.console import progress
 from seqbench.contracts import DataContext, TaskData
 from seqbench.data import resolve_cache_dir, resolve_data_dir
-from seqbench.errors import SeqbenchError
+from seqbench.errors import SeqbenchError, unknown_name
 
 
 @dataclass
@@ -56,9 +56,12 @@ def quiet_lightning() -> None:
 
 
 def accelerator_for(device: str) -> str:
-    """Map `--device` to a Lightning accelerator, failing clearly if CUDA is asked but absent."""
+    """Map `--device` to a Lightning accelerator, failing clearly if CUDA is asked but absent
+    or the name is none of ours (`generate --device` reaches here unchecked by a spec)."""
     import torch
 
+    if device not in DEVICES:
+        raise unknown_name("device", device, DEVICES)
     if device == "cuda":
         if not torch.cuda.is_available():
             raise SeqbenchError("--device cuda was requested but no CUDA device is available.")
@@ -291,6 +294,10 @@ def test_once(trainer: Any, model: Any, data: TaskData, valid_batches: Any, run_
     return metrics
 
 
+#: What `Trainer.save_checkpoint` writes beside the weights and `fit(ckpt_path=)` reads back.
+TRAINING_STATE = {"pytorch-lightning_version", "loops", "optimizer_states"}
+
+
 def resumable(run_dir: Path | None) -> Path:
     """The resume point of a stopped run, or a one-line error saying why there is none."""
     from seqbench.resume import RESUME_POINT
@@ -302,9 +309,12 @@ def resumable(run_dir: Path | None) -> Path:
         raise SeqbenchError(f"run '{run_dir}' has already ended ({status}); there is nothing "
                             "to resume.")
     point = Path(run_dir) / RESUME_POINT
+    again = f"start it again with: {runs.read_spec(Path(run_dir)).command()}"
     if not point.is_file():
-        raise SeqbenchError(f"run '{run_dir}' stopped before its first resume point; start "
-                            f"it again with: {runs.read_spec(Path(run_dir)).command()}")
+        raise SeqbenchError(f"run '{run_dir}' stopped before its first resume point; {again}")
+    # Checked here, as best.ckpt is: Lightning would fail deep inside `fit` with a traceback.
+    if not TRAINING_STATE <= runs.load_checkpoint(point, again, weights_only=False).keys():
+        raise SeqbenchError(f"'{point}' is not a resume point (no training state); {again}")
     return point
 
 

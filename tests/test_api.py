@@ -101,6 +101,15 @@ def test_misused_arguments_are_one_clear_error(tmp_path):
         sb.run(resume=tmp_path, epochs=3)
     with pytest.raises(sb.SeqbenchError, match="is not a run folder"):
         sb.load(tmp_path)
+    with pytest.raises(sb.SeqbenchError, match="a list of names, e.g. cells=\\['gru'\\]"):
+        sb.sweep(task="speech", cells="gru", output_dir=tmp_path)
+    with pytest.raises(sb.SeqbenchError, match="expected a plugin name or a seqbench Cell"):
+        sb.run(task=123, cell="gru", output_dir=tmp_path)
+    with pytest.raises(sb.SeqbenchError, match="seed must be a whole number"):
+        sb.run(task="speech", cell="gru", seed="1", output_dir=tmp_path)
+    with pytest.raises(sb.SeqbenchError, match="--trials must be a whole number"):
+        sb.sweep(task="speech", cells=["gru"], trials="3", output_dir=tmp_path)
+    assert not list(tmp_path.iterdir())  # refused before anything was written
 
 
 def test_import_seqbench_and_listing_plugins_load_no_torch():

@@ -252,3 +252,29 @@ def test_pruning_compares_each_trial_by_its_best_value_so_far(direction, best_so
         pruning.on_validation_end(trainer, module)
     stored = trial.study.trials[0].intermediate_values
     assert [stored[step] for step in sorted(stored)] == reported
+
+
+
+def test_a_trial_the_task_refuses_is_logged_in_one_line_without_a_traceback():
+    """Optuna logs a failed trial with its traceback; a SeqbenchError is the user's to fix
+    and its message is already on Optuna's line, so the traceback is dropped. A bug keeps
+    its traceback, and Ctrl-C is not logged at all (the CLI says what was kept)."""
+    import logging
+
+    from seqbench.errors import SeqbenchError
+    from seqbench.sweeps.storage import quiet_optuna
+
+    quiet_optuna()
+    handler = logging.getLogger("optuna").handlers[0]  # Optuna's own, to stderr
+
+    def failed_trial(error: BaseException) -> logging.LogRecord:
+        try:
+            raise error
+        except BaseException:
+            return logging.LogRecord("optuna", logging.WARNING, __file__, 1, "Trial 3 failed",
+                                     None, sys.exc_info())
+
+    refused, bug = failed_trial(SeqbenchError("too short")), failed_trial(ValueError("bug"))
+    assert handler.filter(refused) and refused.exc_info is None
+    assert handler.filter(bug) and bug.exc_info is not None
+    assert not handler.filter(failed_trial(KeyboardInterrupt()))

@@ -63,6 +63,10 @@ def publish(storage: str, study: str, destination: Path,
         raise SeqbenchError(f"unfinished: {', '.join(unfinished)}; finish the sweep by "
                             "running its command again, or leave those cells out with --cells.")
     records = {name: final_records(attrs[name], name) for name in names}
+    if any((destination / inside).resolve() == run_dir.resolve()
+           for found in records.values() for run_dir, inside in found):
+        raise SeqbenchError(f"'{destination}' is the sweep's own folder; publish to another "
+                            "one (e.g. results/NAME).")
     destination.mkdir(parents=True, exist_ok=True)
     target = open_storage(str(target_path))
     existing = set(optuna.get_all_study_names(target))

@@ -18,6 +18,7 @@ Trials run through `Study.optimize` one at a time so that RDB heartbeats cover t
 from __future__ import annotations
 
 import math
+import re
 import shutil
 import statistics
 import warnings
@@ -30,6 +31,7 @@ from seqbench import registry, runs
 from seqbench.config import RunSpec, build_spec
 from seqbench.console import console
 from seqbench.errors import SeqbenchError
+from seqbench.params import MAX_SWEEP_SEED, check_seed
 from seqbench.sweeps import space as search_space
 from seqbench.sweeps.prepared import PreparedData
 from seqbench.sweeps.storage import WORKER_ATTR, fail_dead_local_trials, open_storage, this_worker
@@ -227,6 +229,33 @@ def open_cell_study(plan: SweepPlan, cell: str) -> Any:
                                            base_spec(plan, cell).settings())
         study.enqueue_trial(point, user_attrs={"defaults": True})
     return study
+
+
+#: What a study's trials and finals were made under: resuming it under other values would
+#: mix two protocols in one study and report the mixture under the recorded command.
+#: (`--trials` may grow and `--refit` toggle: `changes_the_result`; `--jobs`, `--device`,
+#: folders and logger change how it runs, not what it measures.)
+PROTOCOL = ("settings", "max_seconds", "param_budget", "pruner", "folds", "top",
+            "rerun_seeds", "seed", "seeds")
+
+
+def refuse_another_protocol(plan: SweepPlan, storage: Any) -> None:
+    """Before anything is written: a cell's existing study must have been made under `plan`'s
+    protocol (read from the summaries, since opening a study appends to a journal)."""
+    import optuna
+
+    now = asdict(plan)
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        if summary.study_name not in {plan.study_name(cell) for cell in plan.cells}:
+            continue
+        recorded = summary.user_attrs.get("plan", {})
+        differ = [f"{key} {recorded[key]!r} (now {now[key]!r})" for key in PROTOCOL
+                  if key in recorded and recorded[key] != now[key]]
+        if differ:
+            raise SeqbenchError(
+                f"study '{summary.study_name}' was run with other options: "
+                f"{'; '.join(differ)}. Resume it with its own command "
+                f"({summary.user_attrs.get('command')}), or give this sweep a new --study.")
 
 
 def changes_the_result(recorded: Mapping[str, Any], plan: SweepPlan) -> bool:
@@ -612,7 +641,8 @@ def final_run(plan: SweepPlan, cell: str, seed: int) -> dict[str, Any] | None:
 
 
 def validate_plan(plan: SweepPlan) -> None:
-    """Fail on bad names or values before any worker starts."""
+    """Fail on bad names, values or data before any worker starts: a problem found by the
+    first trial would cost a failed trial per attempt, in the study for good."""
     from seqbench import loggers
 
     loggers.check(plan.logger)
@@ -620,6 +650,13 @@ def validate_plan(plan: SweepPlan) -> None:
         from seqbench.errors import unknown_name
 
         raise unknown_name("pruner", plan.pruner, PRUNERS)
+    check_study_name(plan.study)
+    check_seed(plan.seed, "--seed", MAX_SWEEP_SEED)
+    for value, what in ((plan.trials, "--trials"), (plan.seeds, "--seeds"), (plan.jobs, "--jobs"),
+                        (plan.top, "--top"), (plan.param_budget, "--param-budget"),
+                        (plan.folds, "--folds"), (plan.rerun_seeds, "--rerun-seeds")):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise SeqbenchError(f"{what} must be a whole number (got {value!r}).")
     for value, what in ((plan.trials, "--trials"), (plan.seeds, "--seeds"), (plan.jobs, "--jobs"),
                         (plan.top, "--top"), (plan.param_budget, "--param-budget")):
         if value is not None and value < 1:
@@ -642,11 +679,34 @@ def validate_plan(plan: SweepPlan) -> None:
         if plan.selection_folds() > 1:
             base_spec(plan, cell, {**plan.settings, "folds": plan.selection_folds()})
         search_space.default_point(cell_space(plan, cell), spec.settings())
-    if plan.refit:  # refused now, not after the search: the task must support it
-        from seqbench.train import prepare_data
+    check_data(plan)
+    # The one place a torn journal is cut.
+    refuse_another_protocol(plan, open_storage(plan.storage, repair=True))
 
-        prepare_data(base_spec(plan, plan.cells[0]), plan.data_dir).refit()
-    open_storage(plan.storage, repair=True)  # the one place a torn journal is cut
+
+def check_data(plan: SweepPlan) -> None:
+    """Prepare the defaults' data once, so that unreadable data, a `--param-budget` no model
+    of a cell fits, or a task that cannot `--refit` is one error now, not failed trials."""
+    from seqbench.sweeps.budget import hidden_size_for
+    from seqbench.train import prepare_data
+
+    data = prepare_data(base_spec(plan, plan.cells[0]), plan.data_dir)
+    if plan.param_budget:
+        for cell in plan.cells:
+            hidden_size_for(base_spec(plan, cell), data, plan.param_budget)
+    if plan.refit:
+        data.refit()
+
+
+#: A study name is one path segment of the output folders and one `/`-part of the Optuna
+#: study names that `seqbench report --study a,b` splits: no `/`, no `,`, no leading dot.
+STUDY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+def check_study_name(study: str) -> None:
+    if not isinstance(study, str) or not STUDY_NAME.fullmatch(study):
+        raise SeqbenchError(f"--study {study!r} is not a usable name: use letters, digits, "
+                            "'_', '-' and '.', not starting with '.' (it names folders).")
 
 
 def run_sweep(plan: SweepPlan) -> None:

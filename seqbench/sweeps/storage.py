@@ -116,23 +116,29 @@ def open_storage(url: str, *, repair: bool = False) -> Any:
     return open_journal(Path(url), repair=repair)
 
 
-class _NoInterruptTraceback(logging.Filter):
-    """Drop Optuna's "trial failed" traceback when the failure is Ctrl-C: the CLI says in
-    one line what was kept, and the trial is simply re-run when the sweep resumes."""
+class _NoUserTraceback(logging.Filter):
+    """Optuna's "trial failed" record without the tracebacks a user cannot act on.
+
+    Ctrl-C: dropped, since the CLI says in one line what was kept and the trial is simply
+    re-run when the sweep resumes. A `SeqbenchError` (a configuration the task refuses):
+    Optuna's own line, which already holds the error's message, without the traceback.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, SeqbenchError):
+            record.exc_info, record.exc_text = None, None
         return not isinstance(error, (KeyboardInterrupt, Interrupted))
 
 
 def quiet_optuna() -> None:
-    """Optuna at warning level, without tracebacks for interrupted trials."""
+    """Optuna at warning level, without tracebacks for interrupted or refused trials."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     for handler in logging.getLogger("optuna").handlers:
-        if not any(isinstance(f, _NoInterruptTraceback) for f in handler.filters):
-            handler.addFilter(_NoInterruptTraceback())
+        if not any(isinstance(f, _NoUserTraceback) for f in handler.filters):
+            handler.addFilter(_NoUserTraceback())
 
 
 def open_journal(path: Path, *, repair: bool) -> Any:
