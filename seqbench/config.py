@@ -174,6 +174,8 @@ def _route(
     routed: dict[str, dict[str, Any]] = {group: {} for group in groups}
     for key, value in settings.items():
         prefix, _, bare = key.rpartition(".")
+        if not bare:
+            raise SeqbenchError(f"'{key}={value}' names no hyperparameter; write NAME=VALUE.")
         if prefix:
             forcible = [g for g in groups if g != "core"]  # core names are never ambiguous
             if prefix not in forcible:

@@ -58,6 +58,6 @@ def unknown_name(kind: str, name: str, available: Iterable[str],
     names = sorted(available)
     close = difflib.get_close_matches(str(name), names, n=1, cutoff=0.5)
     hint = f" Did you mean '{close[0]}'?" if close else ""
-    listed = ", ".join(names) if names else "(none installed)"
+    listed = ", ".join(names) if names else "(none)"
     what = f"{owner} has no {kind} '{name}'" if owner else f"unknown {kind} '{name}'"
     return SeqbenchError(f"{what}.{hint} Available: {listed}.")
