@@ -85,9 +85,11 @@ class Param:
             if isinstance(converted, float) and not math.isfinite(converted):
                 raise SeqbenchError(f"{self.name}={value!r} must be a finite number.")
             if self.low is not None and converted < self.low:
-                raise SeqbenchError(f"{self.name}={value!r} is below the minimum {self.low:g}.")
+                raise SeqbenchError(f"{self.name}={value!r} is below the minimum "
+                                    f"{number(self.low)}.")
             if self.high is not None and converted > self.high:
-                raise SeqbenchError(f"{self.name}={value!r} is above the maximum {self.high:g}.")
+                raise SeqbenchError(f"{self.name}={value!r} is above the maximum "
+                                    f"{number(self.high)}.")
         return converted
 
     def _convert(self, value: Any) -> Any:
@@ -121,8 +123,8 @@ class Param:
         if self.choices is not None:
             domain = "{" + ", ".join(map(str, self.choices)) + "}"
         elif self.low is not None or self.high is not None:
-            low = "-inf" if self.low is None else f"{self.low:g}"
-            high = "inf" if self.high is None else f"{self.high:g}"
+            low = "-inf" if self.low is None else number(self.low)
+            high = "inf" if self.high is None else number(self.high)
             domain = f"[{low}, {high}]" + (" log" if self.log else "")
         else:
             domain = self.type.__name__
@@ -152,3 +154,9 @@ def check_seed(seed: Any, what: str = "seed", most: int = MAX_SEED) -> int:
     if not 0 <= seed <= most:
         raise SeqbenchError(f"{what}={seed} is out of range: use 0 to {most}.")
     return seed
+
+
+def number(bound: float) -> str:
+    """A bound as people write it: whole numbers in full (a seed's 4294967295, not
+    4.29497e+09), others in `:g` form."""
+    return str(bound) if isinstance(bound, int) else f"{bound:g}"

@@ -11,7 +11,8 @@ import pytest
 
 from seqbench import DataContext, SeqbenchError
 from seqbench_tasks.music import bach, datasets
-from seqbench_tasks.music.pianoroll import midi_to_roll, roll_to_midi, steps_to_roll
+from seqbench_tasks.music.midi_folder import load_midi_folder
+from seqbench_tasks.music.pianoroll import MAX_BEATS, midi_to_roll, roll_to_midi, steps_to_roll
 
 
 def context(data_dir: Path, cache_dir: Path) -> DataContext:
@@ -78,22 +79,28 @@ def tiny_benchmark(monkeypatch):
     return fake
 
 
-def test_pickle_and_mat_forms_load_to_the_same_rolls(tmp_path, tiny_benchmark):
+def write_mat_set(path: Path, splits, **options) -> Path:
+    """Rolls per split as a TCN `.mat` file (one 1 x N cell array per split)."""
     from scipy.io import savemat
 
+    cells = {}
+    for split in datasets.SPLITS:
+        cell = np.empty((1, len(splits[split])), dtype=object)
+        for i, roll in enumerate(splits[split]):
+            cell[0, i] = roll
+        cells[f"{split}data"] = cell
+    path.parent.mkdir(parents=True, exist_ok=True)
+    savemat(path, cells, **options)
+    return path
+
+
+def test_pickle_and_mat_forms_load_to_the_same_rolls(tmp_path, tiny_benchmark):
     pickled = tmp_path / "a"
     write_pickle_set(pickled, tiny_benchmark.pickle_name, tiny_benchmark.sizes)
     from_pickle = datasets.load_splits("jsb", context(pickled, tmp_path / "cache-a"))
 
-    matted = tmp_path / "b" / datasets.FOLDER / "tcn-mat" / tiny_benchmark.mat_name
-    matted.parent.mkdir(parents=True)
-    cells = {}
-    for split in datasets.SPLITS:
-        cell = np.empty((1, len(from_pickle[split])), dtype=object)
-        for i, roll in enumerate(from_pickle[split]):
-            cell[0, i] = roll
-        cells[f"{split}data"] = cell
-    savemat(matted, cells)
+    write_mat_set(tmp_path / "b" / datasets.FOLDER / "tcn-mat" / tiny_benchmark.mat_name,
+                  from_pickle)
     from_mat = datasets.load_splits("jsb", context(tmp_path / "b", tmp_path / "cache-b"))
 
     for split in datasets.SPLITS:
@@ -117,6 +124,103 @@ def test_a_corrupt_file_is_a_one_line_error(tmp_path, tiny_benchmark):
     with pytest.raises(SeqbenchError, match="not a readable piano-roll pickle") as info:
         datasets.load_splits("jsb", context(tmp_path, tmp_path / "cache"))
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("pitch, problem", [
+    (float("inf"), "pitch inf at step 0 is not a whole MIDI note number"),
+    (float("nan"), "pitch nan at step 0 is not a whole MIDI note number"),
+    (60.5, "pitch 60.5 at step 0 is not a whole MIDI note number"),
+    (1e300, "at step 0 is outside the piano range"),
+], ids=["inf", "nan", "fraction", "huge"])
+def test_a_pickle_with_a_bad_pitch_is_a_one_line_error(tmp_path, tiny_benchmark, pitch, problem):
+    path = write_pickle_set(tmp_path, tiny_benchmark.pickle_name, tiny_benchmark.sizes, pitch)
+    with pytest.raises(SeqbenchError) as info:
+        datasets.load_splits("jsb", context(tmp_path, tmp_path / "cache"))
+    message = str(info.value)
+    assert str(path) in message and problem in message and "\n" not in message
+
+
+def test_whole_number_floats_and_numpy_integers_are_pitches():
+    assert np.array_equal(steps_to_roll([[60.0, np.int64(64), np.float32(67)]]),
+                          steps_to_roll([[60, 64, 67]]))
+
+
+def damaged_mat(path: Path, damage: str) -> None:
+    """A `.mat` file that is empty, a bare header, or compressed with its checksum flipped."""
+    if damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "bare header":
+        path.write_bytes(b"MATLAB 5.0 MAT-file garbage")
+    else:
+        roll = steps_to_roll([[60], [64], []])
+        write_mat_set(path, {split: [roll] for split in datasets.SPLITS}, do_compression=True)
+        data = bytearray(path.read_bytes())
+        data[-1] ^= 0xFF
+        path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", ["empty", "bare header", "bad checksum"])
+def test_a_damaged_mat_file_is_a_one_line_error(tmp_path, tiny_benchmark, damage):
+    path = tmp_path / datasets.FOLDER / "tcn-mat" / tiny_benchmark.mat_name
+    path.parent.mkdir(parents=True)
+    damaged_mat(path, damage)
+    with pytest.raises(SeqbenchError, match="is not a readable piano-roll .mat file") as info:
+        datasets.load_splits("jsb", context(tmp_path, tmp_path / "cache"))
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def write_division(path: Path, division: bytes) -> Path:
+    """A one-note MIDI file whose header's time division is the two bytes `division`."""
+    roll_to_midi(steps_to_roll([[60], [60]]), path)
+    data = bytearray(path.read_bytes())
+    data[12:14] = division
+    path.write_bytes(bytes(data))
+    return path
+
+
+def write_one_note(path: Path, beats: int) -> Path:
+    """Middle C held for `beats` beats, at one tick per beat."""
+    track = mido.MidiTrack([mido.Message("note_on", note=60, velocity=80, time=0),
+                            mido.Message("note_off", note=60, velocity=0, time=beats)])
+    midi = mido.MidiFile(ticks_per_beat=1)
+    midi.tracks.append(track)
+    midi.save(path)
+    return path
+
+
+@pytest.mark.parametrize("division, problem", [
+    (b"\x00\x00", "has 0 ticks per beat in its header"),
+    (b"\xe7\x28", "SMPTE time division is not supported"),  # 25 frames/s, 40 ticks a frame
+], ids=["zero", "smpte"])
+def test_a_midi_header_without_a_beat_grid_is_refused(tmp_path, division, problem):
+    path = write_division(tmp_path / "piece.mid", division)
+    with pytest.raises(SeqbenchError, match=problem) as info:
+        midi_to_roll(path, steps_per_beat=4)
+    assert str(path) in str(info.value)
+
+
+def test_a_midi_piece_longer_than_the_cap_is_refused_before_its_roll_is_made(tmp_path):
+    longest = write_one_note(tmp_path / "longest.mid", MAX_BEATS)
+    assert midi_to_roll(longest, steps_per_beat=2).shape == (2 * MAX_BEATS, 88)
+    beyond = write_one_note(tmp_path / "beyond.mid", MAX_BEATS + 1)
+    with pytest.raises(SeqbenchError, match=f"is {MAX_BEATS + 1:,} beats long") as info:
+        midi_to_roll(beyond, steps_per_beat=2)
+    assert str(beyond) in str(info.value)
+
+
+def test_skip_bad_skips_midi_files_without_a_usable_beat_grid(tmp_path):
+    folder = tmp_path / "midi"
+    for split in datasets.SPLITS:
+        (folder / split).mkdir(parents=True)
+        roll_to_midi(steps_to_roll([[60], [62], [64]]), folder / split / "good.mid")
+    write_division(folder / "train" / "no-beats.mid", b"\x00\x00")
+    write_division(folder / "train" / "smpte.mid", b"\xe7\x28")
+    write_one_note(folder / "train" / "endless.mid", MAX_BEATS + 1)
+    params = {"path": str(folder), "steps_per_beat": 4, "transpose": "none", "skip_bad": True}
+    pieces, _ = load_midi_folder(params, context(tmp_path, tmp_path / "cache"))
+    assert sorted(pieces.skipped) == ["train/endless.mid", "train/no-beats.mid",
+                                      "train/smpte.mid"]
+    assert pieces.names == {split: [f"{split}/good.mid"] for split in datasets.SPLITS}
 
 
 def test_offline_and_absent_names_both_forms_and_the_folder(tmp_path, monkeypatch):

@@ -11,6 +11,7 @@ download is checked by sha256. The TCN copy is downloaded first because its sum 
 from __future__ import annotations
 
 import pickle
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,14 +98,21 @@ def read_pickle(path: Path) -> dict[str, list[np.ndarray]]:
 
 
 def read_mat(path: Path) -> dict[str, list[np.ndarray]]:
-    """A TCN `.mat` file (`traindata`/`validdata`/`testdata` cells of T x 88) -> rolls."""
+    """A TCN `.mat` file (`traindata`/`validdata`/`testdata` cells of T x 88) -> rolls.
+
+    What is caught is what scipy raised on empty, truncated and byte-flipped copies of a good
+    file: its MatReadError, zlib.error from a compressed element, and IndexError, ValueError,
+    TypeError or OSError from headers and sizes that do not add up; KeyError is a missing cell.
+    """
     from scipy.io import loadmat
+    from scipy.io.matlab import MatReadError
 
     try:
         raw = loadmat(path)
         return {split: [np.asarray(m, dtype=np.uint8) for m in raw[f"{split}data"][0]]
                 for split in SPLITS}
-    except (ValueError, KeyError, TypeError, OSError) as exc:
+    except (MatReadError, zlib.error, IndexError, ValueError, KeyError, TypeError,
+            OSError) as exc:
         raise SeqbenchError(f"'{path}' is not a readable piano-roll .mat file ({exc}).") from None
 
 

@@ -25,6 +25,8 @@ from seqbench.userdata import UserSource, hash_split, user_path
 from seqbench_tasks.music.pianoroll import MidiPiece, read_midi, shift_to_c
 
 SPLITS = ("train", "valid", "test")
+#: What `hash_split`'s defaults send to each split, for the hint when one stays empty.
+SHARE = {"train": "80%", "valid": "10%", "test": "10%"}
 MIDI_SUFFIXES = (".mid", ".midi")
 #: A piece needs two steps to give one next-step prediction.
 MIN_STEPS = 2
@@ -124,8 +126,8 @@ def build(folder: Path, files: dict[str, list[Path]], how: str, steps_per_beat: 
     for split in SPLITS:
         if not result.rolls[split]:
             hint = f"put pieces in '{folder / split}'" if how.startswith("your") else \
-                f"add pieces (about 10% of them go to {split}) or make train/ valid/ test/ " \
-                "sub-folders"
+                f"add pieces (about {SHARE[split]} of them go to {split}) or make train/ " \
+                "valid/ test/ sub-folders"
             raise SeqbenchError(f"'{folder}' gives no usable {split} pieces ({how}); {hint}.")
     return result
 

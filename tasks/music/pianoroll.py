@@ -8,6 +8,7 @@ cannot tell a held note from a repeated one, and a held note is what it usually 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,11 @@ HIGHEST_PITCH = LOWEST_PITCH + NUM_KEYS - 1
 
 #: MIDI ticks per beat in the files we write (a common, finely divisible resolution).
 TICKS_PER_BEAT = 480
+#: The longest MIDI piece read, in beats: 6 hours at 100 beats per minute (the tempo written
+#: MIDI gets), longer than any opera act. Without a cap a file whose delta times are garbage
+#: (one delta may be 2**28 ticks) asks for terabytes of roll; with it the roll of the longest
+#: piece is 13 MB at the default 4 steps per beat and 300 MB at the finest grid (96).
+MAX_BEATS = 36_000
 
 
 def shift_to_c(tonic: int) -> int:
@@ -34,14 +40,22 @@ def steps_to_roll(steps: Sequence[Iterable[int]]) -> np.ndarray:
     roll = np.zeros((len(steps), NUM_KEYS), dtype=np.uint8)
     for t, pitches in enumerate(steps):
         for pitch in pitches:
-            pitch = int(pitch)
-            if not LOWEST_PITCH <= pitch <= HIGHEST_PITCH:
-                raise ValueError(
-                    f"pitch {pitch} at step {t} is outside the piano range "
-                    f"{LOWEST_PITCH}..{HIGHEST_PITCH}"
-                )
-            roll[t, pitch - LOWEST_PITCH] = 1
+            roll[t, _piano_key(pitch, t)] = 1
     return roll
+
+
+def _piano_key(pitch: object, step: int) -> int:
+    """The roll column of a MIDI pitch, or ValueError. A re-saved pickle may hold floats, so
+    a whole-number float is a pitch; `int()` alone would round 60.7 down and throw
+    OverflowError for infinity."""
+    if isinstance(pitch, float | np.floating) and float(pitch).is_integer():
+        pitch = int(pitch)
+    if not isinstance(pitch, int | np.integer):
+        raise ValueError(f"pitch {pitch!r} at step {step} is not a whole MIDI note number")
+    if not LOWEST_PITCH <= pitch <= HIGHEST_PITCH:
+        raise ValueError(f"pitch {pitch} at step {step} is outside the piano range "
+                         f"{LOWEST_PITCH}..{HIGHEST_PITCH}")
+    return int(pitch) - LOWEST_PITCH
 
 
 def roll_to_midi(
@@ -98,13 +112,9 @@ class MidiPiece:
     key: str | None
 
 
-def read_midi(path: str | Path, *, steps_per_beat: int = 1, shift: int = 0) -> MidiPiece:
-    """Read a type 0 or 1 MIDI file (all tracks, all channels but drums) onto a beat grid,
-    moved by `shift` semitones.
-
-    A step is on for a key when a note of that pitch sounds during any part of the step;
-    notes outside the piano range are dropped and counted.
-    """
+def _open_midi(path: str | Path):
+    """A `mido.MidiFile` timed in beats, or one clear error: a damaged file, a type 2 file
+    (its tracks are not one piece) or a header whose time division gives no beat grid."""
     import mido
 
     try:
@@ -117,6 +127,34 @@ def read_midi(path: str | Path, *, steps_per_beat: int = 1, shift: int = 0) -> M
     if midi.type == 2:
         raise SeqbenchError(f"MIDI file '{path}' is type 2 (independent patterns); save it as "
                             "type 0 or 1.")
+    if midi.ticks_per_beat < 0:  # mido reads the header's division as a signed short
+        raise SeqbenchError(f"MIDI file '{path}' is timed in SMPTE frames, not beats; SMPTE "
+                            "time division is not supported: save it with ticks per beat.")
+    if midi.ticks_per_beat == 0:
+        raise SeqbenchError(f"MIDI file '{path}' has 0 ticks per beat in its header; the file "
+                            "is damaged.")
+    return midi
+
+
+def _grid_length(path: str | Path, end_tick: int, ticks_per_beat: int,
+                 ticks_per_step: float) -> int:
+    """Steps up to the last note's end, refused beyond `MAX_BEATS` before any allocation."""
+    beats = end_tick / ticks_per_beat
+    if beats > MAX_BEATS:
+        raise SeqbenchError(f"MIDI file '{path}' is {beats:,.0f} beats long; the limit is "
+                            f"{MAX_BEATS:,} beats (6 hours at 100 bpm): are its delta times "
+                            "damaged?")
+    return math.ceil(end_tick / ticks_per_step)
+
+
+def read_midi(path: str | Path, *, steps_per_beat: int = 1, shift: int = 0) -> MidiPiece:
+    """Read a type 0 or 1 MIDI file (all tracks, all channels but drums) onto a beat grid,
+    moved by `shift` semitones.
+
+    A step is on for a key when a note of that pitch sounds during any part of the step;
+    notes outside the piano range are dropped and counted.
+    """
+    midi = _open_midi(path)
     ticks_per_step = midi.ticks_per_beat / steps_per_beat
     notes: list[tuple[int, float, float]] = []  # (pitch, start tick, end tick)
     drum_notes, key = 0, None
@@ -137,7 +175,8 @@ def read_midi(path: str | Path, *, steps_per_beat: int = 1, shift: int = 0) -> M
             elif note in sounding:
                 notes.append((message.note + shift, sounding.pop(note), now))
     inside = [n for n in notes if LOWEST_PITCH <= n[0] <= HIGHEST_PITCH]
-    length = int(np.ceil(max((end for _, _, end in notes), default=0) / ticks_per_step))
+    length = _grid_length(path, max((end for _, _, end in notes), default=0),
+                          midi.ticks_per_beat, ticks_per_step)
     roll = np.zeros((length, NUM_KEYS), dtype=np.uint8)
     for pitch, start, end in inside:
         first = int(start // ticks_per_step)

@@ -17,6 +17,7 @@ from seqbench import (
     Task,
     plain_totals,
 )
+from seqbench.params import MAX_SEED
 from seqbench.userdata import UserSource, existing_file, refuse_foreign_options
 from seqbench_tasks.music.datasets import DATASETS, STEPS_PER_BEAT, load_splits
 from seqbench_tasks.music.midi_folder import load_midi_folder
@@ -194,7 +195,7 @@ class MusicTask(Task):
         Param("steps", int, 64, "frames to sample after the primer", low=1, high=100_000),
         Param("temperature", float, 1.0, "divides the logits before sampling", low=1e-3,
               high=100.0),
-        Param("seed", int, 0, "sampling seed"),
+        Param("seed", int, 0, "sampling seed", low=0, high=MAX_SEED),
         Param("num", int, 1, "number of MIDI files to write", low=1, high=1000),
         Param("primer_steps", int, 8, "primer length taken from a test piece", low=1,
               high=100_000),
