@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,11 +86,19 @@ def is_number(text: str) -> bool:
     return True
 
 
-def read_long_table(path: Path, columns: Mapping[str, str]) -> tuple[list[str], list[int],
-                                                                   list[tuple[int, list[str]]]]:
-    """A long-format CSV: its header, the index of each named column, and `(line, fields)`
-    of every data row. `columns` maps a column name to the `--set` option that names it, so
-    a missing column's error says how to point at the right one."""
+def read_long_table(path: Path, roles: Sequence[tuple[str, str]]) -> tuple[
+        list[str], list[int], list[tuple[int, list[str]]]]:
+    """A long-format CSV: its header, the index of each role's column, and `(line, fields)`
+    of every data row. `roles` are `(option, column)` pairs, the `--set` option that names
+    each column, so a missing column's error says how to point at the right one. A column
+    named for two roles is refused: it would merge them and shift every later column."""
+    columns: dict[str, str] = {}
+    for option, column in roles:
+        if column in columns:
+            raise SeqbenchError(f"'{path}': column '{column}' is named twice (as "
+                                f"{columns[column]} and as {option}); each role needs its own "
+                                "column.")
+        columns[column] = option
     try:
         with open(path, newline="", encoding="utf-8") as handle:
             rows = list(csv.reader(handle))

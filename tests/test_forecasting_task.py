@@ -72,6 +72,28 @@ def test_windows_that_do_not_fit_are_a_clear_error():
                      features="S")
 
 
+@pytest.mark.parametrize("season", [140, 150, 1000])
+def test_a_season_with_no_seasonal_difference_in_training_is_refused(season):
+    """Once NaN MASE scales silently became 1.0 and seasonal naive read wrapped indices."""
+    with pytest.raises(SeqbenchError, match=f"season {season} leaves no seasonal difference "
+                                            "in the 140 training values"):
+        ForecastData(toy_series(np.full(200, 5.0), (140, 160, 200), season=season),
+                     lookback=12, horizon=4, features="S")
+
+
+def test_the_longest_season_allowed_scores_with_its_one_seasonal_difference():
+    data = ForecastData(toy_series(np.arange(200.0), (140, 160, 200), season=139),
+                        lookback=12, horizon=4, features="S")
+    assert data.mase_scales["valid"].tolist() == [139.0]  # |139 - 0|, the one difference
+    assert all(np.isfinite(m["mase"]) for m in data.baselines().values())
+
+
+def test_only_a_flat_history_falls_back_to_a_mase_scale_of_one():
+    assert seasonal_scale(np.full((6, 1), 3.0), 2).tolist() == [1.0]
+    with pytest.warns(RuntimeWarning):  # no seasonal difference: NaN, never a quiet 1.0
+        assert np.isnan(seasonal_scale(np.ones((2, 1)), 2)).all()
+
+
 def write_csv(path: Path, rows) -> Path:
     with open(path, "w", newline="") as handle:
         csv.writer(handle).writerows(rows)
@@ -98,6 +120,17 @@ def test_a_too_long_horizon_on_the_cli_is_exit_2(capsys, tmp_path):
                  "--output-dir", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2 and "do not fit" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_season_longer_than_the_training_rows_on_the_cli_is_exit_2(capsys, tmp_path):
+    path = write_csv(tmp_path / "const.csv", [["date", "target"], *[[t, 5] for t in range(200)]])
+    code = main(["run", "--cell", "gru", "--task", "forecasting", "--dataset", "csv", "--set",
+                 f"path={path}", "--set", "target=target", "--set", "season=150",
+                 "--output-dir", str(tmp_path / "runs")])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith("error: const: season 150 leaves no seasonal difference"), lines
+    assert not (tmp_path / "runs").exists()
 
 
 def test_airline_end_to_end_with_baselines_and_a_forecast_plot(tmp_path, capsys):

@@ -24,12 +24,15 @@ from pathlib import Path
 import optuna
 import pytest
 from conftest import TOY_TASK
+from test_music_data import write_division, write_one_note
 from test_sweep import postgres_url, wait_for  # noqa: F401 (a fixture, and a helper)
 
 from seqbench import registry
 from seqbench.cli import main
+from seqbench.params import MAX_SEED
 from seqbench.sweeps.storage import (SECRET_ENV, STORAGE_ENV, connect_url, open_storage,
                                      redact, storage_url)
+from seqbench_tasks.music.pianoroll import MAX_BEATS
 
 SECRET = "s3cr3t-Pa55word"
 
@@ -188,7 +191,77 @@ CASES = {
     "generate with a folder as MIDI primer": (lambda w, t: [
         "generate", w["run"], "--output", t / "g", "--set", f"primer_midi={t}"],
         "is a folder; give a file."),
+    "generate MIDI primer with 0 ticks per beat": (lambda w, t: [
+        "generate", w["run"], "--output", t / "g", "--set",
+        f"primer_midi={write_division(t / 'p.mid', bytes(2))}"], "0 ticks per beat"),
+    "generate MIDI primer timed in SMPTE frames": (lambda w, t: [
+        "generate", w["run"], "--output", t / "g", "--set",
+        f"primer_midi={write_division(t / 'p.mid', bytes([0xE7, 0x28]))}"],
+        "SMPTE time division is not supported"),
+    "generate MIDI primer past the length cap": (lambda w, t: [
+        "generate", w["run"], "--output", t / "g", "--set",
+        f"primer_midi={write_one_note(t / 'p.mid', MAX_BEATS + 1)}"],
+        f"{MAX_BEATS + 1:,} beats long"),
+    "generate seed past 2**32 - 1": (lambda w, t: [
+        "generate", w["run"], "--output", t / "g", "--set", "seed=99999999999999999999999"],
+        "is above the maximum 4294967295"),
+    "generate on an unknown device": (lambda w, t: ["generate", w["run"], "--output", t / "g",
+                                                    "--device", "tpu"], "unknown device 'tpu'"),
+    "setting without a name": (lambda w, t: [*RUN, "--set", "cell.=5", "--output-dir", t],
+                               "names no hyperparameter"),
+    "spec seed is text": (lambda w, t: [*RUN, "--spec", respec(w, t, seed="abc"),
+                                        "--output-dir", t], "seed must be a whole number"),
+    "spec seed is negative": (lambda w, t: [*RUN, "--spec", respec(w, t, seed=-5),
+                                            "--output-dir", t], "seed=-5 is out of range"),
+    "spec device is null": (lambda w, t: [*RUN, "--spec", respec(w, t, device=None),
+                                          "--output-dir", t], "unknown device 'None'"),
+    "resume from a corrupt resume point": (lambda w, t: [
+        "run", "--quiet", "--resume", broken_run(w, t, stopped_with(BINARY))],
+        "is not a readable checkpoint"),
+    "resume from a checkpoint without training state": (lambda w, t: [
+        "run", "--quiet", "--resume", broken_run(w, t, stopped_with(
+            (w["run"] / "best.ckpt").read_bytes()))], "is not a resume point"),
+    "sweep on unreadable data": (lambda w, t: [
+        "sweep", "--task", "forecasting", "--dataset", "csv", "--cells", "gru", "--trials", "1",
+        "--seeds", "1", "--set", f"csv={write(t / 'd.csv', 'date,target')}",
+        "--set", "target=target", "--output-dir", t], "no data rows"),
+    "sweep param budget no model fits": (lambda w, t: [*SWEEP, "--param-budget", "1",
+                                                       "--output-dir", t], "too small"),
+    "sweep study name with a slash": (lambda w, t: [*SWEEP, "--study", "a/b", "--output-dir", t],
+                                      "is not a usable name"),
+    "sweep study name climbing out": (lambda w, t: [*SWEEP, "--study", "../../x",
+                                                    "--output-dir", t], "is not a usable name"),
+    "sweep resumed under other settings": (lambda w, t: [
+        "sweep", "--task", "toymusic", "--cells", "gru", "--trials", "2", "--seeds", "1",
+        "--epochs", "3", "--storage", w["journal"], "--output-dir", w["journal"].parent],
+        "was run with other options"),
+    "sweep storage is a dangling link": (lambda w, t: [*SWEEP, "--storage", dangling(t),
+                                                       "--output-dir", t], "no such file"),
+    "publish into the sweep's own folder": (lambda w, t: [
+        "publish", "--study", "seqbench", "--storage", w["journal"], "--to",
+        w["journal"].parent], "is the sweep's own folder"),
 }
+
+
+def respec(world, tmp: Path, **changes) -> Path:
+    """The finished run's config.json with `changes` made to its spec."""
+    config = json.loads((world["run"] / "config.json").read_text())
+    config["spec"].update(changes)
+    return write(tmp / "spec.json", json.dumps(config))
+
+
+def dangling(tmp: Path) -> Path:
+    link = tmp / "sweeps.journal"
+    link.symlink_to(tmp / "gone" / "sweeps.journal")
+    return link
+
+
+def stopped_with(resume_point: bytes):
+    """Damage: the run looks stopped (no metrics) and its resume point is `resume_point`."""
+    def damage(run_dir: Path) -> None:
+        (run_dir / "metrics.json").unlink()
+        write(run_dir / "resume.ckpt", resume_point)
+    return damage
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -429,3 +502,12 @@ def test_ctrl_c_mid_sweep_exits_130_and_names_the_storage_to_resume_from(world, 
     line = err.strip().splitlines()[-1]
     assert line.startswith("interrupted: ") and str(out / "sweeps.journal") in line, err
     assert "run the same command again" in line and "Traceback" not in err
+
+
+def test_every_sampling_seed_is_bounded_like_the_command_lines():
+    """`--set seed=` skips `--seed`'s bounds; past 2**32 - 1 torch's manual_seed overflowed."""
+    seeds = {name: param for name, entry in registry.plugins("task").items() if entry.plugin
+             for param in entry.plugin.generate_params if param.name == "seed"}
+    assert {"music", "lm"} <= set(seeds)
+    assert {name: (p.low, p.high) for name, p in seeds.items()} == {
+        name: (0, MAX_SEED) for name in seeds}

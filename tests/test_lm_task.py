@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -227,6 +228,24 @@ def test_a_corrupt_corpus_file_is_one_line_and_exit_2(tiny_ptb, tmp_path, capsys
                                                       message):
     (tiny_ptb / "ptb" / "ptb.valid.txt").write_bytes(content)
     assert message in run_badly(tmp_path, capsys, tiny_ptb)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"{ truncated", "key must be a string"),
+        (b'{"version": "1.0"}', "Model missing"),  # JSON, but no tokenizer
+        (gzip.compress(b"{}"), "can't decode byte"),
+    ],
+)
+def test_a_damaged_tokenizer_json_in_a_run_folder_is_refused_naming_it(tmp_path, content,
+                                                                         message):
+    """What `generate` reads for your text's vocabulary; tokenizers raised a bare Exception."""
+    path = tmp_path / "tokenizer.json"
+    path.write_bytes(content)
+    with pytest.raises(SeqbenchError, match=f"'{re.escape(str(path))}' is not a tokenizer "
+                                            f"saved by seqbench: .*{message}"):
+        LanguageModelTask().restore("text", {"level": "bpe"}, tmp_path)
 
 
 def test_a_missing_file_offline_names_it_the_folder_and_the_source(tmp_path, capsys,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +97,16 @@ def test_statistics_sum_to_exact_split_metrics():
     assert int(confusion.sum()) == 12 and confusion.sum(1).tolist() == [4, 4, 4]
 
 
+def test_stratified_folds_refuse_a_class_smaller_than_the_folds():
+    """scikit-learn only warns and validates some folds without that class."""
+    data = SpeechData("tiny", {"train": synthetic(7, classes=2), "test": synthetic(4, classes=2)},
+                      valid_fraction=0.2, valid_seed=0, pooling="last")
+    with pytest.raises(SeqbenchError, match="cannot make 5 stratified folds: the smallest "
+                                            "class has 3 training sequences"):
+        data.fold(0, 5)
+    assert sorted(set(data.fold(2, 3).labels["valid"].tolist())) == [0, 1]
+
+
 def write_user_csv(path: Path, rows: list[list]) -> Path:
     with open(path, "w", newline="") as handle:
         csv.writer(handle).writerows(rows)
@@ -157,6 +168,47 @@ def test_a_wrong_width_user_file_is_exit_2(tmp_path, capsys):
     code = main(["generate", str(run_dir), "--set", f"input={user}"])
     err = capsys.readouterr().err
     assert code == 2 and "has 1 feature columns, the model expects 12" in err
+
+
+def silent_wav(path: Path) -> None:
+    """A well-formed wav file with no samples."""
+    import soundfile
+
+    soundfile.write(path, np.zeros(0), 8000)
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda p: p.write_bytes(np.random.default_rng(0).bytes(500)),
+         "is not a readable audio file (Format not recognised)"),
+        (lambda p: p.write_bytes(b""), "is not a readable audio file"),
+        (silent_wav, "has no audio samples"),
+    ],
+)
+def test_a_damaged_recording_is_one_line_naming_it(tmp_path, build, message):
+    from seqbench_tasks.speech.datasets import mfcc
+
+    path = tmp_path / "0_george_0.wav"
+    build(path)
+    with pytest.raises(SeqbenchError, match=re.escape(f"'{path}' {message}")):
+        mfcc(path)
+
+
+def test_a_corrupt_fsdd_folder_is_exit_2_naming_the_first_bad_file(tmp_path, capsys):
+    folder = tmp_path / "data" / "fsdd" / "recordings"
+    folder.mkdir(parents=True)
+    speakers = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
+    for digit in range(10):
+        for speaker in speakers:
+            for index in range(50):
+                (folder / f"{digit}_{speaker}_{index}.wav").write_bytes(b"not audio")
+    code = main(["data", "--task", "speech", "--dataset", "fsdd", "--data-dir",
+                 str(tmp_path / "data")])
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(errors) == 1 and "Traceback" not in err, err
+    assert f"'{folder / '0_george_0.wav'}' is not a readable audio file" in errors[0]
 
 
 @pytest.mark.realdata

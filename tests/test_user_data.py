@@ -7,6 +7,7 @@ two epochs), plus `seqbench data`; every bad file gives one `error:` line and ex
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import mido
@@ -305,6 +306,9 @@ def bad_text(tmp_path: Path, case: str) -> tuple[str, list[str], str]:
         return "text", [], "needs --set path="
     if case == "no-such-file":
         return "text", [f"path={path}"], "does not exist"
+    if case == "not-a-file-or-folder":  # /dev/null once read as "no .txt files in '/dev/null'"
+        os.mkfifo(tmp_path / "pipe")
+        return "text", [f"path={tmp_path / 'pipe'}"], "pipe' is neither a file nor a folder"
     if case == "folder-without-text":
         (tmp_path / "empty").mkdir()
         return "text", [f"path={tmp_path / 'empty'}"], "no .txt files"
@@ -317,7 +321,8 @@ def bad_text(tmp_path: Path, case: str) -> tuple[str, list[str], str]:
 
 
 TEXT_CASES = ["empty", "only-whitespace", "undecodable", "binary", "too-short", "missing-path",
-              "no-such-file", "folder-without-text", "part-of-the-split", "level-on-ptb"]
+              "no-such-file", "not-a-file-or-folder", "folder-without-text",
+              "part-of-the-split", "level-on-ptb"]
 
 
 # --- speech: labelled sequences in a long CSV or a .ts file -------------------------------
@@ -413,6 +418,11 @@ def bad_speech(tmp_path: Path, case: str) -> tuple[str, list[str], str]:
     if case == "csv-one-class":
         write_long_csv(csv_path, labelled(20, classes="a"))
         return "csv", [f"path={csv_path}"], "needs at least 2"
+    clashes = {"csv-id-is-the-label": "id=label", "csv-label-is-the-id": "label=sequence"}
+    if case in clashes:  # one column as both id and label once failed to unpack
+        write_long_csv(csv_path, good)
+        column = clashes[case].split("=")[1]
+        return "csv", [f"path={csv_path}", clashes[case]], f"column '{column}' is named twice"
     if case == "csv-label-only-in-test":
         write_long_csv(csv_path, good)
         write_long_csv(tmp_path / "t.csv", labelled(4, seed=1, classes="c"))
@@ -447,7 +457,8 @@ def bad_speech(tmp_path: Path, case: str) -> tuple[str, list[str], str]:
 
 SPEECH_CASES = ["csv-no-label-column", "csv-no-id-column", "csv-no-features", "csv-no-rows",
                 "csv-unlabelled", "csv-two-labels", "csv-not-a-number", "csv-ragged", "csv-nan",
-                "csv-inf", "csv-one-class", "csv-label-only-in-test", "ts-garbage",
+                "csv-inf", "csv-one-class", "csv-id-is-the-label", "csv-label-is-the-id",
+                "csv-label-only-in-test", "ts-garbage",
                 "ts-unlabelled", "ts-ragged-channels", "ts-missing-values", "ts-test-width",
                 "ts-no-file", "path-on-japanese-vowels"]
 
@@ -590,6 +601,17 @@ def test_m1_yearly_is_a_dataset_with_its_competition_horizon(capsys):
     assert set(data.baselines()) == {"naive", "seasonal_naive", "linear"}
 
 
+#: case -> (settings naming the columns, message): one column given two roles.
+ROLE_CLASHES = {
+    "id-is-the-target": (["id=sales", "target=sales"], "'sales' is named twice (as id and as "
+                                                       "target)"),
+    "covariate-is-the-target": (["id=store", "target=sales", "covariates=sales"],
+                                "'sales' is named twice (as target and as covariates)"),
+    "covariate-twice": (["id=store", "target=sales", "covariates=price,price"],
+                        "'price' is named twice (as covariates and as covariates)"),
+}
+
+
 def bad_panel(tmp_path: Path, case: str) -> tuple[str, list[str], str]:
     path = tmp_path / "sales.csv"
     base = ["id=store", "target=sales", "lookback=8", "horizon=4"]
@@ -614,6 +636,12 @@ def bad_panel(tmp_path: Path, case: str) -> tuple[str, list[str], str]:
     if case == "series-too-short":
         write_panel(path, bad_row="2020-000,tiny,1.0,1.0")
         return "csv", [f"path={path}", *base], "series 'tiny' has 1 values"
+    if case in ROLE_CLASHES:
+        settings, message = ROLE_CLASHES[case]
+        return "csv", [f"path={write_panel(path)}", *base[2:], *settings], message
+    if case == "season-past-a-series":  # 40 values, 2 horizons of 4 held out: 32 train
+        return "csv", [f"path={write_panel(path)}", *base, "season=32"], \
+            "series 'store0': season 32 leaves no seasonal difference in the 32 training values"
     if case == "path-and-csv-differ":
         return "csv", [f"path={write_panel(path)}", f"csv={tmp_path / 'other.csv'}", *base], \
             "give one of them"
@@ -639,7 +667,7 @@ def bad_panel(tmp_path: Path, case: str) -> tuple[str, list[str], str]:
 PANEL_CASES = ["no-id-column", "no-target-column", "no-target-given", "not-a-number", "nan",
                "ragged-row", "series-too-short", "path-and-csv-differ", "covariate-missing",
                "future-not-a-covariate", "covariates-without-id", "covariate-not-a-number",
-               "id-on-airline"]
+               "id-on-airline", *ROLE_CLASHES, "season-past-a-series"]
 
 
 BAD_FILES = [("music", bad_midi, case) for case in MIDI_CASES] \

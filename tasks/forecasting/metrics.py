@@ -15,11 +15,27 @@ from typing import Any
 
 import numpy as np
 
+from seqbench import SeqbenchError
+
+
+def check_season(season: int, rows: int, what: str) -> None:
+    """Refuse a season as long as the training history: MASE's scale averages its
+    `rows - season` seasonal differences (none: NaN) and the seasonal-naive forecast reads
+    `season` steps back from the forecast origin (before the first row: a wrapped index)."""
+    if season >= rows:
+        raise SeqbenchError(f"{what}: season {season} leaves no seasonal difference in the "
+                            f"{rows} training values (MASE and the seasonal-naive baseline "
+                            f"need season below {rows}); give a shorter --set season=N.")
+
 
 def seasonal_scale(train: np.ndarray, season: int) -> np.ndarray:
-    """Per-column mean absolute error of the in-sample seasonal naive forecast."""
+    """Per-column mean absolute error of the in-sample seasonal naive forecast.
+
+    A column that repeats exactly every season (a constant one) has no such error; its
+    scale is 1, so MASE is the plain MAE there instead of a division by zero.
+    """
     scale = np.abs(train[season:] - train[:-season]).mean(axis=0)
-    return np.where(scale > 0, scale, 1.0)
+    return np.where(scale == 0, 1.0, scale)
 
 
 def error_sums(predicted, truth, mean, std, mase_scale, report_standardized: bool,

@@ -26,7 +26,12 @@ import numpy as np
 
 from seqbench import Batch, DataContext, SeqbenchError, cached, content_key, sha256_of
 from seqbench.userdata import UserSource, is_number, read_long_table, user_path
-from seqbench_tasks.forecasting.metrics import error_sums, metrics_from, seasonal_scale
+from seqbench_tasks.forecasting.metrics import (
+    check_season,
+    error_sums,
+    metrics_from,
+    seasonal_scale,
+)
 from seqbench_tasks.forecasting.task import ForecastData
 
 SPLITS = ("train", "valid", "test")
@@ -73,8 +78,8 @@ def read_long_series(path: Path, id_column: str, target: str, season: int,
     """A long CSV: one row per time step of one series; the first column labels the time,
     `id_column` names the series, `target` holds the value and `covariates` name exogenous
     columns. Rows of a series in file order."""
-    _, (where, *numeric), body = read_long_table(
-        path, {id_column: "id", target: "target", **{c: "covariates" for c in covariates}})
+    _, (where, *numeric), body = read_long_table(path, [
+        ("id", id_column), ("target", target), *(("covariates", c) for c in covariates)])
     names = (target, *covariates)
     series: dict[str, tuple[list[str], list[list[float]]]] = {}
     for line, row in body:
@@ -146,6 +151,7 @@ class PanelData(ForecastData):
         starts: dict[str, list[tuple[int, int]]] = {split: [] for split in SPLITS}
         for index, values in enumerate(panel.values):
             valid_start, test_start = len(values) - 2 * horizon, len(values) - horizon
+            check_season(panel.season, valid_start, f"{panel.name}: series '{panel.ids[index]}'")
             train = values[:valid_start]
             mean, std = train.mean(), train.std()
             std = std if std > 0 else 1.0

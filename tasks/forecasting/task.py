@@ -20,7 +20,12 @@ import numpy as np
 from seqbench import Batch, DataContext, IndexedData, Param, SeqbenchError, Task
 from seqbench.userdata import UserSource, refuse_foreign_options
 from seqbench_tasks.forecasting.aeon_series import AEON_SERIES, load_aeon_series
-from seqbench_tasks.forecasting.metrics import error_sums, metrics_from, seasonal_scale
+from seqbench_tasks.forecasting.metrics import (
+    check_season,
+    error_sums,
+    metrics_from,
+    seasonal_scale,
+)
 from seqbench_tasks.forecasting.series import Series, load_series
 
 DEFAULT_SHAPES = {"airline": (12, 36), "etth1": (96, 24), "csv": (48, 12),  # lookback, horizon
@@ -65,6 +70,7 @@ class ForecastData(IndexedData):
         self.z = (series.values - self.mean) / self.std
         self.starts = {split: window_starts(series, split, lookback, horizon)
                        for split in ("train", "valid", "test")}
+        check_season(series.season, series.borders[0], series.name)
         out = self.outputs
         self.constants = {
             "mean": torch.tensor(self.mean[out], dtype=torch.float32),

@@ -86,14 +86,18 @@ class Streams:
         return re.sub(f" ?{EOS} ?", "\n", " ".join(self.vocab[i] for i in ids))
 
 
-def restored_streams(tokenizer: str, level: str) -> Streams:
-    """The vocabulary of a trained tokenizer (tokenizer.json) with empty token streams:
-    what encoding a prompt and decoding samples need."""
+def restored_streams(path: Path, level: str) -> Streams:
+    """The vocabulary of a trained tokenizer (a run's tokenizer.json) with empty token
+    streams: what encoding a prompt and decoding samples need."""
     from tokenizers import Tokenizer
 
+    try:
+        text = path.read_text(encoding="utf-8")
+        tokenizer = Tokenizer.from_str(text)
+    except Exception as exc:  # not UTF-8, or JSON tokenizers cannot load (a bare Exception)
+        raise SeqbenchError(f"'{path}' is not a tokenizer saved by seqbench: {exc}.") from None
     empty = np.zeros(0, dtype=np.int64)
-    return Streams({split: empty for split in SPLITS}, vocabulary(Tokenizer.from_str(tokenizer)),
-                   level, tokenizer)
+    return Streams({split: empty for split in SPLITS}, vocabulary(tokenizer), level, text)
 
 
 def contiguous_parts(text: str, train: float = 0.9, valid: float = 0.05) -> dict[str, str]:

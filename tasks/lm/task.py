@@ -32,6 +32,7 @@ from seqbench import (
     batch_count,
     batch_rows,
 )
+from seqbench.params import MAX_SEED
 from seqbench.userdata import UserSource, refuse_foreign_options
 from seqbench_tasks.lm.corpus import CORPORA, SPLITS, Streams, load_streams, restored_streams
 from seqbench_tasks.lm.text import LEVELS, load_text
@@ -255,7 +256,7 @@ class LanguageModelTask(Task):
         Param("steps", int, 50, "tokens to sample", low=1, high=100_000),
         Param("temperature", float, 1.0, "divides the logits", low=1e-3, high=100.0),
         Param("top_k", int, 0, "sample among the k likeliest tokens (0 = all)", low=0),
-        Param("seed", int, 0, "sampling seed"),
+        Param("seed", int, 0, "sampling seed", low=0, high=MAX_SEED),
         Param("num", int, 1, "number of samples", low=1, high=1000),
     )
 
@@ -274,7 +275,7 @@ class LanguageModelTask(Task):
         tokenizer = run_dir / "tokenizer.json"
         if dataset != "text" or not tokenizer.is_file():
             return None
-        streams = restored_streams(tokenizer.read_text(), params["level"])
+        streams = restored_streams(tokenizer, params["level"])
         return LanguageData(f"the vocabulary of {run_dir}", streams, params)
 
     def check_case(self):

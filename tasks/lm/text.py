@@ -38,6 +38,9 @@ def text_files(path: Path) -> tuple[list[Path], dict[str, list[str]], str]:
     if path.is_file():
         return [path], {"train": ["first 90%"], "valid": ["next 5%"], "test": ["last 5%"]}, \
             f"contiguous 90/5/5 of {path.name}"
+    if not path.is_dir():  # a device or a pipe (/dev/null): no text to read, no folder
+        raise SeqbenchError(f"'{path}' is neither a file nor a folder; give a text file or a "
+                            "folder of .txt files.")
     own = [path / f"{split}.txt" for split in SPLITS]
     present = [p.name for p in own if p.is_file()]
     if present:

@@ -82,9 +82,25 @@ def fsdd_recordings(context: DataContext) -> list[Path]:
 
 
 def mfcc(path: Path) -> np.ndarray:
-    import librosa
+    """13 MFCCs per 10 ms frame of one recording, or a one-line error naming a damaged file.
 
-    audio, _ = librosa.load(path, sr=SAMPLE_RATE)
+    librosa gets an open file rather than the path: given a path it falls back from
+    soundfile to the deprecated audioread, which warns twice and then fails with an
+    exception that says nothing (NoBackendError, or EOFError for an empty file).
+    """
+    import librosa
+    import soundfile
+
+    try:
+        with open(path, "rb") as handle:
+            audio, _ = librosa.load(handle, sr=SAMPLE_RATE)
+    except soundfile.LibsndfileError as exc:
+        problem = exc.error_string.rstrip(".")
+        raise SeqbenchError(f"'{path}' is not a readable audio file ({problem}); replace it "
+                            "with the original recording.") from None
+    if not len(audio):
+        raise SeqbenchError(f"'{path}' has no audio samples; replace it with the original "
+                            "recording.")
     features = librosa.feature.mfcc(y=audio, sr=SAMPLE_RATE, n_mfcc=N_MFCC, n_fft=200,
                                      hop_length=80, n_mels=40)
     return np.ascontiguousarray(features.T.astype(np.float32))

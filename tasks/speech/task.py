@@ -35,15 +35,20 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
 
 
 def stratified_fold(labels: np.ndarray, index: int, folds: int, seed: int) -> tuple[np.ndarray, ...]:
-    """Indices (train, valid) of fold `index` of a stratified k-fold split (scikit-learn's)."""
+    """Indices (train, valid) of fold `index` of a stratified k-fold split (scikit-learn's).
+
+    A class with fewer sequences than folds is refused: it cannot appear in every fold, and
+    scikit-learn would only warn and validate some folds without it.
+    """
     from sklearn.model_selection import StratifiedKFold
 
+    smallest = int(np.unique(labels, return_counts=True)[1].min())
+    if smallest < folds:
+        raise SeqbenchError(f"cannot make {folds} stratified folds: the smallest class has "
+                            f"{smallest} training sequences; set folds to at most {smallest} "
+                            "or give that class more sequences.")
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    try:
-        train, valid = list(splitter.split(np.zeros(len(labels)), labels))[index]
-    except ValueError as exc:  # a class with fewer members than folds
-        raise SeqbenchError(f"cannot make {folds} stratified folds: {exc}") from None
-    return train, valid
+    return list(splitter.split(np.zeros(len(labels)), labels))[index]
 
 
 class Standardizer:

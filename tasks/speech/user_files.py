@@ -81,8 +81,8 @@ def read_ts(path: Path) -> Labelled:
 
 def read_long_csv(path: Path, id_column: str, label_column: str) -> Labelled:
     """One row per frame; rows grouped by the id column in order of first appearance."""
-    header, (where, label_at), body = read_long_table(path, {id_column: "id",
-                                                              label_column: "label"})
+    header, (where, label_at), body = read_long_table(path, [("id", id_column),
+                                                             ("label", label_column)])
     features = [i for i in range(len(header)) if i not in (where, label_at)]
     if not features:
         raise SeqbenchError(f"'{path}' has no feature columns besides '{id_column}' and "
