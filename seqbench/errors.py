@@ -36,7 +36,6 @@ USER_ERRNOS = {
     errno.ENOTDIR: "a part of the path is a file, not a folder",
     errno.EISDIR: "it is a folder, not a file",
     errno.ENAMETOOLONG: "the name is too long",
-    errno.ENOENT: "no such file or folder, and it cannot be created there",
 }
 
 

@@ -9,6 +9,7 @@ is the single place that turns any of those into a checked Python value.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -145,12 +146,22 @@ def resolve(
     }
 
 
+def whole_number(value: Any, what: str) -> int:
+    """`value` as an int where it is one (numpy's integers too), or one clear error: a bool,
+    a float or text given through the Python API or a spec file fails later, and obscurely."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        return operator.index(value)
+    except TypeError:
+        raise SeqbenchError(f"{what} must be a whole number (got {value!r}).") from None
+
+
 def check_seed(seed: Any, what: str = "seed", most: int = MAX_SEED) -> int:
     """`seed` as an int in 0..`most`, or one clear error. A seed from a spec file or the
     Python API skips the command line's own bounds, and numpy or Lightning would otherwise
     refuse it with a traceback after the run folder exists."""
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise SeqbenchError(f"{what} must be a whole number from 0 to {most}, got {seed!r}.")
+    seed = whole_number(seed, what)
     if not 0 <= seed <= most:
         raise SeqbenchError(f"{what}={seed} is out of range: use 0 to {most}.")
     return seed

@@ -126,7 +126,7 @@ def load_checkpoint(path: Path, remedy: str, *, weights_only: bool = True) -> di
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=weights_only)
     except (RuntimeError, EOFError, OSError, KeyError, TypeError, ValueError, AttributeError,
-            pickle.UnpicklingError, zipfile.BadZipFile) as exc:
+            ImportError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SeqbenchError(f"'{path}' is not a readable checkpoint ({reason}); "
                             f"{remedy}.") from None

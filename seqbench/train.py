@@ -312,19 +312,31 @@ def resumable(run_dir: Path | None) -> Path:
     again = f"start it again with: {runs.read_spec(Path(run_dir)).command()}"
     if not point.is_file():
         raise SeqbenchError(f"run '{run_dir}' stopped before its first resume point; {again}")
-    # Checked here, as best.ckpt is: Lightning would fail deep inside `fit` with a traceback.
-    if not TRAINING_STATE <= runs.load_checkpoint(point, again, weights_only=False).keys():
-        raise SeqbenchError(f"'{point}' is not a resume point (no training state); {again}")
+    check_resume_point(point, again)
     return point
 
 
+def check_resume_point(point: Path, remedy: str) -> None:
+    """Checked as best.ckpt is: Lightning would fail deep inside `fit` with a traceback on a
+    damaged or foreign file."""
+    if not TRAINING_STATE <= runs.load_checkpoint(point, remedy, weights_only=False).keys():
+        raise SeqbenchError(f"'{point}' is not a resume point (no training state); {remedy}")
+
+
 def can_resume(run_dir: Path, spec: RunSpec) -> bool:
-    """Whether `run_dir` holds a stopped run of exactly `spec` with a resume point: a sweep's
-    final run, killed or interrupted, continues such a folder instead of starting over."""
+    """Whether `run_dir` holds a stopped run of exactly `spec` with a usable resume point: a
+    sweep's final run, killed or interrupted, continues such a folder instead of starting
+    over (and starts over where the resume point is damaged)."""
     from seqbench.resume import RESUME_POINT
 
-    return ((run_dir / RESUME_POINT).is_file() and (run_dir / runs.CONFIG).is_file()
-            and _status(run_dir) in (None, "interrupted") and runs.read_spec(run_dir) == spec)
+    if not ((run_dir / RESUME_POINT).is_file() and (run_dir / runs.CONFIG).is_file()
+            and _status(run_dir) in (None, "interrupted") and runs.read_spec(run_dir) == spec):
+        return False
+    try:
+        check_resume_point(run_dir / RESUME_POINT, "the sweep trains this final again")
+    except SeqbenchError:
+        return False
+    return True
 
 
 def _status(run_dir: Path) -> str | None:

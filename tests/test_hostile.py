@@ -236,7 +236,7 @@ CASES = {
         "--epochs", "3", "--storage", w["journal"], "--output-dir", w["journal"].parent],
         "was run with other options"),
     "sweep storage is a dangling link": (lambda w, t: [*SWEEP, "--storage", dangling(t),
-                                                       "--output-dir", t], "no such file"),
+                                                       "--output-dir", t], "is a broken link"),
     "publish into the sweep's own folder": (lambda w, t: [
         "publish", "--study", "seqbench", "--storage", w["journal"], "--to",
         w["journal"].parent], "is the sweep's own folder"),

@@ -4,6 +4,7 @@ exactly, seeds are disjoint, defaults come first, selection re-runs the top, fol
 from __future__ import annotations
 
 import json
+import re
 import statistics
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from seqbench.sweeps.runner import (
     SweepPlan,
     one_standard_error,
     open_cell_study,
+    refuse_another_protocol,
     rerun,
     rerun_jobs,
     run_sweep,
@@ -228,6 +230,27 @@ def test_extending_the_budget_updates_the_command_reports_print(tmp_path):
     assert study_of(plan).user_attrs["plan"]["trials"] == 4
     open_cell_study(plan, "gru")  # a smaller budget adds nothing: the 4-trial command stays
     assert "--trials 4" in study_of(plan).user_attrs["command"]
+
+
+def test_a_study_resumes_only_under_its_own_protocol_and_its_siblings(tmp_path):
+    """Resuming under other settings would mix two protocols in one study, and a cell added
+    under other settings would be compared with siblings tuned differently: both refused
+    before anything is written. Equal values written differently, and the folds the task
+    declares given explicitly, are the same protocol."""
+    plan = speech_plan(tmp_path, settings={"lr": "1e-3"})
+    open_cell_study(plan, "gru")
+    storage = open_storage(plan.storage)
+    same = [SweepPlan(**{**plan.__dict__, **change}) for change in (
+        {}, {"settings": {**plan.settings, "lr": "0.001"}}, {"folds": plan.selection_folds()},
+        {"trials": 5, "jobs": 2, "refit": True}, {"cells": ("rnn",)})]
+    for resumed in same:
+        refuse_another_protocol(resumed, storage)
+    other = [({"settings": {**plan.settings, "epochs": "3"}}, "settings"),
+             ({"seeds": 3}, "seeds=1 (now 3)"), ({"folds": 1}, "folds=5 (now 1)"),
+             ({"cells": ("rnn",), "top": 1}, "top=2 (now 1)")]
+    for change, message in other:
+        with pytest.raises(SeqbenchError, match=re.escape(message)):
+            refuse_another_protocol(SweepPlan(**{**plan.__dict__, **change}), storage)
 
 
 def test_a_cell_added_to_a_sweep_prunes_as_its_siblings_did(tmp_path):

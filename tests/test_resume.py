@@ -204,6 +204,14 @@ def test_a_sweep_continues_a_stopped_final_run_from_its_resume_point(tmp_path, m
     assert {k: resumed[k] for k in RESULT_KEYS} == {k: reference[k] for k in RESULT_KEYS}
     assert first_row(final) == first_epoch  # its wall-clock time too: not trained again
 
+    shutil.rmtree(final)
+    with pytest.raises(RuntimeError, match="went away"):
+        train(spec, run_dir=final, show_progress=False, callbacks=[Crash()])
+    (final / RESUME_POINT).write_bytes(b"damaged by a full disk")
+    the_sweep()  # a damaged resume point is not a dead end: the final is trained again
+    again = read_json(final / "metrics.json")
+    assert {k: again[k] for k in RESULT_KEYS} == {k: reference[k] for k in RESULT_KEYS}
+
 
 def first_row(run_dir: Path) -> dict[str, str]:
     with open(run_dir / "history.csv", newline="") as handle:

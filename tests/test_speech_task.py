@@ -19,6 +19,7 @@ from seqbench_tasks.speech.task import (
     collate,
     macro_f1,
     read_user_sequences,
+    stratified_fold,
     stratified_split,
 )
 
@@ -97,14 +98,15 @@ def test_statistics_sum_to_exact_split_metrics():
     assert int(confusion.sum()) == 12 and confusion.sum(1).tolist() == [4, 4, 4]
 
 
-def test_stratified_folds_refuse_a_class_smaller_than_the_folds():
-    """scikit-learn only warns and validates some folds without that class."""
-    data = SpeechData("tiny", {"train": synthetic(7, classes=2), "test": synthetic(4, classes=2)},
-                      valid_fraction=0.2, valid_seed=0, pooling="last")
-    with pytest.raises(SeqbenchError, match="cannot make 5 stratified folds: the smallest "
-                                            "class has 3 training sequences"):
-        data.fold(0, 5)
-    assert sorted(set(data.fold(2, 3).labels["valid"].tolist())) == [0, 1]
+def test_a_class_rarer_than_the_folds_still_folds_and_too_few_sequences_are_refused():
+    """scikit-learn warns when a class cannot be in every fold; each sequence is still
+    validated exactly once. More folds than sequences is one clear error."""
+    labels = np.array([0] * 3 + [1] * 10)
+    with pytest.warns(UserWarning, match="least populated class"):
+        validated = np.concatenate([stratified_fold(labels, i, 5, seed=0)[1] for i in range(5)])
+    assert sorted(validated.tolist()) == list(range(len(labels)))
+    with pytest.raises(SeqbenchError, match="cannot make 5 stratified folds"):
+        stratified_fold(np.array([0, 0, 1, 1]), 0, 5, seed=0)
 
 
 def write_user_csv(path: Path, rows: list[list]) -> Path:

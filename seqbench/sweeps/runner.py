@@ -18,6 +18,7 @@ Trials run through `Study.optimize` one at a time so that RDB heartbeats cover t
 from __future__ import annotations
 
 import math
+import numbers
 import re
 import shutil
 import statistics
@@ -31,7 +32,7 @@ from seqbench import registry, runs
 from seqbench.config import RunSpec, build_spec
 from seqbench.console import console
 from seqbench.errors import SeqbenchError
-from seqbench.params import MAX_SWEEP_SEED, check_seed
+from seqbench.params import MAX_SWEEP_SEED, check_seed, whole_number
 from seqbench.sweeps import space as search_space
 from seqbench.sweeps.prepared import PreparedData
 from seqbench.sweeps.storage import WORKER_ATTR, fail_dead_local_trials, open_storage, this_worker
@@ -231,31 +232,56 @@ def open_cell_study(plan: SweepPlan, cell: str) -> Any:
     return study
 
 
-#: What a study's trials and finals were made under: resuming it under other values would
-#: mix two protocols in one study and report the mixture under the recorded command.
-#: (`--trials` may grow and `--refit` toggle: `changes_the_result`; `--jobs`, `--device`,
-#: folders and logger change how it runs, not what it measures.)
-PROTOCOL = ("settings", "max_seconds", "param_budget", "pruner", "folds", "top",
-            "rerun_seeds", "seed", "seeds")
+#: What a study's trials and finals were made under, beside its settings and folds: resuming
+#: it under other values would mix two protocols in one study and report the mixture under
+#: the recorded command. (`--trials` may grow and `--refit` toggle: `changes_the_result`;
+#: `--jobs`, `--device`, folders and logger change how it runs, not what it measures.)
+PROTOCOL = ("max_seconds", "param_budget", "pruner", "top", "rerun_seeds", "seed", "seeds")
 
 
 def refuse_another_protocol(plan: SweepPlan, storage: Any) -> None:
-    """Before anything is written: a cell's existing study must have been made under `plan`'s
-    protocol (read from the summaries, since opening a study appends to a journal)."""
+    """Before anything is written: every study under this sweep's `--study`, task and dataset
+    (the cells' own, and siblings a report will compare them with) must have been made under
+    `plan`'s protocol. Read from the summaries, since opening a study appends to a journal."""
     import optuna
 
-    now = asdict(plan)
+    prefix = plan.study_name("")
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
-        if summary.study_name not in {plan.study_name(cell) for cell in plan.cells}:
+        if not summary.study_name.startswith(prefix):
             continue
-        recorded = summary.user_attrs.get("plan", {})
-        differ = [f"{key} {recorded[key]!r} (now {now[key]!r})" for key in PROTOCOL
-                  if key in recorded and recorded[key] != now[key]]
+        differ = protocol_differences(plan, summary.study_name[len(prefix):],
+                                      summary.user_attrs)
         if differ:
             raise SeqbenchError(
                 f"study '{summary.study_name}' was run with other options: "
-                f"{'; '.join(differ)}. Resume it with its own command "
-                f"({summary.user_attrs.get('command')}), or give this sweep a new --study.")
+                f"{'; '.join(differ)}. Run this sweep with its options (its command: "
+                f"{summary.user_attrs.get('command')}; in Python the same names as keywords), "
+                "or give it a new --study.")
+
+
+def protocol_differences(plan: SweepPlan, cell: str, attrs: Mapping[str, Any]) -> list[str]:
+    """How `plan` differs from the protocol a cell's study recorded (older studies record
+    less, and what they lack is not compared)."""
+    recorded, now = attrs.get("plan", {}), asdict(plan)
+    differ = [f"{key}={recorded[key]!r} (now {now[key]!r})" for key in PROTOCOL
+              if key in recorded and recorded[key] != now[key]]
+    folds = attrs.get("protocol", {}).get("folds")  # as used: --folds or the task's own
+    if folds is not None and folds != plan.selection_folds():
+        differ.append(f"folds={folds} (now {plan.selection_folds()})")
+    if "settings" in recorded and not same_settings(plan, cell, recorded["settings"]):
+        differ.append(f"settings {dict(recorded['settings'])} (now {dict(plan.settings)})")
+    return differ
+
+
+def same_settings(plan: SweepPlan, cell: str, recorded: Mapping[str, Any]) -> bool:
+    """Whether recorded `--set` values mean what `plan`'s do for `cell`, compared as resolved
+    values: `lr=1e-3` is `lr=0.001`, and the Python API's `True` is the command line's `true`."""
+    if dict(recorded) == dict(plan.settings):
+        return True
+    try:
+        return base_spec(plan, cell, recorded).settings() == base_spec(plan, cell).settings()
+    except SeqbenchError:  # no longer valid (an uninstalled cell's option): they differ
+        return False
 
 
 def changes_the_result(recorded: Mapping[str, Any], plan: SweepPlan) -> bool:
@@ -655,8 +681,11 @@ def validate_plan(plan: SweepPlan) -> None:
     for value, what in ((plan.trials, "--trials"), (plan.seeds, "--seeds"), (plan.jobs, "--jobs"),
                         (plan.top, "--top"), (plan.param_budget, "--param-budget"),
                         (plan.folds, "--folds"), (plan.rerun_seeds, "--rerun-seeds")):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise SeqbenchError(f"{what} must be a whole number (got {value!r}).")
+        if value is not None:
+            whole_number(value, what)
+    if plan.max_seconds is not None and (isinstance(plan.max_seconds, bool)
+                                         or not isinstance(plan.max_seconds, numbers.Real)):
+        raise SeqbenchError(f"--max-time must be a number of seconds (got {plan.max_seconds!r}).")
     for value, what in ((plan.trials, "--trials"), (plan.seeds, "--seeds"), (plan.jobs, "--jobs"),
                         (plan.top, "--top"), (plan.param_budget, "--param-budget")):
         if value is not None and value < 1:
@@ -679,18 +708,23 @@ def validate_plan(plan: SweepPlan) -> None:
         if plan.selection_folds() > 1:
             base_spec(plan, cell, {**plan.settings, "folds": plan.selection_folds()})
         search_space.default_point(cell_space(plan, cell), spec.settings())
-    check_data(plan)
-    # The one place a torn journal is cut.
+    # The one place a torn journal is cut; then the cheap check before preparing any data.
     refuse_another_protocol(plan, open_storage(plan.storage, repair=True))
+    check_data(plan)
 
 
 def check_data(plan: SweepPlan) -> None:
-    """Prepare the defaults' data once, so that unreadable data, a `--param-budget` no model
-    of a cell fits, or a task that cannot `--refit` is one error now, not failed trials."""
+    """Prepare the defaults' data and their validation folds once, so that unreadable data,
+    folds the data cannot make, a `--param-budget` no model of a cell fits, or a task that
+    cannot `--refit` is one error now, not failed trials kept in the study."""
     from seqbench.sweeps.budget import hidden_size_for
     from seqbench.train import prepare_data
 
     data = prepare_data(base_spec(plan, plan.cells[0]), plan.data_dir)
+    folds = plan.selection_folds()
+    if folds > 1:
+        for index in range(folds):
+            data.fold(index, folds)
     if plan.param_budget:
         for cell in plan.cells:
             hidden_size_for(base_spec(plan, cell), data, plan.param_budget)

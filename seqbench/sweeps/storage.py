@@ -146,6 +146,8 @@ def open_journal(path: Path, *, repair: bool) -> Any:
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
+    if path.is_symlink() and not path.exists():
+        raise SeqbenchError(f"storage '{path}' is a broken link (to '{os.readlink(path)}').")
     if path.exists() and not path.is_file():
         raise SeqbenchError(f"storage '{path}' is a folder, not a journal file; give a file "
                             "path (e.g. sweeps/sweeps.journal) or a database URL.")

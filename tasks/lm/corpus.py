@@ -93,8 +93,11 @@ def restored_streams(path: Path, level: str) -> Streams:
 
     try:
         text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SeqbenchError(f"'{path}' is not a tokenizer saved by seqbench: {exc}.") from None
+    try:
         tokenizer = Tokenizer.from_str(text)
-    except Exception as exc:  # not UTF-8, or JSON tokenizers cannot load (a bare Exception)
+    except Exception as exc:  # HF tokenizers raises a bare Exception for JSON it cannot load
         raise SeqbenchError(f"'{path}' is not a tokenizer saved by seqbench: {exc}.") from None
     empty = np.zeros(0, dtype=np.int64)
     return Streams({split: empty for split in SPLITS}, vocabulary(tokenizer), level, text)

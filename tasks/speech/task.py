@@ -37,18 +37,17 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
 def stratified_fold(labels: np.ndarray, index: int, folds: int, seed: int) -> tuple[np.ndarray, ...]:
     """Indices (train, valid) of fold `index` of a stratified k-fold split (scikit-learn's).
 
-    A class with fewer sequences than folds is refused: it cannot appear in every fold, and
-    scikit-learn would only warn and validate some folds without it.
+    A class with fewer sequences than folds is missing from some folds' validation, and
+    scikit-learn warns; every sequence is still validated exactly once, so it is allowed.
     """
     from sklearn.model_selection import StratifiedKFold
 
-    smallest = int(np.unique(labels, return_counts=True)[1].min())
-    if smallest < folds:
-        raise SeqbenchError(f"cannot make {folds} stratified folds: the smallest class has "
-                            f"{smallest} training sequences; set folds to at most {smallest} "
-                            "or give that class more sequences.")
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    return list(splitter.split(np.zeros(len(labels)), labels))[index]
+    try:
+        train, valid = list(splitter.split(np.zeros(len(labels)), labels))[index]
+    except ValueError as exc:  # more folds than sequences, or than any class has
+        raise SeqbenchError(f"cannot make {folds} stratified folds: {exc}") from None
+    return train, valid
 
 
 class Standardizer:
