@@ -90,11 +90,14 @@ SetOption = Annotated[
     typer.Option("--set", metavar="KEY=VALUE", help="Any hyperparameter (repeatable); "
                  "prefix with cell. or task. to disambiguate."),
 ]
+#: More threads than any machine has cores; OpenMP would refuse a larger value with a
+#: warning of its own and run on its default instead.
+MAX_THREADS = 4096
 ThreadsOption = Annotated[
     Optional[int],
     typer.Option(help="Intra-op threads per training process (default: $OMP_NUM_THREADS, "
                  "else the cores this process may use, divided between --jobs).",
-                 min=1),
+                 min=1, max=MAX_THREADS),
 ]
 
 

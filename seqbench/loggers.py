@@ -48,12 +48,13 @@ def check(kind: str | None) -> None:
 
 def mlflow_uri() -> str:
     """`$MLFLOW_TRACKING_URI`, else the local file store `./mlruns`: embedded, no server and
-    no database package. MLflow 3 keeps that store in maintenance mode and refuses it unless
-    MLFLOW_ALLOW_FILE_STORE is set, so choosing it here sets that too."""
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
-    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-    return Path("mlruns").resolve().as_uri()
+    no database package. MLflow 3 keeps file stores in maintenance mode and refuses them
+    unless MLFLOW_ALLOW_FILE_STORE is set; one chosen here or named by the user (a path or a
+    `file:` URI, as the README shows) is a deliberate choice, so that is set too."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or Path("mlruns").resolve().as_uri()
+    if uri.startswith("file:") or "://" not in uri:
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    return uri
 
 
 def build(kind: str, spec: RunSpec, run_dir: Path) -> Any:

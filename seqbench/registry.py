@@ -66,7 +66,15 @@ def _disabled_names() -> list[str]:
 
 
 def disable(names: Iterable[str]) -> None:
-    """Disable plugins (by plugin or distribution name) here and in processes started later."""
+    """Disable plugins (by plugin or distribution name) here and in processes started later.
+    A name no installed plugin or distribution has is refused: a mistyped one would leave
+    the plugin the user meant to turn off running, without a word."""
+    names = list(names)
+    installed = {name for group in GROUPS.values() for ep in entry_points(group=group)
+                 for name in (ep.name, ep.dist.name if ep.dist else ep.name)}
+    for name in names:
+        if name not in installed:
+            raise unknown_name("plugin or distribution", name, installed)
     os.environ[DISABLE_ENV] = ",".join([*_disabled_names(), *names])
     discover.cache_clear()
 

@@ -37,6 +37,20 @@ RUN = {"cell": "seqbench run --cell $name --task forecasting --epochs 5",
        "task": "seqbench run --task $name --cell gru"}
 
 
+def refuse_an_installed_name(kind: str, name: str) -> None:
+    """Two installed plugins of one name clash and neither loads, so a scaffold named like
+    an installed one (`lstm`) would break the built-in it was meant to sit beside."""
+    from importlib.metadata import entry_points
+
+    from seqbench.registry import GROUPS
+
+    taken = {ep.name: ep.value for ep in entry_points(group=GROUPS[kind])}
+    if name in taken:
+        raise SeqbenchError(f"a {kind} plugin named '{name}' is already installed "
+                            f"({taken[name]}); two plugins of one name clash, so choose "
+                            "another name.")
+
+
 def scaffold(kind: str, name: str, directory: Path | None = None) -> list[Path]:
     """Write the `seqbench-NAME` distribution for a cell or task plugin; return its files.
 
@@ -47,6 +61,7 @@ def scaffold(kind: str, name: str, directory: Path | None = None) -> list[Path]:
         raise SeqbenchError(f"plugin name '{name}' must be lowercase letters, digits and "
                             "underscores, starting with a letter (it becomes the import "
                             f"name seqbench_{name}).")
+    refuse_an_installed_name(kind, name)
     target = Path(directory) if directory is not None else Path(f"seqbench-{name}")
     if target.exists() and any(target.iterdir()):
         raise SeqbenchError(f"'{target}' already exists and is not empty; choose another "

@@ -207,6 +207,8 @@ CASES = {
         "is above the maximum 4294967295"),
     "generate on an unknown device": (lambda w, t: ["generate", w["run"], "--output", t / "g",
                                                     "--device", "tpu"], "unknown device 'tpu'"),
+    "threads past any machine": (lambda w, t: [*RUN, "--threads", "99999", "--output-dir", t],
+                                 "--threads"),
     "setting without a name": (lambda w, t: [*RUN, "--set", "cell.=5", "--output-dir", t],
                                "names no hyperparameter"),
     "spec seed is text": (lambda w, t: [*RUN, "--spec", respec(w, t, seed="abc"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,15 @@ def test_an_unknown_logger_is_one_line_and_exit_code_2(toy_task, tmp_path, capsy
         code = main([*command, "--task", "toymusic", "--output-dir", str(tmp_path), *args])
         err = capsys.readouterr().err
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_file_store_the_user_names_is_allowed_as_the_default_one_is(monkeypatch, tmp_path):
+    """MLflow 3 refuses file stores unless told; the README's own example names one."""
+    from seqbench.loggers import mlflow_uri
+
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    for uri in ((tmp_path / "store").as_uri(), str(tmp_path / "store")):
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        assert mlflow_uri() == uri and os.environ.pop("MLFLOW_ALLOW_FILE_STORE") == "true"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")  # a server: untouched
+    assert mlflow_uri() == "http://127.0.0.1:5000" and "MLFLOW_ALLOW_FILE_STORE" not in os.environ

@@ -76,6 +76,9 @@ def test_the_disable_plugin_option_reaches_every_command_and_child_processes(
     import os
 
     assert os.environ[registry.DISABLE_ENV].split(",") == ["explodes", "extra"]
+    # A mistyped name would leave the plugin meant to be off running: one line, exit 2.
+    code, _, err = run_cli(capsys, "--disable-plugin", "extr", "list")
+    assert code == 2 and "unknown plugin or distribution 'extr'. Did you mean 'extra'?" in err
 
 
 def test_disabling_one_side_of_a_name_clash_resolves_it(install_plugins, monkeypatch):

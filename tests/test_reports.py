@@ -317,9 +317,10 @@ def test_publish_refuses_an_unfinished_cell_and_publishes_the_finished_ones_alon
                  "--cells", "gru"]) == 0
     assert optuna.get_all_study_names(open_storage(str(results / "studies.journal"))) == [
         "seqbench/fake/small/gru"]
-    with pytest.raises(SeqbenchError,
-                       match="no 'seqbench' studies of cells lstm.*its cells are gru,rnn"):
-        publish(storage, "seqbench", results, cells=["lstm"])
+    for cells in (["lstm"], ["gru", "lstm"]):  # a mistyped cell is never silently left out
+        with pytest.raises(SeqbenchError,
+                           match="no 'seqbench' studies of cell 'lstm'.*its cells are gru,rnn"):
+            publish(storage, "seqbench", results, cells=cells)
 
 
 def test_a_continuous_report_uses_the_paired_permutation_test(tmp_path):
@@ -379,3 +380,30 @@ def test_a_single_test_item_falls_back_to_welch(tmp_path):
     assert float(pair["p"]) == pytest.approx(scipy_stats.ttest_ind(a, b, equal_var=False).pvalue)
     assert "the test split has 1 item (one forecast window), which no paired test can use" \
         in (folder / "table.md").read_text()
+
+
+def test_a_report_refuses_what_it_would_get_wrong_in_silence(tmp_path):
+    """A mistyped sweep in `--study a,b` would be left out; two sweeps tuning the same cell
+    on one dataset would give one table two rows of that cell, tested as one; a damaged run
+    record would end the report in a traceback."""
+    finals = {"gru": {1000: [1.0, 0.0]}, "rnn": {1000: [0.0, 1.0]}}
+    storage = fake_sweep(tmp_path, finals, kind="binary", weights=[1.0, 1.0],
+                         primary="accuracy", direction="maximize")
+    source = open_storage(storage)
+    optuna.copy_study(from_study_name="seqbench/fake/small/gru", from_storage=source,
+                      to_storage=source, to_study_name="again/fake/small/gru")
+    with pytest.raises(SeqbenchError, match="no 'seqbnch' studies.*its sweeps are again, "
+                                            "seqbench"):
+        collect(storage, "seqbench,seqbnch")
+    with pytest.raises(SeqbenchError, match="studies 'seqbench/fake/small/gru' and "
+                                            "'again/fake/small/gru' both tune cell 'gru'"):
+        collect(storage, "seqbench,again")
+    history = tmp_path / "finals" / "gru" / "seed1000" / "history.csv"
+    history.write_text("epoch,val_accuracy\n1,0.5\n2,abc\n")
+    with pytest.raises(SeqbenchError, match="history.csv: column 'val_accuracy' holds 'abc'"):
+        [cell.validation_curves() for cell in collect(storage, "seqbench")[("fake", "small")]]
+    history.write_text("epoch,val_accuracy\n1,0.5\n2,0.4\n")
+    items = tmp_path / "finals" / "rnn" / "seed1000" / "test_items.csv"
+    items.write_text("item,valeur,weight\nitem0,0,1\n")
+    with pytest.raises(SeqbenchError, match="test_items.csv: no 'value' column"):
+        write_reports(storage, tmp_path / "report", study="seqbench")

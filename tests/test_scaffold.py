@@ -75,7 +75,7 @@ def test_a_scaffolded_task_passes_the_kit_on_its_real_data_and_trains(tmp_path, 
     assert "predict the mean" in metrics["baselines"]
 
 
-def test_scaffolding_refuses_a_bad_name_and_a_folder_in_use(tmp_path, capsys):
+def test_scaffolding_refuses_a_bad_or_installed_name_and_a_folder_in_use(tmp_path, capsys):
     assert main(["new", "cell", "My-Cell", "--dir", str(tmp_path / "x")]) == 2
     assert "plugin name 'My-Cell' must be lowercase" in capsys.readouterr().err
     (tmp_path / "used").mkdir()
@@ -83,3 +83,7 @@ def test_scaffolding_refuses_a_bad_name_and_a_folder_in_use(tmp_path, capsys):
     assert main(["new", "task", "mine", "--dir", str(tmp_path / "used")]) == 2
     assert "already exists and is not empty" in capsys.readouterr().err
     assert (tmp_path / "used" / "keep.txt").read_text() == "mine"
+    for kind, taken in (("cell", "lstm"), ("task", "music")):  # it would break the built-in
+        assert main(["new", kind, taken, "--dir", str(tmp_path / taken)]) == 2
+        assert f"a {kind} plugin named '{taken}' is already installed" in capsys.readouterr().err
+        assert not (tmp_path / taken).exists()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from seqbench.errors import SeqbenchError
+from seqbench.reports.items import number_in
 from seqbench.sweeps.runner import SURPLUS
 from seqbench.sweeps.storage import open_storage
 
@@ -116,8 +117,9 @@ class CellSummary:
             path = Path(final["run_dir"]) / "history.csv"
             if path.is_file():
                 with open(path, newline="") as handle:
-                    curves.append([float(row[column]) for row in csv.DictReader(handle)
-                                   if row.get(column)])
+                    rows = list(csv.DictReader(handle))
+                curves.append([number_in(path, column, row[column]) for row in rows
+                               if row.get(column)])
         return curves
 
 
@@ -167,6 +169,18 @@ def relocated(run_dir: str, output_dir: str | None, storage_url: str) -> str:
     return str(moved) if moved.is_dir() else run_dir
 
 
+def studies_named(study_prefix: str, names: list[str], storage_url: str) -> list[str]:
+    """The study names under the sweeps `study_prefix` names ("a,b": several), each of which
+    must exist: a mistyped one would otherwise be left out of the report without a word."""
+    wanted = study_prefix.split(",")
+    found = {name.split("/")[0] for name in names}
+    missing = [prefix for prefix in wanted if prefix not in found]
+    if missing and len(missing) < len(wanted):
+        raise SeqbenchError(f"no '{missing[0]}' studies in '{storage_url}'; its sweeps are "
+                            f"{', '.join(sorted(found))}.")
+    return [name for name in names if name.split("/")[0] in wanted]
+
+
 def collect(storage_url: str, study_prefix: str = "seqbench", task: str | None = None,
             dataset: str | None = None) -> dict[tuple[str, str], list[CellSummary]]:
     """Cell summaries of every matching study, keyed by (task, dataset)."""
@@ -177,14 +191,20 @@ def collect(storage_url: str, study_prefix: str = "seqbench", task: str | None =
                             "or pass --storage).")
     storage = open_storage(storage_url)
     grouped: dict[tuple[str, str], list[CellSummary]] = defaultdict(list)
-    for name in optuna.get_all_study_names(storage):
-        if name.split("/")[0] not in study_prefix.split(","):  # "a,b": several sweeps
-            continue
+    names = studies_named(study_prefix, optuna.get_all_study_names(storage), storage_url)
+    for name in names:
         study = optuna.load_study(study_name=name, storage=storage)
         attrs = study.user_attrs
         if "task" not in attrs or (task and attrs["task"] != task) or (
                 dataset and attrs["dataset"] != dataset):
             continue
+        twin = next((c for c in grouped[(attrs["task"], attrs["dataset"])]
+                     if c.cell == attrs["cell"]), None)
+        if twin is not None:
+            raise SeqbenchError(
+                f"studies '{twin.study.study_name}' and '{name}' both tune cell "
+                f"'{attrs['cell']}' on {attrs['task']}/{attrs['dataset']}; one table cannot "
+                "hold two tunings of a cell: report each --study on its own.")
         seeds = attrs.get("seeds", {})
         finals = final_runs(attrs, storage_url)
         grouped[(attrs["task"], attrs["dataset"])].append(CellSummary(

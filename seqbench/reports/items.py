@@ -29,6 +29,15 @@ class ItemScores:
     weights: np.ndarray
 
 
+def number_in(path: Path, column: str, text: str) -> float:
+    """A number of a run record's CSV, or one line naming the damaged file."""
+    try:
+        return float(text)
+    except (ValueError, TypeError):  # TypeError: a short row's missing field (None)
+        raise SeqbenchError(f"{path}: column '{column}' holds {text!r}, not a number; the run "
+                            "record is damaged (publish or run it again).") from None
+
+
 def read_items(final: dict[str, Any]) -> ItemScores | None:
     """The item scores of one final run record, or None when the run has none."""
     declared = final["metrics"].get("test_items")
@@ -42,9 +51,14 @@ def read_items(final: dict[str, Any]) -> ItemScores | None:
                             f"{', '.join(KINDS)}).")
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
-    values = np.array([float(row["value"]) for row in rows])
+    for column in ("item", "value", "weight"):
+        if rows and column not in rows[0]:
+            raise SeqbenchError(f"{path}: no '{column}' column; the run record is damaged "
+                                "(publish or run it again).")
+    values = np.array([number_in(path, "value", row["value"]) for row in rows])
     if declared["kind"] == "binary" and not np.isin(values, (0.0, 1.0)).all():
         raise SeqbenchError(f"{path}: binary item values must be 0 or 1.")
     return ItemScores(metric=declared["metric"], kind=declared["kind"],
                       items=tuple(row["item"] for row in rows), values=values,
-                      weights=np.array([float(row["weight"]) for row in rows]))
+                      weights=np.array([number_in(path, "weight", row["weight"])
+                                        for row in rows]))

@@ -50,10 +50,11 @@ def publish(storage: str, study: str, destination: Path,
     names = [name for name in swept if cells is None or cell_of(name) in cells]
     if not swept:
         raise SeqbenchError(f"no '{study}' studies in '{storage}'.")
-    if not names:
-        raise SeqbenchError(f"no '{study}' studies of cells {','.join(cells or [])} in "
-                            f"'{storage}'; its cells are "
-                            f"{','.join(sorted({cell_of(name) for name in swept}))}.")
+    swept_cells = {cell_of(name) for name in swept}
+    unknown = [cell for cell in cells or () if cell not in swept_cells]
+    if unknown or cells is not None and not cells:
+        raise SeqbenchError(f"no '{study}' studies of cell '{unknown[0] if unknown else ''}' "
+                            f"in '{storage}'; its cells are {','.join(sorted(swept_cells))}.")
     attrs = {name: optuna.load_study(study_name=name, storage=source).user_attrs
              for name in names}
     progress = {name: finals_done(attrs[name]) for name in names}
