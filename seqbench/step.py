@@ -251,7 +251,7 @@ def from_step(make_step: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         missing = [m for m in ("initial_state", "forward") if not callable(
             getattr(make_step, m, None)) or getattr(make_step, m) is nn.Module.forward]
         if not issubclass(make_step, nn.Module) or missing:
-            raise StepProtocolError(_protocol_message(make_step.__name__, (
+            raise StepProtocolError(_protocol_message(f"step module {make_step.__name__}", (
                 "it is not a torch.nn.Module" if not issubclass(make_step, nn.Module)
                 else f"it does not define {' or '.join(missing)}")))
 
@@ -269,8 +269,8 @@ class StepProtocolError(TypeError):
     """A step module breaks the step protocol; the message says which part and how."""
 
 
-def _protocol_message(name: str, problem: str) -> str:
-    return (f"step module {name} breaks the step protocol: {problem}. A step defines "
+def _protocol_message(subject: str, problem: str) -> str:
+    return (f"{subject} breaks the step protocol: {problem}. A step defines "
             "initial_state(batch_size, device, dtype) -> a tensor or tuple of tensors "
             "[batch_size, ...] on that device and dtype, and forward(x_t[B, input_size], "
             "state) -> (h_t[B, hidden_size], new state of the same shapes)")
@@ -294,16 +294,20 @@ def _batch_first(shapes: object, batch_size: int) -> bool:
         _batch_first(item, batch_size) for item in shapes)
 
 
-def validate_step(step: nn.Module, input_size: int, hidden_size: int) -> None:
+def validate_step(step: nn.Module, input_size: int, hidden_size: int,
+                  name: str | None = None) -> None:
     """Run one step on a batch of 2 zeros; raise one `StepProtocolError` if the protocol
     is broken, instead of an AttributeError from deep inside the time loop.
 
-    The random state is restored afterwards, so validating never changes a seeded run.
+    `name` is who the message blames (default: "step module <class>"); the conformance kit
+    also validates a reference equation run as a step, and must say which of the two broke
+    the protocol. The random state is restored afterwards, so validating never changes a
+    seeded run.
     """
-    name = type(step).__name__
+    name = name or f"step module {type(step).__name__}"
     if not isinstance(step, nn.Module):
         raise StepProtocolError(_protocol_message(name, "make_step returned a "
-                                                  f"{name}, not a torch.nn.Module"))
+                                                  f"{type(step).__name__}, not a torch.nn.Module"))
     if not callable(getattr(step, "initial_state", None)):
         raise StepProtocolError(_protocol_message(name, "it has no initial_state method"))
     weight = next(step.parameters(), None)

@@ -15,6 +15,7 @@ from seqbench.testing import (
     CheckFailed,
     cell_checks,
     check_cell,
+    check_step_equation,
     check_task,
     parametrize_cell_checks,
     parametrize_task_checks,
@@ -117,3 +118,129 @@ def test_skipping_a_check_is_explicit_and_reported():
     assert outcomes["check_learns"] == ("skipped", "optional: pass learn=True to run it")
     with pytest.raises(ValueError, match="unknown check"):
         check_cell("gru", skip={"check_nonsense": ""})
+
+
+def returns_none(input_size, hidden_size, num_layers, dropout):
+    return None
+
+
+class StateNone(nn.Module):
+    """Returns outputs of the right shape but no state at all."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x, state=None):
+        return self.inner(x)[0], None
+
+
+def state_none(input_size, hidden_size, num_layers, dropout):
+    return StateNone(nn.GRU(input_size, hidden_size, num_layers=num_layers, batch_first=True))
+
+
+def test_a_build_that_returns_no_module_is_one_root_cause_naming_what_came():
+    with pytest.raises(CheckFailed) as failure:
+        check_cell(returns_none)
+    header, *causes = str(failure.value).splitlines()
+    assert len(causes) == 1, causes  # one cause, not each check's own AttributeError
+    assert causes[0].endswith("expected build(input_size, hidden_size, num_layers, dropout, "
+                              "**params) to return a torch.nn.Module, got NoneType")
+    assert "check_output_shape" in causes[0] and "check_dtype_follows_input" in causes[0]
+
+
+def test_a_state_of_none_is_named_by_the_dtype_check():
+    (check,) = [c for c in cell_checks(state_none) if c.name == "check_dtype_follows_input"]
+    with pytest.raises(CheckFailed, match=r"^check_dtype_follows_input: expected a float64 "
+                                          r"state from a float64 module and input, got None, "
+                                          r"not a tensor or tuple of tensors$"):
+        check()
+
+
+def test_skip_given_as_a_list_of_names_is_refused_saying_it_needs_reasons():
+    with pytest.raises(TypeError, match=r"skip must map each check's name to the reason for "
+                                        r"skipping it, e\.g\. skip=\{.*\}; got a list"):
+        check_cell("gru", skip=["check_gradients"])
+
+
+# ---- check_step_equation on broken steps and equations ----
+
+class Elman(nn.Module):
+    def __init__(self, input_size, hidden_size):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.inp = nn.Linear(input_size, hidden_size)
+
+    def initial_state(self, batch_size, device, dtype):
+        return torch.zeros(batch_size, self.hidden_size, device=device, dtype=dtype)
+
+    def forward(self, x_t, h):
+        h = torch.tanh(self.inp(x_t) + h)
+        return h, h
+
+
+class NarrowElman(Elman):
+    def forward(self, x_t, h):
+        h, _ = super().forward(x_t, h)
+        return h[:, :-1], h
+
+
+class BareElman(Elman):
+    def forward(self, x_t, h):
+        return super().forward(x_t, h)[0]
+
+
+class NoInitialElman(Elman):
+    def initial_state(self, batch_size, device, dtype):
+        return None
+
+
+def elman(step, x_t, h):
+    h = torch.tanh(x_t @ step.inp.weight.T + step.inp.bias + h)
+    return h, h
+
+
+def bare_elman(step, x_t, h):
+    return elman(step, x_t, h)[0]
+
+
+def elman_first_two_rows(step, x_t, h):
+    """Right for a batch of 2 (what the protocol validation runs), wrong beyond it."""
+    h, _ = elman(step, x_t, h)
+    return h, h[:2]
+
+
+def test_check_step_equation_passes_a_step_that_computes_its_equation():
+    check_step_equation(Elman, elman)
+
+
+def test_check_step_equation_names_both_shapes_of_a_step_of_the_wrong_width():
+    with pytest.raises(CheckFailed, match=r"step module NarrowElman breaks the step protocol: "
+                                          r".* returned h_t \(2, 5\) and state \(2, 6\), "
+                                          r"expected h_t \(2, 6\) and state \(2, 6\)"):
+        check_step_equation(NarrowElman, elman)
+
+
+def test_check_step_equation_compares_shapes_before_values():
+    with pytest.raises(CheckFailed, match=r"expected state of the reference equation's shapes "
+                                          r"at every step, got \(3, 6\) from the step and "
+                                          r"\(2, 6\) from the equation at step 0$"):
+        check_step_equation(Elman, elman_first_two_rows)
+
+
+@pytest.mark.parametrize(("make_step", "equation", "culprit"), [
+    (BareElman, elman, "step module BareElman"),
+    (Elman, bare_elman, r"the reference equation bare_elman\(step, x_t, state\)"),
+], ids=["step", "equation"])
+def test_check_step_equation_names_the_side_that_returned_no_pair(make_step, equation, culprit):
+    with pytest.raises(CheckFailed, match=culprit + r" breaks the step protocol: forward "
+                                                    r"returned \(2, 6\), not a pair "
+                                                    r"\(h_t, state\)"):
+        check_step_equation(make_step, equation)
+
+
+def test_check_step_equation_names_an_initial_state_of_none():
+    with pytest.raises(CheckFailed, match=r"step module NoInitialElman breaks the step "
+                                          r"protocol: initial_state\(batch_size=2, \.\.\.\) "
+                                          r"returned NoneType"):
+        check_step_equation(NoInitialElman, elman)

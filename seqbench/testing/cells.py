@@ -49,9 +49,14 @@ def cell_label(cell: str | Cell | Callable[..., Any]) -> str:
 # ---- helpers ----
 
 def _build(cell: Cell, layers: int = 1, dropout: float = 0.0, seed: int = 0, **values: Any):
+    """`cell.build(...)`, refused in the same words by every check when it is not a module,
+    so the author reads one root cause instead of each check's own AttributeError."""
     torch.manual_seed(seed)
     extra = resolve(cell.params, values, f"cell '{cell.name}'")
-    return cell.build(INPUT, HIDDEN, layers, dropout, **extra)
+    module = cell.build(INPUT, HIDDEN, layers, dropout, **extra)
+    expect(isinstance(module, torch.nn.Module), "build(input_size, hidden_size, num_layers, "
+           "dropout, **params) to return a torch.nn.Module", type(module).__name__)
+    return module
 
 
 def _inputs(steps: int = STEPS, seed: int = 1):
@@ -75,6 +80,17 @@ def _leaves(state: Any) -> list[torch.Tensor]:
     if isinstance(state, (tuple, list)):
         return [leaf for item in state for leaf in _leaves(item)]
     return []
+
+
+def _kinds(value: Any, kind: Callable[[torch.Tensor], Any]) -> list[str] | str:
+    """The sorted distinct `kind` (dtype, device type) of the tensors in an output or
+    state; one holding no tensor says what it is instead, since an empty list would hide
+    that the state is None (or a string, or numbers)."""
+    tensors = _leaves(value)
+    if not tensors:
+        shown = "None" if value is None else repr(state_shapes(value))
+        return f"{shown}, not a tensor or tuple of tensors"
+    return sorted({str(kind(t)) for t in tensors})
 
 
 def _max_diff(a, b) -> float:
@@ -254,15 +270,14 @@ def check_dtype_follows_input(cell: Cell) -> None:
     x = _inputs().double()
     with torch.no_grad():
         for step, state in _initial_states(module, torch.device("cpu"), torch.float64):
-            dtypes = sorted({str(leaf.dtype) for leaf in _leaves(state)})
+            dtypes = _kinds(state, lambda leaf: leaf.dtype)
             expect(dtypes == ["torch.float64"],
                    f"{step}.initial_state(batch_size, device, dtype=torch.float64) to return "
                    "float64 tensors", f"{dtypes}")
         y, state = _call(module, x)
         _, carried = _call(module, x[:, :2], state)
-    for what, tensors in (("output", [y]), ("state", _leaves(state)),
-                          ("carried state", _leaves(carried))):
-        dtypes = sorted({str(t.dtype) for t in tensors})
+    for what, value in (("output", y), ("state", state), ("carried state", carried)):
+        dtypes = _kinds(value, lambda leaf: leaf.dtype)
         expect(dtypes == ["torch.float64"], f"a float64 {what} from a float64 module and input",
                f"{dtypes}")
 
@@ -282,7 +297,7 @@ def check_device_follows_input(cell: Cell) -> None:
     try:
         with torch.no_grad():
             for step, state in _initial_states(module, meta, torch.float32):
-                devices = sorted({leaf.device.type for leaf in _leaves(state)})
+                devices = _kinds(state, lambda leaf: leaf.device.type)
                 expect(devices == ["meta"], f"{step}.initial_state(batch_size, device=meta, "
                        "dtype) to return tensors on that device", f"{devices}")
             y, state = _call(module, x)
@@ -370,4 +385,4 @@ def cell_checks(cell: str | Cell | Callable[..., Any],
         return Check(check.__name__, lambda: check(resolve_cell(cell)))
 
     off = {} if learn else {"check_learns": "optional: pass learn=True to run it"}
-    return with_skips([bind(check) for check in CELL_CHECKS], {**off, **(skip or {})})
+    return with_skips([bind(check) for check in CELL_CHECKS], skip, off)

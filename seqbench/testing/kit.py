@@ -90,14 +90,21 @@ class Result:
     message: str = ""
 
 
-def with_skips(checks: Iterable[Check], skip: Mapping[str, str] | None) -> list[Check]:
-    """Replace the checks named in `skip` (name -> reason) by ones that skip with the reason.
+def with_skips(checks: Iterable[Check], skip: Mapping[str, str] | None,
+               default: Mapping[str, str] | None = None) -> list[Check]:
+    """Replace the checks named in `skip` or `default` (name -> reason; `skip` wins) by
+    ones that skip with the reason.
 
     Like scikit-learn's `expected_failed_checks`: an author can knowingly opt out of one
-    check without losing the others; an unknown name is an error, not a silent no-op.
+    check without losing the others, and says why; a bare list of names (no reasons) is
+    refused, and an unknown name is an error, not a silent no-op.
     """
+    if skip is not None and not isinstance(skip, Mapping):
+        raise TypeError("skip must map each check's name to the reason for skipping it, "
+                        "e.g. skip={'check_state_carry': 'stateless by design'}; got a "
+                        f"{type(skip).__name__}")
     checks = list(checks)
-    skip = dict(skip or {})
+    skip = {**(default or {}), **(skip or {})}
     unknown = sorted(set(skip) - {check.name for check in checks})
     if unknown:
         raise ValueError(f"unknown check(s) to skip: {', '.join(unknown)}")

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from seqbench.step import state_shapes, validate_step
 from seqbench.testing.kit import Check, expect
 
 
@@ -23,12 +24,38 @@ def _like(state: Any, generator: torch.Generator) -> Any:
     return type(state)(_like(item, generator) for item in state)
 
 
+class _EquationStep(torch.nn.Module):
+    """The reference equation as a step module, so that `validate_step` (what `from_step`
+    runs on every build) checks its return value exactly as it checks the step's."""
+
+    def __init__(self, step: torch.nn.Module, equation: Callable[..., Any]) -> None:
+        super().__init__()
+        self.step, self.equation = step, equation
+
+    def initial_state(self, batch_size: int, device: torch.device, dtype: torch.dtype) -> Any:
+        return self.step.initial_state(batch_size, device, dtype)
+
+    def forward(self, x_t: torch.Tensor, state: Any) -> Any:
+        return self.equation(self.step, x_t, state)
+
+
 def _max_difference(a: Any, b: Any) -> float:
+    """The largest absolute difference of two states whose shapes were found equal."""
     if isinstance(a, torch.Tensor):
-        return float((a - b).abs().max()) if a.shape == b.shape else float("inf")
-    if not isinstance(b, (tuple, list)) or len(a) != len(b):
-        return float("inf")
+        return float((a - b).abs().max()) if a.numel() else 0.0
     return max((_max_difference(x, y) for x, y in zip(a, b)), default=0.0)
+
+
+def _expect_equal(what: str, got: Any, want: Any, t: int, atol: float) -> None:
+    """Compare shapes first: a difference of shapes is its own message, not an infinite
+    difference of values."""
+    expect(state_shapes(got) == state_shapes(want),
+           f"{what} of the reference equation's shapes at every step",
+           f"{state_shapes(got)} from the step and {state_shapes(want)} from the equation "
+           f"at step {t}")
+    difference = _max_difference(got, want)
+    expect(difference <= atol, f"{what} equal to the reference equation at every step "
+           f"(float64, atol {atol:g})", f"a max difference of {difference:.3g} at step {t}")
 
 
 def check_step_equation(make_step: Callable[..., torch.nn.Module],
@@ -46,7 +73,14 @@ def check_step_equation(make_step: Callable[..., torch.nn.Module],
     """
     def run() -> None:
         torch.manual_seed(0)
-        step = make_step(input_size, hidden_size, **dict(params or {})).double()
+        step = make_step(input_size, hidden_size, **dict(params or {}))
+        # The step, then the equation: a broken protocol is one StepProtocolError naming
+        # the side that broke it, not an unpacking error inside the comparison.
+        validate_step(step, input_size, hidden_size)
+        label = getattr(equation, "__name__", repr(equation))
+        validate_step(_EquationStep(step, equation), input_size, hidden_size,
+                      name=f"the reference equation {label}(step, x_t, state)")
+        step = step.double()
         generator = torch.Generator().manual_seed(1)
         state = _like(step.initial_state(batch_size, torch.device("cpu"), torch.float64),
                       generator)
@@ -57,10 +91,7 @@ def check_step_equation(make_step: Callable[..., torch.nn.Module],
                                   dtype=torch.float64)
                 h_t, state = step(x_t, state)
                 want_h, reference = equation(step, x_t, reference)
-                for what, got, want in (("h_t", h_t, want_h), ("state", state, reference)):
-                    difference = _max_difference(got, want)
-                    expect(difference <= atol, f"{what} equal to the reference equation at "
-                           f"every step (float64, atol {atol:g})",
-                           f"a max difference of {difference:.3g} at step {t}")
+                _expect_equal("h_t", h_t, want_h, t, atol)
+                _expect_equal("state", state, reference, t, atol)
 
     Check("check_step_equation", run)()

@@ -433,4 +433,4 @@ def task_checks(task: str | Task, data: TaskData | Callable[[], TaskData] | None
         "check_default_dataset", "check_choices")}
     if not learn:
         off["check_learns"] = "optional: pass learn=True to run it"
-    return with_skips([bind(check) for check in TASK_CHECKS], {**off, **(skip or {})})
+    return with_skips([bind(check) for check in TASK_CHECKS], skip, off)
