@@ -10,10 +10,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from seqbench.errors import SeqbenchError
 from seqbench.params import Param
@@ -21,6 +24,11 @@ from seqbench.params import Param
 #: File written into a run folder with the items of every split, so a result can be traced
 #: to exactly the pieces, sequences or series it was trained and tested on.
 SPLIT_RECORD = "split.json"
+#: The largest magnitude a float32 holds: the models compute in float32, so a larger finite
+#: value would become infinite on the way in (and break least squares before that).
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: Separators a spreadsheet may have used instead of commas, as the header then shows them.
+OTHER_SEPARATORS = {"\t": "tab", ";": "semicolon"}
 
 
 def user_path(value: str, dataset: str, what: str, *, folder: bool | None = None) -> Path:
@@ -86,12 +94,63 @@ def is_number(text: str) -> bool:
     return True
 
 
+def read_csv_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """A CSV's header (names stripped) and `(line, fields)` of every data row, or one error
+    line naming what is wrong and where.
+
+    Decoded as UTF-8 with an optional byte-order mark (Excel's "CSV UTF-8" writes one, which
+    would otherwise stick to the first column's name). Blank lines are skipped, as csv
+    readers commonly do, so a file ending in empty lines reads. Quoting is strict, so an
+    unclosed quote is named with its line instead of swallowing the rest of the file into
+    one field. A header naming a column twice is refused (a reader would silently pick
+    one), and so is a tab- or semicolon-separated header, which reads as one column.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle, strict=True)
+            rows = [(reader.line_num, row) for row in reader if "".join(row).strip()
+                    or len(row) > 1]
+    except UnicodeDecodeError as exc:
+        raise SeqbenchError(f"'{path}' is not UTF-8 text (byte {exc.start}: "
+                            f"{exc.object[exc.start:exc.start + 1]!r}); save it as UTF-8 "
+                            "CSV.") from None
+    except csv.Error as exc:
+        raise SeqbenchError(f"'{path}' line {reader.line_num}: {exc} (an unclosed quote?)."
+                            ) from None
+    if len(rows) < 2:
+        raise SeqbenchError(f"'{path}' has no data rows.")
+    (_, raw), body = rows[0], rows[1:]
+    header = [name.strip() for name in raw]
+    check_header(path, header)
+    for line, row in body:
+        if len(row) != len(header):
+            raise SeqbenchError(f"'{path}' line {line} has {len(row)} fields, the header has "
+                                f"{len(header)}.")
+    return header, body
+
+
+def check_header(path: Path, header: list[str]) -> None:
+    """Refuse a column named twice, and a one-column header holding another separator."""
+    if len(header) == 1:
+        for separator, name in OTHER_SEPARATORS.items():
+            if separator in header[0]:
+                raise SeqbenchError(f"'{path}' line 1: the header looks {name}-separated; "
+                                    "seqbench reads comma-separated files.")
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            raise SeqbenchError(f"'{path}' line 1: column '{name}' appears twice in the "
+                                "header; give each column its own name.")
+        seen.add(name)
+
+
 def read_long_table(path: Path, roles: Sequence[tuple[str, str]]) -> tuple[
         list[str], list[int], list[tuple[int, list[str]]]]:
     """A long-format CSV: its header, the index of each role's column, and `(line, fields)`
-    of every data row. `roles` are `(option, column)` pairs, the `--set` option that names
-    each column, so a missing column's error says how to point at the right one. A column
-    named for two roles is refused: it would merge them and shift every later column."""
+    of every data row (as `read_csv_rows` reads them). `roles` are `(option, column)` pairs,
+    the `--set` option that names each column, so a missing column's error says how to point
+    at the right one. A column named for two roles is refused: it would merge them and shift
+    every later column."""
     columns: dict[str, str] = {}
     for option, column in roles:
         if column in columns:
@@ -99,24 +158,63 @@ def read_long_table(path: Path, roles: Sequence[tuple[str, str]]) -> tuple[
                                 f"{columns[column]} and as {option}); each role needs its own "
                                 "column.")
         columns[column] = option
-    try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            rows = list(csv.reader(handle))
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise SeqbenchError(f"'{path}' is not a readable CSV file ({exc}).") from None
-    if len(rows) < 2:
-        raise SeqbenchError(f"'{path}' has no data rows.")
-    header = [name.strip() for name in rows[0]]
+    header, body = read_csv_rows(path)
     for name, option in columns.items():
         if name not in header:
             raise SeqbenchError(f"'{path}' has no column '{name}' (--set {option}=COLUMN "
                                 f"names it); columns: {', '.join(header)}.")
-    body = list(enumerate(rows[1:], start=2))
-    for line, row in body:
-        if len(row) != len(header):
-            raise SeqbenchError(f"'{path}' line {line}: {len(row)} fields, the header has "
-                                f"{len(header)}.")
     return header, [header.index(name) for name in columns], body
+
+
+def refuse_float32_overflow(values: Any, place: Callable[[tuple[int, ...]], str]) -> None:
+    """Refuse a finite value beyond float32's range, `place(index)` naming where it is.
+
+    Checked before the cast to float32: after it, 1e308 is infinite and would be reported
+    as an infinity the file does not hold (or break a float64 baseline's least squares).
+    """
+    values = np.asarray(values, dtype=np.float64)
+    beyond = np.argwhere(np.isfinite(values) & (np.abs(values) > FLOAT32_MAX))
+    if len(beyond):
+        index = tuple(int(i) for i in beyond[0])
+        raise SeqbenchError(f"{place(index)}: value {values[index]:g} is too large for 32-bit "
+                            f"floats (the models compute in float32, up to {FLOAT32_MAX:.4g}); "
+                            "rescale it.")
+
+
+def check_time_order(path: Path, times: Sequence[str], lines: Sequence[int]) -> None:
+    """Refuse time labels that do not strictly increase, naming the first line out of order.
+
+    Rows are used in file order, so a shuffled file or a repeated time step would silently
+    train and score on a scrambled series. Labels are compared as numbers, else as dates
+    (as pandas parses them); labels that are neither (say 'week 3') cannot be ordered, so
+    their file order is taken as the time order.
+    """
+    keys = time_keys(times)
+    if keys is None:
+        return
+    behind = np.flatnonzero(keys[1:] <= keys[:-1])
+    if len(behind):
+        at = int(behind[0]) + 1
+        fix = "keep one row per time step" if keys[at] == keys[at - 1] else \
+            "sort the file by time"
+        raise SeqbenchError(f"'{path}' line {lines[at]}: time '{times[at]}' is not after "
+                            f"'{times[at - 1]}' on line {lines[at - 1]}; {fix}.")
+
+
+def time_keys(times: Sequence[str]) -> np.ndarray | None:
+    """The labels as numbers, else as dates (UTC, so mixed offsets compare), else None."""
+    import pandas as pd  # imported here to keep `seqbench --help` fast
+
+    try:
+        numbers = np.array([t.strip() for t in times], dtype=np.float64)
+    except ValueError:
+        with warnings.catch_warnings():  # "could not infer format": labels that are not dates
+            warnings.simplefilter("ignore", UserWarning)
+            if pd.isna(pd.to_datetime(times[:1], errors="coerce", utc=True))[0]:
+                return None  # not a date: skip parsing the rest one by one
+            dates = pd.to_datetime(pd.Series(times), errors="coerce", utc=True)
+        return None if dates.isna().any() else dates.dt.tz_localize(None).to_numpy()
+    return None if np.isnan(numbers).any() else numbers
 
 
 @dataclass(frozen=True)

@@ -103,16 +103,55 @@ def write_csv(path: Path, rows) -> Path:
 @pytest.mark.parametrize(
     ("rows", "target", "message"),
     [
-        ([["t", "a"], ["1", "2"], ["2", ""]], "a", "missing or NaN value in column 'a' at data "
-                                                  "row 2"),
+        ([["t", "a"], ["1", "2"], ["2", ""]], "a", "line 3: a missing or NaN value in column "
+                                                  "'a'"),
         ([["t", "a"], ["1", "2"], ["2", "nan"]], "a", "missing or NaN value"),
         ([["t", "a"], ["1", "2"]], "b", "unknown target column 'b' in data; columns: a"),
+        ([["t", "a"], ["1949-05", "1"], ["1949-03", "2"]], "a",
+         "line 3: time '1949-03' is not after '1949-05' on line 2; sort the file by time"),
+        ([["t", "a"], ["1", "1"], ["2", "2"], ["2", "3"]], "a",
+         "line 4: time '2' is not after '2' on line 3; keep one row per time step"),
+        ([["t", "a", "a"], ["1", "2", "3"]], "a", "line 1: column 'a' appears twice"),
+        ([["t", "a"], ["1", "2"], ["2", "1e308"]], "a",
+         "line 3, column 'a': value 1e\\+308 is too large for 32-bit floats"),
+        ([["t\ta"], ["1\t2"]], "a", "the header looks tab-separated; seqbench reads "
+                                     "comma-separated files"),
+        ([["t;a"], ["1;2"]], "a", "looks semicolon-separated"),
+        ([["a"], ["1"], ["2"]], "a", "has one column, 'a'; the first column labels time"),
     ],
+    ids=["empty", "nan", "unknown-target", "unsorted", "duplicate-time", "duplicate-column",
+         "beyond-float32", "tab-separated", "semicolon-separated", "one-column"],
 )
 def test_bad_user_csvs_are_one_line_errors(tmp_path, rows, target, message):
     path = write_csv(tmp_path / "data.csv", rows)
     with pytest.raises(SeqbenchError, match=message):
         load_series("csv", DataContext(tmp_path, tmp_path), target, str(path), 1)
+
+
+def test_a_bom_and_blank_lines_read_like_the_plain_file(tmp_path):
+    rows = "t,a\n1949-01,1\n1949-02,2\n1949-03,3\n"
+    plain = tmp_path / "plain.csv"
+    plain.write_text(rows)
+    excel = tmp_path / "excel.csv"  # Excel's "CSV UTF-8": a BOM; editors leave blank lines
+    excel.write_bytes(b"\xef\xbb\xbf" + rows.replace("2\n", "2\n\n").encode() + b"\n \n\n")
+    context = DataContext(tmp_path, tmp_path)
+    read = [load_series("csv", context, "a", str(p), 1) for p in (plain, excel)]
+    assert read[1].columns == read[0].columns == ["a"]
+    assert read[1].dates == read[0].dates == ["1949-01", "1949-02", "1949-03"]
+    assert read[1].values.tolist() == read[0].values.tolist() == [[1.0], [2.0], [3.0]]
+
+
+def test_time_labels_that_are_neither_numbers_nor_dates_keep_file_order(tmp_path):
+    path = write_csv(tmp_path / "weeks.csv", [["t", "a"], ["week b", "1"], ["week a", "2"]])
+    series = load_series("csv", DataContext(tmp_path, tmp_path), "a", str(path), 1)
+    assert series.dates == ["week b", "week a"] and series.values[:, 0].tolist() == [1.0, 2.0]
+
+
+def test_the_linear_baseline_fits_a_constant_series_without_linalg_errors():
+    """A constant series makes the least-squares design rank-deficient; lstsq copes."""
+    data = ForecastData(toy_series([7.0] * 40, (28, 34, 40)), lookback=4, horizon=2,
+                        features="S")
+    assert data.baselines()["linear"]["mse"] == pytest.approx(0.0, abs=1e-9)
 
 
 def test_a_too_long_horizon_on_the_cli_is_exit_2(capsys, tmp_path):

@@ -168,6 +168,23 @@ def test_characters_split_90_5_5_in_order_and_score_in_bits(tmp_path):
     assert lm_task.primary("shakespeare") == "bpc" and lm_task.primary("ptb") == "ppl"
 
 
+@pytest.mark.parametrize("level", ["char", "word"])
+def test_a_byte_order_mark_in_user_text_is_not_a_token(tmp_path, level):
+    """Windows editors start UTF-8 text with a BOM; it once became a vocabulary token."""
+    from seqbench_tasks.lm.text import load_text
+
+    streams = {}
+    for name, prefix in (("plain", b""), ("bom", b"\xef\xbb\xbf")):
+        (tmp_path / f"{name}.txt").write_bytes(prefix + TEXT.encode())
+        streams[name], _ = load_text({"path": str(tmp_path / f"{name}.txt"), "level": level,
+                                      "vocab_size": 0},
+                                     DataContext(tmp_path, tmp_path / f"cache-{name}"))
+    assert streams["bom"].vocab == streams["plain"].vocab
+    assert not any("\ufeff" in token for token in streams["bom"].vocab)
+    assert {s: list(ids) for s, ids in streams["bom"].ids.items()} == \
+        {s: list(ids) for s, ids in streams["plain"].ids.items()}
+
+
 def test_a_tiny_corpus_end_to_end_with_text_generation(tiny_ptb, tmp_path, capsys):
     code = main(["run", "--cell", "gru", "--task", "lm", "--epochs", "6", "--hidden-size", "16",
                  "--batch-size", "4", "--set", "bptt=5", "--set", "emb_size=16",

@@ -122,6 +122,8 @@ def write_user_csv(path: Path, rows: list[list]) -> Path:
         ([["sequence", "a", "b", "c", "d"], ["s1", 1, 2, "nan", 4]], "contains NaN"),
         ([["id", "a", "b", "c", "d"]], "first column must be 'sequence'"),
         ([["sequence", "a", "b", "c", "d"], ["s1", 1, 2, "x", 4]], "line 2: not a number"),
+        ([["sequence", "a", "b", "c", "d"], ["s1", 1, 2, 3, 4], ["s1", 1, 1e308, 3, 4]],
+         "line 3, column 'b': value 1e\\+308 is too large for 32-bit floats"),
     ],
 )
 def test_bad_user_files_are_one_line_errors(tmp_path, rows, message):

@@ -17,6 +17,7 @@ import re
 
 from seqbench.cli import main
 from seqbench.errors import SeqbenchError
+from seqbench.userdata import read_long_table
 
 FAST = ["--epochs", "2", "--hidden-size", "4"]
 
@@ -407,7 +408,12 @@ def bad_speech(tmp_path: Path, case: str) -> tuple[str, list[str], str]:
         "csv-two-labels": ("sequence,label,x,y\ns1,a,1,2\ns1,b,1,2\n",
                            "label 'b' here but 'a' above"),
         "csv-not-a-number": ("sequence,label,x,y\ns1,a,1,oops\n", "column 'y' is not a number"),
-        "csv-ragged": ("sequence,label,x,y\ns1,a,1,2\ns1,a,1\n", "line 3: 3 fields"),
+        "csv-ragged": ("sequence,label,x,y\ns1,a,1,2\ns1,a,1\n", "line 3 has 3 fields"),
+        "csv-beyond-float32": ("sequence,label,x,y\ns1,a,1,2\ns1,a,1e308,2\n",
+                               "line 3, column 'x': value 1e+308 is too large for 32-bit floats"),
+        "csv-column-twice": ("sequence,label,x,x\ns1,a,1,2\n", "column 'x' appears twice"),
+        "csv-tab-separated": ("sequence\tlabel\tx\ns1\ta\t1\n",
+                              "the header looks tab-separated; seqbench reads comma-separated"),
         "csv-nan": ("sequence,label,x,y\ns1,a,1,nan\n", "sequence 's1' contains NaN"),
         "csv-inf": ("sequence,label,x,y\ns1,a,inf,2\n", "sequence 's1' contains NaN"),
     }
@@ -442,6 +448,10 @@ def bad_speech(tmp_path: Path, case: str) -> tuple[str, list[str], str]:
         write_ts(ts_path, good)
         ts_path.write_text(ts_path.read_text().replace("@data\n", "@data\n?,1,2:3,4,5:a\n"))
         return "ts", [f"path={ts_path}"], "contains NaN"
+    if case == "ts-beyond-float32":  # once reported as NaN: the check ran after the cast
+        write_ts(ts_path, good)
+        ts_path.write_text(ts_path.read_text().replace("@data\n", "@data\n1,1e308,2:3,4,5:a\n"))
+        return "ts", [f"path={ts_path}"], "case 1, channel 1, step 2: value 1e+308 is too large"
     if case == "ts-test-width":
         write_ts(ts_path, good)
         one = [(k, label, frames[:, :1]) for k, label, frames in labelled(4, seed=1)]
@@ -457,9 +467,11 @@ def bad_speech(tmp_path: Path, case: str) -> tuple[str, list[str], str]:
 
 SPEECH_CASES = ["csv-no-label-column", "csv-no-id-column", "csv-no-features", "csv-no-rows",
                 "csv-unlabelled", "csv-two-labels", "csv-not-a-number", "csv-ragged", "csv-nan",
-                "csv-inf", "csv-one-class", "csv-id-is-the-label", "csv-label-is-the-id",
+                "csv-inf", "csv-beyond-float32", "csv-column-twice", "csv-tab-separated",
+                "csv-one-class", "csv-id-is-the-label", "csv-label-is-the-id",
                 "csv-label-only-in-test", "ts-garbage",
-                "ts-unlabelled", "ts-ragged-channels", "ts-missing-values", "ts-test-width",
+                "ts-unlabelled", "ts-ragged-channels", "ts-missing-values", "ts-beyond-float32",
+                "ts-test-width",
                 "ts-no-file", "path-on-japanese-vowels"]
 
 
@@ -612,6 +624,21 @@ ROLE_CLASHES = {
 }
 
 
+#: case -> (edit of the panel's text, message): the file's own shape is wrong.
+PANEL_TEXT_CASES = {
+    "time-out-of-order": (lambda text: text + "5,store0,1.0,1.0\n",
+                          "line 242: time '5' is not after '039' on line 41; sort the file"),
+    "time-repeated": (lambda text: text + "039,store0,1.0,1.0\n",
+                      "line 242: time '039' is not after '039' on line 41; keep one row"),
+    "column-twice": (lambda text: text.replace("sales,price", "sales,sales", 1),
+                     "line 1: column 'sales' appears twice"),
+    "beyond-float32": (lambda text: text + "000,store9,1e308,1.0\n",
+                       "line 242, column 'sales': value 1e+308 is too large for 32-bit floats"),
+    "tab-separated": (lambda text: text.replace(",", "\t"), "looks tab-separated"),
+    "semicolon-separated": (lambda text: text.replace(",", ";"), "looks semicolon-separated"),
+}
+
+
 def bad_panel(tmp_path: Path, case: str) -> tuple[str, list[str], str]:
     path = tmp_path / "sales.csv"
     base = ["id=store", "target=sales", "lookback=8", "horizon=4"]
@@ -636,6 +663,10 @@ def bad_panel(tmp_path: Path, case: str) -> tuple[str, list[str], str]:
     if case == "series-too-short":
         write_panel(path, bad_row="2020-000,tiny,1.0,1.0")
         return "csv", [f"path={path}", *base], "series 'tiny' has 1 values"
+    if case in PANEL_TEXT_CASES:  # numeric times (000..039 per store), then one edit
+        edit, message = PANEL_TEXT_CASES[case]
+        path.write_text(edit(write_panel(path).read_text().replace("2020-", "")))
+        return "csv", [f"path={path}", *base], message
     if case in ROLE_CLASHES:
         settings, message = ROLE_CLASHES[case]
         return "csv", [f"path={write_panel(path)}", *base[2:], *settings], message
@@ -667,7 +698,7 @@ def bad_panel(tmp_path: Path, case: str) -> tuple[str, list[str], str]:
 PANEL_CASES = ["no-id-column", "no-target-column", "no-target-given", "not-a-number", "nan",
                "ragged-row", "series-too-short", "path-and-csv-differ", "covariate-missing",
                "future-not-a-covariate", "covariates-without-id", "covariate-not-a-number",
-               "id-on-airline", *ROLE_CLASHES, "season-past-a-series"]
+               "id-on-airline", *ROLE_CLASHES, *PANEL_TEXT_CASES, "season-past-a-series"]
 
 
 BAD_FILES = [("music", bad_midi, case) for case in MIDI_CASES] \
@@ -683,6 +714,22 @@ def test_a_bad_file_is_one_error_line_and_exit_2(capsys, tmp_path, task, build, 
     code, out, err = cli(capsys, "data", "--task", task, "--dataset", dataset,
                          *[a for s in settings for a in ("--set", s)])
     assert_one_error(code, err, message)
+
+
+def test_a_long_table_with_a_bom_and_blank_lines_reads_like_the_plain_file(tmp_path):
+    """Excel's "CSV UTF-8" starts with a BOM, which once named the first column
+    '\\ufeffsequence'; blank lines (interior or trailing) are skipped, not refused."""
+    text = "sequence,label,x\ns1,a,1\ns1,a,2\ns2,b,3\n"
+    plain, excel = tmp_path / "plain.csv", tmp_path / "excel.csv"
+    plain.write_text(text)
+    excel.write_bytes(b"\xef\xbb\xbf" + text.replace("s2", "\ns2").encode() + b"\n\n")
+    roles = [("id", "sequence"), ("label", "label")]
+    header, where, body = read_long_table(plain, roles)
+    assert read_long_table(excel, roles) == (header, where, [(2, ["s1", "a", "1"]),
+                                                             (3, ["s1", "a", "2"]),
+                                                             (5, ["s2", "b", "3"])])
+    assert header == ["sequence", "label", "x"] and [row for _, row in body] == [
+        ["s1", "a", "1"], ["s1", "a", "2"], ["s2", "b", "3"]]
 
 
 def test_there_are_at_least_25_bad_file_cases():

@@ -25,7 +25,14 @@ from typing import Any
 import numpy as np
 
 from seqbench import Batch, DataContext, SeqbenchError, cached, content_key, sha256_of
-from seqbench.userdata import UserSource, is_number, read_long_table, user_path
+from seqbench.userdata import (
+    UserSource,
+    check_time_order,
+    is_number,
+    read_long_table,
+    refuse_float32_overflow,
+    user_path,
+)
 from seqbench_tasks.forecasting.metrics import (
     check_season,
     error_sums,
@@ -36,7 +43,7 @@ from seqbench_tasks.forecasting.task import ForecastData
 
 SPLITS = ("train", "valid", "test")
 #: Bump when the reading changes so stale caches are rebuilt.
-PANEL_VERSION = 1
+PANEL_VERSION = 2
 
 
 @dataclass
@@ -77,11 +84,12 @@ def read_long_series(path: Path, id_column: str, target: str, season: int,
                      covariates: tuple[str, ...] = (), future: tuple[str, ...] = ()) -> Panel:
     """A long CSV: one row per time step of one series; the first column labels the time,
     `id_column` names the series, `target` holds the value and `covariates` name exogenous
-    columns. Rows of a series in file order."""
+    columns. Rows of a series in file order, their time labels strictly increasing where
+    they are numbers or dates (`check_time_order`, per series)."""
     _, (where, *numeric), body = read_long_table(path, [
         ("id", id_column), ("target", target), *(("covariates", c) for c in covariates)])
     names = (target, *covariates)
-    series: dict[str, tuple[list[str], list[list[float]]]] = {}
+    series: dict[str, tuple[list[str], list[int], list[list[float]]]] = {}
     for line, row in body:
         try:
             values = [float(row[i]) for i in numeric]
@@ -93,11 +101,16 @@ def read_long_series(path: Path, id_column: str, target: str, season: int,
             bad = names[int(np.flatnonzero(~np.isfinite(values))[0])]
             raise SeqbenchError(f"'{path}' line {line}: '{bad}' is "
                                 f"{row[numeric[names.index(bad)]]}; fill or drop it.")
-        times, rows = series.setdefault(row[where].strip(), ([], []))
+        refuse_float32_overflow(values, lambda at: f"'{path}' line {line}, column "
+                                                   f"'{names[at[0]]}'")
+        times, lines, rows = series.setdefault(row[where].strip(), ([], [], []))
         times.append(row[0])
+        lines.append(line)
         rows.append(values)
+    for times, lines, _ in series.values():
+        check_time_order(path, times, lines)
     ids = list(series)
-    table = [np.asarray(series[i][1]) for i in ids]
+    table = [np.asarray(series[i][2]) for i in ids]
     return Panel(path.stem, ids, [t[:, 0] for t in table], [series[i][0] for i in ids], season,
                  covariates, future, [t[:, 1:] for t in table])
 

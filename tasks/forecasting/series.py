@@ -13,14 +13,18 @@
 
 from __future__ import annotations
 
-import csv as csv_module
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from seqbench import DataContext, RemoteFile, SeqbenchError, locate
-from seqbench.userdata import user_path
+from seqbench.userdata import (
+    check_time_order,
+    read_csv_rows,
+    refuse_float32_overflow,
+    user_path,
+)
 
 
 @dataclass
@@ -66,38 +70,33 @@ def load_airline() -> Series:
 def read_table(path: Path) -> tuple[list[str], list[str], np.ndarray]:
     """A CSV with a header: (first column as text, other column names, float values).
 
-    Every way a file can be wrong is named with its line: bytes that are not UTF-8, an
-    unclosed quote (the csv module would otherwise swallow the rest of the file into one
-    field), rows of the wrong width, and non-numeric or infinite values.
+    Every way a file can be wrong is named with its line: what `read_csv_rows` refuses
+    (not UTF-8, an unclosed quote, a repeated column name, rows of the wrong width),
+    non-numeric, missing, infinite or beyond-float32 values, and time labels that do not
+    strictly increase (`check_time_order`; labels that are neither numbers nor dates are
+    taken in file order).
     """
+    header, body = read_csv_rows(path)
+    if len(header) < 2:
+        raise SeqbenchError(f"'{path}' has one column, '{header[0]}'; the first column labels "
+                            "time and the values follow it.")
+    lines, columns = [line for line, _ in body], header[1:]
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            reader = csv_module.reader(handle, strict=True)
-            rows = list(reader)
-    except UnicodeDecodeError as exc:
-        raise SeqbenchError(f"'{path}' is not UTF-8 text (byte {exc.start}: "
-                            f"{exc.object[exc.start:exc.start + 1]!r}); save it as UTF-8 "
-                            "CSV.") from None
-    except csv_module.Error as exc:
-        raise SeqbenchError(f"'{path}' line {reader.line_num}: {exc} (an unclosed quote?)."
-                            ) from None
-    if len(rows) < 2:
-        raise SeqbenchError(f"'{path}' has no data rows.")
-    header, body = rows[0], rows[1:]
-    for number, row in enumerate(body, start=2):
-        if len(row) != len(header):
-            raise SeqbenchError(f"'{path}' line {number} has {len(row)} fields but the header "
-                                f"has {len(header)}.")
-    try:
-        values = np.array([[float(v) if v.strip() else np.nan for v in row[1:]] for row in body])
+        values = np.array([[float(v) if v.strip() else np.nan for v in row[1:]]
+                           for _, row in body])
     except ValueError as exc:
         raise SeqbenchError(f"'{path}': non-numeric value ({exc}).") from None
-    infinite = np.argwhere(np.isinf(values))
-    if len(infinite):
-        row, column = infinite[0]
-        raise SeqbenchError(f"'{path}' has an infinite value in column '{header[column + 1]}' "
-                            f"at data row {row + 1}; fix or drop it.")
-    return [row[0] for row in body], header[1:], values
+    for problem, where in (("an infinite value", np.isinf(values)),
+                           ("a missing or NaN value", np.isnan(values))):
+        if where.any():
+            row, column = np.argwhere(where)[0]
+            raise SeqbenchError(f"'{path}' line {lines[row]}: {problem} in column "
+                                f"'{columns[column]}'; fill or drop it.")
+    refuse_float32_overflow(values, lambda at: f"'{path}' line {lines[at[0]]}, column "
+                                               f"'{columns[at[1]]}'")
+    times = [row[0] for _, row in body]
+    check_time_order(path, times, lines)
+    return times, columns, values
 
 
 def load_etth1(context: DataContext, target: str) -> Series:
@@ -112,11 +111,6 @@ def load_etth1(context: DataContext, target: str) -> Series:
 def load_user_csv(path_text: str, target: str, season: int) -> Series:
     path = user_path(path_text, "csv", "a CSV file", folder=False)  # as the many-series CSV
     dates, columns, values = read_table(path)
-    missing = np.argwhere(np.isnan(values))
-    if len(missing):
-        row, column = missing[0]
-        raise SeqbenchError(f"'{path}' has a missing or NaN value in column "
-                            f"'{columns[column]}' at data row {row + 1}; fill or drop it.")
     end = len(values)
     return Series(path.stem, values, columns, target, (int(end * 0.7), int(end * 0.8), end),
                   season=season, dates=dates, report_scale="original", test_windows="sliding")

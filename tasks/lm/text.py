@@ -30,7 +30,7 @@ LEVELS = ("char", "word", "bpe")
 #: BPE vocabulary when `vocab_size` is left at 0: small enough for a small corpus.
 DEFAULT_BPE_VOCAB = 1000
 #: Bump when the reading changes so stale caches are rebuilt.
-ENCODING_VERSION = 1
+ENCODING_VERSION = 2
 
 
 def text_files(path: Path) -> tuple[list[Path], dict[str, list[str]], str]:
@@ -58,8 +58,15 @@ def text_files(path: Path) -> tuple[list[Path], dict[str, list[str]], str]:
         f"contiguous 90/5/5 of {len(files)} .txt files joined in name order"
 
 
+def read_user_text(path: Path) -> str:
+    """`read_text` without a leading byte-order mark (as "utf-8-sig" decodes): Windows
+    editors write one, and it would otherwise become a token of the vocabulary. Only the
+    user's text: the canonical corpora keep `read_text`'s exact reading."""
+    return read_text(path).removeprefix("\ufeff")
+
+
 def build(files: list[Path], own_split: bool, level: str, vocab_size: int) -> Streams:
-    texts = [read_text(p) for p in files]
+    texts = [read_user_text(p) for p in files]
     parts = dict(zip(SPLITS, texts)) if own_split else contiguous_parts("\n".join(texts))
     if level == "char":
         return char_streams(parts)

@@ -17,7 +17,12 @@ from typing import Any
 import numpy as np
 
 from seqbench import Batch, DataContext, IndexedData, Param, SeqbenchError, Task
-from seqbench.userdata import UserSource, existing_file, refuse_foreign_options
+from seqbench.userdata import (
+    UserSource,
+    existing_file,
+    refuse_float32_overflow,
+    refuse_foreign_options,
+)
 from seqbench_tasks.speech.datasets import DATASETS, LOADERS, Sequences
 from seqbench_tasks.speech.user_files import aeon_sets, load_user_sequences
 
@@ -287,6 +292,8 @@ def read_user_sequences(path: Path, features: int) -> tuple[list[str], list[np.n
                 groups.setdefault(row[0], []).append([float(v) for v in row[1:]])
             except ValueError:
                 raise SeqbenchError(f"'{path}' line {line}: not a number.") from None
+            refuse_float32_overflow(groups[row[0]][-1], lambda at: f"'{path}' line {line}, "
+                                                                   f"column '{header[at[0] + 1]}'")
     ids = list(groups)
     sequences = [np.asarray(groups[i], dtype=np.float32) for i in ids]
     check_sequences(sequences, features, str(path))

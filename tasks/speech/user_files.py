@@ -25,7 +25,14 @@ from typing import Any
 import numpy as np
 
 from seqbench import DataContext, SeqbenchError, cached, content_key, sha256_of
-from seqbench.userdata import UserSource, hash_split, is_number, read_long_table, user_path
+from seqbench.userdata import (
+    UserSource,
+    hash_split,
+    is_number,
+    read_long_table,
+    refuse_float32_overflow,
+    user_path,
+)
 from seqbench_tasks.speech.datasets import Sequences
 
 #: Bump when the reading changes so stale caches are rebuilt.
@@ -75,8 +82,12 @@ def read_ts(path: Path) -> Labelled:
     if not meta.get("classlabel") or y is None or len(y) != len(X):
         raise SeqbenchError(f"'{path}' has unlabelled sequences (its header needs "
                             "'@classLabel true' and each case a label after the last ':').")
+    ids = [f"case {i + 1}" for i in range(len(X))]
+    for key, x in zip(ids, X):
+        refuse_float32_overflow(x, lambda at: f"'{path}': {key}, channel {at[0] + 1}, "
+                                            f"step {at[1] + 1}")
     sequences = [np.ascontiguousarray(np.asarray(x, dtype=np.float32).T) for x in X]
-    return [f"case {i + 1}" for i in range(len(X))], sequences, [str(label) for label in y]
+    return ids, sequences, [str(label) for label in y]
 
 
 def read_long_csv(path: Path, id_column: str, label_column: str) -> Labelled:
@@ -102,6 +113,8 @@ def read_long_csv(path: Path, id_column: str, label_column: str) -> Labelled:
             column = next(header[i] for i in features if not is_number(row[i]))
             raise SeqbenchError(f"'{path}' line {line}: column '{column}' is not a number "
                                 f"('{row[header.index(column)]}').") from None
+        refuse_float32_overflow(frames[key][-1], lambda at: f"'{path}' line {line}, column "
+                                                            f"'{header[features[at[0]]]}'")
     ids = list(frames)
     return ids, [np.asarray(frames[i], dtype=np.float32) for i in ids], [labels[i] for i in ids]
 
