@@ -678,29 +678,22 @@ def validate_plan(plan: SweepPlan) -> None:
         raise unknown_name("pruner", plan.pruner, PRUNERS)
     check_study_name(plan.study)
     check_seed(plan.seed, "--seed", MAX_SWEEP_SEED)
+    whole_number(plan.rerun_seeds, "--rerun-seeds")  # its range is checked below
     for value, what in ((plan.trials, "--trials"), (plan.seeds, "--seeds"), (plan.jobs, "--jobs"),
                         (plan.top, "--top"), (plan.param_budget, "--param-budget"),
-                        (plan.folds, "--folds"), (plan.rerun_seeds, "--rerun-seeds")):
-        if value is not None:
-            whole_number(value, what)
-    if plan.max_seconds is not None and (isinstance(plan.max_seconds, bool)
-                                         or not isinstance(plan.max_seconds, numbers.Real)):
-        raise SeqbenchError(f"--max-time must be a number of seconds (got {plan.max_seconds!r}).")
-    for value, what in ((plan.trials, "--trials"), (plan.seeds, "--seeds"), (plan.jobs, "--jobs"),
-                        (plan.top, "--top"), (plan.param_budget, "--param-budget")):
-        if value is not None and value < 1:
+                        (plan.folds, "--folds")):
+        if value is not None and whole_number(value, what) < 1:
             raise SeqbenchError(f"{what} must be at least 1 (got {value}).")
-    if plan.max_seconds is not None and not plan.max_seconds > 0:
-        raise SeqbenchError(f"--max-time must be a positive number of seconds (got "
-                            f"{plan.max_seconds:g}).")
+    seconds = plan.max_seconds
+    if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, numbers.Real)
+                                or not seconds > 0):
+        raise SeqbenchError(f"--max-time must be a positive number of seconds (got {seconds!r}).")
     if not 0 <= plan.rerun_seeds < FINAL_SEED_OFFSET:
         raise SeqbenchError(f"--rerun-seeds must be between 0 and {FINAL_SEED_OFFSET - 1} "
                             f"(got {plan.rerun_seeds}).")
     if "refit" in plan.settings:
         raise SeqbenchError("refit is a choice for the finals, not a setting of every trial: "
                             "use --refit (refit=True in seqbench.sweep).")
-    if plan.folds is not None and plan.folds < 1:
-        raise SeqbenchError(f"--folds must be at least 1 (got {plan.folds}).")
     if not plan.cells:
         raise SeqbenchError("--cells is empty; name at least one cell.")
     for cell in plan.cells:
