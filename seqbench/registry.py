@@ -61,6 +61,12 @@ class PluginEntry:
         return getattr(self.plugin, "summary", "") if self.plugin is not None else ""
 
 
+def installed_entry_points(kind: Kind) -> tuple[EntryPoint, ...]:
+    """The installed entry points of `kind`, not loaded: names, targets and distributions
+    (what `disable` and `seqbench new` check names against without importing a plugin)."""
+    return tuple(entry_points(group=GROUPS[kind]))
+
+
 def _disabled_names() -> list[str]:
     return [n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()]
 
@@ -70,8 +76,8 @@ def disable(names: Iterable[str]) -> None:
     A name no installed plugin or distribution has is refused: a mistyped one would leave
     the plugin the user meant to turn off running, without a word."""
     names = list(names)
-    installed = {name for group in GROUPS.values() for ep in entry_points(group=group)
-                 for name in (ep.name, ep.dist.name if ep.dist else ep.name)}
+    installed = {name for kind in GROUPS for ep in installed_entry_points(kind)
+                 for name in (ep.name, *([ep.dist.name] if ep.dist else []))}
     for name in names:
         if name not in installed:
             raise unknown_name("plugin or distribution", name, installed)
@@ -134,7 +140,7 @@ def _load(kind: Kind, ep: EntryPoint) -> PluginEntry:
 def discover(kind: Kind) -> dict[str, PluginEntry]:
     """All plugins of `kind`, loaded once per process, keyed by name."""
     found: dict[str, PluginEntry] = {}
-    for ep in entry_points(group=GROUPS[kind]):
+    for ep in installed_entry_points(kind):
         entry = _load(kind, ep)
         other = found.get(ep.name)
         if other is not None and (entry.disabled or other.disabled):

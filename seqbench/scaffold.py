@@ -40,11 +40,9 @@ RUN = {"cell": "seqbench run --cell $name --task forecasting --epochs 5",
 def refuse_an_installed_name(kind: str, name: str) -> None:
     """Two installed plugins of one name clash and neither loads, so a scaffold named like
     an installed one (`lstm`) would break the built-in it was meant to sit beside."""
-    from importlib.metadata import entry_points
+    from seqbench.registry import installed_entry_points
 
-    from seqbench.registry import GROUPS
-
-    taken = {ep.name: ep.value for ep in entry_points(group=GROUPS[kind])}
+    taken = {ep.name: ep.value for ep in installed_entry_points(kind)}
     if name in taken:
         raise SeqbenchError(f"a {kind} plugin named '{name}' is already installed "
                             f"({taken[name]}); two plugins of one name clash, so choose "

@@ -101,13 +101,13 @@ def read_long_series(path: Path, id_column: str, target: str, season: int,
             bad = names[int(np.flatnonzero(~np.isfinite(values))[0])]
             raise SeqbenchError(f"'{path}' line {line}: '{bad}' is "
                                 f"{row[numeric[names.index(bad)]]}; fill or drop it.")
-        refuse_float32_overflow(values, lambda at: f"'{path}' line {line}, column "
-                                                   f"'{names[at[0]]}'")
         times, lines, rows = series.setdefault(row[where].strip(), ([], [], []))
         times.append(row[0])
         lines.append(line)
         rows.append(values)
-    for times, lines, _ in series.values():
+    for times, lines, rows in series.values():  # one pass per series, not one per row
+        refuse_float32_overflow(rows, lambda at: f"'{path}' line {lines[at[0]]}, column "
+                                                 f"'{names[at[1]]}'")
         check_time_order(path, times, lines)
     ids = list(series)
     table = [np.asarray(series[i][2]) for i in ids]

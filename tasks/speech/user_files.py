@@ -100,6 +100,7 @@ def read_long_csv(path: Path, id_column: str, label_column: str) -> Labelled:
                             f"'{label_column}'.")
     frames: dict[str, list[list[float]]] = {}
     labels: dict[str, str] = {}
+    every: list[list[float]] = []  # the same rows in file order, checked in one pass below
     for line, row in body:
         key, label = row[where].strip(), row[label_at].strip()
         if not label:
@@ -108,13 +109,14 @@ def read_long_csv(path: Path, id_column: str, label_column: str) -> Labelled:
             raise SeqbenchError(f"'{path}' line {line}: sequence '{key}' has label '{label}' "
                                 f"here but '{labels[key]}' above; one label per sequence.")
         try:
-            frames.setdefault(key, []).append([float(row[i]) for i in features])
+            every.append([float(row[i]) for i in features])
         except ValueError:
             column = next(header[i] for i in features if not is_number(row[i]))
             raise SeqbenchError(f"'{path}' line {line}: column '{column}' is not a number "
                                 f"('{row[header.index(column)]}').") from None
-        refuse_float32_overflow(frames[key][-1], lambda at: f"'{path}' line {line}, column "
-                                                            f"'{header[features[at[0]]]}'")
+        frames.setdefault(key, []).append(every[-1])
+    refuse_float32_overflow(every, lambda at: f"'{path}' line {body[at[0]][0]}, column "
+                                              f"'{header[features[at[1]]]}'")
     ids = list(frames)
     return ids, [np.asarray(frames[i], dtype=np.float32) for i in ids], [labels[i] for i in ids]
 
