@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from torch import nn
 
 Direction = Literal["minimize", "maximize"]
+#: `cells(input_size)` builds one fresh stack of the run's cell (its searched width, depth,
+#: dropout and extras) reading `input_size` features; what a task that composes cells gets.
+CellFactory = Callable[[int], "nn.Module"]
 
 
 @dataclass(frozen=True)
@@ -102,15 +105,32 @@ class TaskData(ABC):
     def num_batches(self, split: str, batch_size: int) -> int:
         """How many batches `batches(split, batch_size)` yields."""
 
-    @abstractmethod
     def modules(self, hidden_size: int, params: Mapping[str, Any]) -> tuple[nn.Module, nn.Module]:
         """`(encoder, head)`: the encoder maps `Batch.inputs` to features `[B, T, input_size]`,
         the head maps the cell's output `[B, T, hidden_size]` to the task's predictions.
 
         One hook builds both so that modules sharing weights (a language model's tied input
         and output embeddings) are wired in one place, whatever order the core calls in and
-        with no state left on the data object between two calls.
+        with no state left on the data object between two calls. Every task implements it,
+        except one that composes cells (`Task.composes_cells`), which implements `network`.
         """
+        raise SeqbenchError(f"{type(self).__name__} implements neither modules() (encoder, "
+                            "head) nor, for a task that composes cells, network().")
+
+    def network(self, cells: CellFactory, hidden_size: int,
+                params: Mapping[str, Any]) -> nn.Module:
+        """The whole model of a task that composes cells (`Task.composes_cells = True`).
+
+        An encoder-decoder with attention needs two recurrent stacks, a bidirectional encoder
+        two more; `encoder -> cell -> head` cannot say that. Such a task builds its model
+        here, calling `cells(input_size)` once per recurrent stack it needs (each call draws
+        fresh weights of the run's cell, with the searched hyperparameters), so every cell
+        is compared inside the same model and `--param-budget` counts the whole of it. The
+        module's `forward(batch)` returns the outputs that `loss`, `statistics` and
+        `item_scores` receive; no state is carried across batches.
+        """
+        raise SeqbenchError(f"{type(self).__name__} declares that its task composes cells "
+                            "but does not implement network().")
 
     @abstractmethod
     def loss(self, outputs: torch.Tensor, batch: Batch) -> torch.Tensor:
@@ -242,6 +262,9 @@ class Task(ABC):
     params: tuple[Param, ...] = ()
     defaults: Mapping[str, Any] = {}
     carry_state: bool = False
+    #: The task builds its own model around cells (`TaskData.network`) instead of
+    #: `encoder -> cell -> head` (`TaskData.modules`): translation, bidirectional encoders.
+    composes_cells: bool = False
     #: `(metric, direction)` that early stopping, the best-epoch choice and sweeps optimise on
     #: the validation split, when it should differ from the reported metric: accuracy on a
     #: small validation set saturates at 1.0 and stops telling models apart; NLL does not.

@@ -98,6 +98,9 @@ def task_problems(task: Any) -> list[str]:
                                        or task.select_by[1] not in DIRECTIONS):
         problems.append(f"Task.select_by must be (metric, one of {DIRECTIONS}), got "
                         f"{task.select_by!r}")
+    if getattr(task, "composes_cells", False) and task.carry_state:
+        problems.append("Task.composes_cells and Task.carry_state cannot both be true: a "
+                        "network a task composes carries no state across batches")
     core = {p.name: p for p in CORE_PARAMS}
     keyed = {"dataset_defaults": task.dataset_defaults, "dataset_search": task.dataset_search,
              "selection_folds": task.selection_folds}

@@ -83,13 +83,19 @@ class SequenceModel(pl.LightningModule):
         self.task = task
         self.data = data
         self.spec = spec
-        # The cell draws its initial weights before the task's modules, and the modules
-        # register in data-flow order: the same seed gives the same weights (and the same
-        # parameter order) as runs recorded before `modules()` existed, for every task whose
-        # encoder has no parameters.
-        recurrent = build_cell(cell, data.input_size, spec)
-        encoder, head = data.modules(spec.hparams["hidden_size"], spec.task_params)
-        self.encoder, self.cell, self.head = encoder, recurrent, head
+        #: A task that composes cells builds the whole network from a cell factory.
+        self.composed = task.composes_cells
+        if self.composed:
+            self.network = data.network(lambda input_size: build_cell(cell, input_size, spec),
+                                        spec.hparams["hidden_size"], spec.task_params)
+        else:
+            # The cell draws its initial weights before the task's modules, and the modules
+            # register in data-flow order: the same seed gives the same weights (and the
+            # same parameter order) as runs recorded before `modules()` existed, for every
+            # task whose encoder has no parameters.
+            recurrent = build_cell(cell, data.input_size, spec)
+            encoder, head = data.modules(spec.hparams["hidden_size"], spec.task_params)
+            self.encoder, self.cell, self.head = encoder, recurrent, head
         # Mutable containers assigned once: nn.Module.__setattr__ is too slow for per-step use.
         self._run_state: dict[str, Any] = {"state": None}
         self._totals: dict[str, torch.Tensor] = {}
@@ -100,12 +106,17 @@ class SequenceModel(pl.LightningModule):
         #: Called with one row (epoch, seconds, train_loss, val_*) at the end of every epoch.
         self.epoch_listeners: list[Callable[[dict[str, Any]], None]] = []
 
-    def forward(self, inputs: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+    def forward(self, inputs: torch.Tensor | Batch, state: Any = None) -> tuple[torch.Tensor, Any]:
+        """`(predictions, state)` for `inputs` (a composed network takes the whole `Batch`)."""
+        if self.composed:
+            return self.network(inputs), None
         features, state = self.cell(self.encoder(inputs), state)
         return self.head(features), state
 
     def _outputs(self, batch: Batch) -> torch.Tensor:
         """Predictions for one batch, carrying (detached) state if the task asks for it."""
+        if self.composed:
+            return self.network(batch)
         if not self.task.carry_state:
             return self(batch.inputs)[0]
         batch_size = batch.inputs.shape[0]
