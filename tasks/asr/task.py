@@ -24,7 +24,7 @@ from seqbench import Batch, DataContext, IndexedData, Param, SeqbenchError, Task
 from seqbench.userdata import UserSource, existing_file, refuse_foreign_options
 from seqbench_tasks.asr.ctc import decode, edit_distance
 from seqbench_tasks.asr.utterances import SPLITS, Utterances
-from seqbench_tasks.speech.audio import mfcc
+from seqbench_tasks.speech.audio import FRAME_MS, mfcc
 from seqbench_tasks.speech.task import Standardizer, collate
 
 #: What a run folder keeps so that `generate` transcribes without the dataset.
@@ -79,7 +79,7 @@ class AsrData(IndexedData):
                 if len(steps) < ctc_steps_needed(labels.tolist()):
                     raise SeqbenchError(
                         f"'{name}' ({split}) is too short for its transcript: {len(steps)} "
-                        f"steps of {10 * self.stack} ms cannot emit its "
+                        f"steps of {FRAME_MS * self.stack} ms cannot emit its "
                         f"{len(labels)} labels; check the transcript, or use --set stack=1.")
 
     def steps(self, frames: np.ndarray) -> np.ndarray:
@@ -113,7 +113,8 @@ class AsrData(IndexedData):
         return {split: self.items(split) for split in SPLITS}
 
     def describe(self) -> dict[str, Any]:
-        notes = [f"steps of {10 * self.stack} ms ({self.stack} MFCC frames of 10 ms each); "
+        notes = [f"steps of {FRAME_MS * self.stack} ms ({self.stack} MFCC frames of "
+                 f"{FRAME_MS} ms each); "
                  f"alphabet {self.alphabet!r}"]
         for split, texts in self.transcripts.items():
             counts = sorted(Counter(len(t) for t in texts).items())

@@ -18,8 +18,9 @@ from seqbench import DataContext, RemoteFile, SeqbenchError, locate
 
 SAMPLE_RATE = 8000
 N_MFCC = 13
-#: Samples per 10 ms frame step at SAMPLE_RATE.
+#: Samples per frame step at SAMPLE_RATE: 10 ms.
 HOP = 80
+FRAME_MS = HOP * 1000 // SAMPLE_RATE
 
 FSDD_ARCHIVE = RemoteFile(
     "free-spoken-digit-dataset-1.0.10.tar.gz",
