@@ -272,6 +272,7 @@ def generate(
     temperature: Annotated[Optional[float], typer.Option(help="Sampling temperature.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Sampling seed.", min=0, max=MAX_SEED)] = None,
     num: Annotated[Optional[int], typer.Option(help="Number of outputs.")] = None,
+    input_file: Annotated[Optional[Path], typer.Option("--input", help="A file to use the model on (sentences to translate, sequences to label).")] = None,
     settings: SetOption = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "cpu",
     data_dir: Annotated[Optional[Path], typer.Option(help="Canonical data files.")] = None,
@@ -285,7 +286,8 @@ def generate(
               device=device)
     check_output_dir(output or Path(run_dir) / "generated", "--output")
     given = parse_settings(settings)
-    for key, value in (("steps", steps), ("temperature", temperature), ("seed", seed), ("num", num)):
+    for key, value in (("steps", steps), ("temperature", temperature), ("seed", seed), ("num", num),
+                       ("input", None if input_file is None else str(input_file))):
         if value is not None:
             given[key] = value
     with interruptible("files written so far are kept; run the command again for the rest."):
