@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import sacrebleu
 
+import seqbench as sb
 from seqbench import DataContext
 from seqbench.cli import main
 from seqbench.params import resolve
@@ -161,6 +162,20 @@ def test_the_baselines_are_scored_on_the_test_pairs_with_the_task_s_metrics(tmp_
     assert scores["dictionary"]["bleu"] > 90 > scores["copy_source"]["bleu"]
 
 
+def test_a_parameter_budget_gives_each_cell_the_widest_whole_network_that_fits():
+    from seqbench.config import build_spec
+    from seqbench.sweeps.budget import hidden_size_for, parameter_count
+
+    data = translation.check_case().data
+    widths = {}
+    for cell in ("lstm", "gru", "rnn"):
+        spec = build_spec("translation", cell, settings={"task.emb_size": 16})
+        widths[cell] = width = hidden_size_for(spec, data, 50_000)
+        assert parameter_count(spec.with_settings({"hidden_size": width}), data) <= 50_000
+        assert parameter_count(spec.with_settings({"hidden_size": width + 1}), data) > 50_000
+    assert widths["lstm"] < widths["gru"] < widths["rnn"]  # 4, 3 and 1 weight blocks
+
+
 def test_multi30k_sizes_and_round_trips_are_the_published_ones(real_data_dir, tmp_path):
     context = DataContext(data_dir=real_data_dir, cache_dir=tmp_path)
     data = translation.prepare("multi30k-fr-en", context, params(max_train_sentences=500,
@@ -169,6 +184,7 @@ def test_multi30k_sizes_and_round_trips_are_the_published_ones(real_data_dir, tm
     assert {split: len(text.source[split]) for split in SPLITS} == {
         **MULTI30K_SIZES, "train": 500}
     assert text.source["test"][0].startswith("Un homme avec un chapeau orange")
+    assert data.describe()["notes"][0].startswith("split: Multi30k task 1 as published (fr -> en)")
     assert text.target["test"][0] == "A man in an orange hat starring at something."
     # Subwords decode to the text (a stray leading space aside, which BLEU ignores too).
     assert all(data.source_vocab.decode(ids) == sentence.strip() for ids, sentence in
@@ -207,3 +223,28 @@ def test_a_small_real_run_translates_scores_and_generates(real_data_dir, tmp_pat
     assert code == 0, capsys.readouterr().err
     lines = (tmp_path / "out" / "translations.txt").read_text().split("\n")
     assert len(lines) == 4 and lines[1] == ""  # one line per input line, blank kept blank
+
+    run = sb.load(run_dir, data_dir=real_data_dir)  # the same from Python, test sentences
+    [written] = run.generate(tmp_path / "py", num=2, beam=1)
+    assert len(written.read_text().splitlines()) == 2
+
+
+def test_a_run_on_your_parallel_text_translates_from_its_folder_alone(tmp_path, capsys):
+    source, target = write_pairs(tmp_path, 120)
+    code = main(["run", "--cell", "rnn", "--task", "translation", "--dataset", "parallel",
+                 "--epochs", "1", "--hidden-size", "8", "--output-dir", str(tmp_path / "runs"),
+                 "--set", f"source={source}", "--set", f"target={target}", "--set",
+                 "bpe_vocab=60", "--set", "emb_size=8", "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    [run_dir] = (tmp_path / "runs").iterdir()
+    record = json.loads((run_dir / "split.json").read_text())
+    assert sum(map(len, record["items"].values())) == 120
+    source.rename(tmp_path / "moved.de")  # the tokenizers in the run folder are enough
+    sentences = tmp_path / "in.de"
+    sentences.write_text("eins zwei.\n")
+    capsys.readouterr()
+    assert main(["generate", str(run_dir), "--input", str(sentences)]) == 0
+    assert len((run_dir / "generated" / "translations.txt").read_text().splitlines()) == 1
+    capsys.readouterr()
+    assert main(["generate", str(run_dir), "--output", str(tmp_path / "g")]) == 2
+    assert "holds no test sentences; give a file to translate (--input FILE)" in capsys.readouterr().err

@@ -99,7 +99,8 @@ def changed_from(targets: torch.Tensor, start: int) -> torch.Tensor:
     values = torch.unique(targets)
     expect(len(values) > 1, "a training batch with at least two distinct target values",
            f"only {values.tolist()}")
-    changed[:, start:] = values[(torch.searchsorted(values, tail) + 1) % len(values)]
+    changed[:, start:] = values[(torch.searchsorted(values, tail.contiguous()) + 1)
+                                % len(values)]
     return changed
 
 

@@ -43,7 +43,7 @@ def dice_dictionary(source: Sequence[str], target: Sequence[str]) -> dict[str, s
         index: dict[str, int] = {}
         rows, columns = [], []
         for row, sentence in enumerate(sentences):
-            for word in set(words(sentence)):
+            for word in dict.fromkeys(words(sentence)):  # in order: ties break the same way
                 rows.append(row)
                 columns.append(index.setdefault(word, len(index)))
         matrix = sparse.csr_matrix((np.ones(len(rows)), (rows, columns)),

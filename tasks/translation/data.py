@@ -178,8 +178,8 @@ class TranslationData(IndexedData):
         """The test split decoded in exactly the batches the test evaluation read, so the
         written file is what was scored."""
         output = [""] * self.items("test")
+        device = next(network.parameters()).device
         for batch in self.batches("test", batch_size):
-            device = next(network.parameters()).device
             decoded = network.translate(batch.inputs.to(device), batch.extra["beam"])
             for row, tokens in zip(batch.extra["rows"], decoded):
                 output[row] = self.target_vocab.decode(tokens)

@@ -43,7 +43,6 @@ from seqbench import Batch
 from seqbench_tasks.translation.search import beam_search, state_batch_dims
 from seqbench_tasks.translation.vocab import BOS, PAD
 
-ATTENTIONS = ("bahdanau", "luong")
 #: Longest decoded output, as a multiple of the source sentence's length plus a margin
 #: (Multi30k's translations are about as long as their sources).
 MAX_LENGTH_RATIO, MAX_LENGTH_MARGIN = 2, 10
@@ -128,8 +127,9 @@ class Translator(nn.Module):
         self.target_embedding = nn.Embedding(target_vocab_size, emb_size, padding_idx=PAD)
         self.decoder_width = emb_size + hidden_size
         self.decoder = cells(self.decoder_width)
-        self.attention = (AdditiveAttention(hidden_size, memory, hidden_size)
-                          if attention == "bahdanau" else GeneralAttention(hidden_size, memory))
+        scores = {"bahdanau": lambda: AdditiveAttention(hidden_size, memory, hidden_size),
+                  "luong": lambda: GeneralAttention(hidden_size, memory)}
+        self.attention = scores[attention]()
         self.combine = nn.Linear(memory + hidden_size, hidden_size)
         self.output = nn.Linear(hidden_size, target_vocab_size)
         self.dropout = nn.Dropout(dropout)
