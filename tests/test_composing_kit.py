@@ -87,6 +87,13 @@ def test_each_planted_composing_bug_is_caught_by_its_check(network, check, messa
     assert lines and check in lines[0], str(failed.value)
 
 
+def test_the_bidirectional_example_of_the_contract_passes_the_kit():
+    from test_composing import NextValue
+
+    outcomes = {r.check: r.outcome for r in check_task(NextValue(), real_data=False)}
+    assert outcomes["check_targets_unseen"] == outcomes["check_input_size"] == "passed"
+
+
 def test_a_task_that_does_not_compose_cells_skips_the_composing_checks():
     results = {r.check: r for r in check_task("speech", real_data=False)}
     for name in ("check_targets_unseen", "check_parameter_budget"):

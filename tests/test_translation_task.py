@@ -3,6 +3,7 @@ statistics, the baselines, and one small end-to-end run on real Multi30k."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import random
 from pathlib import Path
@@ -176,6 +177,31 @@ def test_a_parameter_budget_gives_each_cell_the_widest_whole_network_that_fits()
     assert widths["lstm"] < widths["gru"] < widths["rnn"]  # 4, 3 and 1 weight blocks
 
 
+def test_missing_multi30k_offline_names_the_file_the_folder_and_the_source(tmp_path, capsys,
+                                                                           monkeypatch):
+    monkeypatch.setenv("SEQBENCH_OFFLINE", "1")
+    code = main(["data", "--task", "translation", "--data-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "'train.de.gz' not found in" in err and "raw.githubusercontent.com/multi30k" in err
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"not gzip", "is not a gzip file"),
+    (gzip.compress("Ein Satz.\n".encode()), "has 1 lines, Multi30k's train "
+     "split has 29000"),
+])
+def test_a_damaged_multi30k_file_is_refused_in_one_line(tmp_path, capsys, content, message):
+    folder = tmp_path / "multi30k"
+    folder.mkdir()
+    for split in ("train", "val", "test_2016_flickr"):
+        for language in ("de", "en"):
+            (folder / f"{split}.{language}.gz").write_bytes(content)
+    code = main(["data", "--task", "translation", "--data-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "train.de.gz" in err, err
+
+
 def test_multi30k_sizes_and_round_trips_are_the_published_ones(real_data_dir, tmp_path):
     context = DataContext(data_dir=real_data_dir, cache_dir=tmp_path)
     data = translation.prepare("multi30k-fr-en", context, params(max_train_sentences=500,
@@ -208,7 +234,7 @@ def test_a_small_real_run_translates_scores_and_generates(real_data_dir, tmp_pat
     assert set(metrics["baselines"]) == {"copy_source", "dictionary"}
     assert "test_items" not in metrics  # corpus BLEU has no per-sentence parts that add up
     translations = (run_dir / "test_translations.txt").read_text().split("\n")[:-1]
-    references = text_lines(__import__("gzip").decompress(
+    references = text_lines(gzip.decompress(
         (real_data_dir / "multi30k" / "test_2016_flickr.en.gz").read_bytes()).decode())
     assert len(translations) == 1000
     assert sacrebleu.corpus_bleu(translations, [references]).score == pytest.approx(
@@ -247,4 +273,5 @@ def test_a_run_on_your_parallel_text_translates_from_its_folder_alone(tmp_path, 
     assert len((run_dir / "generated" / "translations.txt").read_text().splitlines()) == 1
     capsys.readouterr()
     assert main(["generate", str(run_dir), "--output", str(tmp_path / "g")]) == 2
-    assert "holds no test sentences; give a file to translate (--input FILE)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "holds no test sentences; give a file to translate (--input FILE)" in err

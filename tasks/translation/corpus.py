@@ -65,6 +65,10 @@ class Parallel:
         return {split: len(self.source[split]) for split in SPLITS}
 
 
+def empty_splits() -> dict[str, list]:
+    return {split: [] for split in SPLITS}
+
+
 def multi30k_file(split: str, language: str) -> RemoteFile:
     name = f"{MULTI30K_SPLITS[split]}.{language}.gz"
     return RemoteFile(name, "multi30k", MULTI30K_URL.format(name=name), MULTI30K_SHA256[name])
@@ -119,7 +123,7 @@ def read_user_pairs(paths: list[Path]) -> Parallel:
                             f"{len(target)}; line i of one must translate line i of the other.")
     pairs = [(s.strip(), t.strip()) for s, t in zip(source, target)]
     kept = [(s, t) for s, t in pairs if s and t]
-    parallel = Parallel({split: [] for split in SPLITS}, {split: [] for split in SPLITS}, paths,
+    parallel = Parallel(empty_splits(), empty_splits(), paths,
                         f"{VALID_PERCENT}% valid and {TEST_PERCENT}% test by a hash of each "
                         "pair")
     for s, t in kept:

@@ -22,7 +22,7 @@ from typing import Any
 from seqbench import DataContext, Param, SeqbenchError, Task
 from seqbench.userdata import existing_file, read_user_text, refuse_foreign_options
 from seqbench_tasks.translation import vocab
-from seqbench_tasks.translation.corpus import PARALLEL, SPLITS, Parallel, text_lines
+from seqbench_tasks.translation.corpus import PARALLEL, Parallel, empty_splits, text_lines
 from seqbench_tasks.translation.data import TOKENIZERS, TranslationData
 
 
@@ -97,12 +97,9 @@ class TranslationTask(Task):
         if dataset != PARALLEL or not all(path.is_file() for path in paths):
             return None
         source_vocab, target_vocab = (vocab.Vocabulary(path.read_text()) for path in paths)
-        def empty() -> dict[str, list]:
-            return {split: [] for split in SPLITS}
-
-        text = Parallel(empty(), empty(), [], f"the vocabularies of {run_dir}")
+        text = Parallel(empty_splits(), empty_splits(), [], f"the vocabularies of {run_dir}")
         return TranslationData(f"the vocabularies of {run_dir}", vocab.Encoded(
-            text, source_vocab, target_vocab, empty(), empty()), params)
+            text, source_vocab, target_vocab, empty_splits(), empty_splits()), params)
 
     def check_case(self):
         """Hand-checkable translations for the conformance kit (see `check.py`)."""
