@@ -127,7 +127,10 @@ class TaskData(ABC):
         fresh weights of the run's cell, with the searched hyperparameters), so every cell
         is compared inside the same model and `--param-budget` counts the whole of it. The
         module's `forward(batch)` returns the outputs that `loss`, `statistics` and
-        `item_scores` receive; no state is carried across batches.
+        `item_scores` receive; no state is carried across batches. Inputs and targets may
+        differ in length (a sentence and its translation): `Batch.mask` then marks the
+        targets' real steps, and a decoder's teacher-forced inputs come from
+        `Batch.targets` (shifted), so the kit can check that no output sees its target.
         """
         raise SeqbenchError(f"{type(self).__name__} declares that its task composes cells "
                             "but does not implement network().")
