@@ -20,6 +20,7 @@ from seqbench import registry, runs
 from seqbench.config import RunSpec, build_spec
 from seqbench.contracts import Cell, Task, TaskData
 from seqbench.errors import SeqbenchError
+from seqbench.suite import suites  # noqa: F401 - the API's `sb.suites()`
 
 if TYPE_CHECKING:
     import pandas

@@ -407,6 +407,28 @@ def publish(
                f"report --storage {to / RESULTS_JOURNAL} --study {study} --output-dir {to}")
 
 
+suite_app = typer.Typer(help="Benchmark suites: datasets with their budgets and reasons, "
+                        "as data (TOML).", no_args_is_help=True)
+app.add_typer(suite_app, name="suite")
+
+
+@suite_app.command("list")
+def suite_list() -> None:
+    """The suites that ship: their size, tasks, cells and estimated cost on this machine."""
+    from seqbench.suite.show import print_suites
+
+    print_suites()
+
+
+@suite_app.command("show")
+def suite_show(suite: Annotated[str, typer.Argument(help="A shipped suite's name or a "
+                                                    "suite file (.toml).")]) -> None:
+    """Every dataset of a suite: its budget, what is reduced, its cost and why it is in."""
+    from seqbench.suite.show import print_suite
+
+    print_suite(suite)
+
+
 new_app = typer.Typer(help="Start a plugin: an installable distribution that already "
                       "passes the conformance kit and trains.", no_args_is_help=True)
 app.add_typer(new_app, name="new")

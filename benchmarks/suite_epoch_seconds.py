@@ -1,0 +1,115 @@
+"""Seconds per training epoch for a suite's datasets and cells, at each task's defaults,
+one thread per run: the measurements `seqbench suite list` estimates a suite's cost from.
+
+One thread per run is how a sweep with `--jobs 2` trains on a 2-core machine (each worker
+gets one core). Each (dataset, cell) trains `--epochs` epochs (default 2) at the task's
+default configuration and the last epoch's seconds (training plus validation, from the
+run's history.csv) are kept: the first epoch also pays one-off costs (kernel selection,
+numba compilation, caches). Each run is a fresh spawned process, as every trial, re-run
+and final of a sweep is, so its seconds outside its epochs (`setup`: importing torch and
+Lightning, preparing the data, testing, the baselines) are what a sweep pays per run; the
+median over the cells is kept. Measured entries replace earlier ones in the file; entries
+not measured now (another machine's, or ones taken from published run records) are kept.
+
+    python benchmarks/suite_epoch_seconds.py standard --datasets speech/coffee,music/jsb \\
+        --cells lstm,gru,rnn
+
+writes suites/epoch-seconds.toml (or --output). Run it through the torch queue.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import multiprocessing
+import os
+import platform
+import statistics
+import tempfile
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+from seqbench import threads
+from seqbench.suite import load_suite
+from seqbench.suite.cost import MEASUREMENTS, Measurements, format_measurements, read_measurements
+
+HEADER = """Seconds per training epoch (training + validation) at each task's default configuration,
+one thread per run (as each worker of `seqbench sweep --jobs 2` on a 2-core machine), and
+finished sweeps that calibrate how early runs stop (seqbench/suite/cost.py).
+Rebuild: python benchmarks/suite_epoch_seconds.py SUITE [--datasets T/D,...] [--cells ...]"""
+
+
+def machine() -> str:
+    """The CPU, its cores, the thread count, torch's version and today's date."""
+    cpu = platform.processor() or "unknown CPU"
+    if Path("/proc/cpuinfo").exists():
+        names = [line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                 if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    return (f"{cpu}, {len(os.sched_getaffinity(0))} cores, 1 thread per run, torch "
+            f"{version('torch')}, {datetime.date.today().isoformat()}")
+
+
+def train(task: str, dataset: str, cell: str, epochs: int, folder: str) -> None:
+    """One run at the task's defaults (in a spawned process, from `epoch_seconds`)."""
+    import seqbench as sb
+
+    threads.configure(1)
+    sb.run(task=task, cell=cell, dataset=dataset, epochs=epochs, min_epochs=epochs,
+           output_dir=folder, progress=False)
+
+
+def epoch_seconds(task: str, dataset: str, cell: str, epochs: int) -> tuple[float, float]:
+    """(the last epoch's seconds, the run's seconds outside its epochs)."""
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        process = multiprocessing.get_context("spawn").Process(
+            target=train, args=(task, dataset, cell, epochs, folder))
+        process.start()
+        process.join()
+        wall = time.perf_counter() - start
+        if process.exitcode != 0:
+            raise SystemExit(f"{task}/{dataset} {cell}: the run failed ({process.exitcode})")
+        (history,) = Path(folder).glob("*/history.csv")
+        with open(history, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    return float(rows[-1]["seconds"]), wall - sum(float(row["seconds"]) for row in rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("suite")
+    parser.add_argument("--datasets", default="", help="task/dataset,... (default: all)")
+    parser.add_argument("--cells", default="", help="default: the suite's required cells")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--output", type=Path, default=None)
+    args = parser.parse_args()
+    threads.configure(1)
+    suite = load_suite(args.suite)
+    output = args.output or suite.path.parent / MEASUREMENTS
+    chosen = set(filter(None, args.datasets.split(",")))
+    cells = tuple(filter(None, args.cells.split(","))) or suite.cells
+    old = read_measurements(output) if output.is_file() else Measurements("", {}, {})
+    seconds = {key: dict(value) for key, value in old.seconds.items()}
+    how, setup = dict(old.how), dict(old.setup)
+    for item in suite.datasets:
+        if chosen and item.name not in chosen:
+            continue
+        key = (item.task, item.dataset)
+        overheads = []
+        for cell in cells:
+            seconds.setdefault(key, {})[cell], overhead = epoch_seconds(*key, cell, args.epochs)
+            overheads.append(overhead)
+            print(f"{item.name} {cell}: {seconds[key][cell]:.3g} s per epoch, {overhead:.3g} s "
+                  "outside them", flush=True)
+            how[key] = (f"measured: epoch {args.epochs} of {args.epochs} at the task's "
+                        "defaults")
+            setup[key] = statistics.median(overheads)
+            output.write_text(format_measurements(
+                Measurements(machine(), seconds, how, old.calibrations, setup), HEADER))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""`seqbench suite list` and `seqbench suite show`: the suites and their datasets as tables."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from rich.console import Console
+from rich.table import Table
+
+from seqbench.suite import Priced, load_suite, priced, suites
+
+
+def hours(value: float | None) -> str:
+    return "not measured" if value is None else f"{value:,.1f}"
+
+
+def cost_line(listing: Priced, jobs: int = 2) -> str:
+    """"N core-hours (about M h with --jobs 2)", and what it leaves out."""
+    if listing.machine is None:
+        return "no measurements beside the suite"
+    total = listing.hours or 0.0
+    missing = f"; without {', '.join(listing.unmeasured)}" if listing.unmeasured else ""
+    return f"{total:,.0f} core-hours (about {total / jobs:,.0f} h with --jobs {jobs}){missing}"
+
+
+def print_suites() -> None:
+    """One row per shipped suite: size, tasks, cells and estimated cost."""
+    table = Table(title="seqbench suites", title_justify="left")
+    for column in ("suite", "datasets", "tasks", "cells (+ optional, where installed)",
+                   "estimated cost"):
+        table.add_column(column, overflow="fold")
+    machines = set()
+    for name, listing in suites().items():
+        suite = listing.suite
+        tasks = Counter(d.task for d in suite.datasets)
+        optional = f" (+ {', '.join(suite.optional_cells)})" if suite.optional_cells else ""
+        table.add_row(name, str(len(suite.datasets)),
+                      ", ".join(f"{task} {count}" for task, count in sorted(tasks.items())),
+                      ", ".join(suite.cells) + optional, cost_line(listing))
+        machines.add(listing.machine)
+    console = Console()
+    console.print(table)
+    for machine in sorted(m for m in machines if m):
+        console.print(f"Costs: the required cells, from epoch times measured on {machine}, "
+                      "scaled by how early finished sweeps stopped (seqbench/suite/cost.py).")
+    console.print("Datasets, budgets and reasons: seqbench suite show NAME")
+
+
+def print_suite(name: str) -> None:
+    """Every dataset of one suite: budget, what is reduced, estimated cost and reason."""
+    listing = priced(load_suite(name))
+    suite = listing.suite
+    table = Table(title=f"suite {suite.name}: {suite.summary}", title_justify="left")
+    for column in ("task/dataset", "trials", "epochs", "seeds", "reduced", "core-hours",
+                   "of the bound"):
+        table.add_column(column, overflow="fold", no_wrap=column == "task/dataset")
+    costs = {c.dataset.name: c for c in listing.costs}
+    for item in suite.datasets:
+        cost = costs.get(item.name)
+        table.add_row(item.name, str(item.trials), str(item.epochs), str(item.seeds),
+                      ", ".join(item.reductions()) or "no",
+                      hours(cost.hours if cost else None),
+                      f"{cost.factor:.2f}" if cost else "")
+    console = Console()
+    console.print(table)
+    for item in suite.datasets:
+        console.print(f"[bold]{item.name}[/]: {item.reason}", highlight=False)
+    console.print(f"cells: {', '.join(suite.cells)}; optional (where installed): "
+                  f"{', '.join(suite.optional_cells) or 'none'}; installed here: "
+                  f"{', '.join(suite.installed_optional_cells()) or 'none'}")
+    console.print(f"estimated cost: {cost_line(listing)}"
+                  + (f", measured on {listing.machine}" if listing.machine else ""))
+    console.print("'of the bound': the share of the bound (every run to its last epoch) that "
+                  "finished sweeps of the task took; 1.00 where none has finished yet.")
+    console.print(f"file: {suite.path}")
