@@ -203,7 +203,8 @@ def test_a_binary_report_tests_seeds_and_items_and_shows_mcnemar_given_the_model
     assert "| **rnn** | 0.925 |" in table and "| lstm | 0.55 |" in table
     assert "\\textit{majority (baseline)} & 0.25" in (folder / "table.tex").read_text()
     assert "Sources of chance counted: training seeds (2 per cell) and test sampling (the 20 " \
-           "test items as independent draws). Not counted: the search" in table
+           "test items as independent draws; task 'fake' is not installed here to say whether " \
+           "its items share data). Not counted: the search" in table
     assert "Given these trained models: the exact McNemar test, because test_accuracy is " \
            "right or wrong on each of the 20 test items" in table
     assert "| 1.53e-05 (4.58e-05); 17/0 |" in table  # gru − lstm, McNemar (Holm); discordant
@@ -257,7 +258,7 @@ def test_against_a_reference_compares_each_cell_with_it_only(tmp_path):
     assert [float(pairs[pair]["p_holm"]) for pair in ("lstm-gru", "lstm-rnn")] == \
         pytest.approx(stats.holm(new))
     table = (folder / "table.md").read_text()
-    assert "Holm-corrected over 2 comparisons, each cell against lstm;" in table
+    assert "Holm-corrected over 2 comparisons, each cell against lstm, and" in table
     assert "--against lstm --output-dir" in table
     assert "Bold: not significantly worse than lstm." in table
     assert not (tmp_path / "other").exists()  # refused before any folder was written

@@ -160,7 +160,7 @@ def two_level(cells: list[CellSummary]) -> tuple[dict[str, resampling.SeedItems]
                 for cell, per in scores.items()}
     blocks = next(iter(matrices.values())).blocks
     unit = (f"the {len(items.items):,} test items as independent draws"
-            + (f" ({unknown})" if unknown else "") if span == 1 else
+            + (f"; {unknown}" if unknown else "") if span == 1 else
             f"the {len(items.items):,} test items in {blocks} blocks of {span} consecutive "
             "items, since closer items share data")
     return (matrices, f"Sources of chance counted: training seeds ({seeds} per cell) and test "

@@ -205,7 +205,7 @@ def power_sentence(ranking: Ranking) -> str:
 def bayes_section(ranking: Ranking, grouped: dict[tuple[str, str], list[CellSummary]]
                   ) -> tuple[list[str], str]:
     """The Bayesian table per pair, and its verdicts in words (or why there are none)."""
-    missing = bayes.unavailable()
+    missing = bayes.unavailable(len(ranking.datasets))
     if missing:
         return [], f"The Bayesian hierarchical comparison was not computed: {missing}."
     try:
@@ -215,19 +215,19 @@ def bayes_section(ranking: Ranking, grouped: dict[tuple[str, str], list[CellSumm
     rows = [[f"{escape(v.a)} − {escape(v.b)}", f"{v.a_better:.3f}", f"{v.equivalent:.3f}",
              f"{v.b_better:.3f}", escape(v.decision() or "undecided")] for v in verdicts]
     decided = [v.decision() for v in verdicts if v.decision()]
-    words = (f"By the Bayesian hierarchical comparison, {'; '.join(decided)} (posterior "
-             f"probability at least {bayes.DECIDED})" if decided else
-             "The Bayesian hierarchical comparison decides no pair")
-    undecided = len(verdicts) - len(decided)
-    if undecided:
-        words += (f"{'; for the other ' + str(undecided) if decided else ': for every'} "
-                  "pair the evidence says neither which cell is better across datasets nor "
-                  "that they are equivalent within ±"
-                  f"{bayes.ROPE:.0%}")
-    table = html.table(["pair (first − second)", "P(first better by > ±"
-                        f"{bayes.ROPE:.0%})", "P(within ±" f"{bayes.ROPE:.0%})",
-                        "P(second better)", "decision"], rows)
-    return [table], words + "."
+    rope = f"±{bayes.ROPE:.0%}"
+    if not decided:
+        words = ("The Bayesian hierarchical comparison decides no pair: for each, the evidence "
+                 "says neither which cell is better across datasets nor that the two are "
+                 f"equivalent within {rope}.")
+    else:
+        undecided = len(verdicts) - len(decided)
+        words = (f"By the Bayesian hierarchical comparison, {'; '.join(decided)} (posterior "
+                 f"probability at least {bayes.DECIDED})"
+                 + (f"; the other {undecided} pair(s) stay undecided." if undecided else "."))
+    table = html.table(["pair (first − second)", f"P(first better by more than {rope})",
+                        f"P(within {rope})", "P(second better)", "decision"], rows)
+    return [table], words
 
 
 def evidence_section(ranking: Ranking, grouped: dict[tuple[str, str], list[CellSummary]]
