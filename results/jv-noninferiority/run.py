@@ -46,14 +46,12 @@ def arms(cell: str) -> dict[str, object]:
 
 def train(spec, seeds: int, out: Path) -> list[Path]:
     """`spec` with seeds FIRST_SEED.., reusing finished runs under `out`."""
-    from dataclasses import replace
-
     import seqbench as sb
     from seqbench import runs as records
 
     folders = []
     for seed in range(FIRST_SEED, FIRST_SEED + seeds):
-        seeded = replace(spec, seed=seed)
+        seeded = sb.spec_for(spec=spec, seed=seed)
         folder = records.completed_run(out, seeded)
         if folder is None:
             started = time.perf_counter()
