@@ -16,8 +16,9 @@ model takes one matrix. baycomp's model treats the scores of a dataset as correl
 cross-validation folds with correlation 1/(number of scores); final seeds are independent,
 so this widens each dataset's uncertainty somewhat: the probabilities are conservative.
 
-The model is sampled by Stan (pystan, the `bayes` extra), seeded so that a report rebuilds
-the same numbers; baycomp does not pass a seed to Stan, so `stan.build` is given one here.
+The model is sampled by Stan (baycomp and pystan: the `bayes` extra), seeded so that a
+report rebuilds the same numbers; baycomp does not pass a seed to Stan, so `stan.build` is
+given one here.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ ROPE = 0.01
 #: A pair is decided where one of the three outcomes has at least this posterior probability.
 DECIDED = 0.95
 #: Posterior draws per chain (after baycomp's 1,000 warm-up steps): 4 x 1,000 draws put a
-#: probability within about ±0.02; each pair samples in about 5-20 s on one core.
+#: probability within about ±0.02; each pair samples in about 5-10 s on one core.
 SAMPLES, CHAINS, SEED = 1000, 4, 0
 #: Two datasets cannot show how much datasets differ, which the model must estimate.
 MIN_DATASETS = 3
@@ -115,9 +116,10 @@ def unavailable(datasets: int) -> str:
         return (f"{datasets} datasets cannot show how much datasets differ, which the model "
                 f"estimates; it needs at least {MIN_DATASETS}")
     try:
+        import baycomp  # noqa: F401
         import stan  # noqa: F401
     except ImportError as exc:
-        return f"it needs pystan ({INSTALL}; here: {exc})"
+        return f"it needs baycomp and pystan ({INSTALL}; here: {exc})"
     return ""
 
 

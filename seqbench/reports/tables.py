@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from seqbench.reports.collect import CellSummary
-from seqbench.reports.compare import ALPHA, Pairwise
+from seqbench.reports.compare import ALPHA, Comparison, Pairwise
 from seqbench.reports.stats import LEVEL
 
 #: What a table's interval is, in words (Markdown, the page and LaTeX say the same).
@@ -105,7 +105,7 @@ def span(low: float, high: float) -> str:
     return "n/a" if math.isnan(low) else f"[{_fmt(low)}, {_fmt(high)}]"
 
 
-def pair_cells(pairwise: Pairwise, c: Any) -> list[str]:
+def pair_cells(pairwise: Pairwise, c: Comparison) -> list[str]:
     """One pair's entries as the Markdown and the page show them (text, unescaped)."""
     models = (f"{_fmt(c.p_models, 3)} ({_fmt(c.p_models_holm, 3)})"
               + (f"; {c.detail}" if c.detail else "")) if pairwise.models_test else "–"
@@ -219,7 +219,8 @@ def markdown(cells: list[CellSummary], rows_: list[dict[str, Any]], pairwise: Pa
         lines.append(f"| *{name} (baseline)* | {_fmt(value)} | | | | | | | |")
     lines += [
         "",
-        f"{metric}: {arrow}. Mean over the final seeds with its {INTERVAL}. val: the selected configuration's validation value in the search and "
+        f"{metric}: {arrow}. Mean over the final seeds with its {INTERVAL}. val: the "
+        "selected configuration's validation value in the search and "
         "its mean over the selection re-run seeds; (defaults): no tuned configuration beat "
         "the defaults by more than one standard error there, so the defaults were kept. "
         f"Bold: {pairwise.top_means()}. \"better than\" lists the cells this one beats by "
