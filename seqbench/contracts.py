@@ -318,6 +318,17 @@ class Task(ABC):
         dataset. None (the default) means the dataset is loaded as for training."""
         return None
 
+    def test_item_span(self, dataset: str, params: Mapping[str, Any]) -> int:
+        """How many consecutive test items (in `TaskData.item_scores` order) may share data.
+
+        1 (the default): the items are independent draws (recordings, pieces, series).
+        Windows that slide over one series share observations; a report then resamples
+        blocks of this many consecutive items, so that overlap is not counted as evidence.
+        Answered from the dataset name and the task's parameters alone (no data loaded), so
+        a report can ask it of runs recorded before this hook existed.
+        """
+        return 1
+
     def check_case(self) -> CheckCase | None:
         """A tiny in-memory instance with known metrics, for `seqbench.testing.check_task`.
 

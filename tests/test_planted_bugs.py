@@ -13,7 +13,7 @@ import pytest
 from seqbench import Param, registry
 from seqbench.errors import SeqbenchError
 from seqbench.testing import CheckFailed, check_cell, check_task
-from tests.planted import SumTask, planted_cell
+from planted import SumTask, planted_cell
 
 
 def failures(run) -> dict[str, str]:
