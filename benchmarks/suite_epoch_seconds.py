@@ -32,12 +32,12 @@ from importlib.metadata import version
 from pathlib import Path
 
 from seqbench import threads
-from seqbench.suite import load_suite
-from seqbench.suite.cost import MEASUREMENTS, Measurements, format_measurements, read_measurements
+from seqbench.benchsuite import load_suite
+from seqbench.benchsuite.cost import MEASUREMENTS, Measurements, format_measurements, read_measurements
 
 HEADER = """Seconds per training epoch (training + validation) at each task's default configuration,
 one thread per run (as each worker of `seqbench sweep --jobs 2` on a 2-core machine), and
-finished sweeps that calibrate how early runs stop (seqbench/suite/cost.py).
+finished sweeps that calibrate how early runs stop (seqbench/benchsuite/cost.py).
 Rebuild: python benchmarks/suite_epoch_seconds.py SUITE [--datasets T/D,...] [--cells ...]"""
 
 

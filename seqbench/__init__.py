@@ -15,8 +15,8 @@ from seqbench.errors import SeqbenchError
 from seqbench.params import Param
 
 #: Names served by `seqbench.api`, imported when first used.
-_API = ("Comparison", "Run", "RunSpec", "cells", "load", "register", "run", "spec_for", "suites",
-        "sweep", "tasks")
+_API = ("Comparison", "Run", "RunSpec", "cells", "load", "register", "report", "run", "spec_for",
+        "suite", "suites", "sweep", "tasks")
 
 __all__ = [
     "Batch",

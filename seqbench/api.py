@@ -1,4 +1,5 @@
-"""The Python API: `seqbench.run`, `load`, `sweep`, `cells`, `tasks`, `register`.
+"""The Python API: `seqbench.run`, `load`, `sweep`, `report`, `suite`, `cells`, `tasks`,
+`register`.
 
 The same calls the command line makes, for notebooks and scripts: a run returns a `Run`
 holding its metrics, its per-epoch history as a DataFrame and the best-epoch model ready to
@@ -20,7 +21,7 @@ from seqbench import registry, runs
 from seqbench.config import RunSpec, build_spec
 from seqbench.contracts import Cell, Task, TaskData
 from seqbench.errors import SeqbenchError
-from seqbench.suite import suites  # noqa: F401 - the API's `sb.suites()`
+from seqbench.benchsuite import suites  # noqa: F401 - the API's `sb.suites()`
 
 if TYPE_CHECKING:
     import pandas
@@ -328,6 +329,37 @@ def sweep(
     run_sweep(plan)
     return Comparison(storage=plan.storage, study=study, task=plan.task,
                       dataset=plan.dataset, cells=names)
+
+
+def report(output_dir: PathLike, storage: str = "sweeps/sweeps.journal", task: str | None = None,
+           dataset: str | None = None, study: str = "seqbench",
+           against: str | None = None) -> list[Path]:
+    """Write a sweep's tables, significance tests and plots, one folder per (task, dataset)
+    under `output_dir` (and, for every dataset at once, `index.html` ranking the cells);
+    return the folders. `against` compares every cell with that one only."""
+    from seqbench.reports import write_reports
+    from seqbench.sweeps.storage import storage_url
+
+    runs.check_output_dir(Path(output_dir))
+    return write_reports(storage_url(storage, Path(output_dir)), Path(output_dir), study=study,
+                         task=task, dataset=dataset, against=against)
+
+
+def suite(name: str | PathLike, *, jobs: int = 1, study: str | None = None,
+          storage: str | None = None, output_dir: PathLike = "sweeps",
+          report_dir: PathLike | None = None, data_dir: PathLike | None = None,
+          device: str = "auto", poll_seconds: float = 10.0) -> Path:
+    """Run a benchmark suite (a shipped suite's name or a suite file) as `seqbench suite run`:
+    every dataset's sweep under one study name (default: the suite's name) in one storage,
+    shared with any other worker running the same suite there, then the cross-dataset
+    report; return its folder (default OUTPUT_DIR/reports/STUDY, with index.html).
+    Re-running it resumes; `jobs` is each sweep's parallel processes; a worker left with
+    nothing to take looks at the storage every `poll_seconds` until the others finish."""
+    from seqbench.benchsuite.run import run_suite
+
+    return run_suite(name, jobs=jobs, study=study, storage=storage, output_dir=output_dir,
+                     report_dir=report_dir, data_dir=data_dir, device=device,
+                     poll_seconds=poll_seconds)
 
 
 def _settings_as_text(settings: Mapping[str, Any]) -> dict[str, str]:

@@ -419,7 +419,7 @@ app.add_typer(suite_app, name="suite")
 @suite_app.command("list")
 def suite_list() -> None:
     """The suites that ship: their size, tasks, cells and estimated cost on this machine."""
-    from seqbench.suite.show import print_suites
+    from seqbench.benchsuite.show import print_suites
 
     print_suites()
 
@@ -428,9 +428,39 @@ def suite_list() -> None:
 def suite_show(suite: Annotated[str, typer.Argument(help="A shipped suite's name or a "
                                                     "suite file (.toml).")]) -> None:
     """Every dataset of a suite: its budget, what is reduced, its cost and why it is in."""
-    from seqbench.suite.show import print_suite
+    from seqbench.benchsuite.show import print_suite
 
     print_suite(suite)
+
+
+@suite_app.command("run")
+def suite_run(
+    suite: Annotated[str, typer.Argument(help="A shipped suite's name or a suite file (.toml).")],
+    jobs: Annotated[int, typer.Option(help="Parallel trial processes of each dataset's sweep on this machine.")] = 1,
+    storage: Annotated[Optional[str], typer.Option(envvar=STORAGE_ENV, show_envvar=True, help="Optuna storage every worker of the suite shares: a journal file (default: OUTPUT_DIR/sweeps.journal; workers on this machine) or an RDB URL (postgresql://...; workers on many machines).")] = None,
+    study: Annotated[Optional[str], typer.Option(help="Study name prefix (default: the suite's name); studies are STUDY/TASK/DATASET/CELL.")] = None,
+    output_dir: Annotated[Path, typer.Option(help="Trial and final run records (and the default journal).")] = Path("sweeps"),
+    report_dir: Annotated[Optional[Path], typer.Option(help="Where the report goes (default: OUTPUT_DIR/reports/STUDY).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    data_dir: Annotated[Optional[Path], typer.Option(help="Canonical data files.")] = None,
+    poll_seconds: Annotated[float, typer.Option(help="How often a worker with nothing left to take looks again while others finish.", min=0.1)] = 10.0,
+    threads: ThreadsOption = None,
+) -> None:
+    """Sweep every dataset of a suite in one storage, then report across datasets.
+
+    Resumable: run it again after a stop and it goes on. Start it in several terminals or
+    on several machines sharing one storage and each worker takes the next free dataset."""
+    from seqbench import threads as thread_policy
+
+    thread_policy.configure(threads, jobs=max(1, jobs))  # before anything imports torch
+    from seqbench.api import suite as run_suite
+
+    with interruptible("finished datasets and completed trials are kept in the storage; run "
+                       "the same command again to go on.", overrule=True):
+        folder = run_suite(suite, jobs=jobs, study=study, storage=storage,
+                           output_dir=output_dir, report_dir=report_dir, data_dir=data_dir,
+                           device=device, poll_seconds=poll_seconds)
+    typer.echo(f"Report across the suite's datasets: {folder / 'index.html'}")
 
 
 new_app = typer.Typer(help="Start a plugin: an installable distribution that already "

@@ -10,8 +10,8 @@ import pytest
 import seqbench as sb
 from seqbench import SeqbenchError
 from seqbench.cli import main
-from seqbench.suite import load_suite, suite_files
-from seqbench.suite.cost import (
+from seqbench.benchsuite import load_suite, suite_files
+from seqbench.benchsuite.cost import (
     SELECTION_RUNS,
     Calibration,
     Measurements,
@@ -21,7 +21,7 @@ from seqbench.suite.cost import (
     format_measurements,
     read_measurements,
 )
-from seqbench.suite.spec import parse_suite
+from seqbench.benchsuite.spec import parse_suite
 
 GOOD = """
 summary = "two datasets"
@@ -88,8 +88,8 @@ def test_a_suite_fills_budgets_and_says_what_is_reduced(tmp_path):
     (("max_time = 90", "max_time = -1"), r"max_time must be a number of seconds above 0"),
     (('reason = "offline"\n', ""), r"datasets\[0\] has no reason"),
     (('reason = "offline"', 'reason = " "'), r"reason must be a non-empty string"),
-    (('dataset = "airline"', 'dataset = "japanese-vowels"'), r"speech/japanese-vowels is listed "
-                                                               r"twice"),
+    (('task = "forecasting"\ndataset = "airline"', 'task = "speech"\ndataset = "japanese-vowels"'),
+     r"speech/japanese-vowels is listed twice"),
     (('summary = "two datasets"', 'summary = "two datasets"\nsummery = 1'),
      r"has no key 'summery'"),
     (("[full_budget]\ntrials = 30\n", "[full_budget]\n"), r"\[full_budget\] has no trials"),

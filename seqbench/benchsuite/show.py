@@ -7,7 +7,7 @@ from collections import Counter
 from rich.console import Console
 from rich.table import Table
 
-from seqbench.suite import Priced, load_suite, priced, suites
+from seqbench.benchsuite import Priced, load_suite, priced, suites
 
 
 def hours(value: float | None) -> str:
@@ -42,7 +42,7 @@ def print_suites() -> None:
     console.print(table)
     for machine in sorted(m for m in machines if m):
         console.print(f"Costs: the required cells, from epoch times measured on {machine}, "
-                      "scaled by how early finished sweeps stopped (seqbench/suite/cost.py).")
+                      "scaled by how early finished sweeps stopped (seqbench/benchsuite/cost.py).")
     console.print("Datasets, budgets and reasons: seqbench suite show NAME")
 
 

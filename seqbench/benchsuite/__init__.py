@@ -18,8 +18,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from seqbench.errors import SeqbenchError, unknown_name
-from seqbench.suite.cost import MEASUREMENTS, DatasetCost, estimate, read_measurements, summary
-from seqbench.suite.spec import Suite, SuiteDataset, parse_suite
+from seqbench.benchsuite.cost import MEASUREMENTS, DatasetCost, estimate, read_measurements, summary
+from seqbench.benchsuite.spec import Suite, SuiteDataset, parse_suite
 
 GROUP = "seqbench.suites"
 

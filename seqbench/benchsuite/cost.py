@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from seqbench.errors import SeqbenchError
-from seqbench.suite.spec import SuiteDataset, read_toml
+from seqbench.benchsuite.spec import SuiteDataset, read_toml
 
 #: The file of measurements in a folder of suites.
 MEASUREMENTS = "epoch-seconds.toml"

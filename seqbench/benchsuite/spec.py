@@ -68,8 +68,8 @@ class SuiteDataset:
 
     def reductions(self) -> list[str]:
         """What is smaller than the full budget, in words ("20 of 30 trials")."""
-        reduced = [f"{getattr(self, key)} of {full} {key}" for key, full in self.full.items()
-                   if getattr(self, key) < full]
+        reduced = [f"{getattr(self, key)} of {self.full[key]} {key}"
+                   for key in ("trials", "epochs", "seeds") if getattr(self, key) < self.full[key]]
         return reduced + ([f"{self.max_time:g} s per run"] if self.max_time else [])
 
 
