@@ -433,6 +433,23 @@ def suite_show(suite: Annotated[str, typer.Argument(help="A shipped suite's name
     print_suite(suite)
 
 
+@suite_app.command("check")
+def suite_check(
+    suite: Annotated[str, typer.Argument(help="A shipped suite's name or a suite file (.toml).")],
+    datasets: Annotated[Optional[str], typer.Option(help="Only these, as TASK/DATASET,... (default: all).")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Canonical data files.")] = None,
+) -> None:
+    """Load every dataset of a suite as its runs will (filling the cache they reuse), and
+    say which do not load here, before the hours of training start."""
+    from seqbench.benchsuite.show import print_check
+
+    results = print_check(suite, data_dir, _split_names(datasets or ""))
+    failed = [result.dataset.name for result in results if result.error]
+    if failed:
+        raise SeqbenchError(f"{len(failed)} of {len(results)} datasets of suite '{suite}' do "
+                            f"not load: {', '.join(failed)} (reasons above).")
+
+
 @suite_app.command("run")
 def suite_run(
     suite: Annotated[str, typer.Argument(help="A shipped suite's name or a suite file (.toml).")],

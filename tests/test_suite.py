@@ -56,7 +56,7 @@ def write(tmp_path: Path, text: str, name: str = "mine.toml") -> Path:
 
 def test_the_standard_suite_ships_with_at_least_24_datasets_over_every_task():
     suite = load_suite("standard")
-    assert suite_files()["standard"] == suite.path and suite.path.parent.name == "suites"
+    assert suite_files()["standard"] == suite.path and suite.path.name == "standard.toml"
     assert len(suite.datasets) >= 24 and suite.cells == ("lstm", "gru", "rnn")
     assert {d.task for d in suite.datasets} == {"speech", "music", "lm", "asr", "translation",
                                                 "forecasting"}

@@ -1,13 +1,15 @@
-"""`seqbench suite list` and `seqbench suite show`: the suites and their datasets as tables."""
+"""`seqbench suite list`, `show` and `check`: the suites and their datasets as tables."""
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 
 from rich.console import Console
 from rich.table import Table
 
 from seqbench.benchsuite import Priced, load_suite, priced, suites
+from seqbench.benchsuite.check import DatasetCheck, check_suite
 
 
 def hours(value: float | None) -> str:
@@ -73,3 +75,30 @@ def print_suite(name: str) -> None:
     console.print("'of the bound': the share of the bound (every run to its last epoch) that "
                   "finished sweeps of the task took; 1.00 where none has finished yet.")
     console.print(f"file: {suite.path}")
+
+
+def print_check(name: str, data_dir: str | os.PathLike[str] | None = None,
+                only: tuple[str, ...] = ()) -> list[DatasetCheck]:
+    """Load every dataset of a suite, one line each as it loads, then a table; return the
+    results (the caller turns failures into exit code 2)."""
+    console = Console()
+    suite = load_suite(name)
+
+    def line(result: DatasetCheck) -> None:
+        state = f"[red]failed[/]: {result.error}" if result.error else "loaded"
+        console.print(f"{result.dataset.name}: {state} ({result.seconds:.1f} s)",
+                      highlight=False)
+
+    results = check_suite(suite, data_dir, only, shown=line)
+    table = Table(title=f"suite {suite.name}: datasets as a run loads them",
+                  title_justify="left")
+    for column in ("task/dataset", "items per split", "shortest sequence", "seconds",
+                   "loads"):
+        table.add_column(column, overflow="fold", no_wrap=column == "task/dataset")
+    for result in results:
+        items = ", ".join(f"{split} {count:,}" for split, count in (result.items or {}).items())
+        table.add_row(result.dataset.name, items or "-",
+                      "-" if result.shortest is None else str(result.shortest),
+                      f"{result.seconds:.1f}", "no: " + result.error if result.error else "yes")
+    console.print(table)
+    return results
