@@ -15,20 +15,30 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from seqbench.contracts import FAMILIES
 from seqbench.reports.collect import CellSummary
 from seqbench.reports.compare import ALPHA, Pairwise
 from seqbench.reports.stats import LEVEL, confidence_interval
 
 
+def by_family(cell: CellSummary) -> tuple[int, str, str]:
+    """Sort key: the cells of one family together, families in `FAMILIES` order (unknown
+    last), names in order within a family."""
+    order = FAMILIES.index(cell.family) if cell.family in FAMILIES else len(FAMILIES)
+    return order, cell.family, cell.cell
+
+
 def rows(cells: list[CellSummary], pairwise: Pairwise) -> list[dict[str, Any]]:
-    """Table rows as plain data (numbers unrounded; formatting is the writers' job)."""
+    """Table rows as plain data (numbers unrounded; formatting is the writers' job), grouped
+    by family."""
     result = []
-    for cell in sorted(cells, key=lambda c: c.cell):
+    for cell in sorted(cells, key=by_family):
         values = cell.test_values
         low, high = confidence_interval(values)
         val_search, val_reruns = cell.selected_val()
         result.append({
             "cell": cell.cell,
+            "family": cell.family,
             "test_mean": statistics.fmean(values) if values else math.nan,
             "ci_low": low,
             "ci_high": high,
@@ -159,23 +169,24 @@ def markdown(cells: list[CellSummary], rows_: list[dict[str, Any]], pairwise: Pa
     lines = [
         f"# {first.task} / {first.dataset}",
         "",
-        f"| cell | {metric}: mean | {level} CI | seeds "
+        f"| cell | family | {metric}: mean | {level} CI | seeds "
         f"| val {first.selection_metric}: search / re-runs | parameters | s/epoch "
         "| trials done/pruned/failed | better than (Holm p) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows_:
         name = f"**{r['cell']}**" if r["top"] else r["cell"]
         name += " (defaults)" if r["defaults"] else ""
         lines.append(
-            f"| {name} | {_fmt(r['test_mean'])} | {_interval(r)} | {r['seeds']} "
+            f"| {name} | {r['family'] or '?'} | {_fmt(r['test_mean'])} | {_interval(r)} "
+            f"| {r['seeds']} "
             f"| {_fmt(r['val_search'])} / {_fmt(r['val_reruns'])} | {_count(r['parameters'])} "
             f"| {_fmt(r['seconds_per_epoch'], 3)} "
             f"| {r['trials_complete']}/{r['trials_pruned']}/{r['trials_fail']} "
             f"| {r['better_than'] or '–'} |"
         )
     for name, value in baseline_values(cells).items():
-        lines.append(f"| *{name} (baseline)* | {_fmt(value)} | | | | | | | |")
+        lines.append(f"| *{name} (baseline)* | | {_fmt(value)} | | | | | | | |")
     lines += [
         "",
         f"{metric}: {arrow}. Mean over the final seeds with its {level} Student-t confidence "
