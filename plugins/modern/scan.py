@@ -46,10 +46,14 @@ def doubling_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor) -> torch.T
 
 
 def sequential(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
-    """The same h_t, one step at a time (`a` broadcastable to `b` [B, T, N])."""
-    a = a.expand_as(b)
+    """The same h_t, one step at a time (`a` broadcastable to `b` [B, T, N]).
+
+    The steps are taken with `unbind`, not `b[:, t]`: the backward of each indexing writes a
+    zero tensor of the whole sequence's size, which made 1,024 steps of Mamba's
+    `[8, T, 128, 16]` coefficients take 75 s per batch instead of seconds.
+    """
     h, outputs = h0, []
-    for t in range(b.shape[1]):
-        h = a[:, t] * h + b[:, t]
+    for a_t, b_t in zip(a.expand_as(b).unbind(1), b.unbind(1)):
+        h = a_t * h + b_t
         outputs.append(h)
     return torch.stack(outputs, dim=1)

@@ -131,14 +131,15 @@ def recurrent(q, k, v, i_pre, log_f, state):
     """The mLSTM recurrence, one step at a time (generation, and the reference)."""
     C, n, m = state
     outputs = []
-    for t in range(q.shape[2]):
-        m_new = torch.maximum(log_f[..., t] + m, i_pre[..., t])
-        f = (log_f[..., t] + m - m_new).exp()
-        i = (i_pre[..., t] - m_new).exp()
-        C = f[..., None, None] * C + i[..., None, None] * (v[:, :, t, :, None] * k[:, :, t, None, :])
-        n = f[..., None] * n + i[..., None] * k[:, :, t]
-        numerator = (C @ q[:, :, t, :, None]).squeeze(-1)
-        denominator = (n * q[:, :, t]).sum(-1).abs().maximum((-m_new).exp())
+    # unbind, not indexing: see `scan.sequential`.
+    for q_t, k_t, v_t, i_t, log_f_t in zip(q.unbind(2), k.unbind(2), v.unbind(2),
+                                           i_pre.unbind(-1), log_f.unbind(-1)):
+        m_new = torch.maximum(log_f_t + m, i_t)
+        f, i = (log_f_t + m - m_new).exp(), (i_t - m_new).exp()
+        C = f[..., None, None] * C + i[..., None, None] * (v_t[..., :, None] * k_t[..., None, :])
+        n = f[..., None] * n + i[..., None] * k_t
+        numerator = (C @ q_t[..., None]).squeeze(-1)
+        denominator = (n * q_t).sum(-1).abs().maximum((-m_new).exp())
         outputs.append(numerator / (denominator[..., None] + EPS))
         m = m_new
     return torch.stack(outputs, dim=2), (C, n, m)
