@@ -315,6 +315,35 @@ def test_mamba_equals_mambapys_forward_and_step():
     torch.testing.assert_close(past, cache[1])
 
 
+# ---- reports group and label by family --------------------------------------------------
+
+def test_a_report_of_several_families_groups_and_labels_them(tmp_path):
+    """The family comes from the study's record (a cell not installed here keeps it), else
+    from the installed plugin (studies from before families were recorded)."""
+    from seqbench.reports import write_reports
+    from test_reports import fake_sweep, read_csv, wrong_on
+
+    def recorded(family):
+        return {"plugins": {"cell": {"name": "x", "distribution": "y", "version": "1",
+                                     "family": family}}}
+
+    finals = {name: {10: wrong_on(wrong), 11: wrong_on(wrong)}
+              for name, wrong in (("attn", 2), ("lstm", 3), ("conv", 4), ("ghost", 5))}
+    storage = fake_sweep(tmp_path, finals, kind="binary", weights=[1.0] * 20,
+                         primary="accuracy", direction="maximize",
+                         extra_attrs={"attn": recorded("attention"),
+                                      "conv": recorded("convolution")})
+    (folder,) = write_reports(storage, tmp_path / "report")
+    rows = read_csv(folder / "table.csv")
+    assert [(r["cell"], r["family"]) for r in rows[:4]] == [
+        ("lstm", "recurrent"), ("conv", "convolution"), ("attn", "attention"),
+        ("ghost", "unknown")]
+    table = (folder / "table.md").read_text()
+    labels = [line.split(" | ")[0] for line in table.splitlines() if line.startswith("| **")]
+    assert labels == ["| **lstm (recurrent)**", "| **conv (convolution)**",
+                      "| **attn (attention)**", "| **ghost (unknown)**"]  # none beaten
+
+
 # ---- heads, the parameter budget, and a tiny run on every task -------------------------------
 
 def test_heads_divide_the_width():

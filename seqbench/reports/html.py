@@ -102,7 +102,7 @@ def image(path: Path, caption: str) -> str:
 def comparison(cells: list[CellSummary], rows: list[dict[str, Any]], top_means: str) -> str:
     """The comparison table from `tables.rows` (plus the baselines), as the Markdown shows it."""
     first = cells[0]
-    headers = ["cell", "family", f"test {escape(first.primary_metric)}: mean", f"{LEVEL:.0%} CI",
+    headers = ["cell", f"test {escape(first.primary_metric)}: mean", f"{LEVEL:.0%} CI",
                "seeds", f"val {escape(first.selection_metric)}: search / re-runs", "parameters",
                "s/epoch", "trials done/pruned/failed", "better than (Holm p)"]
     body, classes = [], []
@@ -110,9 +110,8 @@ def comparison(cells: list[CellSummary], rows: list[dict[str, Any]], top_means: 
         interval = "n/a" if math.isnan(r["ci_low"]) else \
             f"[{number(r['ci_low'])}, {number(r['ci_high'])}]"
         body.append([
-            escape(r["cell"]) + (" (defaults)" if r["defaults"] else "")
-            + (" ★" if r["top"] else ""), escape(r["family"] or "?"), number(r["test_mean"]),
-            interval,
+            escape(tables.label(r)) + (" (defaults)" if r["defaults"] else "")
+            + (" ★" if r["top"] else ""), number(r["test_mean"]), interval,
             str(r["seeds"]), f"{number(r['val_search'])} / {number(r['val_reruns'])}",
             "n/a" if math.isnan(r["parameters"]) else f"{round(r['parameters']):,}",
             number(r["seconds_per_epoch"], 3),
@@ -121,7 +120,7 @@ def comparison(cells: list[CellSummary], rows: list[dict[str, Any]], top_means: 
         ])
         classes.append("top" if r["top"] else "")
     for name, value in tables.baseline_values(cells).items():
-        body.append([f"{escape(name)} (baseline)", "", number(value)] + [""] * 7)
+        body.append([f"{escape(name)} (baseline)", number(value)] + [""] * 7)
         classes.append("baseline")
     arrow = "lower is better" if first.direction == "minimize" else "higher is better"
     return table(headers, body, classes) + (

@@ -30,7 +30,10 @@ def by_family(cell: CellSummary) -> tuple[int, str, str]:
 
 def rows(cells: list[CellSummary], pairwise: Pairwise) -> list[dict[str, Any]]:
     """Table rows as plain data (numbers unrounded; formatting is the writers' job), grouped
-    by family."""
+    by family. Where the table mixes families (LSTM beside a Transformer), each row also
+    says its cell's family, which the writers show beside the name; a table of one family
+    reads as before."""
+    mixed = len({cell.family for cell in cells}) > 1
     result = []
     for cell in sorted(cells, key=by_family):
         values = cell.test_values
@@ -38,7 +41,7 @@ def rows(cells: list[CellSummary], pairwise: Pairwise) -> list[dict[str, Any]]:
         val_search, val_reruns = cell.selected_val()
         result.append({
             "cell": cell.cell,
-            "family": cell.family,
+            **({"family": cell.family or "unknown"} if mixed else {}),
             "test_mean": statistics.fmean(values) if values else math.nan,
             "ci_low": low,
             "ci_high": high,
@@ -72,6 +75,11 @@ def baseline_rows(cells: list[CellSummary]) -> list[dict[str, Any]]:
     """The baselines as CSV rows: a name and a test value, the cells' other columns empty."""
     return [{"cell": f"{name} (baseline)", "test_mean": value}
             for name, value in baseline_values(cells).items()]
+
+
+def label(row: dict[str, Any]) -> str:
+    """A row's cell name, with its family where the table mixes families."""
+    return f"{row['cell']} ({row['family']})" if "family" in row else row["cell"]
 
 
 def _fmt(value: float, digits: int = 4) -> str:
@@ -169,24 +177,23 @@ def markdown(cells: list[CellSummary], rows_: list[dict[str, Any]], pairwise: Pa
     lines = [
         f"# {first.task} / {first.dataset}",
         "",
-        f"| cell | family | {metric}: mean | {level} CI | seeds "
+        f"| cell | {metric}: mean | {level} CI | seeds "
         f"| val {first.selection_metric}: search / re-runs | parameters | s/epoch "
         "| trials done/pruned/failed | better than (Holm p) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows_:
-        name = f"**{r['cell']}**" if r["top"] else r["cell"]
+        name = f"**{label(r)}**" if r["top"] else label(r)
         name += " (defaults)" if r["defaults"] else ""
         lines.append(
-            f"| {name} | {r['family'] or '?'} | {_fmt(r['test_mean'])} | {_interval(r)} "
-            f"| {r['seeds']} "
+            f"| {name} | {_fmt(r['test_mean'])} | {_interval(r)} | {r['seeds']} "
             f"| {_fmt(r['val_search'])} / {_fmt(r['val_reruns'])} | {_count(r['parameters'])} "
             f"| {_fmt(r['seconds_per_epoch'], 3)} "
             f"| {r['trials_complete']}/{r['trials_pruned']}/{r['trials_fail']} "
             f"| {r['better_than'] or '–'} |"
         )
     for name, value in baseline_values(cells).items():
-        lines.append(f"| *{name} (baseline)* | | {_fmt(value)} | | | | | | | |")
+        lines.append(f"| *{name} (baseline)* | {_fmt(value)} | | | | | | | |")
     lines += [
         "",
         f"{metric}: {arrow}. Mean over the final seeds with its {level} Student-t confidence "
@@ -230,7 +237,7 @@ def latex(cells: list[CellSummary], rows_: list[dict[str, Any]], pairwise: Pairw
         value = _fmt(r["test_mean"])
         if r["top"]:
             value = f"\\textbf{{{value}}}"
-        body.append(f"{escape(r['cell'])} & {value} & {_interval(r)} & "
+        body.append(f"{escape(label(r))} & {value} & {_interval(r)} & "
                     f"{_count(r['parameters'])} & {escape(r['better_than'] or '--')} \\\\")
     body += [f"\\textit{{{escape(name)} (baseline)}} & {_fmt(value)} & & & \\\\"
              for name, value in baseline_values(cells).items()]
