@@ -109,18 +109,28 @@ def test_min_gru_one_step_by_hand():
 
 # ---- sLSTM and mLSTM: the stabiliser changes nothing -----------------------------------------
 
+def gate_matrices(step):
+    """The paper's per-gate recurrent matrices R_i, R_f, R_z, R_o `[H, H]`, block-diagonal
+    over heads, from the step's per-head parameters."""
+    return [torch.block_diag(*(weight[:, g * size : (g + 1) * size]
+                               for weight, size in zip(step.recurrent, step.head_sizes)))
+            for g in range(4)]
+
+
 def test_slstm_equals_the_unstabilised_equations():
     """The paper's Eqs. 8-14 without the stabiliser (i = exp(i~), f = sigmoid(f~)): the same h,
-    and the stabilised c, n times exp(m) are the unstabilised ones."""
+    and the stabilised c, n times exp(m) are the unstabilised ones. Heads of 4 and 3 units."""
     torch.manual_seed(0)
-    step = xlstm.SLSTMStep(3, 6, heads=2).double()
-    R = torch.block_diag(*step.recurrent)  # [H, 4H] in head-major gate order
+    step = xlstm.SLSTMStep(3, 7, heads=2).double()
+    assert step.head_sizes == [4, 3]
+    R = gate_matrices(step)
+    W = step.input.weight.split(7)
+    b = step.input.bias.split(7)
     x = torch.randn(2, 9, 3, dtype=torch.float64)
     state = step.initial_state(2, torch.device("cpu"), torch.float64)
-    h = c = n = torch.zeros(2, 6, dtype=torch.float64)
+    h = c = n = torch.zeros(2, 7, dtype=torch.float64)
     for t in range(9):
-        rec = (h @ R).view(2, 2, 4, 3).transpose(1, 2).reshape(2, 24)
-        i_pre, f_pre, z_pre, o_pre = (step.input(x[:, t]) + rec).chunk(4, dim=-1)
+        i_pre, f_pre, z_pre, o_pre = (x[:, t] @ W[g].T + h @ R[g] + b[g] for g in range(4))
         c = torch.sigmoid(f_pre) * c + i_pre.exp() * torch.tanh(z_pre)
         n = torch.sigmoid(f_pre) * n + i_pre.exp()
         h = torch.sigmoid(o_pre) * c / n
@@ -130,20 +140,19 @@ def test_slstm_equals_the_unstabilised_equations():
         torch.testing.assert_close(state[2] * state[3].exp(), n)
 
 
-def test_slstm_step_against_its_equation_from_any_state():
+def test_slstm_step_against_its_stabilised_equation_from_any_state():
     def equation(step, x_t, state):
         h, c, n, m = state
-        batch, heads, size = x_t.shape[0], step.heads, step.head_size
-        rec = torch.einsum("bkd,kde->bke", h.view(batch, heads, size), step.recurrent)
-        rec = rec.view(batch, heads, 4, size).transpose(1, 2).reshape(batch, -1)
-        i_pre, f_pre, z_pre, o_pre = (step.input(x_t) + rec).chunk(4, dim=-1)
+        R = gate_matrices(step)
+        W, b = step.input.weight.split(step.hidden_size), step.input.bias.split(step.hidden_size)
+        i_pre, f_pre, z_pre, o_pre = (x_t @ W[g].T + h @ R[g] + b[g] for g in range(4))
         m_new = torch.maximum(F.logsigmoid(f_pre) + m, i_pre)
         i, f = (i_pre - m_new).exp(), (F.logsigmoid(f_pre) + m - m_new).exp()
         c, n = f * c + i * torch.tanh(z_pre), f * n + i
         h = torch.sigmoid(o_pre) * c / n
         return h, (h, c, n, m_new)
 
-    check_step_equation(xlstm.SLSTMStep, equation, params={"heads": 2})
+    check_step_equation(xlstm.SLSTMStep, equation, hidden_size=7, params={"heads": 3})
 
 
 def test_mlstm_equals_the_unstabilised_matrix_memory(monkeypatch):

@@ -21,7 +21,8 @@ from seqbench_cells.modern.scan import sequential
 
 
 class MambaLayer(nn.Module):
-    """One mambapy `ResidualBlock`; the state is (h `[B, E*H, N]`, conv inputs `[B, E*H, d_conv - 1]`)."""
+    """One mambapy `ResidualBlock`; the state is (h `[B, E*H, N]`, the convolution's last
+    inputs `[B, E*H, d_conv - 1]`)."""
 
     def __init__(self, config) -> None:
         from mambapy.mamba import ResidualBlock
@@ -47,7 +48,8 @@ class MambaLayer(nn.Module):
         out = mixer.out_proj(y * F.silu(gate)) + x
         return out, (h, window[:, :, window.shape[2] - past.shape[2]:])
 
-    def selective_scan(self, x: torch.Tensor, h0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def selective_scan(self, x: torch.Tensor,
+                       h0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """mambapy's selective scan (`MambaBlock.ssm`), from state `h0`; returns y and h_T."""
         from mambapy.pscan import pscan
 

@@ -49,19 +49,26 @@ def forget_biases(size: int) -> torch.Tensor:
 
 
 class SLSTMStep(nn.Module):
-    """One sLSTM step; the state is (h, c, n, m), each `[B, H]`."""
+    """One sLSTM step; the state is (h, c, n, m), each `[B, H]`.
+
+    The recurrent matrices are block-diagonal over `heads` heads (the paper's sLSTM heads),
+    of sizes that differ by at most one where they cannot be equal: the parameter count
+    then grows smoothly with the width, so `--param-budget` gives the sLSTM its full budget
+    (with equal heads only, widths divisible by fewer heads cost up to 4x more).
+    """
 
     def __init__(self, input_size: int, hidden_size: int, *, heads: int) -> None:
         super().__init__()
         self.hidden_size = hidden_size
-        self.heads = heads_for(hidden_size, heads)
-        self.head_size = hidden_size // self.heads
+        count = min(heads, hidden_size)
+        self.head_sizes = [hidden_size // count + (j < hidden_size % count)
+                           for j in range(count)]
         #: Pre-activations of the gates i, f, z, o (rows in that order).
         self.input = nn.Linear(input_size, 4 * hidden_size)
-        #: Per head: its h slice -> the four gates' pre-activations of that head.
-        self.recurrent = nn.Parameter(torch.empty(self.heads, self.head_size, 4 * self.head_size))
-        bound = 1 / math.sqrt(self.head_size)
-        nn.init.uniform_(self.recurrent, -bound, bound)
+        #: Per head: its h slice -> the four gates' pre-activations of that head, `[d, 4 d]`.
+        self.recurrent = nn.ParameterList(
+            nn.Parameter(torch.empty(d, 4 * d).uniform_(-1 / math.sqrt(d), 1 / math.sqrt(d)))
+            for d in self.head_sizes)
         with torch.no_grad():
             self.input.bias[hidden_size : 2 * hidden_size] = forget_biases(hidden_size)
 
@@ -73,9 +80,9 @@ class SLSTMStep(nn.Module):
     def forward(self, x_t: torch.Tensor, state: tuple) -> tuple[torch.Tensor, tuple]:
         h, c, n, m = state
         batch = x_t.shape[0]
-        recurrent = torch.einsum("bkd,kde->bke", h.view(batch, self.heads, self.head_size),
-                                 self.recurrent)
-        recurrent = recurrent.view(batch, self.heads, 4, self.head_size).transpose(1, 2)
+        recurrent = torch.cat([(part @ weight).view(batch, 4, size) for part, weight, size in
+                               zip(h.split(self.head_sizes, dim=-1), self.recurrent,
+                                   self.head_sizes)], dim=2)
         pre = self.input(x_t) + recurrent.reshape(batch, 4 * self.hidden_size)
         i_pre, f_pre, z_pre, o_pre = pre.chunk(4, dim=-1)
         log_f = F.logsigmoid(f_pre)
