@@ -16,6 +16,9 @@ from seqbench import Cell, Param, SeqbenchError
 
 HEADS = Param("heads", int, 4, "heads; the largest divisor of hidden_size up to this is used",
               choices=(1, 2, 4, 8), tune=False)
+#: sLSTM heads may differ in size by one unit, so every width keeps this many heads.
+SLSTM_HEADS = Param("heads", int, 4, "heads of the block-diagonal recurrence (sizes differ by "
+                    "at most one unit)", choices=(1, 2, 4, 8), tune=False)
 
 
 def _stack(make_layer, input_size: int, hidden_size: int, num_layers: int, dropout: float):
@@ -138,7 +141,7 @@ slstm = Cell(
     summary="sLSTM (Beck et al. 2024, xLSTM): exponential gating, normaliser and stabiliser, "
             "block-diagonal recurrence",
     build=build_slstm,
-    params=(HEADS,),
+    params=(SLSTM_HEADS,),
 )
 mlstm = Cell(
     name="mlstm",
