@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 
 from seqbench import Param, registry
-from seqbench.config import CORE_PARAMS
+from seqbench.core_params import CORE_PARAMS
 from seqbench.testing.cells import CELL_CHECKS
 from seqbench.testing.tasks import TASK_CHECKS
 
