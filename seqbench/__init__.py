@@ -11,7 +11,7 @@ from typing import Any
 
 from seqbench.batching import IndexedData, batch_count, batch_rows
 from seqbench.contracts import Batch, Cell, CheckCase, DataContext, Task, TaskData, plain_totals
-from seqbench.data import RemoteFile, cached, content_key, find, locate, sha256_of
+from seqbench.datafiles import RemoteFile, cached, content_key, find, locate, sha256_of
 from seqbench.errors import SeqbenchError
 from seqbench.params import Param
 

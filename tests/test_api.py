@@ -124,26 +124,3 @@ def test_register_runs_the_declaration_checks_a_loaded_plugin_gets():
     with pytest.raises(sb.SeqbenchError, match="cell 'bad': malformed declaration: "
                        "Cell.summary must be a non-empty string"):
         sb.register(sb.Cell(name="bad", summary="", build=torch.nn.LSTM))
-
-
-def test_python_sweep_takes_every_option_of_seqbench_sweep_with_its_default():
-    """A notebook and the command line must run the same protocol: a smaller default
-    budget in `sb.sweep` once gave notebook users 20 trials and 3 seeds, not 30 and 5."""
-    import inspect
-
-    from seqbench import cli
-
-    # CLI-only by nature: the process's threads; the rest is named differently in Python.
-    process_only = {"threads"}
-    python_name = {"max_time": "max_seconds", "settings": "settings", "epochs": "settings"}
-    python = inspect.signature(sb.sweep).parameters
-    for name, option in inspect.signature(cli.sweep).parameters.items():
-        if name in process_only:
-            continue
-        counterpart = python_name.get(name, name)
-        if counterpart == "settings":
-            assert python["settings"].kind is inspect.Parameter.VAR_KEYWORD
-            continue
-        assert counterpart in python, f"sb.sweep lacks {counterpart!r} (--{name})"
-        if option.default is not inspect.Parameter.empty:
-            assert str(python[counterpart].default) == str(option.default), name

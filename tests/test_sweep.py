@@ -15,9 +15,10 @@ import optuna
 import pytest
 
 from seqbench.cli import main
+from seqbench.sweeps import record
 from seqbench.sweeps.storage import open_storage
 
-FAST = ["--task", "toymusic", "--epochs", "2", "--seeds", "2"]
+FAST = ["--task", "toymusic", "--epochs", "2", "--seeds", "2", "--rerun-seeds", "2"]
 
 
 def sweep(capsys, out: Path, *args) -> str:
@@ -27,9 +28,13 @@ def sweep(capsys, out: Path, *args) -> str:
     return captured.out + captured.err
 
 
-def trials_of(out: Path, cell: str, study: str = "seqbench"):
+def study_of(out: Path, cell: str, study: str = "seqbench"):
     storage = open_storage(str(out / "sweeps.journal"))
-    return optuna.load_study(study_name=f"{study}/toymusic/tiny/{cell}", storage=storage).trials
+    return optuna.load_study(study_name=f"{study}/toymusic/tiny/{cell}", storage=storage)
+
+
+def trials_of(out: Path, cell: str, study: str = "seqbench"):
+    return study_of(out, cell, study).trials
 
 
 def finished(trials):
@@ -43,8 +48,12 @@ def test_a_sweep_searches_every_cell_then_runs_finals_and_resumes_exactly(
     sweep(capsys, out, "--cells", "gru,rnn", "--trials", "3")
     for cell in ("gru", "rnn"):
         assert len(finished(trials_of(out, cell))) == 3
+        recorded = record.read(study_of(out, cell).user_attrs)
         finals = sorted((out / "finals" / "seqbench" / "toymusic-tiny" / cell).iterdir())
-        assert [f.name for f in finals] == ["seed1000", "seed1001"]  # disjoint from search
+        assert [f.name for f in finals] == sorted(f"seed{s}" for s in recorded.final_seeds)
+        searched = {json.loads(p.read_text())["spec"]["seed"]
+                    for p in out.glob(f"*/seqbench/toymusic-tiny/{cell}/trial-*/config.json")}
+        assert len(searched) > 3 and not searched & set(recorded.final_seeds)  # apart
         for final in finals:
             metrics = json.loads((final / "metrics.json").read_text())
             assert metrics["status"] == "completed" and "test_nll" in metrics
@@ -78,13 +87,45 @@ def test_report_writes_tables_plots_and_the_commands_behind_them(toy_task, tmp_p
         assert re.search(rf"^\| {cell}( \(defaults\))? \|", table.replace("**", ""), re.M)
     assert "95% CI" in table and "Holm-corrected over 1 pair;" in table and "3/0/0" in table
     assert "Code: gru, rnn from seqbench " in table and "task toymusic from toy-music 1.0" in table
-    assert f"seqbench sweep --task toymusic --dataset tiny --cells gru,rnn --trials 3" in table
+    assert "seqbench sweep --task toymusic --dataset tiny --cells gru,rnn --trials 3" in table
     assert f"seqbench report --storage {out / 'sweeps.journal'}" in table
     rows = (folder / "table.csv").read_text().splitlines()
     assert rows[0].startswith("cell,test_mean,ci_low,ci_high") and len(rows) == 5
     assert rows[3].startswith("per_key_marginal (baseline),")  # two cells, two baselines
     assert "Test: paired permutation test" in table  # the finals scored their test items
     assert "\\begin{tabular}" in (folder / "table.tex").read_text()
+
+
+def test_repeated_searches_share_the_storage_and_the_report_lists_each_repeat(
+    toy_task, tmp_path, capsys
+):
+    """`--repeats 2`: a second, independent search per cell (its own sampler and trial
+    seeds) in the same storage, with its own selection and finals on the same final seeds,
+    so a report can split the search's variance from the seeds'."""
+    from seqbench.reports import write_reports
+    from seqbench.reports.collect import collect
+
+    out = tmp_path / "sweeps"
+    sweep(capsys, out, "--cells", "gru", "--trials", "3", "--repeats", "2", "--pruner", "none")
+    first, second = study_of(out, "gru"), study_of(out, "gru/repeat-1")
+    assert [len(finished(s.trials)) for s in (first, second)] == [3, 3]
+    assert first.trials[2].params != second.trials[2].params  # its own sampler seed
+
+    def seeds_of(repeat_folder: str) -> set[int]:
+        return {json.loads(p.read_text())["spec"]["seed"] for p in
+                (out / "trials" / "seqbench" / "toymusic-tiny" / repeat_folder).glob(
+                    "trial-*/config.json")}
+
+    assert seeds_of("gru").isdisjoint(seeds_of("gru/repeat-1"))  # its own trial seeds
+    (summary,) = collect(str(out / "sweeps.journal"))[("toymusic", "tiny")]
+    (repeat,) = summary.repeats
+    assert repeat.record.repeat == 1 and len(repeat.finals) == 2
+    assert [f["seed"] for f in repeat.finals] == [f["seed"] for f in summary.finals]
+    for ours, theirs in zip(summary.finals, repeat.finals):  # same configuration, same run
+        assert (ours["run_dir"] == theirs["run_dir"]) == (ours["trial"] == theirs["trial"]
+                                                          and first.trials[ours["trial"]].params
+                                                          == second.trials[theirs["trial"]].params)
+    assert write_reports(str(out / "sweeps.journal"), tmp_path / "report")
 
 
 def test_diverging_trials_are_pruned_with_the_reason_and_the_sweep_goes_on(
@@ -131,7 +172,8 @@ def test_bad_sweep_input_is_one_line_and_exit_2(toy_task, tmp_path, capsys, args
 
 def sweep_process(out: Path, *args) -> subprocess.Popen:
     command = [sys.executable, "-m", "seqbench", "sweep", "--output-dir", str(out),
-               "--task", "toymusic", "--seeds", "1", "--pruner", "none", *map(str, args)]
+               "--task", "toymusic", "--seeds", "1", "--pruner", "none", "--rerun-seeds", "0",
+               *map(str, args)]
     # One thread each: busy-waiting OpenMP threads of parallel processes starve each other.
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
@@ -148,7 +190,9 @@ def wait_for(condition, timeout: float, what: str):
 
 def test_a_sweep_killed_mid_trial_resumes_with_every_completed_trial_intact(toy_task, tmp_path):
     out = tmp_path / "sweeps"
-    args = ["--cells", "gru", "--trials", "3", "--epochs", "60", "--set", "patience=0"]
+    # Trials of two seconds each: long enough to be caught running, short enough to redo.
+    args = ["--cells", "gru", "--trials", "3", "--max-time", "2", "--set", "epochs=100000",
+            "--set", "patience=0"]
     worker = sweep_process(out, *args)
 
     def one_done_one_running():
@@ -205,7 +249,7 @@ def test_a_time_budget_caps_every_trial(toy_task, tmp_path, capsys):
     out = tmp_path / "sweeps"
     code = main(["sweep", "--output-dir", str(out), "--task", "toymusic", "--cells", "gru",
                  "--trials", "2", "--seeds", "1", "--max-time", "1", "--set", "epochs=100000",
-                 "--set", "patience=0", "--pruner", "none"])
+                 "--set", "patience=0", "--pruner", "none", "--rerun-seeds", "0"])
     assert code == 0, capsys.readouterr().err
     for trial in trials_of(out, "gru"):
         assert trial.state.name == "COMPLETE"

@@ -164,9 +164,11 @@ def _migrate_v1(attrs: Mapping[str, Any]) -> dict[str, Any]:
     migrated = dict(attrs)
     migrated.setdefault("selection_metric", attrs["primary_metric"])
     migrated.setdefault("selection_direction", attrs["direction"])
-    recorded = attrs.get("protocol")
-    if recorded is not None:
-        migrated["protocol"] = {"startup_trials": None, "pruning_sees_best_so_far": False,
+    recorded, plan = attrs.get("protocol"), attrs.get("plan", {})
+    if recorded is not None:  # version 1's own defaults where a study recorded less
+        migrated["protocol"] = {"folds": 1, "top": plan.get("top", 3),
+                                "rerun_seeds": plan.get("rerun_seeds", 2),
+                                "startup_trials": None, "pruning_sees_best_so_far": False,
                                 **recorded, "min_pairs": 2, "threads": None}
     if "seed" in attrs.get("plan", {}):
         migrated["seeding"] = {"scheme": seeds.OFFSETS, "entropy": attrs["plan"]["seed"]}
