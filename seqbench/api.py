@@ -145,10 +145,8 @@ def generate(run_dir: PathLike, out_dir: PathLike | None = None, device: str = "
              data_dir: PathLike | None = None, **options: Any) -> list[Path]:
     """Use a trained run as its task does (`Run.generate`); a stopped run's best epoch can be
     used too. Returns the files written (default folder: RUN_DIR/generated)."""
-    run_dir = Path(run_dir)
-    runs.check_output_dir(Path(out_dir) if out_dir else run_dir / "generated", "out_dir")
-    opened = Run(dir=run_dir, spec=runs.read_spec(run_dir), metrics={}, data_dir=data_dir,
-                 device=device)
+    opened = Run(dir=Path(run_dir), spec=runs.read_spec(Path(run_dir)), metrics={},
+                 data_dir=data_dir, device=device)
     return opened.generate(out_dir, **options)
 
 

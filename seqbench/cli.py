@@ -259,10 +259,11 @@ def sweep(
 ) -> None:
     """Tune every cell with the same budget, then re-train each best config with K seeds."""
     from seqbench import api
+    from seqbench.sweeps.storage import JOURNAL_NAME, redact
 
     given = shortcuts(settings, epochs=epochs)
-    storage_shown = storage or str(output_dir / "sweeps.journal")
-    with interruptible(f"completed trials and finals are kept in {storage_shown}; run the "
+    shown = redact(storage) if storage else str(output_dir / JOURNAL_NAME)
+    with interruptible(f"completed trials and finals are kept in {shown}; run the "
                        "same command again to go on.", overrule=True):
         done = api.sweep(task, split_names(cells), trials, seeds, dataset=dataset, top=top,
                          rerun_seeds=rerun_seeds, folds=folds, repeats=repeats, jobs=jobs,

@@ -22,6 +22,11 @@ from seqbench.sweeps.record import StudyRecord
 from seqbench.sweeps.storage import open_storage
 
 
+#: What a `CellSummary` reads straight from its study record.
+RECORD_FIELDS = ("task", "dataset", "primary_metric", "direction", "selection_metric",
+                 "selection_direction", "command", "seeds", "plugins")
+
+
 @dataclass
 class CellSummary:
     """What a report says about one cell: its search and its final runs."""
@@ -37,43 +42,14 @@ class CellSummary:
     #: summary of its own, with its own trials, selection and finals.
     repeats: list[CellSummary] = field(default_factory=list)
 
-    @property
-    def task(self) -> str:
-        return self.record.task
-
-    @property
-    def dataset(self) -> str:
-        return self.record.dataset
-
-    @property
-    def primary_metric(self) -> str:
-        return self.record.primary_metric
-
-    @property
-    def direction(self) -> str:
-        return self.record.direction
-
-    @property
-    def selection_metric(self) -> str:
-        return self.record.selection_metric
-
-    @property
-    def selection_direction(self) -> str:
-        return self.record.selection_direction
-
-    @property
-    def command(self) -> str:
-        return self.record.command
-
-    @property
-    def seeds(self) -> dict[str, list[int]]:
-        """Seeds by stage ({"search": [...], "rerun": [...], "final": [...]}) as recorded."""
-        return dict(self.record.seeds)
-
-    @property
-    def plugins(self) -> dict[str, dict[str, str]]:
-        """{"cell": {...}, "task": {...}}: name, distribution and version of the plugin code."""
-        return dict(self.record.plugins)
+    def __getattr__(self, name: str) -> Any:
+        """The record's own facts, read as the summary's: task, dataset, primary_metric,
+        direction, selection_metric, selection_direction, command, seeds ({"final": [...]},
+        and "search" and "rerun" in version 1 records) and plugins (name, distribution and
+        version of the cell's and the task's code)."""
+        if name in RECORD_FIELDS:
+            return getattr(self.record, name)
+        raise AttributeError(f"'CellSummary' object has no attribute '{name}'")
 
     @property
     def test_values(self) -> list[float]:

@@ -224,13 +224,15 @@ def write_plan(study: Any, plan: Mapping[str, Any], command: str) -> None:
 
 
 def write_selection(study: Any, selection: Selection) -> None:
-    study.set_user_attr("selection", {str(number): mean
-                                      for number, mean in selection.means.items()})
+    """Record the selection (nothing is appended when a resumed sweep chose the same)."""
     error = selection.standard_error
-    study.set_user_attr("selection_standard_error",
-                        error if error is not None and math.isfinite(error) else None)
-    study.set_user_attr("selection_rule", selection.rule)
-    study.set_user_attr("selected_trial", selection.chosen)
+    values = {"selection": {str(number): mean for number, mean in selection.means.items()},
+              "selection_standard_error": error if error is not None and math.isfinite(error)
+              else None,
+              "selection_rule": selection.rule, "selected_trial": selection.chosen}
+    for key, value in values.items():
+        if study.user_attrs.get(key, ...) != value:
+            study.set_user_attr(key, value)
 
 
 def write_refit_epochs(study: Any, epochs: int) -> None:
