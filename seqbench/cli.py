@@ -203,6 +203,7 @@ def generate(
     temperature: Annotated[Optional[float], typer.Option(help="Sampling temperature.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Sampling seed.", min=0, max=MAX_SEED)] = None,
     num: Annotated[Optional[int], typer.Option(help="Number of outputs.")] = None,
+    inputs: Annotated[Optional[list[Path]], typer.Option("--input", help="A file (or folder) for the task to read, e.g. a recording to transcribe; repeat it for more (the same as --set input=A,B).")] = None,
     settings: SetOption = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "cpu",
     data_dir: Annotated[Optional[Path], typer.Option(help="Canonical data files.")] = None,
@@ -210,7 +211,8 @@ def generate(
     """Use a trained run: sample music, text, forecasts or predictions (task-dependent)."""
     from seqbench import api
 
-    given = shortcuts(settings, steps=steps, temperature=temperature, seed=seed, num=num)
+    given = shortcuts(settings, steps=steps, temperature=temperature, seed=seed, num=num,
+                      input=",".join(map(str, inputs)) if inputs else None)
     with interruptible("files written so far are kept; run the command again for the rest."):
         written = api.generate(run_dir, out_dir, device, data_dir, **given)
     for path in written:
