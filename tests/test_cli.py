@@ -190,7 +190,9 @@ def test_lstm_on_real_jsb_chorales_end_to_end(real_data_dir, tmp_path, capsys):
 #: Options that are hyperparameters (the API function's keyword settings), by command.
 SETTING_OPTIONS = {"run": {"settings", "epochs", "hidden_size", "layers", "lr", "batch_size"},
                    "sweep": {"settings", "epochs"}, "data": {"settings"},
-                   "generate": {"settings", "steps", "temperature", "seed", "num"}}
+                   "generate": {"settings", "steps", "temperature", "seed", "num", "inputs"}}
+#: Options named in the plural for the setting they fill (`--input A --input B` is input=A,B).
+SETTING_NAMES = {"inputs": "input"}
 #: Where Python says it otherwise: `--quiet` is `progress=False`; the subcommand of
 #: `seqbench new` is `new(kind=...)`.
 RENAMED = {("run", "quiet"): "progress"}
@@ -232,7 +234,7 @@ def test_every_command_is_one_api_function_and_every_option_one_of_its_parameter
         for option in command.params:
             if option.name in SETTING_OPTIONS.get(path, ()):
                 assert keywords, f"sb.{api[path].__name__} takes no settings (seqbench {path})"
-                assert option.name == "settings" or option.name in (
+                assert option.name == "settings" or SETTING_NAMES.get(option.name, option.name) in (
                     generate_options if path == "generate" else {p.name for p in CORE_PARAMS})
                 continue
             name = RENAMED.get((path, option.name), option.name)
