@@ -28,7 +28,6 @@ from torch import nn
 
 from seqbench.contracts import Batch
 from seqbench.testing.kit import CheckSkipped, expect
-from seqbench.testing.probe import PROBE_CELL, PROBE_HIDDEN
 
 #: Target positions `check_targets_unseen` perturbs (from the first), bounding its cost.
 MAX_POSITIONS = 32
@@ -62,6 +61,8 @@ class RecordedStack(nn.Module):
 
 
 def check_stacks(subject) -> None:
+    from seqbench.testing.tasks import PROBE_CELL, PROBE_HIDDEN
+
     _require_composing(subject)
     built: list[RecordedStack] = []
 

@@ -22,20 +22,29 @@ import torch
 
 from seqbench import registry
 from seqbench.config import build_spec
-from seqbench.contracts import Batch, CheckCase, DataContext, Task, TaskData, plain_totals
+from seqbench.contracts import Batch, Cell, CheckCase, DataContext, Task, TaskData, plain_totals
 from seqbench.declarations import task_problems
 from seqbench.errors import SeqbenchError
 from seqbench.params import resolve
 from seqbench.testing import composing
 from seqbench.testing.composing import outputs_of
 from seqbench.testing.kit import Check, CheckSkipped, expect, where, with_skips
-from seqbench.testing.probe import PROBE_CELL, PROBE_HIDDEN
 
 SPLITS = ("train", "valid", "test")
 #: Batch size for probing data that did not come from the task's check case.
 BATCH_SIZE = 8
+PROBE_HIDDEN = 8
 #: Adam steps `check_learns` allows for halving the loss on two batches.
 LEARN_STEPS = 200
+
+
+def _probe_cell(input_size: int, hidden_size: int, num_layers: int, dropout: float):
+    return torch.nn.GRU(input_size, hidden_size, num_layers=num_layers, dropout=dropout,
+                        batch_first=True)
+
+
+#: The stand-in cell: a plain torch GRU, which satisfies the cell contract as it is.
+PROBE_CELL = Cell(name="probe", summary="torch GRU used by seqbench.testing", build=_probe_cell)
 
 
 class TaskSubject:
