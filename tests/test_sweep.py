@@ -126,7 +126,33 @@ def test_repeated_searches_share_the_storage_and_the_report_lists_each_repeat(
         assert (ours["run_dir"] == theirs["run_dir"]) == (ours["trial"] == theirs["trial"]
                                                           and first.trials[ours["trial"]].params
                                                           == second.trials[theirs["trial"]].params)
-    assert write_reports(str(out / "sweeps.journal"), tmp_path / "report")
+    (folder,) = write_reports(str(out / "sweeps.journal"), tmp_path / "report")
+    table = (folder / "table.md").read_text()
+    assert "## Repeated searches" in table
+    assert "The ranking by mean (gru, best first) is the same in all 2 searches." in table
+
+
+def test_the_repeats_section_says_when_the_ranking_depends_on_the_search():
+    from types import SimpleNamespace
+
+    from seqbench.reports import repeats
+
+    def search(values, chosen):
+        return SimpleNamespace(test_values=values,
+                               record=SimpleNamespace(selection=SimpleNamespace(chosen=chosen)))
+
+    def cell(name, first, *others):
+        return SimpleNamespace(cell=name, direction="maximize", primary_metric="accuracy",
+                               repeats=list(others), **vars(first))
+
+    lstm = cell("lstm", search([0.90, 0.92], 4), search([0.80, 0.82], 7))
+    gru = cell("gru", search([0.85, 0.87], 2), search([0.85, 0.87], 2))
+    lines = repeats.markdown([lstm, gru])
+    assert "| lstm | 4, 0.91 | 7, 0.81 | 0.07071 | 0.01414 |" in lines
+    assert "| gru | 2, 0.86 | 2, 0.86 | 0 | 0.01414 |" in lines
+    assert lines[-2].endswith("(gru > lstm; lstm > gru): the order of these cells depends on "
+                              "the search's luck.")
+    assert repeats.markdown([cell("gru", search([0.85], 2))]) == []  # no repeats: no section
 
 
 def test_diverging_trials_are_pruned_with_the_reason_and_the_sweep_goes_on(
