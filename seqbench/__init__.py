@@ -14,6 +14,9 @@ from seqbench.contracts import Batch, Cell, CheckCase, DataContext, Task, TaskDa
 from seqbench.datafiles import RemoteFile, cached, content_key, find, locate, sha256_of
 from seqbench.errors import SeqbenchError
 from seqbench.params import Param
+from seqbench.renamed import alias
+
+alias("seqbench.data", "seqbench.datafiles")  # the module's old name; `sb.data` is the API's
 
 #: Names served by `seqbench.api`, imported when first used.
 _API = ("Comparison", "Run", "RunSpec", "cells", "data", "generate", "list", "load", "new",

@@ -19,8 +19,12 @@ from seqbench.contracts import Cell, Task
 from seqbench.errors import SeqbenchError, unknown_name
 from seqbench.core_params import core_params_for
 from seqbench.params import Param, check_seed, resolve
+from seqbench.renamed import forward
 
 DEVICES = ("auto", "cpu", "cuda")
+#: The core hyperparameter table moved to `seqbench.core_params`; its old names still read.
+__getattr__ = forward(__name__, dict.fromkeys(
+    ("CORE_PARAMS", "OPTIMIZERS", "SEARCHED_OPTIMIZERS", "LR_SEARCH"), "seqbench.core_params"))
 
 
 #: Proof that a `RunSpec` is being made by `build_spec`; see `RunSpec.__post_init__`.

@@ -124,3 +124,18 @@ def test_register_runs_the_declaration_checks_a_loaded_plugin_gets():
     with pytest.raises(sb.SeqbenchError, match="cell 'bad': malformed declaration: "
                        "Cell.summary must be a non-empty string"):
         sb.register(sb.Cell(name="bad", summary="", build=torch.nn.LSTM))
+
+
+def test_old_import_paths_still_read_with_a_warning_and_sb_data_stays_the_api():
+    """`seqbench.data` became `seqbench.datafiles` (so that `sb.data` can be `seqbench data`)
+    and the core hyperparameters left `seqbench.config`; plugins importing the old paths keep
+    working, told where the names went."""
+    from seqbench import core_params, datafiles
+
+    with pytest.warns(DeprecationWarning, match="seqbench.data.cached moved to seqbench.datafiles"):
+        from seqbench.data import cached
+    assert cached is datafiles.cached
+    assert sb.data.__module__ == "seqbench.api"  # the import bound no module over it
+    with pytest.warns(DeprecationWarning, match="seqbench.config.CORE_PARAMS moved"):
+        from seqbench.config import CORE_PARAMS
+    assert CORE_PARAMS is core_params.CORE_PARAMS

@@ -36,7 +36,7 @@ LAYERS: list[tuple[tuple[str, ...], ...]] = [
     (("seqbench.config", "seqbench.registry", "seqbench.declarations", "seqbench.contracts",
       "seqbench.core_params", "seqbench.params", "seqbench.batching", "seqbench.datafiles",
       "seqbench.userdata", "seqbench"),),
-    (("seqbench.errors", "seqbench.console"),),
+    (("seqbench.errors", "seqbench.console", "seqbench.renamed"),),
 ]
 ALLOWED = {("seqbench", "seqbench.api")}
 
