@@ -92,8 +92,10 @@ def run(
     tensorboard or mlflow) also sends each epoch to that tracker. `threads` fixes the
     intra-op threads (default: `seqbench.threads`' choice).
     """
+    from seqbench import loggers
     from seqbench import threads as thread_policy
 
+    loggers.check(logger)  # a mistyped tracker is refused before anything is said or written
     thread_policy.configure(threads)  # before this process imports torch, if it has not
     from seqbench.train import train
 
