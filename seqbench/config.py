@@ -16,8 +16,8 @@ from typing import Any
 
 from seqbench import registry
 from seqbench.contracts import Cell, Task
-from seqbench.errors import SeqbenchError, unknown_name
 from seqbench.core_params import core_params_for
+from seqbench.errors import SeqbenchError, unknown_name
 from seqbench.params import Param, check_seed, resolve
 from seqbench.renamed import forward
 
