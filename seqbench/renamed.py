@@ -16,6 +16,9 @@ from types import ModuleType
 from typing import Any
 
 
+_MISSING = object()
+
+
 def _moved(old: str, new: str) -> None:
     warnings.warn(f"{old} moved to {new}; import it from there.", DeprecationWarning,
                   stacklevel=3)
@@ -30,10 +33,14 @@ class _Alias(ModuleType):
         self._new = new
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):  # the import system probing (__path__, ...): a module
-            raise AttributeError(name)
+        # Only the renamed module's own public names: the import system probes dunders
+        # (__path__, ...), and pickle looks names up in every module in sys.modules, and
+        # neither should be warned at or handed the modules it imports (its `torch`).
+        value = getattr(importlib.import_module(self._new), name, _MISSING)
+        if name.startswith("_") or value is _MISSING or isinstance(value, ModuleType):
+            raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
         _moved(f"{self.__name__}.{name}", f"{self._new}.{name}")
-        return getattr(importlib.import_module(self._new), name)
+        return value
 
 
 def alias(old: str, new: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pickle
 import subprocess
 import sys
+import warnings
 
 import pytest
 import torch
@@ -136,6 +137,10 @@ def test_old_import_paths_still_read_with_a_warning_and_sb_data_stays_the_api():
         from seqbench.data import cached
     assert cached is datafiles.cached
     assert sb.data.__module__ == "seqbench.api"  # the import bound no module over it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # what pickle and importlib probe is not warned at
+        for name in ("torch", "__path__", "_private", "no_such_name"):
+            assert not hasattr(sys.modules["seqbench.data"], name)
     with pytest.warns(DeprecationWarning, match="seqbench.config.CORE_PARAMS moved"):
         from seqbench.config import CORE_PARAMS
     assert CORE_PARAMS is core_params.CORE_PARAMS
