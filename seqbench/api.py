@@ -113,9 +113,10 @@ def run(
         run_spec = spec_for(task, cell, dataset, seed, spec=spec, device=device, **settings)
         runs.check_output_dir(Path(output_dir))
         if progress:
-            from seqbench.console import console
+            from rich.console import Console
 
-            console.print(f"[bold]seqbench[/] training [bold]{run_spec.cell}[/] on "
+            # On stdout, as the run's summary: stderr stays for the one error line.
+            Console().print(f"[bold]seqbench[/] training [bold]{run_spec.cell}[/] on "
                           f"[bold]{run_spec.task}/{run_spec.dataset}[/] (seed {run_spec.seed})")
         if spec is not None and not isinstance(spec, RunSpec):
             runs.note_machine_change(runs.read_run_config(Path(spec)))
