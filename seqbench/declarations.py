@@ -14,6 +14,8 @@ import keyword
 from collections.abc import Iterable
 from typing import Any
 
+from seqbench.contracts import FAMILIES
+from seqbench.core_params import CORE_PARAMS
 from seqbench.errors import SeqbenchError, unknown_name
 from seqbench.params import Param
 
@@ -64,19 +66,19 @@ def param_problems(params: Iterable[Param], group: str,
 
 
 def cell_problems(cell: Any) -> list[str]:
-    """What is wrong with a `Cell`'s declaration (name, summary, build, params)."""
+    """What is wrong with a `Cell`'s declaration (name, summary, build, family, params)."""
     problems = [f"Cell.{attribute} must be a non-empty string, got {getattr(cell, attribute)!r}"
                 for attribute in ("name", "summary")
                 if not (isinstance(getattr(cell, attribute), str) and getattr(cell, attribute))]
     if not callable(cell.build):
         problems.append(f"Cell.build must be callable, got {type(cell.build).__name__}")
+    if cell.family not in FAMILIES:
+        problems.append(f"Cell.family must be one of {FAMILIES}, got {cell.family!r}")
     return problems + param_problems(cell.params, "Cell.params", BUILD_ARGUMENTS)
 
 
 def task_problems(task: Any) -> list[str]:
     """What is wrong with a `Task`'s class-level declarations (no data is touched)."""
-    from seqbench.config import CORE_PARAMS  # config imports the registry, which imports us
-
     problems = []
     for attribute in ("name", "summary", "primary_metric", "default_dataset"):
         value = getattr(task, attribute, None)

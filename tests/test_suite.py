@@ -12,7 +12,7 @@ from seqbench import SeqbenchError
 from seqbench.cli import main
 from seqbench.benchsuite import load_suite, suite_files
 from seqbench.benchsuite.cost import (
-    SELECTION_RUNS,
+    CANDIDATES,
     Calibration,
     Measurements,
     sweep_seconds,
@@ -20,6 +20,7 @@ from seqbench.benchsuite.cost import (
     factors,
     format_measurements,
     read_measurements,
+    rerun_seeds,
 )
 from seqbench.benchsuite.spec import parse_suite
 
@@ -44,6 +45,7 @@ reason = "offline too"
 trials = 40
 epochs = 50
 seeds = 5
+repeats = 3
 max_time = 90
 """
 
@@ -71,6 +73,7 @@ def test_a_suite_fills_budgets_and_says_what_is_reduced(tmp_path):
     assert (vowels.trials, vowels.seeds, vowels.epochs, vowels.max_time) == (4, 2, 100, None)
     assert vowels.reductions() == ["4 of 30 trials", "2 of 5 seeds"]
     assert (airline.trials, airline.epochs, airline.max_time) == (40, 50, 90.0)
+    assert (vowels.repeats, airline.repeats) == (1, 3)  # one search unless a budget says
     assert airline.reductions() == ["50 of 300 epochs", "90 s per run"]
     assert suite.installed_optional_cells() == ()
 
@@ -80,6 +83,7 @@ def test_a_suite_fills_budgets_and_says_what_is_reduced(tmp_path):
     (("trials = 4", "trials = 0"), r"trials must be a whole number of at least 1, not 0"),
     (("trials = 4", "trials = true"), r"not True"),
     (("seeds = 2", "seeds = 2.5"), r"seeds must be a whole number"),
+    (("repeats = 3", "repeats = 0"), r"repeats must be a whole number of at least 1"),
     (('dataset = "airline"', 'dataset = "airlines"'),
      r"datasets\[1\] \(forecasting/airlines\): task 'forecasting' has no dataset 'airlines'"),
     (('task = "speech"', 'task = "speach"'), r"unknown task 'speach'.*Did you mean 'speech'"),
@@ -122,11 +126,19 @@ def test_the_cli_lists_and_shows_suites_and_refuses_bad_files_in_one_line(tmp_pa
 
 def test_the_bound_counts_search_selection_and_finals_runs():
     seconds = {"lstm": 2.0, "gru": 3.0}
-    runs = (10 + SELECTION_RUNS) * 5 + 4  # trials and re-runs on 5 folds, 4 finals
+    # 10 trials and 4 candidates x 2 re-run seeds on 5 folds (2 seeds: 5 folds already give
+    # the 5 paired values), 4 finals.
+    runs = (10 + CANDIDATES * 2) * 5 + 4
     assert sweep_seconds(seconds, ("lstm", "gru"), 10, 4, 7, 5) == (runs * 7 * (2 + 3), 0)
     assert sweep_seconds(seconds, ("lstm", "gru"), 10, 4, 7, 5, max_time=10, setup=1.5) == (
         runs * (10 + 10), runs * 2 * 1.5)
     assert sweep_seconds(seconds, ("lstm", "rnn"), 10, 4, 7, 5) is None  # rnn not measured
+    # One split: 5 re-run seeds per candidate, as the sweep takes them; 3 repeated searches
+    # each make all of it (repeats that chose alike share finals: a bound).
+    single = (10 + CANDIDATES * 5) + 4
+    assert sweep_seconds(seconds, ("lstm",), 10, 4, 7, 1) == (single * 7 * 2, 0)
+    assert sweep_seconds(seconds, ("lstm",), 10, 4, 7, 1, repeats=3) == (3 * single * 7 * 2, 0)
+    assert (rerun_seeds(1), rerun_seeds(2), rerun_seeds(5)) == (5, 3, 2)
 
 
 def test_calibrated_estimates_scale_the_epochs_by_how_early_finished_sweeps_stopped(tmp_path):
@@ -135,13 +147,14 @@ def test_calibrated_estimates_scale_the_epochs_by_how_early_finished_sweeps_stop
                                                                             "gru": 0.5}}
     epochs, setup = sweep_seconds(seconds[key], ("lstm", "gru"), 30, 5, 100, 5, setup=2.0)
     took = (epochs / 4 + setup) / 60 / 2  # minutes with 2 jobs: a quarter of the epochs
-    calibration = Calibration(*key, 30, 5, 100, 2, took, ("lstm", "gru"), "a test sweep")
+    calibration = Calibration(*key, trials=30, seeds=5, rerun_seeds=2, epochs=100, jobs=2,
+                              wall_minutes=took, cells=("lstm", "gru"), source="a test sweep")
     measurements = Measurements("a test machine", seconds,
                                 {k: "measured" for k in seconds}, (calibration,), {key: 2.0})
     assert factors(measurements) == {"speech": pytest.approx(0.25)}
     suite = parse_suite(write(tmp_path, GOOD))
     vowels, airline = estimate(suite.datasets, suite.cells, measurements)
-    runs = (4 + SELECTION_RUNS) * 5 + 2
+    runs = (4 + CANDIDATES * 2) * 5 + 2
     assert vowels.hours == pytest.approx(runs * (0.25 * 100 * 2 + 2 * 2.0) / 3600)
     assert vowels.bound_hours == pytest.approx(runs * (100 * 2 + 2 * 2.0) / 3600)
     assert airline.factor == 1.0  # no forecasting calibration: the bound

@@ -35,15 +35,15 @@ class DatasetCheck:
 
 def load_one(item: SuiteDataset, data_dir: str | os.PathLike[str] | None) -> DatasetCheck:
     """Load one dataset as a run would; a user-facing failure becomes its `error`."""
-    from seqbench.datacheck import load
+    from seqbench.datacheck import check
 
     start = time.perf_counter()
     try:
-        _, data = load(item.task, item.dataset, {}, data_dir)
+        found = check(item.task, item.dataset, {}, data_dir)
     except SeqbenchError as exc:
         return DatasetCheck(item, time.perf_counter() - start, error=str(exc))
-    lengths = [n for values in data.describe().get("lengths", {}).values() for n in values]
-    return DatasetCheck(item, time.perf_counter() - start, dict(data.split_sizes()),
+    lengths = [n for values in found.facts.get("lengths", {}).values() for n in values]
+    return DatasetCheck(item, time.perf_counter() - start, dict(found.data.split_sizes()),
                         min(lengths) if lengths else None)
 
 

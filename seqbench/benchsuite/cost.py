@@ -10,11 +10,13 @@ estimate rebuilds on another machine.
 
 A sweep of one cell on one dataset makes
 
-    runs = trials x folds + selection re-runs x folds + final seeds
+    runs = repeats x (trials x folds + candidates x rerun seeds x folds + final seeds)
 
-runs of at most `epochs` epochs (plus `setup` each), where the selection re-runs the top 3 configurations and the defaults with 2
-fresh seeds each (the sweep's defaults) and folds are what the task declares for the
-dataset; `max_time` caps every run. That is an upper bound: early stopping and pruning
+runs of at most `epochs` epochs (plus `setup` each), where folds are what the task declares
+for the dataset and the selection re-runs its candidates (the top 3 configurations and the
+defaults) with the sweep's default re-run seeds: enough for 5 paired values, at least 2
+(`seqbench.sweeps.plan`); `max_time` caps every run. Repeated searches that choose the same
+configuration share their finals, so the finals' count is a bound too. That is an upper bound: early stopping and pruning
 stop most runs well before their last epoch. How much before is measured too: the file's
 `[[calibration]]` entries are sweeps this machine finished (their budgets and wall-clock
 time), and each task's factor, the time its finished sweeps took over the bound for their
@@ -26,6 +28,7 @@ be a guess.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -37,10 +40,10 @@ from seqbench.benchsuite.spec import SuiteDataset, read_toml
 
 #: The file of measurements in a folder of suites.
 MEASUREMENTS = "epoch-seconds.toml"
-#: Selection re-runs per cell: the top 3 configurations and the defaults, 2 seeds each.
-SELECTION_RUNS = (3 + 1) * 2
-CALIBRATION_KEYS = {"task", "dataset", "trials", "seeds", "epochs", "jobs", "wall_minutes",
-                    "cells", "source"}
+#: Configurations the selection re-runs per cell: the sweep's top 3 and the defaults.
+CANDIDATES = 3 + 1
+CALIBRATION_KEYS = {"task", "dataset", "trials", "seeds", "rerun_seeds", "epochs", "jobs",
+                    "wall_minutes", "cells", "source"}
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,9 @@ class Calibration:
     dataset: str
     trials: int
     seeds: int
+    #: Fresh seeds per selection candidate that sweep used (2 before the default followed
+    #: the folds).
+    rerun_seeds: int
     epochs: int
     jobs: int
     wall_minutes: float
@@ -103,14 +109,25 @@ def read_measurements(path: Path) -> Measurements:
     return Measurements(machine, seconds, how, tuple(calibrations), setup)
 
 
+def rerun_seeds(folds: int) -> int:
+    """The sweep's default fresh seeds per selection candidate on `folds` folds."""
+    from seqbench.sweeps.plan import FEWEST_RERUN_SEEDS
+    from seqbench.sweeps.record import MIN_PAIRS
+
+    return max(FEWEST_RERUN_SEEDS, math.ceil(MIN_PAIRS / folds))
+
+
 def sweep_seconds(seconds: Mapping[str, float], cells: tuple[str, ...], trials: int,
                   seeds: int, epochs: int, folds: int, max_time: float | None = None,
-                  setup: float = 0.0) -> tuple[float, float] | None:
+                  setup: float = 0.0, repeats: int = 1,
+                  reruns: int | None = None) -> tuple[float, float] | None:
     """Core-seconds of a sweep's epochs if no run stopped early, and of its runs' setup
-    (None: a cell's epoch time is not measured)."""
+    (None: a cell's epoch time is not measured). `reruns`: seeds per selection candidate
+    (default: the sweep's for `folds`)."""
     if any(cell not in seconds for cell in cells):
         return None
-    runs = (trials + SELECTION_RUNS) * folds + seeds
+    reruns = rerun_seeds(folds) if reruns is None else reruns
+    runs = repeats * ((trials + CANDIDATES * reruns) * folds + seeds)
     per_run = {cell: epochs * seconds[cell] for cell in cells}
     if max_time is not None:
         per_run = {cell: min(value, max_time) for cell, value in per_run.items()}
@@ -132,7 +149,8 @@ def factors(measurements: Measurements) -> dict[str, float]:
     for c in measurements.calibrations:
         key = (c.task, c.dataset)
         parts = sweep_seconds(measurements.seconds.get(key, {}), c.cells, c.trials, c.seeds,
-                              c.epochs, folds_of(*key), setup=measurements.setup.get(key, 0.0))
+                              c.epochs, folds_of(*key), setup=measurements.setup.get(key, 0.0),
+                              reruns=c.rerun_seeds)
         if parts:
             epochs, setup = parts
             ratios.setdefault(c.task, []).append((c.wall_minutes * 60 * c.jobs - setup) / epochs)
@@ -161,7 +179,7 @@ def estimate(datasets: tuple[SuiteDataset, ...], cells: tuple[str, ...],
         key = (item.task, item.dataset)
         parts = sweep_seconds(measurements.seconds.get(key, {}), cells, item.trials,
                               item.seeds, item.epochs, folds_of(*key), item.max_time,
-                              measurements.setup.get(key, 0.0))
+                              measurements.setup.get(key, 0.0), item.repeats)
         factor = scale.get(item.task, 1.0)
         bound = None if parts is None else sum(parts) / 3600
         hours = None if parts is None else (factor * parts[0] + parts[1]) / 3600
@@ -193,7 +211,8 @@ def format_measurements(measurements: Measurements, header: str) -> str:
     for c in measurements.calibrations:
         lines += ["[[calibration]]", f"task = {_quoted(c.task)}",
                   f"dataset = {_quoted(c.dataset)}", f"trials = {c.trials}",
-                  f"seeds = {c.seeds}", f"epochs = {c.epochs}", f"jobs = {c.jobs}",
+                  f"seeds = {c.seeds}", f"rerun_seeds = {c.rerun_seeds}",
+                  f"epochs = {c.epochs}", f"jobs = {c.jobs}",
                   f"wall_minutes = {c.wall_minutes:g}",
                   f"cells = [{', '.join(_quoted(cell) for cell in c.cells)}]",
                   f"source = {_quoted(c.source)}", ""]

@@ -1,8 +1,8 @@
 """Run a suite: one sweep per dataset, all in one storage, then the cross-dataset report.
 
-Each dataset is an ordinary sweep (`seqbench.sweep`, the public API, so the sweep's own
-protocol, resumption and `jobs` processes apply unchanged) under one study name, so its
-cell studies are `STUDY/TASK/DATASET/CELL` side by side in one storage and `seqbench
+Each dataset is an ordinary sweep (`seqbench.sweep`, the public API, which `sb.suite` hands
+in, so the sweep's own protocol, resumption and `jobs` processes apply unchanged) under one
+study name, so its cell studies are `STUDY/TASK/DATASET/CELL` side by side in one storage and `seqbench
 report` ranks the cells across all of them. Which worker sweeps which dataset is decided
 by claims in that storage (`claims.py`): start the same command in several terminals or on
 several machines sharing a PostgreSQL storage and each takes the next dataset nobody
@@ -14,43 +14,24 @@ with the whole report.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-from seqbench.console import console
-from seqbench.benchsuite import Suite, SuiteDataset, load_suite
+from seqbench.benchsuite import Suite, SuiteDataset
 from seqbench.benchsuite import claims as suite_claims
+from seqbench.console import console
 
-def run_suite(suite: str | os.PathLike[str], *, jobs: int = 1, study: str | None = None,
-              storage: str | None = None, output_dir: str | os.PathLike[str] = "sweeps",
-              report_dir: str | os.PathLike[str] | None = None,
-              data_dir: str | os.PathLike[str] | None = None, device: str = "auto",
-              poll_seconds: float = 10.0) -> Path:
-    """Sweep every dataset of `suite` nobody else holds, wait for the rest, write the
-    report; return the report's folder (its index.html ranks the cells across datasets)."""
-    import seqbench as sb
-    from seqbench.sweeps.storage import open_storage, storage_url
 
-    loaded = load_suite(suite)
-    study = study or loaded.name
-    url = storage_url(storage, Path(output_dir))
-    cells = loaded.cells + loaded.installed_optional_cells()
+def run_suite(suite: Suite, cells: tuple[str, ...], study: str, url: str,
+              sweep: Callable[[SuiteDataset], None], poll_seconds: float = 10.0) -> None:
+    """Sweep (with `sweep`, the API's, given by `sb.suite`) every dataset of `suite` nobody
+    else holds in the storage at `url`, and wait for the rest."""
+    from seqbench.sweeps.storage import open_storage
 
-    def sweep(item: SuiteDataset) -> None:
-        sb.sweep(item.task, list(cells), trials=item.trials, seeds=item.seeds,
-                 dataset=item.dataset, jobs=jobs, max_seconds=item.max_time, study=study,
-                 storage=url, output_dir=output_dir, data_dir=data_dir, device=device,
-                 epochs=item.epochs)
-
-    storage_object = open_storage(url, repair=True)
-    console.print(f"suite [bold]{loaded.name}[/]: {len(loaded.datasets)} datasets, cells "
+    storage = open_storage(url, repair=True)
+    console.print(f"suite [bold]{suite.name}[/]: {len(suite.datasets)} datasets, cells "
                   f"{', '.join(cells)}; studies {study}/TASK/DATASET/CELL in {url}")
-    work_through(loaded, study, storage_object, sweep, poll_seconds)
-    folder = Path(report_dir) if report_dir is not None else Path(output_dir) / "reports" / study
-    sb.report(folder, storage=url, study=study)
-    return folder
+    work_through(suite, study, storage, sweep, poll_seconds)
 
 
 def work_through(suite: Suite, study: str, storage: object,
@@ -98,5 +79,7 @@ def show_progress(suite: Suite, states: dict[str, suite_claims.State],
     console.print(
         f"[bold]suite {suite.name}[/]: {counts[suite_claims.State.DONE]} of {len(states)} "
         f"datasets done, {counts[suite_claims.State.HELD]} with other workers; now "
-        f"{item.name} ({position} of {len(states)}): {item.trials} trials, {item.epochs} "
-        f"epochs, {item.seeds} seeds" + (f" (reduced: {reduced})" if reduced else ""))
+        f"{item.name} ({position} of {len(states)}): {item.trials} trials"
+        + (f" x {item.repeats} searches" if item.repeats > 1 else "")
+        + f", {item.epochs} epochs, {item.seeds} seeds"
+        + (f" (reduced: {reduced})" if reduced else ""))

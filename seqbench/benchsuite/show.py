@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 
 from rich.console import Console
 from rich.table import Table
 
-from seqbench.benchsuite import Priced, load_suite, priced, suites
-from seqbench.benchsuite.check import DatasetCheck, check_suite
+from seqbench.benchsuite import Priced
+from seqbench.benchsuite.check import DatasetCheck
 
 
 def hours(value: float | None) -> str:
@@ -25,14 +24,14 @@ def cost_line(listing: Priced, jobs: int = 2) -> str:
     return f"{total:,.0f} core-hours (about {total / jobs:,.0f} h with --jobs {jobs}){missing}"
 
 
-def print_suites() -> None:
-    """One row per shipped suite: size, tasks, cells and estimated cost."""
+def suites_table(listings: dict[str, Priced]) -> None:
+    """`seqbench suite list`: one row per shipped suite: size, tasks, cells, estimated cost."""
     table = Table(title="seqbench suites", title_justify="left")
     for column in ("suite", "datasets", "tasks", "cells (+ optional, where installed)",
                    "estimated cost"):
         table.add_column(column, overflow="fold")
     machines = set()
-    for name, listing in suites().items():
+    for name, listing in listings.items():
         suite = listing.suite
         tasks = Counter(d.task for d in suite.datasets)
         optional = f" (+ {', '.join(suite.optional_cells)})" if suite.optional_cells else ""
@@ -48,9 +47,9 @@ def print_suites() -> None:
     console.print("Datasets, budgets and reasons: seqbench suite show NAME")
 
 
-def print_suite(name: str) -> None:
-    """Every dataset of one suite: budget, what is reduced, estimated cost and reason."""
-    listing = priced(load_suite(name))
+def suite_table(listing: Priced) -> None:
+    """`seqbench suite show`: every dataset of one suite: budget, what is reduced, estimated
+    cost and reason."""
     suite = listing.suite
     table = Table(title=f"suite {suite.name}: {suite.summary}", title_justify="left")
     for column in ("task/dataset", "trials", "epochs", "seeds", "reduced", "core-hours",
@@ -77,21 +76,15 @@ def print_suite(name: str) -> None:
     console.print(f"file: {suite.path}")
 
 
-def print_check(name: str, data_dir: str | os.PathLike[str] | None = None,
-                only: tuple[str, ...] = ()) -> list[DatasetCheck]:
-    """Load every dataset of a suite, one line each as it loads, then a table; return the
-    results (the caller turns failures into exit code 2)."""
-    console = Console()
-    suite = load_suite(name)
+def check_line(result: DatasetCheck) -> None:
+    """`seqbench suite check`'s progress: one line per dataset as it loads."""
+    state = f"[red]failed[/]: {result.error}" if result.error else "loaded"
+    Console().print(f"{result.dataset.name}: {state} ({result.seconds:.1f} s)", highlight=False)
 
-    def line(result: DatasetCheck) -> None:
-        state = f"[red]failed[/]: {result.error}" if result.error else "loaded"
-        console.print(f"{result.dataset.name}: {state} ({result.seconds:.1f} s)",
-                      highlight=False)
 
-    results = check_suite(suite, data_dir, only, shown=line)
-    table = Table(title=f"suite {suite.name}: datasets as a run loads them",
-                  title_justify="left")
+def check_table(name: str, results: list[DatasetCheck]) -> None:
+    """`seqbench suite check`'s summary: per dataset its splits, shortest sequence, seconds."""
+    table = Table(title=f"suite {name}: datasets as a run loads them", title_justify="left")
     for column in ("task/dataset", "items per split", "shortest sequence", "seconds",
                    "loads"):
         table.add_column(column, overflow="fold", no_wrap=column == "task/dataset")
@@ -100,5 +93,4 @@ def print_check(name: str, data_dir: str | os.PathLike[str] | None = None,
         table.add_row(result.dataset.name, items or "-",
                       "-" if result.shortest is None else str(result.shortest),
                       f"{result.seconds:.1f}", "no: " + result.error if result.error else "yes")
-    console.print(table)
-    return results
+    Console().print(table)

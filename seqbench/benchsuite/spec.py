@@ -9,10 +9,11 @@ place and changed without touching code:
 
     [budget]        # every dataset's budget unless the dataset gives its own
     trials = 20     # search trials per cell (completed or pruned)
-    seeds = 5       # final runs per cell
+    seeds = 10      # final runs per cell
+    repeats = 1     # optional (default 1): independent searches per cell, `sweep --repeats`
     [full_budget]   # the protocol's full budget: what a smaller budget is "reduced" from
     trials = 30
-    seeds = 5
+    seeds = 10
 
     [[datasets]]
     task = "speech"
@@ -44,7 +45,10 @@ else:  # pragma: no cover - Python 3.10
 
 TOP_KEYS = {"summary", "cells", "optional_cells", "budget", "full_budget", "datasets"}
 BUDGET_KEYS = {"trials", "seeds"}
-DATASET_KEYS = {"task", "dataset", "reason", "trials", "seeds", "epochs", "max_time"}
+#: Budget keys that may be left out, with their value then.
+OPTIONAL_BUDGET = {"repeats": 1}
+DATASET_KEYS = {"task", "dataset", "reason", "trials", "seeds", "repeats", "epochs",
+                "max_time"}
 
 
 @dataclass(frozen=True)
@@ -58,9 +62,11 @@ class SuiteDataset:
     seeds: int
     epochs: int
     max_time: float | None
-    #: The budget it would have in full: the full budget's trials and seeds, the task's
-    #: default epochs, no time limit.
+    #: The budget it would have in full: the full budget's trials, seeds and repeats, the
+    #: task's default epochs, no time limit.
     full: Mapping[str, int]
+    #: Independent searches per cell (`sweep --repeats`).
+    repeats: int = 1
 
     @property
     def name(self) -> str:
@@ -69,7 +75,8 @@ class SuiteDataset:
     def reductions(self) -> list[str]:
         """What is smaller than the full budget, in words ("20 of 30 trials")."""
         reduced = [f"{getattr(self, key)} of {self.full[key]} {key}"
-                   for key in ("trials", "epochs", "seeds") if getattr(self, key) < self.full[key]]
+                   for key in ("trials", "repeats", "epochs", "seeds")
+                   if getattr(self, key) < self.full[key]]
         return reduced + ([f"{self.max_time:g} s per run"] if self.max_time else [])
 
 
@@ -138,12 +145,13 @@ def _names(where: str, key: str, value: Any) -> tuple[str, ...]:
 
 def _budget(where: str, table: Any) -> dict[str, int]:
     if not isinstance(table, dict):
-        raise SeqbenchError(f"{where} must be a table (trials = N, seeds = N).")
-    _refuse_unknown(where, table, BUDGET_KEYS)
+        raise SeqbenchError(f"{where} must be a table (trials = N, seeds = N[, repeats = N]).")
+    _refuse_unknown(where, table, BUDGET_KEYS | set(OPTIONAL_BUDGET))
     missing = sorted(BUDGET_KEYS - set(table))
     if missing:
         raise SeqbenchError(f"{where} has no {missing[0]}.")
-    return {key: _count(where, key, table[key]) for key in sorted(BUDGET_KEYS)}
+    given = {**OPTIONAL_BUDGET, **table}
+    return {key: _count(where, key, given[key]) for key in sorted(given)}
 
 
 def _dataset(where: str, entry: Any, budget: Mapping[str, int],
@@ -174,6 +182,7 @@ def _dataset(where: str, entry: Any, budget: Mapping[str, int],
         task=task_name, dataset=dataset, reason=_text(where, "reason", entry["reason"]),
         trials=_count(where, "trials", entry.get("trials", budget["trials"])),
         seeds=_count(where, "seeds", entry.get("seeds", budget["seeds"])),
+        repeats=_count(where, "repeats", entry.get("repeats", budget["repeats"])),
         epochs=_count(where, "epochs", entry.get("epochs", default_epochs)),
         max_time=_seconds(where, entry["max_time"]) if "max_time" in entry else None,
         full={**full, "epochs": default_epochs or entry["epochs"]})

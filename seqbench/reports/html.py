@@ -22,6 +22,7 @@ from seqbench.reports import tables
 from seqbench.reports.collect import CellSummary
 from seqbench.reports.compare import Pairwise
 from seqbench.reports.stats import LEVEL
+from seqbench.sweeps import record
 
 PAGE = "index.html"
 
@@ -109,7 +110,7 @@ def comparison(cells: list[CellSummary], rows: list[dict[str, Any]], top_means: 
     for r in rows:
         interval = tables.span(r["ci_low"], r["ci_high"])
         body.append([
-            escape(r["cell"]) + (" (defaults)" if r["defaults"] else "")
+            escape(tables.label(r)) + (" (defaults)" if r["defaults"] else "")
             + (" ★" if r["top"] else ""), number(r["test_mean"]), interval,
             str(r["seeds"]), f"{number(r['val_search'])} / {number(r['val_reruns'])}",
             "n/a" if math.isnan(r["parameters"]) else f"{round(r['parameters']):,}",
@@ -153,7 +154,7 @@ def hyperparameters(cells: list[CellSummary]) -> str:
     for cell in cells:
         trial = chosen_trial(cell)
         if trial is not None:
-            chosen[cell.cell] = (trial.number, trial.user_attrs.get("settings", trial.params))
+            chosen[cell.cell] = (trial.number, record.trial_settings(trial))
     if not chosen:
         return "<p>No cell has final runs yet.</p>"
     names = sorted({name for _, settings in chosen.values() for name in settings})
