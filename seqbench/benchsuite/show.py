@@ -69,7 +69,7 @@ def suite_table(listing: Priced) -> None:
     console.print(f"cells: {', '.join(suite.cells)}; optional (where installed): "
                   f"{', '.join(suite.optional_cells) or 'none'}; installed here: "
                   f"{', '.join(suite.installed_optional_cells()) or 'none'}")
-    console.print(f"estimated cost: {cost_line(listing)}"
+    console.print(f"estimated cost, the required cells only: {cost_line(listing)}"
                   + (f", measured on {listing.machine}" if listing.machine else ""))
     console.print("'of the bound': the share of the bound (every run to its last epoch) that "
                   "finished sweeps of the task took; 1.00 where none has finished yet.")
