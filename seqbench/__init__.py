@@ -20,7 +20,8 @@ alias("seqbench.data", "seqbench.datafiles")  # the module's old name; `sb.data`
 
 #: Names served by `seqbench.api`, imported when first used.
 _API = ("Comparison", "Run", "RunSpec", "cells", "data", "generate", "list", "load", "new",
-        "publish", "register", "report", "run", "spec_for", "sweep", "tasks")
+        "publish", "register", "report", "run", "spec_for", "suite", "suite_check", "suite_plan",
+        "suites", "sweep", "tasks")
 
 __all__ = [
     "Batch",

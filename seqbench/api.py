@@ -2,7 +2,9 @@
 thin shell over them (it parses, calls one of these, and prints).
 
 `run`, `load`, `generate`: train a run, open a run folder, use its model. `sweep`, `report`,
-`publish`: compare cells and write or publish the tables. `data`, `list`, `cells`, `tasks`,
+`publish`: compare cells and write or publish the tables. `suites`, `suite_plan`,
+`suite_check`, `suite`: the benchmark suites that ship, one suite's budgets and cost, whether
+its datasets load here, and running it over any number of workers. `data`, `list`, `cells`, `tasks`,
 `register`, `new`: look at what is installed and add to it. A run returns a `Run` holding its
 metrics, its per-epoch history and the best-epoch model; a sweep returns a `Comparison`
 whose table is the report's. A cell or task defined in a notebook is passed as an object
@@ -14,12 +16,15 @@ something trains or loads a model.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from seqbench import registry, runs
+from seqbench.benchsuite import Priced, suites  # noqa: F401 - the API's `sb.suites()`
+from seqbench.benchsuite.check import DatasetCheck
+from seqbench.benchsuite.spec import SuiteDataset
 from seqbench.config import RunSpec, build_spec
 from seqbench.contracts import Cell, Task
 from seqbench.datacheck import DataCheck
@@ -239,6 +244,65 @@ def report(output_dir: PathLike, storage: str = DEFAULT_STORAGE, task: str | Non
     runs.check_output_dir(Path(output_dir))
     return write_reports(storage_url(storage, Path(output_dir)), Path(output_dir), study=study,
                          task=task, dataset=dataset, against=against)
+
+
+def suite(suite: str | PathLike, *, jobs: int = 1, study: str | None = None,
+          storage: str | None = None, output_dir: PathLike = "sweeps",
+          report_dir: PathLike | None = None, data_dir: PathLike | None = None,
+          device: str = "auto", poll_seconds: float = 10.0,
+          threads: int | None = None) -> Path:
+    """Run a benchmark suite (a shipped suite's name or a suite file) as `seqbench suite run`:
+    every dataset's sweep under one study name (default: the suite's name) in one storage,
+    shared with any other worker running the same suite there, then the cross-dataset
+    report; return its folder (default OUTPUT_DIR/reports/STUDY, with index.html).
+    Re-running it resumes; `jobs` is each sweep's parallel processes and `threads` their
+    intra-op threads (as in `sweep`); a worker left with nothing to take looks at the storage
+    every `poll_seconds` until the others finish."""
+    from seqbench import threads as thread_policy
+    from seqbench.benchsuite import load_suite
+    from seqbench.benchsuite.run import run_suite
+    from seqbench.sweeps.storage import storage_url
+
+    runs.check_output_dir(Path(output_dir))
+    count = thread_policy.configure(threads, jobs=jobs)  # before anything imports torch
+    loaded = load_suite(suite)
+    study = study or loaded.name
+    url = storage_url(storage, Path(output_dir))
+    cells = loaded.cells + loaded.installed_optional_cells()
+
+    def one(item: SuiteDataset) -> None:
+        sweep(item.task, cells, trials=item.trials, seeds=item.seeds, repeats=item.repeats,
+              dataset=item.dataset, jobs=jobs, max_seconds=item.max_time, study=study,
+              storage=url, output_dir=output_dir, data_dir=data_dir, device=device,
+              threads=count, epochs=item.epochs)
+
+    run_suite(loaded, cells, study, url, one, poll_seconds)
+    folder = Path(report_dir) if report_dir is not None else Path(output_dir) / "reports" / study
+    report(folder, storage=url, study=study)
+    return folder
+
+
+def suite_plan(suite: str | PathLike) -> Priced:
+    """A suite (a shipped suite's name or a suite file) read and checked, with every
+    dataset's budget, what it reduces, its reason and its estimated cost (`seqbench suite
+    show`; `suites()` gives every shipped one)."""
+    from seqbench.benchsuite import load_suite, priced
+
+    return priced(load_suite(suite))
+
+
+def suite_check(suite: str | PathLike, datasets: Iterable[str] | None = None,
+                data_dir: PathLike | None = None,
+                progress: Callable[[DatasetCheck], None] | None = None) -> list[DatasetCheck]:
+    """Load every dataset of a suite (or those of `datasets`, as TASK/DATASET) as its runs
+    will, past any failure: per dataset its split sizes, shortest sequence, seconds, or the
+    one-line reason it does not load (`seqbench suite check`). `progress` is called with
+    each dataset's result as it comes."""
+    from seqbench.benchsuite import load_suite
+    from seqbench.benchsuite.check import check_suite
+
+    return check_suite(load_suite(suite), data_dir, datasets or (),
+                       progress or (lambda _: None))
 
 
 def publish(study: str, to: PathLike, storage: str = DEFAULT_STORAGE,

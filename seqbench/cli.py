@@ -19,6 +19,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from seqbench.cli_options import STORAGE_ENV, ThreadsOption, interruptible
+from seqbench.cli_suite import suite_app
 from seqbench.errors import Interrupted, SeqbenchError, from_os_error
 from seqbench.params import MAX_SEED
 
@@ -26,10 +28,6 @@ try:  # typer >= 0.2x vendors click; older releases raise click's own exceptions
     from typer.exceptions import TyperException as UsageProblem
 except ImportError:  # pragma: no cover - depends on the installed typer
     from click import ClickException as UsageProblem
-
-#: Environment variable that `--storage` defaults to (the way to pass a password); the same
-#: as seqbench.sweeps.storage.STORAGE_ENV, named here so that --help imports nothing more.
-STORAGE_ENV = "SEQBENCH_STORAGE_URL"
 
 app = typer.Typer(
     help="Compare recurrent cells (LSTM, GRU, RNN and plugins) fairly across sequence tasks.",
@@ -98,17 +96,6 @@ SetOption = Annotated[
     typer.Option("--set", metavar="KEY=VALUE", help="Any hyperparameter (repeatable); "
                  "prefix with cell. or task. to disambiguate."),
 ]
-#: More threads than any machine has cores; OpenMP would refuse a larger value with a
-#: warning of its own and run on its default instead.
-MAX_THREADS = 4096
-ThreadsOption = Annotated[
-    Optional[int],
-    typer.Option(help="Intra-op threads per training process (default: $OMP_NUM_THREADS, "
-                 "else the cores this process may use, divided between --jobs).",
-                 min=1, max=MAX_THREADS),
-]
-
-
 def parse_settings(pairs: list[str] | None) -> dict[str, str]:
     settings: dict[str, str] = {}
     for pair in pairs or []:
@@ -164,27 +151,6 @@ def shortcuts(pairs: list[str] | None, **options: object) -> dict[str, object]:
     given: dict[str, object] = parse_settings(pairs)
     given.update({key: value for key, value in options.items() if value is not None})
     return given
-
-
-class interruptible:
-    """Turn Ctrl-C inside the block into `Interrupted(kept)`.
-
-    A run's own `Interrupted` (which names its folder) passes through unless `overrule`:
-    inside a sweep, what matters is the storage and the command that resumes the sweep.
-    """
-
-    def __init__(self, kept: str, overrule: bool = False) -> None:
-        self.kept = kept
-        self.overrule = overrule
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind, exc, traceback) -> bool:
-        if kind is not None and (issubclass(kind, KeyboardInterrupt) or
-                                 (self.overrule and issubclass(kind, Interrupted))):
-            raise Interrupted(self.kept) from None
-        return False
 
 
 @app.command("list")
@@ -312,6 +278,8 @@ def publish(
     typer.echo(f"{len(names)} studies copied into {to / RESULTS_JOURNAL}; tables: seqbench "
                f"report --storage {to / RESULTS_JOURNAL} --study {study} --output-dir {to}")
 
+
+app.add_typer(suite_app, name="suite")
 
 new_app = typer.Typer(help="Start a plugin: an installable distribution that already "
                       "passes the conformance kit and trains.", no_args_is_help=True)

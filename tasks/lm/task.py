@@ -35,6 +35,7 @@ from seqbench import (
 from seqbench.params import MAX_SEED
 from seqbench.userdata import UserSource, refuse_foreign_options
 from seqbench_tasks.lm.corpus import CORPORA, SPLITS, Streams, load_streams, restored_streams
+from seqbench_tasks.lm.ngram import kneser_ney
 from seqbench_tasks.lm.text import LEVELS, load_text
 
 
@@ -143,7 +144,10 @@ class LanguageData(TaskData):
 
     def baselines(self) -> dict[str, dict[str, float]]:
         """Count models scored on the tokens the network is scored on (every test token after
-        the first): the training unigram distribution, and a bigram interpolated with it.
+        the first): the training unigram distribution, a bigram interpolated with it, and
+        interpolated modified Kneser-Ney of the order that fits validation best (`ngram.py`;
+        named with its order, e.g. `kneser_ney_5gram`: PTB test perplexity 141.1, the
+        published KN5's 141.2).
 
         Hand-written (a sparse count over token pairs) because the n-gram libraries of the
         field (KenLM, nltk.lm) are either a C++ build or far too slow for a 10k vocabulary;
@@ -157,9 +161,12 @@ class LanguageData(TaskData):
         tuning, scoring = (self._bigram_parts(pairs, counts, before, stream, unigram)
                            for stream in (valid, test))
         weight = min(np.linspace(0.05, 0.95, 19), key=lambda w: _mixture_nll(*tuning, w))
+        order, kneser_ney_nll = kneser_ney(train, valid, test, self.vocab_size,
+                                           self.streams.level)
         return {name: self.metrics({"nll": nll, "tokens": 1})
                 for name, nll in (("unigram", float(-np.log(scoring[2]).mean())),
-                                  ("bigram", _mixture_nll(*scoring, weight)))}
+                                  ("bigram", _mixture_nll(*scoring, weight)),
+                                  (f"kneser_ney_{order}gram", kneser_ney_nll))}
 
     def _bigram_parts(self, pairs: np.ndarray, counts: np.ndarray, before: np.ndarray,
                       scored: np.ndarray, unigram: np.ndarray):
