@@ -78,11 +78,13 @@ def plugins_option(
         disable(disable_plugin)
 
 
+#: Help is rich markup, where `[tensorboard]` is a style tag: rich's escape `\[` keeps it.
 LoggerOption = Annotated[
     Optional[str],
     typer.Option("--logger", help="Also send per-epoch metrics, hyperparameters and final test "
-                 "metrics to csv, tensorboard or mlflow (pip install 'seqbench[tensorboard]' / "
-                 "'seqbench[mlflow]'); MLflow: $MLFLOW_TRACKING_URI, else the file store ./mlruns."),
+                 "metrics to csv, tensorboard or mlflow (pip install 'seqbench\\[tensorboard]' / "
+                 "'seqbench\\[mlflow]'); MLflow: $MLFLOW_TRACKING_URI, else the file store "
+                 "./mlruns."),
 ]
 
 SetOption = Annotated[
