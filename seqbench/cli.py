@@ -54,9 +54,9 @@ typer.core.TyperOption.display_type_rich = _type_label
 
 def _show_version(value: bool) -> None:
     if value:
-        from seqbench import __version__
+        from seqbench import PLUGIN_API, __version__
 
-        typer.echo(f"seqbench {__version__}")
+        typer.echo(f"seqbench {__version__} (plugin API {PLUGIN_API})")
         raise typer.Exit()
 
 
@@ -410,7 +410,8 @@ new_app = typer.Typer(help="Start a plugin: an installable distribution that alr
                       "passes the conformance kit and trains.", no_args_is_help=True)
 app.add_typer(new_app, name="new")
 DirOption = Annotated[Optional[Path], typer.Option(
-    "--dir", help="Folder to write (default: ./seqbench-NAME); must not exist or be empty.")]
+    "--dir", help="Folder to write (default: ./seqbench-NAME); must not exist or be empty. "
+    "The distribution is named seqbench-NAME whatever the folder.")]
 
 
 @new_app.command("cell")

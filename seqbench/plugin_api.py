@@ -22,27 +22,11 @@ from __future__ import annotations
 
 from seqbench.errors import SeqbenchError
 
+#: Every version of the contract, oldest first. docs/plugins.md ("Changes for plugin
+#: authors") says what each one changed and how to migrate; a test keeps the two in step.
+VERSIONS = ("1.0", "1.1", "1.2", "1.3")
 #: The contract this seqbench provides.
-PLUGIN_API = "1.3"
-
-#: What each version changed, newest last; docs/plugins.md's "Changes for plugin authors"
-#: repeats it with the migration of each change.
-CHANGES: tuple[tuple[str, str], ...] = (
-    ("1.0", "Cell(name, summary, build, params); Task.prepare(); TaskData with batches, "
-            "num_batches, encoder(params), head(hidden_size, params), loss, statistics, "
-            "metrics and the optional hooks (split_sizes, baselines, artifacts)"),
-    ("1.1", "TaskData.modules(hidden_size, params) -> (encoder, head) replaces encoder() and "
-            "head(), so modules sharing weights are built in one place; the old pair works "
-            "through an adapter that warns. Optional hooks: describe, fold, refit, "
-            "item_scores, Task.restore, Task.check_case, Task.select_by and per-dataset "
-            "declarations"),
-    ("1.2", "Task.composes_cells and TaskData.network(cells, hidden_size, params): a task "
-            "may build its whole model from a cell factory; TaskData.modules is no longer "
-            "abstract"),
-    ("1.3", "Cell.plugin_api and Task.plugin_api declare the version a plugin targets; "
-            "Task.stratified declares the splits drawn from the training data stratified "
-            "by class"),
-)
+PLUGIN_API = VERSIONS[-1]
 
 
 def parse(version: str) -> tuple[int, int]:

@@ -119,6 +119,8 @@ class Stacked(nn.Module):
     def forward(self, x, state=None):
         if self.bug == "forgets state":
             state = None
+        if self.bug == "state counts steps in a Python int" and state is not None:
+            state, _ = state
         if self.bug == "input modified in place":
             x /= 2  # "scale the input": in place, on the caller's tensor
         if self.bug == "random output noise":
@@ -140,6 +142,8 @@ class Stacked(nn.Module):
             y = torch.cat([y] * self.num_layers, dim=-1)
         if self.bug == "state is a dict":
             state = {"layers": state}
+        if self.bug == "state counts steps in a Python int":
+            state = (state, x.shape[1])
         return y, state
 
 
@@ -296,6 +300,8 @@ class SumTask(Task):
         rows = np.zeros((3, LENGTH, 1))
         rows[0, :2, 0], rows[1, :3, 0], rows[2, :4, 0] = 0.25, 0.5, 0.5
         splits = {"train": values(6, 4), "valid": values(3, 5), "test": rows}
+        if self.bug == "valid leaks into test":
+            rows[2] = splits["valid"][0]
         return CheckCase(data=SumData({k: with_features(x, "value") for k, x in splits.items()},
                                       bug=self.bug),
                          predict=lambda batch: torch.ones(len(batch.targets)),

@@ -13,6 +13,8 @@ import pytest
 from seqbench import Param, registry
 from seqbench.errors import SeqbenchError
 from seqbench.testing import CheckFailed, check_cell, check_task
+from seqbench.testing.cells import CELL_CHECKS
+from seqbench.testing.tasks import TASK_CHECKS
 from tests.planted import ClassTask, SumTask, planted_cell
 
 #: check_init_follows_seed builds the cell in a second interpreter (a few seconds); bugs
@@ -72,6 +74,9 @@ CELL_BUGS = [
      "ElmanStep.initial_state(batch_size, device=meta, dtype) to return tensors on that "
      "device, got ['cpu']"),
     ("no recurrence", "check_learns", "'repeat the previous input' to fall below a quarter"),
+    ("state counts steps in a Python int", "check_state_carried_by_core",
+     "the core to carry the state, as it is, to a batch of the same size, got TypeError: "
+     "'int' object is not iterable: the state holds something other than tensors"),
     # The bugs the kit missed, or named wrongly, in the second round of author trials:
     ("state leaks across batches", "check_fresh_state",
      "without a state to start afresh: the same batch twice, another batch between, to give "
@@ -96,8 +101,10 @@ CELL_BUGS = [
      "finite outputs and state over 64 steps of inputs of scale 30 (2 layers, eval mode), got "
      "non-finite values by step"),
     ("unused projection", "check_no_unused_parameters",
-     "got none for inner.layers.0.linear.weight (16 of 32 rows), inner.layers.0.linear.bias "
-     "(16 of 32 rows)"),
+     "a gradient for every output row of every parameter (1 layer, 16 sequences of 12 "
+     "steps), got none for inner.layers.0.linear.weight (16 of 32 rows), "
+     "inner.layers.0.linear.bias (16 of 32 rows): a projection, or part of one, that nothing "
+     "uses"),
     ("buffer updated in place", "check_buffers_unchanged",
      "not to update in place a buffer the computation uses (backward needs its old value), "
      "got buffer(s) ['inner.layers.0.norm', 'inner.layers.1.norm'] updated in place"),
@@ -162,6 +169,9 @@ TASK_BUGS = [
     (SumTask, "valid leaks into test", "check_default_dataset",
      "no example (content hash of a batch row) in two splits on the default dataset "
      "'generated' (check_splits_disjoint), got 5 of the 24 valid and test examples"),
+    (SumTask, "valid leaks into test", "check_splits_disjoint",
+     "no example (content hash of a batch row) in two splits, got 1 of the 6 valid and test "
+     "examples also in an earlier split (16.7%), e.g. test batch 1 row 0 is also in valid"),
     (SumTask, "hard-coded input_size", "check_choices", "encoder output [batch, time, "
      "input_size] = (8, 6, 1) on 'generated' with features='value+position' "
      "(check_input_size), got (8, 6, 2)"),
@@ -231,6 +241,13 @@ def test_each_planted_task_bug_is_caught_by_its_check(task, bug, check, message)
     found = failures(lambda: check_task(task(bug), learn=check == "check_learns"))
     assert check in found, found
     assert message in found[check]
+
+
+def test_every_check_has_a_planted_bug_it_must_catch():
+    caught = {check for _, check, _ in CELL_BUGS} | {"check_params_declared"}  # see below
+    # check_cuda needs a GPU to run at all; its bugs are those of check_device_follows_input.
+    assert {check.__name__ for check in CELL_CHECKS} - caught == {"check_cuda"}
+    assert {check.__name__ for check in TASK_CHECKS} == {check for _, _, check, _ in TASK_BUGS}
 
 
 def test_a_typo_in_the_defaults_is_reported_once_for_every_check_it_breaks():
