@@ -118,10 +118,9 @@ class TaskData(ABC):
         if missing:
             raise PluginContractError(
                 f"{cls.__module__}.{cls.__qualname__} cannot be used: it lacks "
-                f"{', '.join(name + '()' for name in missing)}, which a "
-                f"{'IndexedData' if 'collate' in missing or 'items' in missing else 'TaskData'}"
-                f" must implement (seqbench plugin API {PLUGIN_API}; see docs/plugins.md, "
-                "'Changes for plugin authors').")
+                f"{', '.join(name + '()' for name in missing)}, which the TaskData contract "
+                f"requires (seqbench plugin API {PLUGIN_API}; see docs/plugins.md, 'Changes "
+                "for plugin authors').")
         return super().__new__(cls)
 
     @abstractmethod

@@ -134,8 +134,8 @@ def test_seqbench_list_names_each_incompatible_plugin_and_why(incompatible, caps
      "task plugin 'noprepare' from future-plugins 1.0 failed to load: incompatible with this "
      "seqbench: NoPrepare lacks prepare()"),
     (["--cell", "gru", "--task", "half"],
-     "future.HalfData cannot be used: it lacks loss(), metrics(), statistics(), which a "
-     "TaskData must implement"),
+     "future.HalfData cannot be used: it lacks loss(), metrics(), statistics(), which the "
+     "TaskData contract requires (seqbench plugin API"),
 ], ids=["newer major", "missing prepare", "data missing methods"])
 def test_selecting_an_incompatible_plugin_is_one_error_line_and_exit_2(incompatible, capsys,
                                                                        tmp_path, args, message):
