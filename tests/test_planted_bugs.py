@@ -13,9 +13,11 @@ import pytest
 from seqbench import Param, registry
 from seqbench.errors import SeqbenchError
 from seqbench.testing import CheckFailed, check_cell, check_task
+from planted import ClassTask, SumTask, planted_cell
 from seqbench.testing.cells import CELL_CHECKS
+from seqbench.testing.composing import COMPOSING_CHECKS
 from seqbench.testing.tasks import TASK_CHECKS
-from tests.planted import ClassTask, SumTask, planted_cell
+from test_composing_kit import COMPOSING_BUGS
 
 #: check_init_follows_seed builds the cell in a second interpreter (a few seconds); bugs
 #: planted for other checks skip it, saying so.
@@ -52,9 +54,10 @@ def test_the_unplanted_tasks_pass_every_check_including_real_data_and_learning(t
     results = {r.check: r.outcome for r in check_task(task(), learn=True)}
     skipped = {check for check, outcome in results.items() if outcome == "skipped"}
     # What does not apply: no generate or choices for the classes, no padding or classes
-    # for the sums. Everything else runs and passes.
-    assert skipped == ({"check_generate", "check_choices"} if task is ClassTask
-                       else {"check_padding_ignored", "check_label_sets"})
+    # for the sums, no composed network for either. Everything else runs and passes.
+    assert skipped == {check.__name__ for check in COMPOSING_CHECKS} | (
+        {"check_generate", "check_choices"} if task is ClassTask
+        else {"check_padding_ignored", "check_label_sets"})
     assert {outcome for check, outcome in results.items() if check not in skipped} == {"passed"}
 
 
@@ -247,7 +250,9 @@ def test_every_check_has_a_planted_bug_it_must_catch():
     caught = {check for _, check, _ in CELL_BUGS} | {"check_params_declared"}  # see below
     # check_cuda needs a GPU to run at all; its bugs are those of check_device_follows_input.
     assert {check.__name__ for check in CELL_CHECKS} - caught == {"check_cuda"}
-    assert {check.__name__ for check in TASK_CHECKS} == {check for _, _, check, _ in TASK_BUGS}
+    # The composing checks' bugs are planted in a translation network (test_composing_kit).
+    assert {check.__name__ for check in TASK_CHECKS} == (
+        {check for _, _, check, _ in TASK_BUGS} | {check for _, check, _ in COMPOSING_BUGS})
 
 
 def test_a_typo_in_the_defaults_is_reported_once_for_every_check_it_breaks():

@@ -12,6 +12,7 @@ from collections import Counter
 import torch
 
 from seqbench.contracts import Batch, TaskData
+from seqbench.testing.composing import check_stacks
 from seqbench.testing.kit import CheckSkipped, expect
 from seqbench.testing.task_subject import (
     BATCH_SIZE,
@@ -54,9 +55,12 @@ def check_batches(subject: TaskSubject) -> None:
         expect(batch.targets.shape[:1] == (rows,),
                f"targets with the inputs' batch size {rows} ('{split}')",
                f"targets of shape {tuple(batch.targets.shape)}")
+        # A composed network's inputs and targets may differ in length (a source sentence
+        # and its translation); its mask marks the targets' real steps.
+        steps = batch.targets if subject.task.composes_cells else batch.inputs
         if batch.mask is not None:
-            expect(batch.mask.dtype == torch.bool and batch.mask.shape == batch.inputs.shape[:2],
-                   f"a bool mask of shape {tuple(batch.inputs.shape[:2])} ('{split}')",
+            expect(batch.mask.dtype == torch.bool and batch.mask.shape == steps.shape[:2],
+                   f"a bool mask of shape {tuple(steps.shape[:2])} ('{split}')",
                    f"{batch.mask.dtype} of shape {tuple(batch.mask.shape)}")
 
 
@@ -113,11 +117,12 @@ def check_splits_disjoint(subject: TaskSubject) -> None:
 
 
 def check_input_size(subject: TaskSubject) -> None:
+    if subject.task.composes_cells:  # no encoder: the widths its stacks ask for instead
+        check_stacks(subject)
+        return
     data = subject.data
     expect(isinstance(data.input_size, int) and data.input_size > 0,
            "TaskData.input_size to be a positive int", repr(getattr(data, "input_size", None)))
-    if subject.task.composes_cells:
-        raise CheckSkipped("a task that composes cells has no encoder of its own")
     batch = subject.first_batch("train")
     features = data.modules(1, subject.params)[0](batch.inputs)
     wanted = (*batch.inputs.shape[:2], data.input_size)

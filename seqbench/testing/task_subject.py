@@ -161,15 +161,18 @@ class TaskSubject:
         expect(batch is not None, f"at least one '{split}' batch", "none")
         return batch
 
-    def model(self, data: TaskData | None = None, params: Mapping[str, Any] | None = None):
+    def model(self, data: TaskData | None = None, params: Mapping[str, Any] | None = None,
+              hidden_size: int = PROBE_HIDDEN):
         """A freshly initialised probe model (seed 0) as training builds it, on this
-        subject's data (or `data`, prepared with task parameters `params`)."""
+        subject's data (or `data`, prepared with task parameters `params`), with
+        `hidden_size` units (a task that composes cells builds its network around such
+        GRU stacks)."""
         from seqbench.model import SequenceModel  # Lightning: imported by task checks only
 
         expect_declarations(self.task)
         given = self._params if params is None else params
         spec = build_spec(self.task, PROBE_CELL, self.dataset,
-                          {"hidden_size": PROBE_HIDDEN, "layers": 1,
+                          {"hidden_size": hidden_size, "layers": 1,
                            **{f"task.{key}": value for key, value in given.items()}})
         torch.manual_seed(0)
         return SequenceModel(self.task, self.data if data is None else data, PROBE_CELL, spec)

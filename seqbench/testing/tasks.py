@@ -3,7 +3,8 @@
 The checks live in modules by what they are about: `task_data` (splits, batches,
 shuffles, targets and classes), `task_model` (loss, statistics, metrics, item scores and
 files, probed with a random model), `task_prepare` (the real default dataset and every
-option, prepared offline); `task_subject` holds what they share. This module lists them
+option, prepared offline), `composing` (how a task that composes cells uses them);
+`task_subject` holds what they share. This module lists them
 in the order they run.
 """
 
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from seqbench.contracts import Task
+from seqbench.testing.composing import COMPOSING_CHECKS
 from seqbench.testing.kit import Check, with_skips
 from seqbench.testing.task_data import (
     check_batches,
@@ -57,6 +59,7 @@ TASK_CHECKS: tuple[Callable[[TaskSubject], None], ...] = (
     check_input_size,
     check_loss_finite,
     check_padding_ignored,
+    *COMPOSING_CHECKS,
     check_metrics_declared,
     check_metrics_case,
     check_metric_directions,
