@@ -178,9 +178,12 @@ class TaskData(ABC):
         is compared inside the same model and `--param-budget` counts the whole of it. The
         module's `forward(batch)` returns the outputs that `loss`, `statistics` and
         `item_scores` receive; no state is carried across batches. Inputs and targets may
-        differ in length (a sentence and its translation): `Batch.mask` then marks the
-        targets' real steps, and a decoder's teacher-forced inputs come from
-        `Batch.targets` (shifted), so the kit can check that no output sees its target.
+        differ in length (a sentence and its translation): `Batch.mask` then marks the real
+        steps of the sequence the outputs follow, the targets' for a decoder (one output
+        per target position), the inputs' for CTC (one output per input step); a
+        decoder's teacher-forced inputs come from `Batch.targets` (shifted), so the kit can
+        check that no output sees its target. Padding is padded steps' values as the task
+        makes them (a PAD id, zeros): the kit adds more of them to check it is ignored.
         """
         raise PluginContractError(f"{type(self).__name__} declares that its task composes "
                                   "cells but does not implement network().")

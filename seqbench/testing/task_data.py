@@ -23,7 +23,7 @@ from seqbench.testing.task_subject import (
     row_hashes,
 )
 
-#: Rows `check_targets_follow_inputs` reads per split and reading (enough for small
+#: Rows `check_targets_follow_inputs` reads per split in batches of 1 (enough for small
 #: datasets to be read whole, a bound for large ones).
 PAIRS_READ = 2048
 #: How far a stratified split's class count may be from its due share, in items.
@@ -56,12 +56,15 @@ def check_batches(subject: TaskSubject) -> None:
                f"targets with the inputs' batch size {rows} ('{split}')",
                f"targets of shape {tuple(batch.targets.shape)}")
         # A composed network's inputs and targets may differ in length (a source sentence
-        # and its translation); its mask marks the targets' real steps.
-        steps = batch.targets if subject.task.composes_cells else batch.inputs
+        # and its translation); its mask marks the real steps of either: the targets' for
+        # a decoder (one output per target), the inputs' for CTC (one per input step).
+        shapes = [tuple(batch.inputs.shape[:2])]
+        if subject.task.composes_cells:
+            shapes.append(tuple(batch.targets.shape[:2]))
         if batch.mask is not None:
-            expect(batch.mask.dtype == torch.bool and batch.mask.shape == steps.shape[:2],
-                   f"a bool mask of shape {tuple(steps.shape[:2])} ('{split}')",
-                   f"{batch.mask.dtype} of shape {tuple(batch.mask.shape)}")
+            expect(batch.mask.dtype == torch.bool and tuple(batch.mask.shape) in shapes,
+                   f"a bool mask of shape {' or '.join(map(str, dict.fromkeys(shapes)))} "
+                   f"('{split}')", f"{batch.mask.dtype} of shape {tuple(batch.mask.shape)}")
 
 
 def _training_pass(data: TaskData, size: int, seed: int) -> list[Batch]:
@@ -130,9 +133,11 @@ def check_input_size(subject: TaskSubject) -> None:
            f"encoder output [batch, time, input_size] = {wanted}", f"{tuple(features.shape)}")
 
 
-def _pairs(data: TaskData, split: str, size: int, seed: int | None) -> dict[str, str | None]:
-    """{content hash of an example's inputs: hash of its targets}, None where two examples
-    with the same inputs have different targets (duplicates say nothing about pairing)."""
+def _pairs(data: TaskData, split: str, size: int, seed: int | None,
+           limit: int | None = None) -> dict[str, str | None]:
+    """{content hash of an example's inputs: hash of its targets} over the first `limit`
+    rows (all without one), None where two examples with the same inputs have different
+    targets (duplicates say nothing about pairing)."""
     pairs: dict[str, str | None] = {}
     read = 0
     for batch in data.batches(split, size, seed=seed):
@@ -141,7 +146,7 @@ def _pairs(data: TaskData, split: str, size: int, seed: int | None) -> dict[str,
                                row_hashes([batch.targets], rows, batch.mask)):
             pairs[key] = target if pairs.get(key, target) == target else None
         read += rows
-        if read >= PAIRS_READ:
+        if limit is not None and read >= limit:
             break
     return pairs
 
@@ -149,10 +154,12 @@ def _pairs(data: TaskData, split: str, size: int, seed: int | None) -> dict[str,
 def check_targets_follow_inputs(subject: TaskSubject) -> None:
     """Each example keeps its own targets whatever the batch size and order: labels
     gathered with indices one off from the inputs' (or before a shuffle the inputs got)
-    still give well-formed batches and a finite loss, and train nothing."""
+    still give well-formed batches and a finite loss, and train nothing. The shuffled
+    reading covers the whole split, so inputs that recur with other targets (a sentence
+    translated twice) are known and left out."""
     compared, size = 0, subject.batch_size
     for split in SPLITS:
-        alone = _pairs(subject.data, split, 1, None)
+        alone = _pairs(subject.data, split, 1, None, PAIRS_READ)
         shuffled = _pairs(subject.data, split, size, 1)
         common = [key for key in alone if key in shuffled
                   and alone[key] is not None and shuffled[key] is not None]

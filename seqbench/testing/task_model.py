@@ -15,9 +15,16 @@ from typing import Any
 import torch
 
 from seqbench.contracts import Batch
+from seqbench.errors import SeqbenchError
 from seqbench.params import resolve
 from seqbench.testing.kit import CheckSkipped, expect
-from seqbench.testing.task_subject import SPLITS, TaskSubject, outputs_of, split_metrics
+from seqbench.testing.task_subject import (
+    BATCH_SIZE,
+    SPLITS,
+    TaskSubject,
+    outputs_of,
+    split_metrics,
+)
 
 #: Adam steps `check_learns` allows for halving the loss on two batches.
 LEARN_STEPS = 200
@@ -38,16 +45,26 @@ def check_loss_finite(subject: TaskSubject) -> None:
     expect(not bad, "finite gradients of the loss", f"non-finite for {bad}")
 
 
-def _padded(batch: Batch) -> Batch:
-    """`batch` with as many padded steps again (copies of its own steps, masked out), so
-    every sequence ends in padding, whatever its length."""
-    shape = batch.inputs.shape[:2]
+def _padded(batch: Batch, composes: bool) -> Batch:
+    """`batch` as if it held a sequence twice as long: as many steps again, masked out and
+    filled with the batch's own padding (what each per-step tensor holds at a masked step:
+    zeros, a PAD id), so every sequence ends in more padding, whatever its length.
+
+    The mask marks the inputs' steps, or, for a task that composes cells, possibly the
+    targets' (a decoder's outputs, one per target position): the tensors with its shape
+    along that axis get the padding; a composed network's other sequence is left alone."""
+    shape = tuple(batch.mask.shape)
+    row, step = (~batch.mask).nonzero()[0].tolist()
+    on_targets = composes and tuple(batch.targets.shape[:2]) == shape
 
     def longer(value: Any) -> Any:
-        per_step = isinstance(value, torch.Tensor) and value.dim() >= 2 and value.shape[:2] == shape
-        return torch.cat([value, value], 1) if per_step else value
+        if not (isinstance(value, torch.Tensor) and value.dim() >= 2
+                and tuple(value.shape[:2]) == shape):
+            return value
+        return torch.cat([value, value[row, step].expand_as(value)], 1)
 
-    return Batch(inputs=longer(batch.inputs), targets=longer(batch.targets),
+    return Batch(inputs=batch.inputs if on_targets else longer(batch.inputs),
+                 targets=longer(batch.targets) if on_targets or not composes else batch.targets,
                  mask=torch.cat([batch.mask, torch.zeros_like(batch.mask)], 1),
                  extra={key: longer(value) for key, value in batch.extra.items()})
 
@@ -56,20 +73,35 @@ def _agree(a: Any, b: Any) -> bool:
     return a.shape == b.shape and torch.allclose(a.double(), b.double(), rtol=1e-5, atol=1e-6)
 
 
+def _padded_batch(subject: TaskSubject) -> Batch | None:
+    """The first batch with a padded step, in the subject's batch size, else in batches of
+    BATCH_SIZE (a check case read one example at a time pads nothing); a size the data
+    refuses (a stream too short for it) is passed over."""
+    for size in dict.fromkeys((subject.batch_size, BATCH_SIZE)):
+        try:
+            for split in SPLITS:
+                for batch in subject.data.batches(split, size):
+                    if batch.mask is not None and not batch.mask.all():
+                        return batch
+        except SeqbenchError:
+            continue
+    return None
+
+
 def check_padding_ignored(subject: TaskSubject) -> None:
     """Padded steps (`batch.mask` False) carry no information: adding more of them must
     change neither the statistics nor the loss. A read-out of the last *padded* step, or a
     loss averaged over padding, passes every shape check and quietly favours the cells
     whose outputs drift least over the zeros."""
-    batch = next((b for split in SPLITS for b in subject.data.batches(split, subject.batch_size)
-                  if b.mask is not None), None)
+    batch = _padded_batch(subject)
     if batch is None:
-        raise CheckSkipped("no batch has a mask (no padded sequences)")
+        raise CheckSkipped("no batch has a padded step (batch.mask False)")
     data, model = subject.data, subject.model().eval()
+    padded = _padded(batch, subject.task.composes_cells)
     with torch.no_grad():
-        plain, longer = outputs_of(model, batch), outputs_of(model, _padded(batch))
-        stats, padded_stats = data.statistics(plain, batch), data.statistics(longer, _padded(batch))
-        loss, padded_loss = data.loss(plain, batch), data.loss(longer, _padded(batch))
+        plain, longer = outputs_of(model, batch), outputs_of(model, padded)
+        stats, padded_stats = data.statistics(plain, batch), data.statistics(longer, padded)
+        loss, padded_loss = data.loss(plain, batch), data.loss(longer, padded)
     moved = sorted(key for key in stats if not _agree(stats[key], padded_stats[key]))
     expect(not moved, "the statistics to stay the same when masked padding steps are added",
            f"{moved} changed: a prediction read from a padded step (read the last real step "

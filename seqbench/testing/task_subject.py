@@ -198,6 +198,19 @@ def split_metrics(data: TaskData, split: str, batch_size: int,
     return data.metrics(plain_totals(totals))
 
 
+def _real_steps(value: torch.Tensor, row_mask: torch.Tensor | None) -> torch.Tensor:
+    """One row of a per-row tensor without its padding: the steps `row_mask` marks real
+    where it has the mask's length, else without trailing all-zero steps (a sequence the
+    mask does not cover, padded with zeros or a PAD id 0: CTC labels, a source sentence),
+    so the same example reads the same in any batch."""
+    if row_mask is not None and value.shape[:1] == row_mask.shape:
+        return value[row_mask]
+    if value.dim() == 0 or len(value) == 0:
+        return value
+    kept = value.reshape(len(value), -1).ne(0).any(1).nonzero()
+    return value[: int(kept[-1]) + 1] if len(kept) else value[:0]
+
+
 def row_hashes(tensors: list[torch.Tensor], rows: int, mask: torch.Tensor | None) -> list[str]:
     """One content hash per batch row: its real steps of every per-row tensor given."""
     hashes = []
@@ -206,9 +219,7 @@ def row_hashes(tensors: list[torch.Tensor], rows: int, mask: torch.Tensor | None
         for tensor in tensors:
             if tensor.dim() == 0 or tensor.shape[0] != rows:
                 continue
-            value = tensor[row]
-            if mask is not None and value.shape[:1] == mask.shape[1:2]:
-                value = value[mask[row]]
+            value = _real_steps(tensor[row], None if mask is None else mask[row])
             digest.update(str((tuple(value.shape), value.dtype)).encode())
             digest.update(value.detach().cpu().contiguous().numpy().tobytes())
         hashes.append(digest.hexdigest())
