@@ -37,7 +37,7 @@ def old_plugins(install_plugins):
     packages = {path.name for path in OLD.iterdir() if path.is_dir()}
     _forget_packages(packages)
     install_plugins("seqbench-docs-example", {
-        "seqbench.cells": {"indrnn": "seqbench_indrnn.plugin:cell"},
+        "seqbench.cells": {"indrnn-old": "seqbench_indrnn.plugin:cell"},
         "seqbench.tasks": {"sums": "seqbench_sums.plugin:task"}},
         {str(path.relative_to(OLD)): path.read_text() for path in OLD.rglob("*.py")})
     yield
@@ -47,7 +47,7 @@ def old_plugins(install_plugins):
 def test_an_old_contract_task_and_cell_install_pass_the_kit_and_run(old_plugins, tmp_path,
                                                                     capsys):
     assert registry.discover("task")["sums"].error is None
-    assert registry.discover("cell")["indrnn"].error is None
+    assert registry.discover("cell")["indrnn-old"].error is None
     with pytest.warns(DeprecationWarning, match=r"SumsData implements encoder\(params\) and "
                       r"head\(hidden_size, params\), the TaskData contract of seqbench plugin "
                       r"API 1\.0; since 1\.1 implement modules\(hidden_size, params\) returning "
@@ -55,9 +55,9 @@ def test_an_old_contract_task_and_cell_install_pass_the_kit_and_run(old_plugins,
         check_task("sums", learn=True)
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeprecationWarning)  # the cell contract is unchanged
-        check_cell("indrnn")
+        check_cell("indrnn-old")
     with pytest.warns(DeprecationWarning, match="SumsData implements encoder"):
-        code = main(["run", "--task", "sums", "--cell", "indrnn", "--epochs", "1",
+        code = main(["run", "--task", "sums", "--cell", "indrnn-old", "--epochs", "1",
                      "--hidden-size", "8", "--quiet", "--output-dir", str(tmp_path / "runs")])
     assert code == 0, capsys.readouterr().err
     (run_dir,) = (tmp_path / "runs").iterdir()

@@ -13,7 +13,7 @@ def build(input_size, hidden_size, num_layers, dropout, *, max_recurrent):
 
 
 cell = Cell(
-    name="indrnn",
+    name="indrnn-old",
     summary="IndRNN (Li et al. 2018): h_t = relu(W x_t + u * h_{t-1} + b)",
     build=build,
     params=(Param("max_recurrent", float, 1.0, "bound of the recurrent weights u at init",
