@@ -19,7 +19,8 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+TESTS = Path(__file__).resolve().parent
+sys.path[:0] = [str(TESTS), str(TESTS.parent)]  # the suite, and the kit of this checkout
 
 from seqbench.testing import CheckFailed  # noqa: E402
 from test_composing_kit import COMPOSING_BUGS, run_planted_network  # noqa: E402
@@ -29,6 +30,7 @@ from test_planted_bugs import (  # noqa: E402
     TRIAL_CELL_BUGS,
     TRIAL_TASK_BUGS,
     causes,
+    names_bug,
     run_planted_cell,
     run_planted_task,
 )
@@ -45,7 +47,7 @@ def outcome(check: str, message: str, run: Callable[[], object]) -> tuple[bool, 
             run()
         except CheckFailed as failure:
             found = causes(failure)
-            return check in found, message in found.get(check, "")
+            return check in found, names_bug(message, found.get(check, ""))
     return False, False
 
 

@@ -33,6 +33,18 @@ def causes(failure: CheckFailed) -> dict[str, str]:
     return found
 
 
+def names_bug(message: str, cause: str) -> bool:
+    """Whether `cause` holds `message`, whose " ... " stands for a run-dependent part (the
+    probe model's loss values), so the expectation pins the words, not the numbers."""
+    at = 0
+    for part in message.split(" ... "):
+        at = cause.find(part, at)
+        if at < 0:
+            return False
+        at += len(part)
+    return True
+
+
 def failures(run) -> dict[str, str]:
     """{check name: its cause} of a `check_cell` / `check_task` call that must fail."""
     with pytest.raises(CheckFailed) as failure:
@@ -146,7 +158,7 @@ CELL_BUGS = EARLIER_CELL_BUGS + TRIAL_CELL_BUGS
 def test_each_planted_cell_bug_is_caught_by_its_check(bug, check, message):
     found = failures(lambda: run_planted_cell(bug, check))
     assert check in found, found
-    assert message in found[check]
+    assert names_bug(message, found[check]), found[check]
 
 
 def test_a_search_range_outside_the_bounds_is_caught_by_check_params_declared():
@@ -245,8 +257,8 @@ TRIAL_TASK_BUGS = [
      "the statistics to stay the same when masked padding steps are added, got ['nll'] "
      "changed: a prediction read from a padded step"),
     (ClassTask, "loss averaged over padding", "check_padding_ignored",
-     "the loss to stay the same when masked padding steps are added, got 1.14503 became "
-     "1.15038: the loss averages over padded steps"),
+     "the loss to stay the same when masked padding steps are added, got ... became ... : "
+     "the loss averages over padded steps"),
     (SumTask, "a task option the cache ignores", "check_options_matter",
      "task option features='value+position', which prepare() reads, to give the same data "
      "prepared after the default's (cache warm) as from an empty cache, got the default's "
@@ -264,7 +276,7 @@ TASK_BUGS = EARLIER_TASK_BUGS + TRIAL_TASK_BUGS
 def test_each_planted_task_bug_is_caught_by_its_check(task, bug, check, message):
     found = failures(lambda: run_planted_task(task, bug, check))
     assert check in found, found
-    assert message in found[check]
+    assert names_bug(message, found[check]), found[check]
 
 
 def test_every_check_has_a_planted_bug_it_must_catch():
