@@ -115,7 +115,7 @@ class TaskSubject:
         return self.offline(self.task.default_dataset, {})
 
     def context(self, cache_dir: Path | None = None) -> DataContext:
-        from seqbench.data import resolve_cache_dir, resolve_data_dir
+        from seqbench.datafiles import resolve_cache_dir, resolve_data_dir
 
         return DataContext(data_dir=resolve_data_dir(self._data_dir),
                            cache_dir=cache_dir or resolve_cache_dir())
@@ -127,7 +127,7 @@ class TaskSubject:
         here. A `SeqbenchError` is the one-line error a user would see, so the data is "not
         available" rather than broken; a plugin that breaks the contract is a failure.
         `cache_dir` replaces the cache folder (an empty one prepares from scratch)."""
-        from seqbench.data import OFFLINE_ENV
+        from seqbench.datafiles import OFFLINE_ENV
 
         saved = os.environ.get(OFFLINE_ENV)
         os.environ[OFFLINE_ENV] = "1"
