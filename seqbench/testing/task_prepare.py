@@ -228,7 +228,9 @@ def check_options_matter(subject: TaskSubject) -> None:
     but the data prepared after the default's (the task's cache warm) must equal the data
     prepared from an empty cache. Sweeps reuse prepared data across trials that agree on
     what `prepare()` read: a cache keyed without the option (every trial trains on the
-    default's data) or an option read later, outside `prepare()`, corrupts them."""
+    default's data) or an option read later, outside `prepare()`, corrupts them. An option
+    read only when the cache misses (the cache keyed by the dataset alone) is caught by
+    preparing it once more from an empty cache."""
     task, dataset = subject.task, subject.task.default_dataset
     variants = [(p, value) for p in task.params for value in _values(p)]
     if not variants:
@@ -240,6 +242,12 @@ def check_options_matter(subject: TaskSubject) -> None:
         try:
             prints, read = _variant(subject, params)
             if param.name not in read:
+                with tempfile.TemporaryDirectory() as empty:
+                    _, fresh_read = _variant(subject, params, Path(empty))
+                expect(param.name not in fresh_read, f"{label} to be read by prepare() whatever "
+                       "its cache holds", "read from an empty cache but not after the "
+                       "default's (cache warm): the cache key leaves the option out, and the "
+                       "default's data comes back")
                 expect(prints["data"] == base["data"], f"{label}, which prepare() does not read, "
                        f"to leave the prepared data of '{dataset}' unchanged", "other data: the "
                        "option is read after prepare() returned, where sweeps cannot see it")
