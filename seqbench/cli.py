@@ -60,9 +60,9 @@ def _configure_help() -> None:
 
 def _show_version(value: bool) -> None:
     if value:
-        from seqbench import __version__
+        from seqbench import PLUGIN_API, __version__
 
-        typer.echo(f"seqbench {__version__}")
+        typer.echo(f"seqbench {__version__} (plugin API {PLUGIN_API})")
         raise typer.Exit()
 
 
@@ -84,11 +84,13 @@ def plugins_option(
         disable(disable_plugin)
 
 
+#: Help is rich markup, where `[tensorboard]` is a style tag: rich's escape `\[` keeps it.
 LoggerOption = Annotated[
     Optional[str],
     typer.Option("--logger", help="Also send per-epoch metrics, hyperparameters and final test "
-                 "metrics to csv, tensorboard or mlflow (pip install 'seqbench[tensorboard]' / "
-                 "'seqbench[mlflow]'); MLflow: $MLFLOW_TRACKING_URI, else the file store ./mlruns."),
+                 "metrics to csv, tensorboard or mlflow (pip install 'seqbench\\[tensorboard]' / "
+                 "'seqbench\\[mlflow]'); MLflow: $MLFLOW_TRACKING_URI, else the file store "
+                 "./mlruns."),
 ]
 
 SetOption = Annotated[
@@ -285,7 +287,8 @@ new_app = typer.Typer(help="Start a plugin: an installable distribution that alr
                       "passes the conformance kit and trains.", no_args_is_help=True)
 app.add_typer(new_app, name="new")
 DirOption = Annotated[Optional[Path], typer.Option(
-    "--dir", help="Folder to write (default: ./seqbench-NAME); must not exist or be empty.")]
+    "--dir", help="Folder to write (default: ./seqbench-NAME); must not exist or be empty. "
+    "The distribution is named seqbench-NAME whatever the folder.")]
 
 
 @new_app.command("cell")

@@ -333,6 +333,7 @@ class SpeechTask(Task):
     primary_metric = "accuracy"
     direction = "maximize"
     select_by = ("nll", "minimize")  # ~40 validation sequences: accuracy saturates at 1.0
+    stratified = ("valid",)  # held out of train per class (the conformance kit checks it)
     defaults = {"epochs": 100, "hidden_size": 64, "batch_size": 32, "lr": 1e-2, "patience": 20,
                 "min_epochs": 10}
     search = {"hidden_size": (16, 256), "layers": (1, 2), "batch_size": (8, 64)}
