@@ -8,16 +8,15 @@ Torch is imported lazily by implementations so that `seqbench list` and `--help`
 
 from __future__ import annotations
 
-import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from seqbench.errors import SeqbenchError
+from seqbench.errors import PluginContractError, SeqbenchError
 from seqbench.params import Param
-from seqbench.plugin_api import PLUGIN_API
+from seqbench.plugin_api import PLUGIN_API, warn_api_1_0_task_modules
 
 if TYPE_CHECKING:
     import torch
@@ -59,15 +58,6 @@ class Cell:
     params: tuple[Param, ...] = ()
     family: str = "recurrent"
     plugin_api: str | None = None
-
-
-class PluginContractError(SeqbenchError):
-    """A plugin does not implement what the contract requires (a missing method).
-
-    A user error as far as the command line goes (one `error:` line naming the plugin's
-    class and what it lacks), but never "data not available": the conformance kit reports
-    it as a failure where it would skip a dataset that is not here.
-    """
 
 
 @dataclass
@@ -162,14 +152,7 @@ class TaskData(ABC):
         """
         encoder, head = getattr(self, "encoder", None), getattr(self, "head", None)
         if callable(encoder) and callable(head):
-            name = type(self).__name__
-            warnings.warn(
-                f"{name} implements encoder(params) and head(hidden_size, params), the "
-                "TaskData contract of seqbench plugin API 1.0; since 1.1 implement "
-                "modules(hidden_size, params) returning (encoder, head) instead, e.g. `def "
-                "modules(self, hidden_size, params): return self.encoder(params), "
-                "self.head(hidden_size, params)`. The old pair keeps working until plugin "
-                "API 2.0.", DeprecationWarning, stacklevel=2)
+            warn_api_1_0_task_modules(type(self).__name__)
             return encoder(params), head(hidden_size, params)
         raise PluginContractError(
             f"{type(self).__name__} implements neither modules(hidden_size, params) -> "

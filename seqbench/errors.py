@@ -16,6 +16,15 @@ class SeqbenchError(Exception):
     """A user-facing error: bad name, bad value, missing data, broken plugin, diverged run."""
 
 
+class PluginContractError(SeqbenchError):
+    """A plugin does not implement what the contract requires (a missing method).
+
+    A user error as far as the command line goes (one `error:` line naming the plugin's
+    class and what it lacks), but never "data not available": the conformance kit reports
+    it as a failure where it would skip a dataset that is not here.
+    """
+
+
 class Interrupted(Exception):
     """Ctrl-C, carrying what was kept and how to go on; the CLI prints it and exits 130.
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,3 +169,22 @@ def number(bound: float) -> str:
     """A bound as people write it: whole numbers in full (a seed's 4294967295, not
     4.29497e+09), others in `:g` form."""
     return str(bound) if isinstance(bound, int) else f"{bound:g}"
+
+
+class ReadRecorder(Mapping):
+    """A read-only view of a parameter dict that remembers which keys were looked at."""
+
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        self._params = params
+        self.read: set[str] = set()
+
+    def __getitem__(self, key: str) -> Any:
+        self.read.add(key)
+        return self._params[key]
+
+    def __iter__(self) -> Iterator[str]:
+        self.read.update(self._params)  # iterating exposes every key
+        return iter(self._params)
+
+    def __len__(self) -> int:
+        return len(self._params)

@@ -20,6 +20,8 @@ Nothing here imports torch.
 
 from __future__ import annotations
 
+import warnings
+
 from seqbench.errors import SeqbenchError
 
 #: Every version of the contract, oldest first. docs/plugins.md ("Changes for plugin
@@ -55,3 +57,15 @@ def incompatibility(target: str | None) -> str | None:
                 "'Changes for plugin authors', to update it)")
     return (f"it targets plugin API {target}, newer than the {PLUGIN_API} this seqbench "
             "provides; upgrade seqbench")
+
+
+def warn_api_1_0_task_modules(task_data: str) -> None:
+    """The deprecation a `TaskData` written for plugin API 1.0 gets: it has `encoder(params)`
+    and `head(hidden_size, params)`, which `TaskData.modules` still serves until 2.0."""
+    warnings.warn(
+        f"{task_data} implements encoder(params) and head(hidden_size, params), the "
+        "TaskData contract of seqbench plugin API 1.0; since 1.1 implement "
+        "modules(hidden_size, params) returning (encoder, head) instead, e.g. `def "
+        "modules(self, hidden_size, params): return self.encoder(params), "
+        "self.head(hidden_size, params)`. The old pair keeps working until plugin "
+        "API 2.0.", DeprecationWarning, stacklevel=4)

@@ -209,7 +209,7 @@ def _variant(subject: TaskSubject, params: Mapping[str, Any],
     """The fingerprint of the default dataset prepared with `params`, and the options
     `prepare()` read; a `SeqbenchError` (a value this dataset or the probe refuses) is a
     skip, as a user would see the value refused."""
-    from seqbench.sweeps.prepared import ReadRecorder
+    from seqbench.params import ReadRecorder
 
     recorder = ReadRecorder(params)
     data = subject.prepare_offline(subject.task.default_dataset, recorder, cache_dir)

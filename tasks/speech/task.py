@@ -372,8 +372,11 @@ class SpeechTask(Task):
             splits, source = load_user_sequences(dataset, params, context)
         for split, data in splits.items():
             check_sequences(data.features, data.features[0].shape[1], f"{dataset} {split}")
+        # Packaged sets load without a context (a notebook's `prepare(name, None, ...)`);
+        # the MiniRocket baseline is then computed uncached.
+        cache_dir = context.cache_dir if context is not None else None
         return SpeechData(dataset, splits, params["valid_fraction"], params["valid_seed"],
-                          params["pooling"], source, context.cache_dir)
+                          params["pooling"], source, cache_dir)
 
     def check_case(self):
         """Hand-checkable sequences for the conformance kit (see `check.py`)."""
