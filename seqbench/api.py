@@ -169,7 +169,8 @@ def run(
     """Train `cell` (default lstm) on `task` and return the finished `Run`.
 
     `settings` are hyperparameters by name (`epochs=5`, `hidden_size=64`, `forget_bias=1`;
-    `**{"cell.x": ...}` when a name is ambiguous), validated like `--set`. `task` and `cell`
+    `**{"cell.x": ...}` when a name is ambiguous), validated like `--set`; `devices`,
+    `num_nodes`, `strategy` and `precision` among them, as `seqbench run --devices` etc. `task` and `cell`
     may be plugin objects defined in this process. `spec=` starts from a recorded run (its
     folder, its config.json or a `RunSpec`) and whatever else is given overrides it, as
     `seqbench run --spec` does. `resume=RUN_DIR` instead continues a stopped run from its

@@ -131,6 +131,10 @@ def run(
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
     logger: LoggerOption = None,
     resume: Annotated[Optional[Path], typer.Option(help="Continue this stopped run folder from its last resume point (with its own spec).")] = None,
+    devices: Annotated[Optional[int], typer.Option(help="Devices one run trains on with DDP (CPU processes or GPUs; default 1).")] = None,
+    num_nodes: Annotated[Optional[int], typer.Option(help="Machines one run spans, each with --devices (default 1).")] = None,
+    strategy: Annotated[Optional[str], typer.Option(help="auto (DDP with several devices) or ddp.")] = None,
+    precision: Annotated[Optional[str], typer.Option(help="32 (default), bf16-mixed or 16-mixed (GPU).")] = None,
 ) -> None:
     """Train one cell on one task and write a run record."""
     from seqbench import threads as thread_policy
@@ -140,14 +144,17 @@ def run(
     from seqbench.api import spec_for
 
     if resume is not None:
-        if task or cell or spec or settings or dataset:
+        if task or cell or spec or settings or dataset or devices or num_nodes or strategy \
+                or precision:
             raise SeqbenchError("--resume continues the run's own spec; give no other run "
                                 "options with it.")
         finished = run_api(resume=resume, data_dir=data_dir, progress=not quiet, logger=logger)
         return _print_result(finished.metrics, finished.dir)
     given = parse_settings(settings)
     for key, value in (("epochs", epochs), ("hidden_size", hidden_size), ("layers", layers),
-                       ("lr", lr), ("batch_size", batch_size)):
+                       ("lr", lr), ("batch_size", batch_size), ("devices", devices),
+                       ("num_nodes", num_nodes), ("strategy", strategy),
+                       ("precision", precision)):
         if value is not None:
             given[key] = value
     if spec is None and not (task and cell):
@@ -157,8 +164,11 @@ def run(
 
     from rich.console import Console
 
-    Console().print(f"[bold]seqbench[/] training [bold]{run_spec.cell}[/] on "
-                  f"[bold]{run_spec.task}/{run_spec.dataset}[/] (seed {run_spec.seed})")
+    from seqbench.train import first_process
+
+    if first_process():  # a run on several devices starts this command once per device
+        Console().print(f"[bold]seqbench[/] training [bold]{run_spec.cell}[/] on "
+                        f"[bold]{run_spec.task}/{run_spec.dataset}[/] (seed {run_spec.seed})")
     with interruptible("the run had not started; nothing was written."):
         finished = run_api(spec=run_spec, output_dir=output_dir, data_dir=data_dir,
                            progress=not quiet, logger=logger)
@@ -170,6 +180,10 @@ def _print_result(m: dict, run_dir: Path) -> None:
     from rich.console import Console
 
     from seqbench.console import key_value_table
+    from seqbench.train import first_process
+
+    if not first_process():
+        return
 
     typer.echo("")
     Console().print(key_value_table(f"{m['task']}/{m['dataset']} · {m['cell']}", summary(m)))
