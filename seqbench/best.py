@@ -6,9 +6,10 @@ set up for a fair comparison.
   agrees on the improvement because the metric is summed over all of them first). A refit
   run trains on its validation items, which then cannot choose an epoch: it keeps the last.
 * Early stopping waits `patience` epochs without improvement, but never stops a run before
-  the task's `min_epochs` / `min_steps` (`past_minimum`, which pruning uses too). Not the
-  Trainer's own minimums: a stop requested before them stays pending and is honoured as
-  soon as they are met, even after the metric improved again, and mid-epoch for min_steps.
+  the task's `min_epochs` / `min_steps` (`past_minimum`, which pruning uses too): a stop
+  due before them is dropped, and the run stops at the first validation past them that is
+  still `patience` epochs from the best. Not the Trainer's own minimums, which would keep
+  such a request pending and honour it even after the metric improved again.
 * Both act when validation ends, before the epoch's resume point is written, so their state
   (kept in Lightning's checkpoint) resumes with the run.
 """

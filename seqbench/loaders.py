@@ -113,9 +113,17 @@ def _as_is(item: Any) -> Any:
 
 
 def loader(data: TaskData, split: str, batch_size: int, seed: int | None = None) -> DataLoader:
-    """A DataLoader of `split` in `(batch, counted)` items (shuffled per epoch with a seed)."""
+    """A DataLoader of `split` in `(batch, counted)` items (shuffled per epoch with a seed).
+
+    It gets a generator of its own: every iterator a DataLoader starts draws a seed for its
+    (here absent) worker processes, and drawn from the global generator that draw would
+    shift dropout's random numbers by one per epoch and per evaluation. A resumed run
+    starts its first iterator before the resume point's generators are restored, so it
+    would then drop out differently from the uninterrupted run."""
+    import torch
+
     return DataLoader(SplitBatches(data, split, batch_size, seed), batch_size=None,
-                      collate_fn=_as_is)
+                      collate_fn=_as_is, generator=torch.Generator())
 
 
 class EpochOrder(Callback):
