@@ -123,6 +123,11 @@ def make_trainer(
     from seqbench.loaders import EpochOrder
 
     hp = spec.hparams
+    accelerator = accelerator_for(spec.device)
+    if hp["precision"] == "16-mixed" and accelerator == "cpu":
+        # Lightning would quietly train in bf16 instead, and the record would say fp16.
+        raise SeqbenchError("precision 16-mixed needs a GPU (float16 autocast is CUDA's); on "
+                            "CPU use bf16-mixed or 32.")
     callbacks: list[Any] = [EpochOrder(), *selection_callbacks(run_dir, monitor, mode, hp)]
     if show_progress:
         callbacks.append(training_progress())
@@ -131,7 +136,7 @@ def make_trainer(
         return pl.Trainer(
             max_epochs=hp["epochs"],
             max_time=None if max_seconds is None else {"seconds": max_seconds},
-            accelerator=accelerator_for(spec.device),
+            accelerator=accelerator,
             devices=hp["devices"],
             num_nodes=hp["num_nodes"],
             strategy=hp["strategy"],
@@ -146,7 +151,7 @@ def make_trainer(
             num_sanity_val_steps=0,
             use_distributed_sampler=False,  # `seqbench.loaders` shares batches out itself
         )
-    except MisconfigurationException as exc:  # more devices than there are, fp16 on a CPU
+    except MisconfigurationException as exc:  # e.g. more GPUs than there are
         raise SeqbenchError(f"this machine cannot run devices={hp['devices']}, "
                             f"num_nodes={hp['num_nodes']}, strategy={hp['strategy']}, "
                             f"precision={hp['precision']}: {exc}") from None

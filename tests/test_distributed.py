@@ -10,6 +10,7 @@ the second process by running the same script again. A tiny synthetic music task
 from __future__ import annotations
 
 import csv
+import math
 import os
 import subprocess
 import sys
@@ -114,3 +115,22 @@ def assert_metrics_are_the_shares_together(run_dir: Path, metrics: dict) -> None
     with open(run_dir / "test_items.csv", newline="") as handle:
         written = [float(row["value"]) for row in csv.DictReader(handle)]
     assert written == pytest.approx(torch.cat(items).tolist(), rel=1e-6)
+
+
+def test_bf16_mixed_precision_trains_on_cpu_and_fp16_is_refused_there(toy_task, tmp_path):
+    """bf16 autocast runs the cell and head in bfloat16; losses and the exact sums behind
+    the metrics stay float32 (`full_precision`), so the record is finite and complete.
+    float16 autocast is CUDA's: asked for on CPU it is one error line, not a run that
+    quietly trains in bf16 under a record that says fp16."""
+    from seqbench.errors import SeqbenchError
+    from seqbench.train import train
+
+    settings = {"epochs": 2, "hidden_size": 8, "patience": 0}
+    result = train(build_spec("toymusic", "gru", settings={**settings, "precision": "bf16-mixed"},
+                              device="cpu"), output_dir=tmp_path, show_progress=False)
+    assert result.metrics["status"] == "completed"
+    assert all(math.isfinite(result.metrics[k]) for k in ("train_loss", "val_nll", "test_nll"))
+    with pytest.raises(SeqbenchError, match="16-mixed needs a GPU"):
+        train(build_spec("toymusic", "gru", settings={**settings, "precision": "16-mixed"},
+                         device="cpu"), output_dir=tmp_path / "fp16", show_progress=False)
+    assert not (tmp_path / "fp16").exists()  # refused before a run folder was made
