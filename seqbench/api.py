@@ -185,6 +185,7 @@ def sweep(
     refit: bool = False,
     logger: str | None = None,
     threads: int | None = None,
+    search_only: bool = False,
     **settings: Any,
 ) -> Comparison:
     """Tune every cell with the same budget, re-train each chosen configuration with `seeds`
@@ -195,7 +196,9 @@ def sweep(
     `top`/`rerun_seeds` the selection re-runs (default: enough seeds for five paired values),
     `folds` the validation folds per trial, `repeats` independent searches per cell (to
     measure the search's own variance), `threads` the intra-op threads of every training
-    process (recorded, and used by every final run).
+    process (recorded, and used by every final run). `search_only` stops after the search:
+    how the workers of a cluster share one study, leaving selection and finals to a single
+    process (README, "Scaling out").
     """
     from seqbench import threads as thread_policy
     from seqbench.sweeps.plan import SweepPlan
@@ -226,7 +229,7 @@ def sweep(
     runs.check_output_dir(Path(output_dir))
     # decided once, before this process imports torch, and recorded for the finals
     plan = replace(plan, threads=thread_policy.configure(threads, jobs=jobs))
-    run_sweep(plan)
+    run_sweep(plan, search_only)
     return Comparison(storage=plan.storage, study=study, task=plan.task,
                       dataset=plan.dataset, cells=names)
 

@@ -263,6 +263,7 @@ def sweep(
     output_dir: Annotated[Path, typer.Option(help="Trial and final run records (and the default journal).")] = Path("sweeps"),
     threads: ThreadsOption = None,
     logger: LoggerOption = None,
+    search_only: Annotated[bool, typer.Option("--search-only", help="Stop after the search (cluster workers sharing one study; one process then runs the same command without it for selection and finals).")] = False,
 ) -> None:
     """Tune every cell with the same budget, then re-train each best config with K seeds."""
     from seqbench import api
@@ -277,7 +278,7 @@ def sweep(
                          pruner=pruner, param_budget=param_budget, max_seconds=max_seconds,
                          seed=seed, device=device, study=study, storage=storage,
                          output_dir=output_dir, data_dir=data_dir, refit=refit, logger=logger,
-                         threads=threads, **given)
+                         threads=threads, search_only=search_only, **given)
     study_option = "" if study == "seqbench" else f" --study {study}"
     typer.echo(f"Studies in {done.storage}; tables: seqbench report --storage {done.storage}"
                f"{study_option} --output-dir reports")

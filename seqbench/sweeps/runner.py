@@ -30,8 +30,11 @@ from seqbench.sweeps.select import choose_jobs, rerun_jobs
 from seqbench.sweeps.workers import Job, run_jobs
 
 
-def run_sweep(plan: SweepPlan) -> None:
-    """Check the plan against its storage and data, open its studies, run every stage."""
+def run_sweep(plan: SweepPlan, search_only: bool = False) -> None:
+    """Check the plan against its storage and data, open its studies, run every stage (or
+    only the search: the workers of a cluster fill one budget together, and one process
+    then runs selection and finals, so each of those runs exactly once; README, "Scaling
+    out")."""
     studies.check(plan)
     check_data(plan)
     for repeat in range(plan.repeats):
@@ -45,6 +48,10 @@ def run_sweep(plan: SweepPlan) -> None:
               for worker in range(plan.jobs)],
              plan.jobs, on_death=lambda job: run_again(job, MAX_FAILURES_IN_A_ROW),
              placement=placement)
+    if search_only:
+        console.print("search done; selection and finals are left to the same command "
+                      "without --search-only")
+        return
     console.print(f"[bold]selection[/]: the top {plan.top} and the defaults, "
                   f"{plan.rerun_count()} fresh seeds each")
     run_jobs(rerun_jobs(plan), plan.jobs, on_death=run_again, placement=placement)
