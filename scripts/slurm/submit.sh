@@ -3,7 +3,7 @@
 # ended, whatever its exit code) the one job that runs selection and finals.
 #   export SEQBENCH_STORAGE_URL=postgresql://user:password@host/db
 #   STUDY=music-2027 SWEEP_DIR=/shared/sweeps SWEEP_ARGS="--task music --cells lstm,gru,rnn --trials 60" \
-#     examples/slurm/submit.sh
+#     scripts/slurm/submit.sh
 set -euo pipefail
 here=$(dirname "$0")
 mkdir -p logs
