@@ -88,7 +88,8 @@ def run(
     """Train `cell` (default lstm) on `task` and return the finished `Run`.
 
     `settings` are hyperparameters by name (`epochs=5`, `hidden_size=64`, `forget_bias=1`;
-    `**{"cell.x": ...}` when a name is ambiguous), validated like `--set`. `task` and `cell`
+    `**{"cell.x": ...}` when a name is ambiguous), validated like `--set`; `devices`,
+    `num_nodes`, `strategy` and `precision` among them, as `seqbench run --devices` etc. `task` and `cell`
     may be plugin objects defined in this process. `spec=` starts from a recorded run (its
     folder, its config.json or a `RunSpec`) and whatever else is given overrides it, as
     `seqbench run --spec` does. `resume=RUN_DIR` instead continues a stopped run from its
@@ -102,8 +103,10 @@ def run(
 
     loggers.check(logger)  # a mistyped tracker is refused before anything is said or written
     thread_policy.configure(threads)  # before this process imports torch, if it has not
-    from seqbench.train import train
+    from seqbench.train import first_process, train
 
+    # A run on several devices starts this once per device: only the first one speaks.
+    speaks = first_process()
     if resume is not None:
         given = (task, cell, dataset, seed, spec, device)
         if settings or any(value is not None for value in given):
@@ -111,19 +114,20 @@ def run(
                                 "cell, dataset, seed, device, spec or settings with it.")
         run_dir = Path(resume)
         run_spec = runs.read_spec(run_dir)
-        runs.note_machine_change(runs.read_run_config(run_dir))
+        if speaks:
+            runs.note_machine_change(runs.read_run_config(run_dir))
         result = train(run_spec, data_dir=data_dir, show_progress=progress, run_dir=run_dir,
                        resume=True, logger=logger)
     else:
         run_spec = spec_for(task, cell, dataset, seed, spec=spec, device=device, **settings)
         runs.check_output_dir(Path(output_dir))
-        if progress:
+        if progress and speaks:
             from rich.console import Console
 
             # On stdout, as the run's summary: stderr stays for the one error line.
             Console().print(f"[bold]seqbench[/] training [bold]{run_spec.cell}[/] on "
                           f"[bold]{run_spec.task}/{run_spec.dataset}[/] (seed {run_spec.seed})")
-        if spec is not None and not isinstance(spec, RunSpec):
+        if spec is not None and not isinstance(spec, RunSpec) and speaks:
             runs.note_machine_change(runs.read_run_config(Path(spec)))
         result = train(run_spec, output_dir=output_dir, data_dir=data_dir,
                        show_progress=progress, logger=logger)
@@ -186,6 +190,7 @@ def sweep(
     refit: bool = False,
     logger: str | None = None,
     threads: int | None = None,
+    search_only: bool = False,
     **settings: Any,
 ) -> Comparison:
     """Tune every cell with the same budget, re-train each chosen configuration with `seeds`
@@ -196,7 +201,9 @@ def sweep(
     `top`/`rerun_seeds` the selection re-runs (default: enough seeds for five paired values),
     `folds` the validation folds per trial, `repeats` independent searches per cell (to
     measure the search's own variance), `threads` the intra-op threads of every training
-    process (recorded, and used by every final run).
+    process (recorded, and used by every final run). `search_only` stops after the search:
+    how the workers of a cluster share one study, leaving selection and finals to a single
+    process (README, "Scaling out").
     """
     from seqbench import threads as thread_policy
     from seqbench.sweeps.plan import SweepPlan
@@ -227,7 +234,7 @@ def sweep(
     runs.check_output_dir(Path(output_dir))
     # decided once, before this process imports torch, and recorded for the finals
     plan = replace(plan, threads=thread_policy.configure(threads, jobs=jobs))
-    run_sweep(plan)
+    run_sweep(plan, search_only)
     return Comparison(storage=plan.storage, study=study, task=plan.task,
                       dataset=plan.dataset, cells=names)
 

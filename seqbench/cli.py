@@ -128,12 +128,17 @@ def run(
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
     logger: LoggerOption = None,
     resume: Annotated[Optional[Path], typer.Option(help="Continue this stopped run folder from its last resume point (with its own spec).")] = None,
+    devices: Annotated[Optional[int], typer.Option(help="Devices one run trains on with DDP (CPU processes or GPUs; default 1).")] = None,
+    num_nodes: Annotated[Optional[int], typer.Option(help="Machines one run spans, each with --devices (default 1).")] = None,
+    strategy: Annotated[Optional[str], typer.Option(help="auto (DDP with several devices) or ddp.")] = None,
+    precision: Annotated[Optional[str], typer.Option(help="32 (default), bf16-mixed or 16-mixed (GPU).")] = None,
 ) -> None:
     """Train one cell on one task and write a run record."""
     from seqbench import api, show
 
     given = shortcuts(settings, epochs=epochs, hidden_size=hidden_size, layers=layers, lr=lr,
-                      batch_size=batch_size)
+                      batch_size=batch_size, devices=devices, num_nodes=num_nodes,
+                      strategy=strategy, precision=precision)
     if resume is not None:
         if task or cell or spec or given or dataset:
             raise SeqbenchError("--resume continues the run's own spec; give no other run "
@@ -226,6 +231,7 @@ def sweep(
     output_dir: Annotated[Path, typer.Option(help="Trial and final run records (and the default journal).")] = Path("sweeps"),
     threads: ThreadsOption = None,
     logger: LoggerOption = None,
+    search_only: Annotated[bool, typer.Option("--search-only", help="Stop after the search (cluster workers sharing one study; one process then runs the same command without it for selection and finals).")] = False,
 ) -> None:
     """Tune every cell with the same budget, then re-train each best config with K seeds."""
     from seqbench import api
@@ -240,7 +246,7 @@ def sweep(
                          pruner=pruner, param_budget=param_budget, max_seconds=max_seconds,
                          seed=seed, device=device, study=study, storage=storage,
                          output_dir=output_dir, data_dir=data_dir, refit=refit, logger=logger,
-                         threads=threads, **given)
+                         threads=threads, search_only=search_only, **given)
     study_option = "" if study == "seqbench" else f" --study {study}"
     typer.echo(f"Studies in {done.storage}; tables: seqbench report --storage {done.storage}"
                f"{study_option} --output-dir reports")

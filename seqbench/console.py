@@ -33,88 +33,51 @@ def key_value_table(title: str, rows: Mapping[str, Any]) -> Table:
     return table
 
 
-def training_progress(monitor: str) -> Any:
-    """The progress bar of one training (see `TrainingProgress`)."""
-    from lightning.pytorch.callbacks.progress.progress_bar import ProgressBar
+def training_progress() -> Any:
+    """The progress bar of one training: Lightning's RichProgressBar, as `TrainingProgress`
+    adjusts it."""
+    from lightning.pytorch.callbacks import RichProgressBar
 
-    # Built on first use so that importing this module never imports Lightning; it must be
-    # a ProgressBar, or the Trainer adds a bar of its own.
-    return type("TrainingProgress", (TrainingProgress, ProgressBar), {})(monitor)
+    # Built on first use so that importing this module never imports Lightning.
+    return type("TrainingProgress", (TrainingProgress, RichProgressBar), {})(
+        console_kwargs={"stderr": True})
 
 
 class TrainingProgress:
-    """The run's progress in batches (not Lightning's chunks of batches), 1-based epochs.
+    """What RichProgressBar shows, with epochs numbered from 1 (as in history.csv), a second
+    line for the whole run with an ETA (an upper bound, since early stopping may end it
+    sooner), and no bars for validation and test passes, which are short and would only
+    flicker. The train loss and the selection metric show beside the epoch's bar."""
 
-    Lightning's bars count its own steps, which here are chunks of several batches
-    (`seqbench.loaders`), number epochs from 0, and add bars for every validation and test
-    pass. This bar shows what a user can check against history.csv: "epoch 3/20", the
-    batches of that epoch, the selection metric of the last validation, and a second line
-    for the whole run with an ETA (an upper bound, since early stopping may end it sooner).
-    Validation and test passes show nothing.
-    """
+    def configure_columns(self, trainer: Any) -> list:
+        from rich.progress import TextColumn
 
-    def __init__(self, monitor: str) -> None:
-        super().__init__()
-        self.monitor = monitor
-        self._enabled = True
-        self._bar: Any = None
-        self._epoch_task: Any = None
-        self._run_task: Any = None
-
-    def disable(self) -> None:
-        self._enabled = False
-
-    def enable(self) -> None:
-        self._enabled = True
+        columns = super().configure_columns(trainer)  # type: ignore[misc]
+        return [*columns[:3], TextColumn("batches"), *columns[3:]]
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
-
-        if not self._enabled:
-            return
-        self.batches = batches_per_epoch(trainer)
-        self._bar = Progress(TextColumn("{task.description}"), BarColumn(),
-                             MofNCompleteColumn(), TextColumn("batches"),
-                             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                             TextColumn("{task.fields[note]}"), console=console)
-        self._bar.start()
-        self._epoch_task = self._bar.add_task("epoch", total=self.batches, note="")
-        self._run_task = self._bar.add_task("run", total=self.batches * trainer.max_epochs,
-                                            note="")
+        super().on_train_start(trainer, pl_module)  # type: ignore[misc]
+        self._run_task = None
+        if self.progress is not None:
+            batches = self.total_train_batches
+            self._run_task = self.progress.add_task(
+                "run", total=batches * trainer.max_epochs,
+                completed=batches * trainer.current_epoch)
 
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
-        if self._bar is not None:
-            self._bar.reset(self._epoch_task, total=self.batches,
-                            description=f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}")
+        super().on_train_epoch_start(trainer, pl_module)  # type: ignore[misc]
+        if self.progress is not None and self.train_progress_bar_id is not None:
+            self.progress.update(self.train_progress_bar_id, description=(
+                f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"))
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
-        if self._bar is not None:
-            done = len(batch) if isinstance(batch, list) else 1
-            self._bar.advance(self._epoch_task, done)
-            self._bar.advance(self._run_task, done)
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)  # type: ignore[misc]
+        if self.progress is not None and self._run_task is not None:
+            self.progress.advance(self._run_task)
 
-    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
-        value = pl_module.last_metrics.get("val", {}).get(self.monitor)
-        if self._bar is not None and value is not None:
-            note = f"{self.monitor} {format_value(value)}"
-            self._bar.update(self._epoch_task, note=note)
+    def on_validation_batch_start(self, *args: Any, **kwargs: Any) -> None:
+        """No validation bar."""
 
-    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
-        self._stop()
-
-    def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
-        self._stop()
-
-    def _stop(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-            self._bar = None
-
-
-def batches_per_epoch(trainer: Any) -> int:
-    """Batches (not chunks) in one pass over the training split."""
-    loader = trainer.train_dataloader
-    count = getattr(loader, "num_batches", None)
-    return int(count) if count is not None else int(trainer.num_training_batches)
+    def on_test_batch_start(self, *args: Any, **kwargs: Any) -> None:
+        """No test bar."""

@@ -21,7 +21,10 @@ def run_result(m: dict, run_dir: Path) -> None:
     from rich.console import Console
 
     from seqbench.console import key_value_table
+    from seqbench.train import first_process
 
+    if not first_process():  # a run on several devices ends once per device
+        return
     typer.echo("")
     Console().print(key_value_table(f"{m['task']}/{m['dataset']} · {m['cell']}", summary(m)))
     for artifact in m.get("artifacts", []):

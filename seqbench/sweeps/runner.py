@@ -18,6 +18,8 @@ simply run again.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from seqbench.console import console
 from seqbench.errors import SeqbenchError
 from seqbench.sweeps import studies
@@ -28,25 +30,47 @@ from seqbench.sweeps.select import choose_jobs, rerun_jobs
 from seqbench.sweeps.workers import Job, run_jobs
 
 
-def run_sweep(plan: SweepPlan) -> None:
-    """Check the plan against its storage and data, open its studies, run every stage."""
+def run_sweep(plan: SweepPlan, search_only: bool = False) -> None:
+    """Check the plan against its storage and data, open its studies, run every stage (or
+    only the search: the workers of a cluster fill one budget together, and one process
+    then runs selection and finals, so each of those runs exactly once; README, "Scaling
+    out")."""
     studies.check(plan)
     check_data(plan)
     for repeat in range(plan.repeats):
         for cell in plan.cells:
             studies.create(plan, cell, repeat)
+    placement = worker_gpus(plan)
     console.print(f"[bold]search[/]: {plan.trials} trials per cell"
                   + (f", {plan.repeats} times" if plan.repeats > 1 else ""))
     run_jobs([Job(f"{cell}/{worker + 1}", search, (plan, cell, repeat))
               for repeat in range(plan.repeats) for cell in plan.cells
               for worker in range(plan.jobs)],
-             plan.jobs, on_death=lambda job: run_again(job, MAX_FAILURES_IN_A_ROW))
+             plan.jobs, on_death=lambda job: run_again(job, MAX_FAILURES_IN_A_ROW),
+             placement=placement)
+    if search_only:
+        console.print("search done; selection and finals are left to the same command "
+                      "without --search-only")
+        return
     console.print(f"[bold]selection[/]: the top {plan.top} and the defaults, "
                   f"{plan.rerun_count()} fresh seeds each")
-    run_jobs(rerun_jobs(plan), plan.jobs, on_death=run_again)
+    run_jobs(rerun_jobs(plan), plan.jobs, on_death=run_again, placement=placement)
     run_jobs(choose_jobs(plan), 1)  # reads the re-runs back: nothing left to spread
     console.print(f"[bold]finals[/]: {plan.seeds} seeds per cell")
-    run_jobs(final_jobs(plan), plan.jobs, on_death=run_again)
+    run_jobs(final_jobs(plan), plan.jobs, on_death=run_again, placement=placement)
+
+
+def worker_gpus(plan: SweepPlan) -> Callable[[int], dict[str, str]] | None:
+    """Each worker process's GPU (`seqbench.sweeps.gpus`), said once; None with one job (it
+    runs in this process, on this process's GPUs) or no GPU in use."""
+    from seqbench.sweeps.gpus import VISIBLE, slot_environment
+
+    placement = slot_environment(plan.device)
+    if plan.jobs == 1 or placement is None:
+        return None
+    slots = [placement(slot)[VISIBLE] for slot in range(plan.jobs)]
+    console.print(f"workers' GPUs ({VISIBLE}), round-robin: {', '.join(slots)}")
+    return placement
 
 
 def run_again(job: Job, most: int = 1) -> Job:

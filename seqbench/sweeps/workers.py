@@ -11,13 +11,16 @@ Here every job is its own spawned process and the parent only watches them: a jo
 ends by a signal is reported in one line, and the caller decides how to replace it (a
 search job is started again: the storage marks the dead trial failed and the budget is
 refilled). A job that raises a `SeqbenchError` sends its message back, so the user still
-sees one `error:` line; at most `jobs` processes run at a time.
+sees one `error:` line; at most `jobs` processes run at a time, each in a slot of its own
+that can carry its own environment (on a GPU machine, its own GPU: `seqbench.sweeps.gpus`).
 """
 
 from __future__ import annotations
 
+import os
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing import connection, get_context
 from typing import Any
@@ -68,13 +71,16 @@ def how_it_ended(exitcode: int) -> str:
 
 
 def run_jobs(jobs: Sequence[Job], parallel: int,
-             on_death: Callable[[Job], Job | None] = lambda job: None) -> None:
+             on_death: Callable[[Job], Job | None] = lambda job: None,
+             placement: Callable[[int], Mapping[str, str]] | None = None) -> None:
     """Run `jobs`, `parallel` at a time, each in a fresh spawned process; with `parallel`
     1, one after the other in this process (nothing to share, and no process to start).
 
     When a job's process dies (ends with a signal or a crash without a message),
     `on_death(job)` may return a job to run in its place. A `SeqbenchError` in any job is
-    raised here after the jobs already running have finished.
+    raised here after the jobs already running have finished. Running processes hold slots
+    0..parallel-1 (a finished one's slot goes to the next job); `placement(slot)` is added
+    to the environment a process starts with (`seqbench.sweeps.gpus`: its GPU).
     """
     if parallel == 1:
         for job in jobs:
@@ -82,22 +88,24 @@ def run_jobs(jobs: Sequence[Job], parallel: int,
         return
     context = get_context("spawn")
     pending = list(jobs)
-    running: dict[Any, tuple[Job, Any, Any]] = {}  # sentinel -> (job, process, pipe)
+    running: dict[Any, tuple[Job, Any, Any, int]] = {}  # sentinel -> (job, process, pipe, slot)
     errors: list[str] = []
     try:
         while pending or running:
             while pending and len(running) < parallel and not errors:
                 job = pending.pop(0)
+                slot = min(set(range(parallel)) - {entry[3] for entry in running.values()})
                 receive, send = context.Pipe(duplex=False)
                 process = context.Process(target=_child, args=(job.function, job.args, send),
                                           name=f"seqbench {job.name}", daemon=False)
-                process.start()
+                with environment(placement(slot) if placement is not None else {}):
+                    process.start()
                 send.close()
-                running[process.sentinel] = (job, process, receive)
+                running[process.sentinel] = (job, process, receive, slot)
             if not running:
                 break
             for sentinel in connection.wait(list(running)):
-                job, process, receive = running.pop(sentinel)
+                job, process, receive, _ = running.pop(sentinel)
                 process.join()
                 message = _message(receive)
                 if message is not None:
@@ -112,10 +120,26 @@ def run_jobs(jobs: Sequence[Job], parallel: int,
                     if replacement is not None:
                         pending.insert(0, replacement)
     finally:
-        for job, process, _ in running.values():
+        for job, process, _, _ in running.values():
             process.join(timeout=30)  # Ctrl-C reached them too; let them write what they keep
             if process.is_alive():
                 process.terminate()
                 process.join()
     if errors:
         raise SeqbenchError(errors[0])
+
+
+@contextmanager
+def environment(values: Mapping[str, str]) -> Iterator[None]:
+    """`values` in this process's environment for the block (a spawned process inherits the
+    environment it is started with), then as it was."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
