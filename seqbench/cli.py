@@ -10,13 +10,15 @@ shows a traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from seqbench.errors import Interrupted, SeqbenchError, from_os_error
+from seqbench.errors import (STDOUT, Interrupted, SeqbenchError, WriteFailed, one_line,
+                             writing)
 from seqbench.params import MAX_SEED, MAX_SWEEP_SEED
 
 try:  # typer >= 0.2x vendors click; older releases raise click's own exceptions
@@ -446,10 +448,21 @@ def _default_dataset(task: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the app; user errors become one line and exit 2, Ctrl-C exit 130."""
+    """Entry point: run the app; user errors become one line and exit 2, Ctrl-C exit 130.
+
+    Commands wrap the writes to their own outputs in `errors.writing(path)`, so an OSError
+    naming no file that still gets here came from writing standard output (`> /dev/full`);
+    stdout is flushed here so that this happens inside the funnel. A pipe whose reader has
+    gone (`seqbench list | head -1`) ends quietly with exit code 1, as click and rich end it:
+    the Unix convention for a reader that has seen enough.
+    """
     try:
-        result = app(args=argv, standalone_mode=False, prog_name="seqbench")
+        with writing(STDOUT):
+            result = app(args=argv, standalone_mode=False, prog_name="seqbench")
+            sys.stdout.flush()
     except SeqbenchError as exc:
+        if isinstance(exc, WriteFailed) and exc.place == STDOUT:
+            _silence_stdout()
         return fail(str(exc))
     except Interrupted as exc:
         print(f"interrupted: {exc}", file=sys.stderr)
@@ -461,18 +474,25 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except UsageProblem as exc:
         return fail(exc.format_message())
-    except OSError as exc:
-        error = from_os_error(exc)
-        if error is None:
-            raise
-        return fail(str(error))
     # Without standalone mode click hands back an Exit's code (e.g. 130) as the result.
     return result if isinstance(result, int) else 0
 
 
 def fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {one_line(message)}", file=sys.stderr)
     return 2
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's own flush at exit does not fail again on
+    the same full device (with an "Exception ignored" traceback)."""
+    try:
+        target = sys.stdout.fileno()
+    except (OSError, ValueError):  # not a real file (a notebook, pytest's capture)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, target)
+    os.close(devnull)
 
 
 if __name__ == "__main__":

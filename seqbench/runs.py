@@ -116,23 +116,49 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     return load_checkpoint(path, "re-run the training that made it")["state_dict"]
 
 
-def load_checkpoint(path: Path, remedy: str, *, weights_only: bool = True) -> dict[str, Any]:
-    """A whole checkpoint with its weights, or one line saying what is wrong and `remedy`."""
+def load_checkpoint(path: Path, remedy: str) -> dict[str, Any]:
+    """A whole checkpoint with its weights, or one line saying what is wrong and `remedy`.
+
+    The one place seqbench reads a checkpoint, always with `weights_only=True`: a run folder
+    is data that people share, and unpickling anything else can run code. Everything
+    seqbench writes (weights, optimizer and loop state, the random generators' states as
+    tensors and lists) loads this way, so a file that needs more was made elsewhere.
+    """
     import pickle
     import zipfile
 
     import torch
 
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=weights_only)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights only" not in str(exc).lower():
+            raise SeqbenchError(f"'{path}' is not a readable checkpoint ({first_line(exc)}); "
+                                f"{remedy}.") from None
+        raise SeqbenchError(f"'{path}' holds Python objects that seqbench never writes "
+                            f"({unsafe_global(exc)}); it was not loaded, since loading it "
+                            f"could run code; {remedy}.") from None
     except (RuntimeError, EOFError, OSError, KeyError, TypeError, ValueError, AttributeError,
-            ImportError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SeqbenchError(f"'{path}' is not a readable checkpoint ({reason}); "
+            ImportError, zipfile.BadZipFile) as exc:
+        raise SeqbenchError(f"'{path}' is not a readable checkpoint ({first_line(exc)}); "
                             f"{remedy}.") from None
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
         raise SeqbenchError(f"'{path}' holds no weights; {remedy}.")
     return checkpoint
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's first line of text, or its type's name when it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def unsafe_global(exc: BaseException) -> str:
+    """What torch's weights-only unpickler refused, named from its message ("io.open")."""
+    import re
+
+    found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+    return found.group(1) if found else "objects other than tensors and plain data"
 
 
 def create_run_dir(output_dir: Path, spec: RunSpec) -> Path:

@@ -207,7 +207,7 @@ def train(
     try:
         with first_ctrl_c_stops_gracefully(stop):
             trainer.fit(model, train_batches, valid_batches,
-                        ckpt_path=resume_point if resume else None, weights_only=False)
+                        ckpt_path=resume_point if resume else None, weights_only=True)
     except DivergedError as exc:
         runs.write_json(run_dir / runs.METRICS, {"status": "diverged", "error": str(exc)})
         if tracker is not None:
@@ -319,7 +319,7 @@ def resumable(run_dir: Path | None) -> Path:
 def check_resume_point(point: Path, remedy: str) -> None:
     """Checked as best.ckpt is: Lightning would fail deep inside `fit` with a traceback on a
     damaged or foreign file."""
-    if not TRAINING_STATE <= runs.load_checkpoint(point, remedy, weights_only=False).keys():
+    if not TRAINING_STATE <= runs.load_checkpoint(point, remedy).keys():
         raise SeqbenchError(f"'{point}' is not a resume point (no training state); {remedy}")
 
 

@@ -513,3 +513,52 @@ def test_every_sampling_seed_is_bounded_like_the_command_lines():
     assert {"music", "lm"} <= set(seeds)
     assert {name: (p.low, p.high) for name, p in seeds.items()} == {
         name: (0, MAX_SEED) for name in seeds}
+
+
+# ---- a run folder is data, never code (issue 38) ----
+
+
+class _Payload:
+    """Unpickling this calls `open(marker, "w")`: a payload that leaves a file behind."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def payload_checkpoint(marker: Path) -> bytes:
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save({"state_dict": {}, "pytorch-lightning_version": "2.6.0", "loops": {},
+                "optimizer_states": [], "callbacks": _Payload(marker)}, buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("command", ["resume", "generate", "load"])
+def test_a_crafted_checkpoint_never_runs_and_is_one_line_naming_it(command, world, untouched,
+                                                                   tmp_path, capsys):
+    marker = tmp_path / "pwned"
+    payload = payload_checkpoint(marker)
+    if command == "resume":
+        run_dir = broken_run(world, tmp_path, stopped_with(payload))
+        argv, named = ["run", "--quiet", "--resume", run_dir], run_dir / "resume.ckpt"
+    else:
+        run_dir = broken_run(world, tmp_path, lambda r: write(r / "best.ckpt", payload))
+        argv, named = ["generate", run_dir, "--output", tmp_path / "g"], run_dir / "best.ckpt"
+    if command == "load":
+        import seqbench
+
+        with pytest.raises(seqbench.SeqbenchError) as error:
+            seqbench.load(run_dir).model  # noqa: B018 - loading is the test
+        lines = [f"error: {error.value}"]
+    else:
+        assert main([str(a) for a in argv]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+    assert not marker.exists(), "the checkpoint's payload ran"
+    assert len(lines) == 1 and lines[0].startswith("error: ") and str(named) in lines[0], lines
+    assert "could run code" in lines[0], lines
