@@ -369,15 +369,74 @@ def test_storage_urls_are_redacted_and_the_password_travels_in_the_environment(s
     assert storage_url("runs/x.journal", Path("out")) == "runs/x.journal"
 
 
-def test_no_file_or_output_of_a_postgres_sweep_and_report_holds_the_password(
-    world, tmp_path, capfd, postgres_url, storage_env
-):
+#: Every place a URL may carry a credential (issue 38): the user info (with an '@' in the
+#: password, written %40), and libpq's password, sslpassword and passfile parameters.
+SECRET_FORMS = {
+    "user info": f"postgresql://me:{SECRET}@db.example:5432/studies",
+    "@ in the password": f"postgresql://me:p%40{SECRET}@db.example:5432/studies",
+    "password parameter": f"postgresql://me@db.example/studies?password={SECRET}",
+    "sslpassword parameter": f"postgresql://me@db.example/studies?sslmode=require&"
+                             f"sslpassword={SECRET}",
+    "passfile parameter": f"postgresql://me@db.example/studies?passfile=/home/{SECRET}/.pgpass",
+    "all at once": f"postgresql://me:{SECRET}@db.example/studies?password={SECRET}&"
+                   f"sslpassword={SECRET}&passfile={SECRET}",
+}
+
+
+@pytest.mark.parametrize("form", list(SECRET_FORMS))
+def test_every_credential_of_a_url_is_redacted_and_travels_in_the_environment(
+        form, storage_env, monkeypatch):
+    url = SECRET_FORMS[form]
+    shown = storage_url(url, Path("out"))
+    assert SECRET not in shown and "***" in shown and shown == redact(url) == redact(shown)
+    assert connect_url(shown) == url
+    monkeypatch.delenv(SECRET_ENV)
+    bare = connect_url(shown)  # then PGPASSWORD, ~/.pgpass or a service file give it
+    assert SECRET not in bare and "***" not in bare and "db.example" in bare
+
+
+@pytest.mark.parametrize("url, fragment", [
+    (f"postgresql://me:{SECRET}@127.0.0.1:fivefour/db", "its port is not a number"),
+    (f"postgresql://me:p@{SECRET}@127.0.0.1/db", "write an '@' in the user name or password"),
+    (f"postgresql://me:{SECRET}@[::1/db?password={SECRET}", "not a valid database URL"),
+])
+@pytest.mark.parametrize("command", ["sweep", "report"])
+def test_a_malformed_storage_url_is_one_line_without_its_secret(url, fragment, command, world,
+                                                                 storage_env, tmp_path, capsys):
+    argv = [*SWEEP, "--output-dir", tmp_path] if command == "sweep" else [
+        "report", "--output-dir", tmp_path]
+    assert main([*map(str, argv), "--storage", url]) == 2
+    out, err = capsys.readouterr()
+    assert len(err.strip().splitlines()) == 1 and fragment in err, err
+    assert SECRET not in out + err and "Traceback" not in err
+
+
+def with_credentials(base: str, form: str) -> str:
+    """The loopback server's URL carrying SECRET in `form` (its server trusts loopback, so
+    every form connects; what matters is where the secret shows up)."""
     from sqlalchemy.engine import make_url
 
-    url = make_url(postgres_url).set(password=SECRET).render_as_string(hide_password=False)
+    parsed = make_url(base)
+    if form in ("user info", "@ in the password"):
+        password = SECRET if form == "user info" else f"p@{SECRET}"
+        return parsed.set(password=password).render_as_string(hide_password=False)
+    query = {"password parameter": {"password": SECRET},
+             "sslpassword parameter": {"sslpassword": SECRET},
+             "passfile parameter": {"passfile": f"/nonexistent/{SECRET}/.pgpass"},
+             "all at once": {"password": SECRET, "sslpassword": SECRET}}[form]
+    if form == "all at once":
+        parsed = parsed.set(password=SECRET)
+    return parsed.update_query_dict(query).render_as_string(hide_password=False)
+
+
+@pytest.mark.parametrize("form", list(SECRET_FORMS))
+def test_no_file_or_output_of_a_postgres_sweep_and_report_holds_the_password(
+    form, world, tmp_path, capfd, postgres_url, storage_env
+):
+    url = with_credentials(postgres_url, form)
     study = f"pw{os.getpid()}x{time.time_ns()}"
     out, reports = tmp_path / "sweeps", tmp_path / "reports"
-    assert main(sweep_argv(out, 2, "--epochs", "2", "--storage", url, "--study", study)) == 0
+    assert main(sweep_argv(out, 1, "--epochs", "1", "--storage", url, "--study", study)) == 0
     assert main(["report", "--storage", url, "--study", study, "--output-dir", str(reports)]) == 0
     captured = capfd.readouterr()
     assert SECRET not in captured.out + captured.err

@@ -8,9 +8,12 @@ recognised by its host and process id when the sweep is started again on that ho
 
 Two things here protect what users publish and what they have already computed:
 
-* Credentials. A storage URL is stored and shown only in SQLAlchemy's redacted rendering
-  (`postgresql://user:***@host/db`), because studies' attributes and report tables end up in
-  committed `results/` folders. A URL given with its password travels to the workers this
+* Credentials. A storage URL is stored and shown only redacted: the password of the user
+  info and libpq's `password`, `sslpassword` and `passfile` query parameters become ***
+  (`postgresql://user:***@host/db?sslpassword=***`), because studies' attributes and report
+  tables end up in committed `results/` folders. A URL that does not parse (a port that is
+  not a number, an '@' in the password not written %40) is one line with those parts
+  hidden, and a driver's error message has them hidden too. A URL given with its password travels to the workers this
   process starts in the environment, never in their arguments; a redacted URL given back
   to seqbench (e.g. a report's "regenerate" command) takes its password from
   `$SEQBENCH_STORAGE_URL` (which `--storage` also defaults to) when the rest matches, else
@@ -66,43 +69,87 @@ def storage_url(storage: str | None, output_dir: Path) -> str:
     return shown
 
 
+#: Query parameters that carry a credential (libpq's names, which SQLAlchemy passes on).
+SECRET_PARAMETERS = ("password", "sslpassword", "passfile")
+
+
 def redact(url: str) -> str:
-    """`url` with any password replaced by *** (SQLAlchemy's rendering); paths unchanged."""
+    """`url` with every credential replaced by *** (the password in the user info and the
+    SECRET_PARAMETERS in the query); a file path is returned unchanged."""
     if "://" not in url:
         return url
+    parsed = parse_url(url)
+    hidden = {key: HIDDEN for key in parsed.query if key in SECRET_PARAMETERS}
+    shown = parsed.update_query_dict(hidden) if hidden else parsed
+    return shown.render_as_string(hide_password=True).replace(_QUOTED_HIDDEN, HIDDEN)
+
+
+_QUOTED_HIDDEN = "%2A%2A%2A"  # HIDDEN as SQLAlchemy quotes it in a query string
+
+
+def parse_url(url: str) -> Any:
+    """SQLAlchemy's URL of `url`, or one line (with the credentials hidden) saying why it is
+    not one. An '@' inside the password must be written %40: written as it is, SQLAlchemy
+    and libpq take what follows it for the host, and would print it in their errors."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
+    authority = url.partition("://")[2].partition("?")[0]
+    if authority.count("@") > 1:
+        raise SeqbenchError(f"storage '{scrub(url)}' has more than one '@' before the host; "
+                            "write an '@' in the user name or password as %40.")
     try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        raise SeqbenchError(f"storage '{_scrub(url)}' is not a valid database URL "
-                            "(dialect://user@host/db).") from None
+        return make_url(url)
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
+        detail = " (its port is not a number)" if isinstance(exc, ValueError) else ""
+        raise SeqbenchError(f"storage '{scrub(url)}' is not a valid database URL{detail}; "
+                            "write dialect://user@host:port/database.") from None
 
 
-def _scrub(text: str) -> str:
-    """Hide a password in text we could not parse as a URL: everything between : and @."""
+def scrub(text: str) -> str:
+    """Hide the credentials in a URL that could not be parsed: the password (everything
+    between the user name and the last '@' before the query) and SECRET_PARAMETERS."""
+    import re
+
     scheme, sep, rest = text.partition("://")
-    user, at, host = rest.rpartition("@")
-    if not sep or not at or ":" not in user:
+    if not sep:
         return text
-    return f"{scheme}://{user.split(':', 1)[0]}:{HIDDEN}@{host}"
+    before_query, question, query = rest.partition("?")
+    user, at, host = before_query.rpartition("@")
+    if at and ":" in user:
+        before_query = f"{user.split(':', 1)[0]}:{HIDDEN}@{host}"
+    names = "|".join(SECRET_PARAMETERS)
+    query = re.sub(rf"(^|&)({names})=[^&]*", rf"\1\2={HIDDEN}", query)
+    return f"{scheme}://{before_query}{question}{query}"
 
 
 def connect_url(url: str) -> str:
-    """The URL to connect with: a redacted password comes from $SEQBENCH_STORAGE_URL or the
-    URL this process was given (when the rest matches), else is dropped so that the
-    driver's own sources (PGPASSWORD, ~/.pgpass) supply it."""
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    if parsed.password != HIDDEN:
+    """The URL to connect with: redacted credentials come from $SEQBENCH_STORAGE_URL or the
+    URL this process was given (when the rest matches), else are dropped so that the
+    driver's own sources (PGPASSWORD, ~/.pgpass, a service file) supply them."""
+    parsed = parse_url(url)
+    hidden = [key for key in SECRET_PARAMETERS if parsed.query.get(key) == HIDDEN]
+    if parsed.password != HIDDEN and not hidden:
         return url
     for name in (SECRET_ENV, STORAGE_ENV):
         secret = os.environ.get(name, "")
         if "://" in secret and redact(secret) == redact(url):
             return secret
-    return parsed._replace(password=None).render_as_string(hide_password=False)  # namedtuple API
+    bare = parsed.difference_update_query(hidden)
+    if parsed.password == HIDDEN:
+        bare = bare._replace(password=None)  # namedtuple API
+    return bare.render_as_string(hide_password=False)
+
+
+def hide_secrets(text: str, url: str) -> str:
+    """`text` (a driver's error message) with the credentials of `url` replaced by ***."""
+    parsed = parse_url(url)
+    secrets = [parsed.password, *(parsed.query.get(key) for key in SECRET_PARAMETERS)]
+    for secret in secrets:
+        for value in (secret if isinstance(secret, tuple) else (secret,)):
+            if value and value != HIDDEN:
+                text = text.replace(str(value), HIDDEN)
+    return text
 
 
 def open_storage(url: str, *, repair: bool = False) -> Any:
@@ -226,8 +273,8 @@ def _open_rdb(url: str, attempts: int = 5) -> Any:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             attempt += 1
             if "duplicate key" not in reason or attempt >= attempts:
-                raise SeqbenchError(f"cannot open storage '{shown}': "
-                                    f"{reason.replace(real, shown)}") from None
+                reason = hide_secrets(reason.replace(real, shown), real)
+                raise SeqbenchError(f"cannot open storage '{shown}': {reason}") from None
             time.sleep(0.5 * attempt)
 
 
