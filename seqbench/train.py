@@ -128,6 +128,7 @@ def make_trainer(
     )
 
 
+@runs.releases_run_folders
 def train(
     spec: RunSpec,
     output_dir: str | os.PathLike[str] = "runs",
@@ -151,7 +152,8 @@ def train(
     `logger` (csv, tensorboard or mlflow) copies each epoch's row to a tracker; `origin` is
     written into config.json (a sweep final's study and trial).
     Such trials are re-run rather than resumed, so they write no resume points; tested runs
-    do (`seqbench.resume`), and `resume=True` continues the one in `run_dir`.
+    do (`seqbench.resume`), and `resume=True` continues the one in `run_dir`. The run folder
+    is locked while this trains in it (`runs.lock_run_folder`).
     """
     quiet_lightning()
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
@@ -174,6 +176,7 @@ def train(
     accelerator_for(spec.device)  # fail before loading data if the device is impossible
     loggers.check(logger)
     if resume:
+        runs.lock_run_folder(run_dir)
         resume_point = resumable(run_dir)
     data = as_trained(spec, data if data is not None else prepare_data(spec, data_dir))
     pl.seed_everything(spec.seed, workers=True, verbose=False)
@@ -184,6 +187,7 @@ def train(
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
     if not resume:
+        runs.lock_run_folder(run_dir)
         runs.write_config(run_dir, spec, origin)
     history = runs.HistoryWriter(run_dir / runs.HISTORY)
     model.epoch_listeners.append(history)

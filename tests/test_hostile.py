@@ -621,3 +621,34 @@ def test_a_crafted_checkpoint_never_runs_and_is_one_line_naming_it(command, worl
     assert not marker.exists(), "the checkpoint's payload ran"
     assert len(lines) == 1 and lines[0].startswith("error: ") and str(named) in lines[0], lines
     assert "could run code" in lines[0], lines
+
+
+# ---- one process per run folder (issue 38) ----
+
+
+def test_a_run_folder_is_written_by_one_process_at_a_time(world, tmp_path, capsys):
+    """A resume while the original still trains, and a second resume beside a first, are
+    refused in one line naming the process that holds the folder."""
+    out = tmp_path / "runs"
+    original = start([*LONG_RUN, "--output-dir", out])
+    try:
+        wait_for(lambda: history_rows(out) >= 2, 120, "two epochs")
+        (run_dir,) = out.iterdir()
+        assert main(["run", "--quiet", "--resume", str(run_dir)]) == 2
+        err = capsys.readouterr().err
+        assert f"is in use by process {original.pid} on " in err and \
+            f"seqbench run --resume {run_dir}" in err and len(err.strip().splitlines()) == 1, err
+        wait_for(lambda: (run_dir / "resume.ckpt").is_file(), 120, "a resume point")
+    finally:
+        original.send_signal(signal.SIGINT)
+    assert original.wait(timeout=120) == 130
+
+    first = start(["run", "--quiet", "--resume", run_dir])
+    try:
+        wait_for(lambda: f"process {first.pid} " in (run_dir / ".seqbench-lock").read_text()
+                 or first.poll() is not None, 120, "the first resume to take the folder")
+        assert main(["run", "--quiet", "--resume", str(run_dir)]) == 2
+        assert f"is in use by process {first.pid} on " in capsys.readouterr().err
+    finally:
+        first.send_signal(signal.SIGINT)
+    assert first.wait(timeout=120) == 130, first.communicate()
