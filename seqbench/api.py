@@ -192,28 +192,31 @@ def run(
         runs.check_output_dir(Path(output_dir))
         result = train(run_spec, output_dir=output_dir, data_dir=data_dir,
                        show_progress=progress, logger=logger)
-    return Run(dir=result.run_dir, spec=run_spec, metrics=result.metrics, data_dir=data_dir,
+    return Run(dir=result.run_dir, spec=result.spec, metrics=result.metrics, data_dir=data_dir,
                _model=result.model, _data=result.data)
 
 
 def spec_for(task: str | Task | None = None, cell: str | Cell | None = None,
              dataset: str | None = None, seed: int | None = None, *,
              spec: RunSpec | PathLike | None = None, device: str | None = None,
-             **settings: Any) -> RunSpec:
+             threads: int | None = None, **settings: Any) -> RunSpec:
     """The validated spec `run` trains: `spec` (a run folder, its config.json or a RunSpec)
-    with the other arguments overriding it, or those arguments alone (device "auto" unless
-    given or recorded)."""
+    with the other arguments overriding it (a seed of 0 included), or those arguments alone
+    (device "auto" unless given or recorded; threads as recorded, else decided when the
+    model exists)."""
     base = spec if spec is None or isinstance(spec, RunSpec) else RunSpec.from_dict(
         runs.read_run_config(Path(spec))["spec"])
     if base is not None:
         task, cell = task or base.task, cell or base.cell
         dataset, seed = dataset or base.dataset, base.seed if seed is None else seed
         device = device or base.device
+        threads = base.threads if threads is None else threads
         settings = {**base.settings(), **settings}
     if task is None:
         raise SeqbenchError(f"run() needs a task (or spec=); installed: {', '.join(tasks())}.")
     return build_spec(_name(task), _name(cell or "lstm"), dataset, settings,
-                      seed=seed or 0, device=device or "auto")
+                      seed=0 if seed is None else seed, device=device or "auto",
+                      threads=threads)
 
 
 @dataclass(frozen=True)

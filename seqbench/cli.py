@@ -19,7 +19,7 @@ import typer
 
 from seqbench.errors import (STDOUT, Interrupted, SeqbenchError, WriteFailed, one_line,
                              writing)
-from seqbench.params import MAX_SEED, MAX_SWEEP_SEED
+from seqbench.params import MAX_SEED, MAX_SWEEP_SEED, MAX_THREADS
 
 try:  # typer >= 0.2x vendors click; older releases raise click's own exceptions
     from typer.exceptions import TyperException as UsageProblem
@@ -92,13 +92,12 @@ SetOption = Annotated[
     typer.Option("--set", metavar="KEY=VALUE", help="Any hyperparameter (repeatable); "
                  "prefix with cell. or task. to disambiguate."),
 ]
-#: More threads than any machine has cores; OpenMP would refuse a larger value with a
-#: warning of its own and run on its default instead.
-MAX_THREADS = 4096
 ThreadsOption = Annotated[
     Optional[int],
     typer.Option(help="Intra-op threads per training process (default: $OMP_NUM_THREADS, "
-                 "else the cores this process may use, divided between --jobs).",
+                 "else one for models under a million parameters and the cores this process "
+                 "may use, divided between --jobs, for larger ones; never the momentary load). "
+                 "Recorded with the run, and re-used by --spec and --resume.",
                  min=1, max=MAX_THREADS),
 ]
 
@@ -123,8 +122,8 @@ def run(
     layers: Annotated[Optional[int], typer.Option(help="Stacked layers.")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Learning rate.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Sequences per batch.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed for initialisation and data order.", min=0, max=MAX_SEED)] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    seed: Annotated[Optional[int], typer.Option(help="Seed for initialisation and data order (default: 0, or the --spec's).", min=0, max=MAX_SEED, show_default=False)] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda (default: auto, or the --spec's).", show_default=False)] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Canonical data files (default: $SEQBENCH_DATA_DIR, else ~/.cache/seqbench).")] = None,
     output_dir: Annotated[Path, typer.Option(help="Where run folders are written.")] = Path("runs"),
     settings: SetOption = None,
@@ -142,9 +141,9 @@ def run(
     from seqbench.api import spec_for
 
     if resume is not None:
-        if task or cell or spec or settings or dataset:
-            raise SeqbenchError("--resume continues the run's own spec; give no other run "
-                                "options with it.")
+        if task or cell or spec or settings or dataset or seed is not None or threads or device:
+            raise SeqbenchError("--resume continues the run's own spec (its seed and threads "
+                                "included); give no other run options with it.")
         finished = run_api(resume=resume, data_dir=data_dir, progress=not quiet, logger=logger)
         return _print_result(finished.metrics, finished.dir)
     given = parse_settings(settings)
@@ -154,8 +153,8 @@ def run(
             given[key] = value
     if spec is None and not (task and cell):
         raise SeqbenchError("both --task and --cell are required (or --spec).")
-    run_spec = spec_for(task, cell, dataset, seed if spec is None or seed else None, spec=spec,
-                        device=device, **given)
+    run_spec = spec_for(task, cell, dataset, seed, spec=spec, device=device, threads=threads,
+                        **given)
 
     from rich.console import Console
 

@@ -20,6 +20,9 @@ from seqbench.errors import SeqbenchError, unknown_name
 MAX_SEED = 2**32 - 1
 #: A sweep's sampler seed is seed * 1_000_003 + trials so far, which must stay below 2**32.
 MAX_SWEEP_SEED = 4000
+#: More threads than any machine has cores; OpenMP would refuse a larger value with a
+#: warning of its own and run on its default instead.
+MAX_THREADS = 4096
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -171,3 +174,13 @@ def number(bound: float) -> str:
     """A bound as people write it: whole numbers in full (a seed's 4294967295, not
     4.29497e+09), others in `:g` form."""
     return str(bound) if isinstance(bound, int) else f"{bound:g}"
+
+
+def check_threads(threads: Any, what: str = "threads") -> int | None:
+    """A spec's thread count: None (not decided yet) or a whole number in 1..MAX_THREADS."""
+    if threads is None:
+        return None
+    threads = whole_number(threads, what)
+    if not 1 <= threads <= MAX_THREADS:
+        raise SeqbenchError(f"{what}={threads} is out of range: use 1 to {MAX_THREADS}.")
+    return threads

@@ -35,6 +35,8 @@ class RunResult:
     metrics: dict[str, Any]
     model: Any
     data: TaskData
+    #: The spec as trained and recorded (with its thread count decided).
+    spec: RunSpec
 
 
 def quiet_lightning() -> None:
@@ -159,7 +161,7 @@ def train(
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
     import lightning.pytorch as pl
 
-    from seqbench import loggers, step
+    from seqbench import loggers, step, threads
     from seqbench.best import BestEpoch
     from seqbench.loaders import SplitBatches
     from seqbench.model import DivergedError, SequenceModel, count_parameters
@@ -181,6 +183,7 @@ def train(
     data = as_trained(spec, data if data is not None else prepare_data(spec, data_dir))
     pl.seed_everything(spec.seed, workers=True, verbose=False)
     model = SequenceModel(task, data, cell, spec, progress_bar=show_progress)
+    spec = spec.with_threads(threads.decide(count_parameters(model), spec.threads))
 
     if run_dir is None:
         run_dir = runs.create_run_dir(Path(output_dir), spec)
@@ -266,7 +269,8 @@ def train(
         tracker.finish(metrics)
     runs.write_json(run_dir / runs.METRICS, metrics)
     (run_dir / RESUME_POINT).unlink(missing_ok=True)  # finished: best.ckpt is what is kept
-    return RunResult(run_dir=run_dir, metrics=metrics, model=model.eval(), data=data)
+    return RunResult(run_dir=run_dir, metrics=metrics, model=model.eval(), data=data,
+                     spec=spec)
 
 
 def stopped(run_dir: Path, epochs: int, resumable_from: int | None, tracker: Any):
