@@ -159,6 +159,28 @@ CASES = {
                                                 "--output-dir", t], "corrupt at line 1"),
     "sweep storage is a folder": (lambda w, t: [*SWEEP, "--storage", w["data"], "--output-dir", t],
                                   "is a folder"),
+    "sweep storage is /dev/null": (lambda w, t: [*SWEEP, "--storage", "/dev/null",
+                                                 "--output-dir", t], "is not a regular file"),
+    "sweep on a journal record missing a field": (lambda w, t: [*SWEEP, "--storage", journal_with(
+        w, t, lambda records: records[1].pop("study_id")), "--output-dir", t],
+        "corrupt at line 2 (operation 2 without its 'study_id' field)"),
+    "report on a journal record missing a field": (lambda w, t: ["report", "--storage",
+        journal_with(w, t, lambda records: records[0].pop("study_name")), "--output-dir", t],
+        "corrupt at line 1 (operation 0 without its 'study_name' field)"),
+    "sweep on an unknown journal operation": (lambda w, t: [*SWEEP, "--storage", journal_with(
+        w, t, lambda records: records[2].update(op_code=42)), "--output-dir", t],
+        "corrupt at line 3 (unknown operation 42)"),
+    "report on an unknown journal operation": (lambda w, t: ["report", "--storage",
+        journal_with(w, t, lambda records: records.append({"op_code": "x", "worker_id": "w"})),
+        "--output-dir", t], "(unknown operation 'x')"),
+    "sweep on a trial of a study the journal lacks": (lambda w, t: [
+        *SWEEP, "--storage", journal_with(w, t, lambda records: records.append(
+            {"op_code": 4, "worker_id": "w", "study_id": 7, "datetime_start": None})),
+        "--output-dir", t], "(study 7, which no earlier line creates)"),
+    "report on a record of a trial the journal lacks": (lambda w, t: [
+        "report", "--storage", journal_with(w, t, lambda records: records.insert(2, {
+            "op_code": 8, "worker_id": "w", "trial_id": 99, "user_attr": {"a": 1}})),
+        "--output-dir", t], "corrupt at line 3 (trial 99, which no earlier line creates)"),
     "report output is a file": (lambda w, t: ["report", "--storage", w["journal"],
                                               "--output-dir", w["file"]], "is a file"),
     "report output under a file": (lambda w, t: ["report", "--storage", w["journal"],
@@ -250,6 +272,13 @@ def respec(world, tmp: Path, **changes) -> Path:
     config = json.loads((world["run"] / "config.json").read_text())
     config["spec"].update(changes)
     return write(tmp / "spec.json", json.dumps(config))
+
+
+def journal_with(world, tmp: Path, edit) -> Path:
+    """A copy of the sweep's journal with `edit(records)` applied to its parsed records."""
+    records = [json.loads(line) for line in world["journal"].read_text().splitlines()]
+    edit(records)
+    return write(tmp / "edited.journal", "".join(json.dumps(r) + "\n" for r in records))
 
 
 def dangling(tmp: Path) -> Path:

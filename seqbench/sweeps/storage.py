@@ -196,7 +196,8 @@ def open_journal(path: Path, *, repair: bool) -> Any:
     if path.is_symlink() and not path.exists():
         raise SeqbenchError(f"storage '{path}' is a broken link (to '{os.readlink(path)}').")
     if path.exists() and not path.is_file():
-        raise SeqbenchError(f"storage '{path}' is a folder, not a journal file; give a file "
+        kind = "a folder" if path.is_dir() else "not a regular file (a device or a pipe)"
+        raise SeqbenchError(f"storage '{path}' is {kind}, not a journal file; give a file "
                             "path (e.g. sweeps/sweeps.journal) or a database URL.")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -242,16 +243,68 @@ def _validate(path: Path, data: bytes) -> int:
     lines = data.split(b"\n")
     tail = lines.pop()  # b"" when the file ends with a newline
     foreign = tail and tail[:1] != b"{"
+    replay = _Replay()
     for number, line in enumerate([*lines, tail] if foreign else lines, start=1):
         try:
             record = json.loads(line)
         except (UnicodeDecodeError, json.JSONDecodeError):
             record = None
-        if not isinstance(record, dict) or "op_code" not in record:
+        problem = "not an Optuna journal record" if not isinstance(record, dict) or \
+            "op_code" not in record else replay.apply(record)
+        if problem:
             raise SeqbenchError(
-                f"journal '{path}' is corrupt at line {number} (not an Optuna journal "
-                "record); restore it from a backup, or move it away to start a new study.")
+                f"journal '{path}' is corrupt at line {number} ({problem}); restore it from a "
+                "backup, or move it away to start a new study.")
     return len(tail)
+
+
+#: The fields Optuna's replay reads from each kind of record (`optuna.storages.journal`'s
+#: `JournalOperation` codes: create study, delete study, set a study's user or system
+#: attribute, create trial, set a trial's parameter, state, intermediate value, user or
+#: system attribute; 10, discarding trials, is written only by Rustuna and skipped).
+RECORD_FIELDS: dict[int, tuple[str, ...]] = {
+    0: ("study_name", "directions"), 1: ("study_id",), 2: ("study_id", "user_attr"),
+    3: ("study_id", "system_attr"), 4: ("study_id", "datetime_start"),
+    5: ("trial_id", "param_name", "param_value_internal", "distribution"),
+    6: ("trial_id", "state", "values"), 7: ("trial_id", "step", "intermediate_value"),
+    8: ("trial_id", "user_attr"), 9: ("trial_id", "system_attr"), 10: (),
+}
+
+
+class _Replay:
+    """The ids a journal's records create, replayed as Optuna replays them, to find a record
+    Optuna would choke on (a missing field, an unknown operation) or silently drop (one for
+    a study or trial that no earlier record creates) and name its line. Records about a
+    study deleted earlier are a normal race between workers and pass, as in Optuna."""
+
+    def __init__(self) -> None:
+        self.studies: dict[int, str] = {}  # id -> name, of the studies that exist now
+        self.study_ids = 0  # ids handed out so far (a deleted study keeps its id)
+        self.trial_ids = 0
+
+    def apply(self, record: dict[str, Any]) -> str | None:
+        """What is wrong with `record`, or None (after taking the ids it creates)."""
+        op = record["op_code"]
+        if isinstance(op, bool) or op not in RECORD_FIELDS:
+            return f"unknown operation {op!r}"
+        missing = [name for name in ("worker_id", *RECORD_FIELDS[op]) if name not in record]
+        if missing:
+            return f"operation {op} without its '{missing[0]}' field"
+        for key in ("study_id", "trial_id"):
+            if key in record and (isinstance(record[key], bool) or
+                                  not isinstance(record[key], int)):
+                return f"{key} {record[key]!r} is not a number"
+        for key, created in (("study_id", self.study_ids), ("trial_id", self.trial_ids)):
+            if key in record and not 0 <= record[key] < created:
+                return f"{key[:5]} {record[key]}, which no earlier line creates"
+        if op == 0 and record["study_name"] not in self.studies.values():
+            self.studies[self.study_ids] = record["study_name"]
+            self.study_ids += 1
+        elif op == 1:
+            self.studies.pop(record["study_id"], None)
+        elif op == 4 and record["study_id"] in self.studies:
+            self.trial_ids += 1
+        return None
 
 
 def _open_rdb(url: str, attempts: int = 5) -> Any:
