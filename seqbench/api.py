@@ -20,6 +20,7 @@ from seqbench import registry, runs
 from seqbench.config import RunSpec, build_spec
 from seqbench.contracts import Cell, Task, TaskData
 from seqbench.errors import SeqbenchError
+from seqbench.params import whole_number
 
 if TYPE_CHECKING:
     import pandas
@@ -138,9 +139,20 @@ class Run:
         return self._for_generation
 
 
+def as_path(value: Any, name: str, optional: bool = False) -> Path | None:
+    """An argument that names a file or folder, checked at the boundary: a number or None
+    given by mistake would otherwise fail deep inside as a TypeError."""
+    if value is None and optional:
+        return None
+    if isinstance(value, (str, os.PathLike)) and str(value):
+        return Path(value)
+    raise SeqbenchError(f"{name} must be a path (a str or pathlib.Path), got {value!r}.")
+
+
 def load(run_dir: PathLike, data_dir: PathLike | None = None) -> Run:
     """Open a finished run folder (the model is loaded when first used)."""
-    run_dir = Path(run_dir)
+    run_dir = as_path(run_dir, "run_dir")
+    as_path(data_dir, "data_dir", optional=True)
     spec = runs.read_spec(run_dir)
     path = run_dir / runs.METRICS
     metrics = runs.read_json(path) if path.is_file() else {}
@@ -178,18 +190,19 @@ def run(
     """
     from seqbench.train import train
 
+    as_path(data_dir, "data_dir", optional=True)
     if resume is not None:
         given = (task, cell, dataset, seed, spec, device)
         if settings or any(value is not None for value in given):
             raise SeqbenchError("resume= continues the run's own spec; give no task, "
                                 "cell, dataset, seed, device, spec or settings with it.")
-        run_dir = Path(resume)
+        run_dir = as_path(resume, "resume")
         run_spec = runs.read_spec(run_dir)
         result = train(run_spec, data_dir=data_dir, show_progress=progress, run_dir=run_dir,
                        resume=True, logger=logger)
     else:
         run_spec = spec_for(task, cell, dataset, seed, spec=spec, device=device, **settings)
-        runs.check_output_dir(Path(output_dir))
+        runs.check_output_dir(as_path(output_dir, "output_dir"))
         result = train(run_spec, output_dir=output_dir, data_dir=data_dir,
                        show_progress=progress, logger=logger)
     return Run(dir=result.run_dir, spec=result.spec, metrics=result.metrics, data_dir=data_dir,
@@ -305,6 +318,11 @@ def sweep(
     if isinstance(cells, str):  # iterating it would sweep the cells 'g', 'r' and 'u'
         raise SeqbenchError(f"cells is a list of names, e.g. cells=[{cells!r}], not the "
                             f"string {cells!r}.")
+    jobs = whole_number(jobs, "jobs")
+    output_dir = as_path(output_dir, "output_dir")
+    as_path(data_dir, "data_dir", optional=True)
+    if storage is not None and not isinstance(storage, str):  # a URL stays text
+        storage = str(as_path(storage, "storage"))
     task_name = _name(task)
     names = tuple(_name(cell) for cell in cells)
     local = [f"{kind} '{name}'" for kind, name in

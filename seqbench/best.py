@@ -79,11 +79,11 @@ class BestEpoch(Callback):
     def save(self) -> None:
         if self.state is None:
             return
+        from seqbench.runs import save_checkpoint
+
         state = {k: v.cpu() for k, v in self.state.items()}
-        tmp = self.path.with_suffix(".partial")
-        torch.save({"state_dict": state, "epoch": self.epoch, "monitor": self.monitor,
-                    "score": self.score}, tmp)
-        tmp.replace(self.path)
+        save_checkpoint({"state_dict": state, "epoch": self.epoch, "monitor": self.monitor,
+                         "score": self.score}, self.path)
 
     def restore(self, model: torch.nn.Module) -> None:
         """Load the best weights into `model` (no-op if no validation epoch finished)."""

@@ -11,6 +11,7 @@ shows a traceback.
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -289,7 +290,8 @@ def generate(
     for key, value in (("steps", steps), ("temperature", temperature), ("seed", seed), ("num", num)):
         if value is not None:
             given[key] = value
-    with interruptible("files written so far are kept; run the command again for the rest."):
+    with interruptible("files written so far are kept; run the command again for the rest."), \
+            writing(output or Path(run_dir) / "generated"):
         written = run.generate(output, **given)
     for path in written:
         typer.echo(str(path))
@@ -356,11 +358,12 @@ def sweep(
     )
     check_output_dir(output_dir)
     with interruptible(f"completed trials and finals are kept in {plan.storage}; run the "
-                       "same command again to go on.", overrule=True):
+                       "same command again to go on.", overrule=True), writing(output_dir):
         run_sweep(plan)
-    study_option = "" if study == "seqbench" else f" --study {study}"
-    typer.echo(f"Studies in {plan.storage}; tables: seqbench report --storage {plan.storage}"
-               f"{study_option} --output-dir reports")
+    study_option = [] if study == "seqbench" else ["--study", study]
+    typer.echo(f"Studies in {plan.storage}; tables: " + shlex.join(
+        ["seqbench", "report", "--storage", plan.storage, *study_option,
+         "--output-dir", "reports"]))
 
 
 @app.command()
@@ -380,10 +383,11 @@ def report(
     check_output_dir(output_dir)
     storage = storage_url(storage, output_dir)  # from here on, any password is redacted
     with interruptible(f"tables already written under {output_dir} are kept; run the "
-                       "command again to finish them."):
-        for folder in write_reports(storage, output_dir, study=study, task=task,
-                                    dataset=dataset, against=against):
-            typer.echo(str(folder))
+                       "command again to finish them."), writing(output_dir):
+        folders = write_reports(storage, output_dir, study=study, task=task, dataset=dataset,
+                                against=against)
+    for folder in folders:
+        typer.echo(str(folder))
 
 
 @app.command()
@@ -400,9 +404,11 @@ def publish(
     from seqbench.sweeps.storage import storage_url
 
     storage = storage_url(storage, Path("."))
-    names = copy_sweep(storage, study, to, cells=_split_names(cells) if cells else None)
-    typer.echo(f"{len(names)} studies copied into {to / RESULTS_JOURNAL}; tables: seqbench "
-               f"report --storage {to / RESULTS_JOURNAL} --study {study} --output-dir {to}")
+    with writing(to):
+        names = copy_sweep(storage, study, to, cells=_split_names(cells) if cells else None)
+    typer.echo(f"{len(names)} studies copied into {to / RESULTS_JOURNAL}; tables: " + shlex.join(
+        ["seqbench", "report", "--storage", str(to / RESULTS_JOURNAL), "--study", study,
+         "--output-dir", str(to)]))
 
 
 new_app = typer.Typer(help="Start a plugin: an installable distribution that already "
@@ -432,8 +438,8 @@ def _scaffold(kind: str, name: str, directory: Path | None) -> None:
     written = scaffold(kind, name, directory)
     for path in written:
         typer.echo(str(path))
-    typer.echo(f"Next: pip install -e {written[0].parent} && python -m pytest "
-               f"{written[0].parent}")
+    folder = shlex.quote(str(written[0].parent))
+    typer.echo(f"Next: pip install -e {folder} && python -m pytest {folder}")
 
 
 def _split_names(names: str) -> tuple[str, ...]:

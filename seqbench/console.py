@@ -14,8 +14,9 @@ T = TypeVar("T")
 
 
 def progress(description: str, items: Iterable[T], total: int | None = None) -> Iterable[T]:
-    """Show a progress bar while iterating (used by tasks when they build caches)."""
-    return track(items, description=description, total=total, console=console, transient=False)
+    """Show a progress bar while iterating (used by tasks when they build caches). It goes
+    when done, so a file refused on the way is one error line, not a bar and the line."""
+    return track(items, description=description, total=total, console=console, transient=True)
 
 
 def format_value(value: Any) -> str:

@@ -188,8 +188,12 @@ class ResumePoint(Checkpoint):
             return
         self.saved_epochs = trainer.current_epoch + 1
         tmp = self.path.with_suffix(".partial")
-        trainer.save_checkpoint(tmp)
-        os.replace(tmp, self.path)
+        try:
+            trainer.save_checkpoint(tmp)
+            os.replace(tmp, self.path)
+        except OSError:  # a full disk: the last complete resume point is kept, and no part
+            tmp.unlink(missing_ok=True)
+            raise
         self.last_write = time.perf_counter()
         self.cost = self.last_write - now
         self.spent += self.cost

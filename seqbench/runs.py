@@ -20,7 +20,6 @@ import os
 import platform
 import shlex
 import socket
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
@@ -30,7 +29,8 @@ from typing import Any, TypeVar
 
 from seqbench import registry
 from seqbench.config import RunSpec
-from seqbench.errors import Interrupted, SeqbenchError
+from seqbench.errors import Interrupted, SeqbenchError, writing
+from seqbench.files import replaced_atomically
 
 CONFIG = "config.json"
 METRICS = "metrics.json"
@@ -41,24 +41,23 @@ LOCK = ".seqbench-lock"
 
 
 def write_json(path: Path, payload: Mapping[str, Any]) -> None:
-    """Write JSON atomically so a reader never sees half a file.
-
-    `mkstemp` creates its file with mode 0600; the record is given the mode every other
-    file gets (0666 less the umask, usually 0644) so it can be shared like the rest.
-    """
-    fd, tmp = tempfile.mkstemp(prefix=".partial-", dir=path.parent)
-    os.fchmod(fd, 0o666 & ~current_umask())
-    with os.fdopen(fd, "w") as handle:
+    """Write JSON atomically so a reader never sees half a file (`files.replaced_atomically`)."""
+    with replaced_atomically(path) as handle:
         json.dump(payload, handle, indent=2, sort_keys=False)
         handle.write("\n")
-    os.replace(tmp, path)
 
 
-def current_umask() -> int:
-    """The process umask (reading it means setting it, so it is set straight back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+def save_checkpoint(payload: Mapping[str, Any], path: Path) -> None:
+    """`torch.save` atomically. Serialised in memory first: torch's own writer, out of disk
+    space, raises a RuntimeError naming neither the file nor the cause."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(dict(payload), buffer)
+    with replaced_atomically(path, binary=True) as handle:
+        handle.write(buffer.getbuffer())
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -194,11 +193,13 @@ def releases_run_folders(function: F) -> F:
 
 def lock_run_folder(run_dir: Path) -> None:
     """Take `run_dir`'s exclusive lock until the enclosing `releases_run_folders` call ends,
-    or fail in one line naming the process that holds it and what to do."""
+    or fail in one line naming the process that holds it and what to do. Until then, a
+    write that fails for want of space or permission names the folder (`errors.writing`)."""
     locks = _held.get()
     if locks is None:
         raise RuntimeError("lock_run_folder is called inside a @releases_run_folders function")
     locks.enter_context(exclusive(Path(run_dir)))
+    locks.enter_context(writing(Path(run_dir)))
 
 
 @contextmanager
@@ -318,13 +319,31 @@ class HistoryWriter:
             csv.writer(handle).writerow([row.get(c, "") for c in self.columns])
 
 
+def refuse_non_finite(metrics: Mapping[str, Any], run_dir: Path) -> None:
+    """A result is a number: a test metric that came out infinite or NaN (an overflow the
+    task did not guard against) marks the run failed, in one line, instead of entering a
+    table as a result."""
+    import math
+
+    bad = [(key, value) for key, value in metrics.items() if key.startswith("test_")
+           and isinstance(value, float) and not math.isfinite(value)]
+    if bad:
+        key, value = bad[0]
+        message = (f"the run's {key} is {value}, not a number a result can be; the data's "
+                   "values may be too large to compute with (rescale them). Run record: "
+                   f"{run_dir}")
+        write_json(run_dir / METRICS, {"status": "failed", "error": message})
+        raise SeqbenchError(message)
+
+
 def interrupted(run_dir: Path, epochs: int, resumable_from: int | None = None) -> Interrupted:
     """Mark a run stopped by Ctrl-C in its metrics.json; say what it kept and how to go on:
     continue from its resume point (after `resumable_from` epochs) if it has one."""
     kept = [CONFIG] + [name for name in (HISTORY, CHECKPOINT) if (run_dir / name).is_file()]
     write_json(run_dir / METRICS, {"status": "interrupted", "epochs": epochs})
-    how = (f"Continue it from epoch {resumable_from} with `seqbench run --resume {run_dir}`."
+    how = (f"Continue it from epoch {resumable_from} with "
+           f"`seqbench run --resume {shlex.quote(str(run_dir))}`."
            if resumable_from is not None else
-           f"Start it again with `seqbench run --spec {run_dir / CONFIG}`.")
+           f"Start it again with `seqbench run --spec {shlex.quote(str(run_dir / CONFIG))}`.")
     return Interrupted(f"the run stopped after {epochs} finished epoch(s); kept "
                        f"{', '.join(kept)} in {run_dir}. {how}")

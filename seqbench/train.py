@@ -265,6 +265,7 @@ def train(
             if isinstance(exc, SystemExit) and not trainer.interrupted:
                 raise
             raise stopped(run_dir, epochs_run, resume_points.saved_epochs, tracker) from None
+        runs.refuse_non_finite(metrics, run_dir)
     if tracker is not None:
         tracker.finish(metrics)
     runs.write_json(run_dir / runs.METRICS, metrics)
