@@ -121,11 +121,6 @@ def read_run_config(path: Path) -> dict[str, Any]:
     return payload
 
 
-def read_checkpoint(path: Path) -> dict[str, Any]:
-    """The weights in a run's best.ckpt; an empty, truncated or foreign file is a user error."""
-    return load_checkpoint(path, "re-run the training that made it")["state_dict"]
-
-
 def load_checkpoint(path: Path, remedy: str) -> dict[str, Any]:
     """A whole checkpoint with its weights, or one line saying what is wrong and `remedy`.
 

@@ -183,6 +183,8 @@ def train(
     data = as_trained(spec, data if data is not None else prepare_data(spec, data_dir))
     pl.seed_everything(spec.seed, workers=True, verbose=False)
     model = SequenceModel(task, data, cell, spec, progress_bar=show_progress)
+    if resume:
+        load_weights(model, resume_point, f"start it again with: {spec.command()}")
     spec = spec.with_threads(threads.decide(count_parameters(model), spec.threads))
 
     if run_dir is None:
@@ -325,6 +327,17 @@ def resumable(run_dir: Path | None) -> Path:
     return point
 
 
+def load_weights(model: Any, checkpoint: Path, remedy: str) -> None:
+    """Load `checkpoint`'s weights into `model`, or say in one line that they are not this
+    model's (config.json edited, or files mixed between runs), before Lightning fails on
+    them with a traceback."""
+    try:
+        model.load_state_dict(runs.load_checkpoint(checkpoint, remedy)["state_dict"])
+    except RuntimeError as exc:  # shapes or names that config.json's model does not have
+        raise SeqbenchError(f"'{checkpoint}' does not fit the model in {runs.CONFIG} "
+                            f"({str(exc).strip().splitlines()[-1].strip()}).") from None
+
+
 def check_resume_point(point: Path, remedy: str) -> None:
     """Checked as best.ckpt is: Lightning would fail deep inside `fit` with a traceback on a
     damaged or foreign file."""
@@ -382,10 +395,6 @@ def load_trained(run_dir: str | os.PathLike[str], data_dir=None, device: str = "
     restored = task.restore(spec.dataset, spec.task_params, run_dir) if restore else None
     data = restored if restored is not None else as_trained(spec, prepare_data(spec, data_dir))
     model = SequenceModel(task, data, cell, spec)
-    try:
-        model.load_state_dict(runs.read_checkpoint(checkpoint))
-    except RuntimeError as exc:  # shapes or names that config.json's model does not have
-        raise SeqbenchError(f"'{checkpoint}' does not fit the model in {runs.CONFIG} "
-                            f"({str(exc).strip().splitlines()[-1].strip()}).") from None
+    load_weights(model, checkpoint, "re-run the training that made it")
     target = "cuda" if accelerator_for(device) == "gpu" else "cpu"
     return spec, data, model.to(target).eval()

@@ -173,6 +173,11 @@ CASES = {
     "report on an unknown journal operation": (lambda w, t: ["report", "--storage",
         journal_with(w, t, lambda records: records.append({"op_code": "x", "worker_id": "w"})),
         "--output-dir", t], "(unknown operation 'x')"),
+    "report without --study on a storage of other sweeps": (lambda w, t: [
+        "report", "--storage", journal_with(w, t, lambda records: [
+            r.update(study_name=r["study_name"].replace("seqbench/", "mine/"))
+            for r in records if "study_name" in r]), "--output-dir", t],
+        "its sweeps are mine: pick them with --study NAME"),
     "sweep on a trial of a study the journal lacks": (lambda w, t: [
         *SWEEP, "--storage", journal_with(w, t, lambda records: records.append(
             {"op_code": 4, "worker_id": "w", "study_id": 7, "datetime_start": None})),
@@ -242,6 +247,9 @@ CASES = {
     "resume from a corrupt resume point": (lambda w, t: [
         "run", "--quiet", "--resume", broken_run(w, t, stopped_with(BINARY))],
         "is not a readable checkpoint"),
+    "resume from a resume point of other shapes": (lambda w, t: [
+        "run", "--quiet", "--resume", broken_run(w, t, lambda r: (
+            stopped_with(resume_point_of(w, t))(r), wrong_shapes(r)))], "does not fit the model"),
     "resume from a checkpoint without training state": (lambda w, t: [
         "run", "--quiet", "--resume", broken_run(w, t, stopped_with(
             (w["run"] / "best.ckpt").read_bytes()))], "is not a resume point"),
@@ -285,6 +293,29 @@ def dangling(tmp: Path) -> Path:
     link = tmp / "sweeps.journal"
     link.symlink_to(tmp / "gone" / "sweeps.journal")
     return link
+
+
+def resume_point_of(world, tmp: Path) -> bytes:
+    """A real resume point of the world's spec: a run stopped as Ctrl-C stops it, after one
+    epoch, with its resume point written at once."""
+    from lightning.pytorch.callbacks import Callback
+
+    import seqbench.resume
+    from seqbench.errors import Interrupted
+    from seqbench.runs import read_spec
+    from seqbench.train import train
+
+    class StopAfterOneEpoch(Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            if trainer.current_epoch == 1:
+                raise seqbench.resume.StopTraining
+
+    run_dir = tmp / "stopped"
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(Interrupted):
+        patch.setattr(seqbench.resume, "ASSUMED_FIRST_COST", 0.0)
+        train(read_spec(world["run"]).with_settings({"epochs": 3}), run_dir=run_dir,
+              show_progress=False, callbacks=[StopAfterOneEpoch()])
+    return (run_dir / "resume.ckpt").read_bytes()
 
 
 def stopped_with(resume_point: bytes):
