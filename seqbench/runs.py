@@ -18,6 +18,7 @@ import functools
 import json
 import os
 import platform
+import re
 import shlex
 import socket
 import time
@@ -137,12 +138,13 @@ def load_checkpoint(path: Path, remedy: str) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "weights only" not in str(exc).lower():
-            raise SeqbenchError(f"'{path}' is not a readable checkpoint ({first_line(exc)}); "
-                                f"{remedy}.") from None
+        refused = unsafe_global(exc)
+        if refused is None:  # not a pickle at all, or a damaged one
+            raise SeqbenchError(f"'{path}' is not a readable checkpoint "
+                                f"({unpickler_reason(exc)}); {remedy}.") from None
         raise SeqbenchError(f"'{path}' holds Python objects that seqbench never writes "
-                            f"({unsafe_global(exc)}); it was not loaded, since loading it "
-                            f"could run code; {remedy}.") from None
+                            f"({refused}); it was not loaded, since loading it could run "
+                            f"code; {remedy}.") from None
     except (RuntimeError, EOFError, OSError, KeyError, TypeError, ValueError, AttributeError,
             ImportError, zipfile.BadZipFile) as exc:
         raise SeqbenchError(f"'{path}' is not a readable checkpoint ({first_line(exc)}); "
@@ -158,12 +160,17 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def unsafe_global(exc: BaseException) -> str:
-    """What torch's weights-only unpickler refused, named from its message ("io.open")."""
-    import re
-
+def unsafe_global(exc: BaseException) -> str | None:
+    """What torch's weights-only unpickler refused to import ("io.open"), if that was it."""
     found = re.search(r"GLOBAL ([\w.]+)", str(exc))
-    return found.group(1) if found else "objects other than tensors and plain data"
+    return found.group(1) if found else None
+
+
+def unpickler_reason(exc: BaseException) -> str:
+    """The cause in torch's weights-only error ("Unsupported operand 197"), without the
+    advice around it to load the file unsafely."""
+    reason = str(exc).partition("WeightsUnpickler error:")[2].strip()
+    return reason.splitlines()[0] if reason else first_line(exc)
 
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -156,3 +156,14 @@ def test_output_to_a_full_device_is_one_line():
                               stderr=subprocess.PIPE, text=True, timeout=120)
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip() == f"error: cannot write to standard output: {FULL}."
+
+
+def test_a_full_cache_folder_is_a_note_and_leaves_no_partial_file(disk, capsys):
+    from seqbench.data import cached
+
+    cache = disk(1 << 20)
+    fill(cache)
+    value = {"ids": bytes(1 << 20)}
+    assert cached(cache / "x.pkl", lambda: value) is value
+    assert f"could not write the cache '{cache / 'x.pkl'}'" in capsys.readouterr().err
+    no_partial_files(cache)
