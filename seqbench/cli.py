@@ -161,6 +161,10 @@ def run(
 
     Console().print(f"[bold]seqbench[/] training [bold]{run_spec.cell}[/] on "
                   f"[bold]{run_spec.task}/{run_spec.dataset}[/] (seed {run_spec.seed})")
+    if spec is not None:
+        from seqbench.runs import note_machine_change, read_run_config
+
+        note_machine_change(read_run_config(spec))
     with interruptible("the run had not started; nothing was written."):
         finished = run_api(spec=run_spec, output_dir=output_dir, data_dir=data_dir,
                            progress=not quiet, logger=logger)
@@ -274,6 +278,7 @@ def generate(
     temperature: Annotated[Optional[float], typer.Option(help="Sampling temperature.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Sampling seed.", min=0, max=MAX_SEED)] = None,
     num: Annotated[Optional[int], typer.Option(help="Number of outputs.")] = None,
+    inputs: Annotated[Optional[list[Path]], typer.Option("--input", help="A file (or folder) for the task to read, e.g. a recording to transcribe; repeat it for more (the same as --set input=A,B).")] = None,
     settings: SetOption = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "cpu",
     data_dir: Annotated[Optional[Path], typer.Option(help="Canonical data files.")] = None,
@@ -290,6 +295,8 @@ def generate(
     for key, value in (("steps", steps), ("temperature", temperature), ("seed", seed), ("num", num)):
         if value is not None:
             given[key] = value
+    if inputs:
+        given["input"] = ",".join(map(str, inputs))
     with interruptible("files written so far are kept; run the command again for the rest."), \
             writing(output or Path(run_dir) / "generated"):
         written = run.generate(output, **given)

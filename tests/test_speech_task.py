@@ -191,7 +191,7 @@ def silent_wav(path: Path) -> None:
     ],
 )
 def test_a_damaged_recording_is_one_line_naming_it(tmp_path, build, message):
-    from seqbench_tasks.speech.datasets import mfcc
+    from seqbench_tasks.speech.audio import mfcc
 
     path = tmp_path / "0_george_0.wav"
     build(path)

@@ -4,20 +4,19 @@
   frames (Kudo et al. 1999; UCI). Loaded with aeon's own loader from the copy aeon ships,
   so it works offline; the official split is 270 train / 370 test.
 * `fsdd`: the Free Spoken Digit Dataset, 3,000 8 kHz recordings of digits by 6 speakers.
-  MFCCs come from librosa (13 coefficients, 25 ms windows, 10 ms hop) and are cached; the
-  official split puts recordings 0-4 of each digit and speaker in the test set.
+  MFCCs come from the shared front end (`audio.py`: librosa, 13 coefficients, 25 ms
+  windows, 10 ms hop) and are cached; the official split puts recordings 0-4 of each digit
+  and speaker in the test set.
 """
 
 from __future__ import annotations
 
-import re
-import tarfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from seqbench import DataContext, RemoteFile, SeqbenchError, cached, content_key, locate
+from seqbench import DataContext, SeqbenchError, cached, content_key
+from seqbench_tasks.speech.audio import FSDD_NAME, N_MFCC, SAMPLE_RATE, fsdd_recordings, mfcc
 
 
 @dataclass
@@ -50,60 +49,6 @@ def load_japanese_vowels() -> dict[str, Sequences]:
             classes=classes,
         )
     return splits
-
-
-FSDD_ARCHIVE = RemoteFile(
-    "free-spoken-digit-dataset-1.0.10.tar.gz",
-    "fsdd",
-    "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/tags/v1.0.10.tar.gz",
-)
-FSDD_NAME = re.compile(r"(\d)_([a-z]+)_(\d+)\.wav$")
-SAMPLE_RATE = 8000
-N_MFCC = 13
-
-
-def fsdd_recordings(context: DataContext) -> list[Path]:
-    """The 3,000 wav files: `fsdd/recordings/` in the data dir, else from the release archive."""
-    folder = context.data_dir / "fsdd" / "recordings"
-    if not folder.is_dir():
-        archive = locate(FSDD_ARCHIVE, context.data_dir)
-        folder = context.cache_dir / "fsdd-recordings"
-        if not folder.is_dir():
-            with tarfile.open(archive) as tar:
-                members = [m for m in tar.getmembers() if FSDD_NAME.search(m.name)]
-                for member in members:
-                    member.name = Path(member.name).name
-                tar.extractall(folder, members=members, filter="data")
-    paths = sorted(p for p in folder.glob("*.wav") if FSDD_NAME.search(p.name))
-    if len(paths) != 3000:
-        raise SeqbenchError(f"'{folder}' has {len(paths)} FSDD recordings, expected 3000; "
-                            "replace the folder.")
-    return paths
-
-
-def mfcc(path: Path) -> np.ndarray:
-    """13 MFCCs per 10 ms frame of one recording, or a one-line error naming a damaged file.
-
-    librosa gets an open file rather than the path: given a path it falls back from
-    soundfile to the deprecated audioread, which warns twice and then fails with an
-    exception that says nothing (NoBackendError, or EOFError for an empty file).
-    """
-    import librosa
-    import soundfile
-
-    try:
-        with open(path, "rb") as handle:
-            audio, _ = librosa.load(handle, sr=SAMPLE_RATE)
-    except soundfile.LibsndfileError as exc:
-        problem = exc.error_string.rstrip(".")
-        raise SeqbenchError(f"'{path}' is not a readable audio file ({problem}); replace it "
-                            "with the original recording.") from None
-    if not len(audio):
-        raise SeqbenchError(f"'{path}' has no audio samples; replace it with the original "
-                            "recording.")
-    features = librosa.feature.mfcc(y=audio, sr=SAMPLE_RATE, n_mfcc=N_MFCC, n_fft=200,
-                                     hop_length=80, n_mels=40)
-    return np.ascontiguousarray(features.T.astype(np.float32))
 
 
 def load_fsdd(context: DataContext) -> dict[str, Sequences]:

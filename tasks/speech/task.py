@@ -56,12 +56,18 @@ def stratified_fold(labels: np.ndarray, index: int, folds: int, seed: int) -> tu
 
 
 class Standardizer:
-    """Per-feature mean and standard deviation, fitted on the training frames only."""
+    """Per-feature mean and standard deviation, fitted on the training frames only (`fit`),
+    or given back from a run record (the asr task stores them for transcribing without
+    the dataset)."""
 
-    def __init__(self, sequences: list[np.ndarray]) -> None:
+    def __init__(self, mean: np.ndarray, std: np.ndarray) -> None:
+        self.mean, self.std = np.asarray(mean), np.asarray(std)
+
+    @classmethod
+    def fit(cls, sequences: list[np.ndarray]) -> Standardizer:
         frames = np.concatenate(sequences)
-        self.mean = frames.mean(axis=0)
-        self.std = np.where(frames.std(axis=0) > 1e-8, frames.std(axis=0), 1.0)
+        return cls(frames.mean(axis=0),
+                   np.where(frames.std(axis=0) > 1e-8, frames.std(axis=0), 1.0))
 
     def __call__(self, sequence: np.ndarray) -> np.ndarray:
         return ((sequence - self.mean) / self.std).astype(np.float32)
@@ -97,7 +103,7 @@ class SpeechData(IndexedData):
                       else stratified_fold(train.labels, *fold, seed=valid_seed))
         if refit:  # the whole official training set, as the UCR/UEA protocol trains
             keep = np.arange(len(train.labels))
-        self.standardize = Standardizer([train.features[i] for i in keep])
+        self.standardize = Standardizer.fit([train.features[i] for i in keep])
         raw = {
             "train": ([train.features[i] for i in keep], train.labels[keep]),
             "valid": ([train.features[i] for i in held], train.labels[held]),
