@@ -199,14 +199,14 @@ def run(
                                 "cell, dataset, seed, device, spec or settings with it.")
         run_dir = as_path(resume, "resume")
         run_spec = runs.read_spec(run_dir)
-        runs.note_machine_change(runs.read_run_config(run_dir))
+        runs.note_machine_change(runs.read_run_config(run_dir), run_spec.threads)
         result = train(run_spec, data_dir=data_dir, show_progress=progress, run_dir=run_dir,
                        resume=True, logger=logger)
     else:
         run_spec = spec_for(task, cell, dataset, seed, spec=spec, device=device, **settings)
         runs.check_output_dir(as_path(output_dir, "output_dir"))
         if spec is not None and not isinstance(spec, RunSpec):
-            runs.note_machine_change(runs.read_run_config(Path(spec)))
+            runs.note_machine_change(runs.read_run_config(Path(spec)), run_spec.threads)
         result = train(run_spec, output_dir=output_dir, data_dir=data_dir,
                        show_progress=progress, logger=logger)
     return Run(dir=result.run_dir, spec=result.spec, metrics=result.metrics, data_dir=data_dir,

@@ -164,7 +164,7 @@ def run(
     if spec is not None:
         from seqbench.runs import note_machine_change, read_run_config
 
-        note_machine_change(read_run_config(spec))
+        note_machine_change(read_run_config(spec), run_spec.threads)
     with interruptible("the run had not started; nothing was written."):
         finished = run_api(spec=run_spec, output_dir=output_dir, data_dir=data_dir,
                            progress=not quiet, logger=logger)

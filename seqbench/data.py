@@ -163,8 +163,8 @@ def cached(path: Path, build: Callable[[], Any]) -> Any:
         with replaced_atomically(path, binary=True) as handle:
             pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
     except OSError as exc:
-        from seqbench.console import console
+        from seqbench.console import note
 
-        console.print(f"[yellow]note:[/] could not write the cache '{path}' "
-                      f"({exc.strerror or exc}); the data is used without it.")
+        note(f"could not write the cache '{path}' ({exc.strerror or exc}); the data is used "
+             "without it.")
     return value

@@ -50,6 +50,11 @@ USER_ERRNOS = {
     errno.EPIPE: "the reader on the other end has closed it (a pipe or socket)",
 }
 
+#: Errors of the place written to. A move or a copy that meets one names its source first and
+#: the destination second (Lightning saves a checkpoint to a temporary file and moves it into
+#: the run folder), and it is the destination the user must free or make writable.
+DESTINATION_ERRNOS = {errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
 #: What torch raises when `torch.save` to a path runs out of room: no errno, no file name.
 TORCH_WRITE_FAILURES = ("unexpected pos", "PytorchStreamWriter failed")
 
@@ -63,7 +68,10 @@ def from_os_error(exc: OSError, place: str | os.PathLike[str] | None = None
         return None
     if exc.filename is None:
         return WriteFailed(f"cannot write to {_named(place)}: {reason}.", place)
-    return WriteFailed(f"cannot use '{exc.filename}': {reason}.", exc.filename)
+    path = exc.filename
+    if exc.filename2 is not None and exc.errno in DESTINATION_ERRNOS:
+        path = exc.filename2
+    return WriteFailed(f"cannot use '{path}': {reason}.", path)
 
 
 #: The `place` of writes to the terminal or whatever stdout was redirected to.

@@ -266,13 +266,18 @@ def environment() -> dict[str, Any]:
     }
 
 
-def note_machine_change(config: Mapping[str, Any]) -> None:
+def note_machine_change(config: Mapping[str, Any], threads: int | None) -> None:
     """Print one line where this machine differs from the one a run record ran on (a run
-    re-run from its spec, or resumed), since the metrics may then differ too."""
+    re-run from its spec, or resumed), since the metrics may then differ too. `threads` is
+    the count the run will train on where its spec decides it (`seqbench.threads`): torch's
+    count before training is not the run's."""
     from seqbench import machine
     from seqbench.console import console
 
-    line = machine.difference(config.get("environment", {}), environment())
+    now = environment()
+    if threads is not None:
+        now["cpu_threads"] = threads
+    line = machine.difference(config.get("environment", {}), now)
     if line:
         console.print(line, highlight=False, markup=False, soft_wrap=True)
 

@@ -118,10 +118,9 @@ def decide(parameters: int, recorded: int | None = None) -> int:
     else:
         count = min(chosen, usable)
         if count < chosen:
-            from seqbench.console import console
+            from seqbench.console import note
 
-            console.print(f"[yellow]note:[/] {chosen} threads were asked for but this process "
-                          f"may use {usable} cores; training on {usable} (the numbers may "
-                          f"differ from a run on {chosen}).")
+            note(f"{chosen} threads were asked for but this process may use {usable} cores; "
+                 f"training on {usable} (the numbers may differ from a run on {chosen}).")
     torch.set_num_threads(count)
     return count

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import random
+import shlex
 import shutil
 import signal
 import subprocess
@@ -364,10 +365,12 @@ def sweep_argv(out: Path, trials: int, *extra) -> list[str]:
 
 
 def test_the_report_command_a_sweep_suggests_works(world, tmp_path, capsys):
-    out = tmp_path / "sweeps"
+    """Copied as printed, spaces in the paths included (quoted as a shell reads them)."""
+    out = tmp_path / "my sweeps"
     assert main(sweep_argv(out, 1)) == 0
-    suggested = capsys.readouterr().out.split("tables: ")[1].split()
+    suggested = shlex.split(capsys.readouterr().out.split("tables: ")[1])
     assert suggested[:2] == ["seqbench", "report"] and suggested[-2] == "--output-dir"
+    assert str(out / "sweeps.journal") in suggested
     assert main([*suggested[1:-1], str(tmp_path / "reports")]) == 0, capsys.readouterr().err
 
 

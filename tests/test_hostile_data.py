@@ -20,6 +20,7 @@ from test_user_data import labelled, write_long_csv, write_midi
 import seqbench as sb
 from seqbench.cli import main
 from seqbench.errors import SeqbenchError
+from seqbench_tasks.lm.corpus import vocabulary
 
 FAST = ["--epochs", "1", "--hidden-size", "4", "--quiet"]
 
@@ -72,7 +73,7 @@ def test_values_near_the_float32_maximum_give_finite_metrics(tmp_path, capsys):
     path = tmp_path / "huge.csv"
     rng = np.random.default_rng(0)
     values = 1e38 * (1.5 + np.sin(np.arange(200) / 5) + 0.1 * rng.normal(size=200))
-    path.write_text("t,target\n" + "".join(f"{i},{v!r}\n" for i, v in enumerate(values)))
+    path.write_text("t,target\n" + "".join(f"{i},{float(v)!r}\n" for i, v in enumerate(values)))
     assert main(["run", "--task", "forecasting", "--dataset", "csv", "--cell", "gru",
                  "--set", f"csv={path}", "--set", "target=target", *FAST,
                  "--output-dir", str(tmp_path / "runs")]) == 0, capsys.readouterr().err
@@ -150,6 +151,97 @@ def test_recorded_and_suggested_commands_quote_paths_with_spaces(tmp_path, capsy
     assert main([*command[1:], "--epochs", "1", "--quiet", "--output-dir", str(again)]) == 0
     assert json.loads(next(again.glob("*/config.json")).read_text())["spec"]["task_params"][
         "csv"] == str(path)
+
+
+# --- a large text corpus: bounded memory, the same tokens ---------------------------------
+
+
+def corpus_text(characters: int, seed: int = 0) -> str:
+    """Words of a made-up language (one accented letter, so byte-level BPE meets two-byte
+    characters) between every kind of gap a real corpus has: single and double spaces,
+    tabs, line breaks, blank lines, trailing spaces."""
+    import random
+
+    rng = random.Random(seed)
+    letters = "abcdefghijklmnopqrstuvwxyz\u00e9"
+    words = ["".join(rng.choices(letters, k=rng.randint(1, 9))) for _ in range(3000)]
+    gaps = [" "] * 12 + ["\n", "  ", "\n\n", "\t", " \n"]
+    parts, size = [], 0
+    while size < characters:
+        parts.append(rng.choice(words) + rng.choice(gaps))
+        size += len(parts[-1])
+    return "".join(parts)
+
+
+def whole_text_tokens(tokenizer, trainer, parts: dict) -> tuple[list, dict]:
+    """What the tokenizer learns and encodes given each split whole, in one call: the
+    reference the streamed tokenizing must equal."""
+    tokenizer.train_from_iterator([parts["train"]], trainer=trainer)
+    return vocabulary(tokenizer), {s: tokenizer.encode(t).ids for s, t in parts.items()}
+
+
+def test_a_corpus_tokenized_a_piece_at_a_time_gives_the_tokens_of_the_whole_text():
+    """Longer than several pieces (corpus.PIECE), at every level: the vocabulary and every
+    split's ids are those of the whole text given to the tokenizer at once."""
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
+
+    from seqbench_tasks.lm import corpus
+
+    text = corpus_text(6 * corpus.PIECE)
+    parts = corpus.contiguous_parts(text, train=0.6, valid=0.2)
+    assert len(parts["valid"]) > corpus.PIECE  # every split is cut into pieces
+
+    char = Tokenizer(models.WordLevel(unk_token=corpus.UNK))
+    char.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    references = {
+        "char": (corpus.char_streams(parts), whole_text_tokens(
+            char, trainers.WordLevelTrainer(special_tokens=[corpus.UNK], vocab_size=10_000),
+            parts)),
+        "bpe": (corpus.bpe_streams(parts, 600), whole_text_tokens(
+            bpe, trainers.BpeTrainer(vocab_size=600,
+                                     initial_alphabet=pre_tokenizers.ByteLevel.alphabet()),
+            parts)),
+    }
+    for level, (streams, (vocab, ids)) in references.items():
+        assert streams.vocab == vocab, level
+        for split in corpus.SPLITS:
+            assert streams.ids[split].tolist() == ids[split], (level, split)
+
+    words = corpus.word_streams(parts, add_unk=True)  # words unseen in training
+    tokenizer = Tokenizer.from_str(words.tokenizer)
+    for split, split_text in parts.items():
+        lines = [f"{line} {corpus.EOS}" for line in split_text.splitlines()]
+        assert list(corpus.lines_of(split_text)) == split_text.splitlines()
+        expected = [i for encoding in tokenizer.encode_batch(lines) for i in encoding.ids]
+        assert words.ids[split].tolist() == expected, split
+
+
+#: Peak memory a character of corpus may add while it is tokenized. Encoded at once, HF
+#: tokenizers hold about 450 bytes a token (a 200 MB corpus aborted, issue 38; this test's
+#: 2 MB took 430-545); a piece at a time about 75, mostly one batch's Encodings.
+BYTES_PER_CHARACTER = 200
+
+
+def test_tokenizing_a_large_corpus_takes_bounded_memory(tmp_path):
+    """In a fresh process, so its peak is this corpus's alone."""
+    import subprocess
+    import sys
+
+    script = f"""
+import resource, sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from test_hostile_data import corpus_text
+from seqbench_tasks.lm import corpus
+text = corpus_text(1 << 21)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+corpus.char_streams(corpus.contiguous_parts(text))
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024 / len(text))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert float(done.stdout) < BYTES_PER_CHARACTER, done.stdout
 
 
 # --- a cache folder that cannot be written ------------------------------------------------

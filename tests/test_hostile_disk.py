@@ -167,3 +167,17 @@ def test_a_full_cache_folder_is_a_note_and_leaves_no_partial_file(disk, capsys):
     assert cached(cache / "x.pkl", lambda: value) is value
     assert f"could not write the cache '{cache / 'x.pkl'}'" in capsys.readouterr().err
     no_partial_files(cache)
+
+
+def test_a_move_into_a_full_disk_names_the_destination():
+    """Lightning saves a checkpoint to a temporary file and moves it into the run folder; the
+    OSError names the temporary file first, but it is the run folder that is full."""
+    import errno
+
+    from seqbench.errors import from_os_error
+
+    moved = OSError(errno.ENOSPC, "No space left on device", "/tmp/tmpx", None, "/runs/r/x.ckpt")
+    assert str(from_os_error(moved)) == ("cannot use '/runs/r/x.ckpt': no space left on the "
+                                         "device.")
+    missing = OSError(errno.EACCES, "Permission denied", "/data/a.csv", None, "/runs/a.csv")
+    assert "'/data/a.csv'" in str(from_os_error(missing))

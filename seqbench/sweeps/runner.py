@@ -23,7 +23,7 @@ import re
 import shutil
 import statistics
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -446,7 +446,7 @@ def search(plan: SweepPlan, cell: str, worker: int = 0) -> int:
     ran, failures_in_a_row = 0, 0
     while counted(study) < plan.trials:
         study = load_study(plan, cell, storage)  # reseed the sampler for the next trial
-        study.optimize(objective, n_trials=1, catch=(SeqbenchError,))
+        optimize_once(study, objective)
         ran += 1
         mine = [t for t in study.get_trials(deepcopy=False)
                 if t.user_attrs.get(WORKER_ATTR) == this_worker()][-1]
@@ -458,6 +458,18 @@ def search(plan: SweepPlan, cell: str, worker: int = 0) -> int:
             raise SeqbenchError(f"{cell}: {failures_in_a_row} trials in a row failed; the last "
                                 f"because {reason}")
     return ran
+
+
+def optimize_once(study: Any, objective: Callable[[Any], float]) -> None:
+    """One trial of `objective`. Where the storage cannot record the trial's end (a journal
+    on a full disk), optuna asserts "Should not reach" over the OSError that says why; the
+    OSError is what the user must see (`errors.writing` names the path and the cause)."""
+    try:
+        study.optimize(objective, n_trials=1, catch=(SeqbenchError,))
+    except AssertionError as exc:
+        if isinstance(exc.__context__, OSError):
+            raise exc.__context__ from None
+        raise
 
 
 def rerun_candidates(plan: SweepPlan, study: Any) -> list[Any]:
