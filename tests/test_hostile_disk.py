@@ -114,8 +114,11 @@ def test_a_sweep_on_a_full_disk_keeps_its_journal_and_finishes_once_there_is_spa
     journal = out / "sweeps.journal"
     before = journal.read_bytes()
     filler = fill(out)
-    line = one_error(capsys, [*argv, "--trials", "2"])
-    assert FULL in line and str(out) in line, line
+    assert main([str(a) for a in [*argv, "--trials", "2"]]) == 2
+    err = capsys.readouterr().err  # the sweep's progress, then the one error line
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert errors == [err.strip().splitlines()[-1]] and "Traceback" not in err, err
+    assert FULL in errors[0] and str(out) in errors[0], errors
     assert journal.read_bytes().startswith(before)
     no_partial_files(out)
 
