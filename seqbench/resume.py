@@ -14,9 +14,9 @@ writes cost at most `BUDGET` of training time, and long epochs (the ones worth r
 a resume point every epoch. The last epoch writes none; the run record is complete instead.
 A killed run therefore continues from its last resume point, not always its last epoch.
 
-Ctrl-C during training asks the run to stop at the next chunk of batches; the run folder
-keeps its last resume point, and the message says how to continue. A second Ctrl-C
-interrupts at once, as usual.
+Ctrl-C (or SIGTERM, a scheduler's stop) during training asks the run to stop at the next
+chunk of batches; the run folder keeps its last resume point, and the message says how to
+continue. A second Ctrl-C interrupts at once, as usual.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import csv
 import os
 import random
 import signal
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,6 +35,7 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Checkpoint
 
+from seqbench import stopping
 from seqbench.loaders import SplitBatches
 from seqbench.runs import HistoryWriter
 
@@ -56,7 +56,7 @@ class StopTraining(Exception):
 
 
 class StopRequest:
-    """Set by the SIGINT handler, read by `ResumePoint` between chunks of batches."""
+    """Set by the Ctrl-C and SIGTERM handler, read by `ResumePoint` between chunks of batches."""
 
     def __init__(self) -> None:
         self.requested = False
@@ -64,42 +64,29 @@ class StopRequest:
 
 @contextmanager
 def first_ctrl_c_stops_gracefully(request: StopRequest) -> Iterator[None]:
-    """While training, the first SIGINT only sets `request`; the previous handler is back
-    for a second one. Outside the main thread signals cannot be handled: nothing changes."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.getsignal(signal.SIGINT)
-
-    def handler(signum: int, frame: Any) -> None:
+    """While training, the first Ctrl-C or SIGTERM only sets `request`. A second Ctrl-C gets
+    the handler from before (it interrupts at once); a second SIGTERM is ignored, since a
+    scheduler's SIGTERM to a whole process group reaches a sweep's worker twice (directly,
+    and forwarded by its parent), and the stop it asks for is already under way."""
+    def stop(signum: int, previous: dict[int, Any]) -> None:
         request.requested = True
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGINT, previous[signal.SIGINT])
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
-    signal.signal(signal.SIGINT, handler)
-    try:
+    with stopping.on_stop(stop):
         yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 @contextmanager
 def ctrl_c_raises_stop() -> Iterator[None]:
-    """While testing, SIGINT raises `StopTraining` instead of KeyboardInterrupt, which
-    Lightning would turn into `sys.exit(1)` (exit code 1, no word on what was kept)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.getsignal(signal.SIGINT)
-
-    def handler(signum: int, frame: Any) -> None:
-        signal.signal(signal.SIGINT, previous)
+    """While testing, Ctrl-C and SIGTERM raise `StopTraining` instead of KeyboardInterrupt,
+    which Lightning would turn into `sys.exit(1)` (exit code 1, no word on what was kept)."""
+    def stop(signum: int, previous: dict[int, Any]) -> None:
+        stopping.restore(previous)
         raise StopTraining
 
-    signal.signal(signal.SIGINT, handler)
-    try:
+    with stopping.on_stop(stop):
         yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _rng_state() -> dict[str, Any]:

@@ -551,9 +551,13 @@ def stopped_after_two_epochs(out: Path, sig: int) -> tuple[subprocess.Popen, str
     return process, process.communicate(timeout=120)[1]
 
 
-def test_ctrl_c_mid_training_exits_130_keeps_the_record_and_says_so(world, untouched, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_mid_training_exits_130_keeps_the_record_and_says_so(
+        sig, world, untouched, tmp_path):
+    """A batch scheduler stops a job with SIGTERM: the run stops as on Ctrl-C (exit 143
+    before, with no word and no resume point)."""
     out = tmp_path / "runs"
-    process, err = stopped_after_two_epochs(out, signal.SIGINT)
+    process, err = stopped_after_two_epochs(out, sig)
     assert process.returncode == 130, err
     (run_dir,) = out.iterdir()
     line = err.strip().splitlines()[-1]
