@@ -18,8 +18,6 @@ from seqbench.errors import SeqbenchError, unknown_name
 
 #: Seeds reach numpy, which takes 0 .. 2**32 - 1.
 MAX_SEED = 2**32 - 1
-#: A sweep's sampler seed is seed * 1_000_003 + trials so far, which must stay below 2**32.
-MAX_SWEEP_SEED = 4000
 #: More threads than any machine has cores; OpenMP would refuse a larger value with a
 #: warning of its own and run on its default instead.
 MAX_THREADS = 4096

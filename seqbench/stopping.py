@@ -24,10 +24,18 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def sigterm_is_ctrl_c() -> None:
-    """From now on SIGTERM raises KeyboardInterrupt in this process, as SIGINT does."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _interrupt)
+@contextmanager
+def sigterm_is_ctrl_c() -> Iterator[None]:
+    """Inside the block SIGTERM raises KeyboardInterrupt, as SIGINT does (main thread only;
+    elsewhere nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextmanager
