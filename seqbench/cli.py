@@ -13,7 +13,6 @@ shows a traceback.
 
 from __future__ import annotations
 
-import os
 import shlex
 import sys
 from pathlib import Path
@@ -359,11 +358,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app; user errors become one line and exit 2, Ctrl-C (and SIGTERM,
     which is handled as Ctrl-C: `seqbench.stopping`) exit 130.
 
-    Commands wrap the writes to their own outputs in `errors.writing(path)`, so an OSError
-    naming no file that still gets here came from writing standard output (`> /dev/full`);
-    stdout is flushed here so that this happens inside the funnel. A pipe whose reader has
-    gone (`seqbench list | head -1`) ends quietly with exit code 1, as click and rich end it:
-    the Unix convention for a reader that has seen enough.
+    Commands wrap the writes to their outputs in `errors.writing(path)`, so an OSError naming
+    no file that still gets here came from writing stdout (`> /dev/full`), which is flushed
+    inside the funnel. A closed pipe (`seqbench list | head -1`) ends quietly with exit
+    code 1, as click and rich end it: a reader that has seen enough.
     """
     _configure_help()
     try:
@@ -372,7 +370,9 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.flush()
     except SeqbenchError as exc:
         if isinstance(exc, WriteFailed) and exc.place == STDOUT:
-            _silence_stdout()
+            from seqbench import show
+
+            show.silence_stdout()
         return fail(str(exc))
     except Interrupted as exc:
         print(f"interrupted: {exc}", file=sys.stderr)
@@ -391,18 +391,6 @@ def main(argv: list[str] | None = None) -> int:
 def fail(message: str) -> int:
     print(f"error: {one_line(message)}", file=sys.stderr)
     return 2
-
-
-def _silence_stdout() -> None:
-    """Point stdout at /dev/null, so that Python's own flush at exit does not fail again on
-    the same full device (with an "Exception ignored" traceback)."""
-    try:
-        target = sys.stdout.fileno()
-    except (OSError, ValueError):  # not a real file (a notebook, pytest's capture)
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, target)
-    os.close(devnull)
 
 
 if __name__ == "__main__":

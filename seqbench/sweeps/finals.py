@@ -15,6 +15,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from seqbench.config import RunSpec
 from seqbench.console import console
 from seqbench.errors import SeqbenchError
 from seqbench.sweeps import cache, record, seeds
@@ -29,7 +30,8 @@ def final_jobs(plan: SweepPlan) -> list[Job]:
     """One job per cell and final seed, covering every repeat: repeats that chose the same
     configuration share the run (same spec, same seed), which one job trains once."""
     count = len(record.read(open_study(plan, plan.cells[0]).user_attrs).final_seeds)
-    return [Job(f"{cell}/final-{index}", final, (plan, cell, index))
+    return [Job(f"{cell}/final-{index}", final, (plan, cell, index),
+                lock=(plan.storage, f"{plan.study_name(cell)}: final {index}"))
             for cell in plan.cells for index in range(count)]
 
 
@@ -50,6 +52,9 @@ def final(plan: SweepPlan, cell: str, index: int) -> None:
         seed = recorded.final_seeds[index]
         spec = plan.spec(cell, final_settings(plan, cell, study, recorded, repeat, chosen), seed)
         request, metrics = next(((r, m) for r, m in trained if r.spec == spec), (None, None))
+        earlier = next((f for f in recorded.finals if f.seed == seed), None)
+        if request is None and done(earlier, chosen, spec):
+            continue  # trained by a worker whose run folders may be on another machine
         if request is None:
             request = cache.Request(
                 spec=spec, run_dir=plan.folder("finals", cell, repeat) / f"seed{seed}",
@@ -60,13 +65,24 @@ def final(plan: SweepPlan, cell: str, index: int) -> None:
                         "seed_origin": recorded.seeding.origin(seeds.FINAL, index)})
             metrics = cache.train(request, data, logger=plan.logger)
             trained.append((request, metrics))
-        earlier = next((f for f in recorded.finals if f.seed == seed), None)
-        if earlier is None or (earlier.trial, earlier.run_dir, earlier.metrics) != (
-                chosen, str(request.run_dir), metrics):
+        now = record.Final(seed, str(request.run_dir), chosen, metrics, spec.to_dict())
+        if earlier != now:
             console.print(f"  {cell}{f' repeat {repeat}' if repeat else ''} final seed {seed}: "
                           f"{metrics['primary_metric']} "
                           f"{metrics[metrics['primary_metric']]:.4g}")
-            record.write_final(study, record.Final(seed, str(request.run_dir), chosen, metrics))
+            record.write_final(study, now)
+
+
+def done(earlier: record.Final | None, chosen: int, spec: RunSpec) -> bool:
+    """Whether a recorded final is this one, trained to completion: the chosen trial, the
+    same spec (a record without one, from before, is checked through its run folder)."""
+    if earlier is None or earlier.spec is None or earlier.trial != chosen or \
+            earlier.metrics.get("status") != "completed":
+        return False
+    try:
+        return RunSpec.from_dict(earlier.spec) == spec
+    except SeqbenchError:  # no longer valid (a plugin renamed a parameter since)
+        return False
 
 
 def chosen_trial(study: Any, recorded: record.StudyRecord) -> int | None:
