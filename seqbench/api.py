@@ -104,8 +104,8 @@ def run(
         given = (task, cell, dataset, seed, spec, device, threads)
         if settings or any(value is not None for value in given):
             raise SeqbenchError("resume= continues the run's own spec (its seed and threads "
-                                "included); give no task, cell, dataset, seed, device, "
-                                "threads, spec or settings with it.")
+                                "included); give no task, cell, dataset, seed, device, spec "
+                                "or settings with it.")
         run_dir = as_path(resume, "resume")
         run_spec = runs.read_spec(run_dir)
         runs.note_machine_change(runs.read_run_config(run_dir), run_spec.threads)

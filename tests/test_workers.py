@@ -23,7 +23,8 @@ import pytest
 from seqbench.sweeps.storage import open_storage
 from test_sweep import postgres_url, wait_for  # noqa: F401 (a fixture, and a helper)
 
-ARGS = ["--task", "toymusic", "--cells", "gru", "--epochs", "2", "--pruner", "none"]
+ARGS = ["--task", "toymusic", "--cells", "gru", "--pruner", "none"]
+FAST = ["--epochs", "2"]
 
 
 def worker(out: Path, *args: str) -> subprocess.Popen:
@@ -83,7 +84,7 @@ def test_eight_workers_on_one_postgres_study_do_every_job_once_and_all_exit_0(
     each other's folders), and the defaults were trialled three times."""
     study = f"eight{os.getpid()}x{time.time_ns()}"
     folders = [tmp_path / f"machine{i}" for i in range(8)]
-    args = ["--trials", "8", "--top", "2", "--rerun-seeds", "2", "--seeds", "2",
+    args = [*FAST, "--trials", "8", "--top", "2", "--rerun-seeds", "2", "--seeds", "2",
             "--storage", postgres_url, "--study", study]
     finish([worker(folder, *args) for folder in folders], timeout=900)
     loaded = optuna.load_study(study_name=f"{study}/toymusic/tiny/gru",
@@ -95,7 +96,7 @@ def test_two_sweeps_started_at_once_on_one_journal_both_finish_and_share_the_wor
         toy_task, tmp_path):
     """4 of 6 such pairs crashed ("Parent directory .../trial-0000-seed1 does not exist")."""
     out = tmp_path / "sweeps"
-    args = ["--trials", "4", "--top", "2", "--rerun-seeds", "2", "--seeds", "2"]
+    args = [*FAST, "--trials", "4", "--top", "2", "--rerun-seeds", "2", "--seeds", "2"]
     finish([worker(out, *args), worker(out, *args)], timeout=900)
     loaded = optuna.load_study(study_name="seqbench/toymusic/tiny/gru",
                                storage=open_storage(str(out / "sweeps.journal")))
@@ -118,8 +119,8 @@ def test_sigterm_to_a_parallel_sweep_stops_its_workers_keeps_the_study_and_resum
     """SIGTERM (a scheduler's end of a job) used to kill the parent alone, with exit code 143,
     and leave its workers training as orphans."""
     out = tmp_path / "sweeps"
-    args = ["--trials", "4", "--seeds", "1", "--jobs", "2", "--max-time", "4",
-            "--set", "epochs=100000", "--set", "patience=0"]
+    args = ["--trials", "4", "--seeds", "1", "--rerun-seeds", "0", "--jobs", "2",
+            "--max-time", "4", "--set", "epochs=100000", "--set", "patience=0"]
     process = worker(out, *args)
     journal = str(out / "sweeps.journal")
 

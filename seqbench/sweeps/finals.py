@@ -11,6 +11,7 @@ seed give other numbers on another number of threads.
 
 from __future__ import annotations
 
+import socket
 import statistics
 from pathlib import Path
 from typing import Any
@@ -53,11 +54,12 @@ def final(plan: SweepPlan, cell: str, index: int) -> None:
         spec = plan.spec(cell, final_settings(plan, cell, study, recorded, repeat, chosen), seed)
         request, metrics = next(((r, m) for r, m in trained if r.spec == spec), (None, None))
         earlier = next((f for f in recorded.finals if f.seed == seed), None)
-        if request is None and done(earlier, chosen, spec):
-            continue  # trained by a worker whose run folders may be on another machine
+        run_dir = plan.folder("finals", cell, repeat) / f"seed{seed}"
+        if request is None and done_elsewhere(earlier, chosen, spec, run_dir):
+            continue
         if request is None:
             request = cache.Request(
-                spec=spec, run_dir=plan.folder("finals", cell, repeat) / f"seed{seed}",
+                spec=spec, run_dir=run_dir,
                 test=True, max_seconds=plan.max_seconds,
                 # The trial is recorded before training, so a final the user resumes by hand
                 # (`seqbench run --resume`) is still recognised as this trial's final.
@@ -65,7 +67,8 @@ def final(plan: SweepPlan, cell: str, index: int) -> None:
                         "seed_origin": recorded.seeding.origin(seeds.FINAL, index)})
             metrics = cache.train(request, data, logger=plan.logger)
             trained.append((request, metrics))
-        now = record.Final(seed, str(request.run_dir), chosen, metrics, spec.to_dict())
+        now = record.Final(seed, str(request.run_dir), chosen, metrics, spec.to_dict(),
+                           socket.gethostname())
         if earlier != now:
             console.print(f"  {cell}{f' repeat {repeat}' if repeat else ''} final seed {seed}: "
                           f"{metrics['primary_metric']} "
@@ -73,11 +76,16 @@ def final(plan: SweepPlan, cell: str, index: int) -> None:
             record.write_final(study, now)
 
 
-def done(earlier: record.Final | None, chosen: int, spec: RunSpec) -> bool:
-    """Whether a recorded final is this one, trained to completion: the chosen trial, the
-    same spec (a record without one, from before, is checked through its run folder)."""
+def done_elsewhere(earlier: record.Final | None, chosen: int, spec: RunSpec,
+                   run_dir: Path) -> bool:
+    """Whether another worker, whose run folders are not this one's (another machine, or
+    another output folder), recorded this final trained to completion: the chosen trial
+    and the same spec. A final recorded in this worker's own folder goes through the run
+    cache instead (read back, continued from its resume point, or trained again)."""
     if earlier is None or earlier.spec is None or earlier.trial != chosen or \
             earlier.metrics.get("status") != "completed":
+        return False
+    if earlier.host == socket.gethostname() and earlier.run_dir == str(run_dir):
         return False
     try:
         return RunSpec.from_dict(earlier.spec) == spec

@@ -89,6 +89,8 @@ class Final:
     #: The spec it trained (`RunSpec.to_dict()`), so that a worker on another machine, which
     #: cannot see the run folder, knows it is done (None: recorded before seqbench kept it).
     spec: Mapping[str, Any] | None = None
+    #: The machine that trained it (None: recorded before seqbench kept it).
+    host: str | None = None
 
 
 @dataclass(frozen=True)
@@ -192,7 +194,8 @@ def _finals(attrs: Mapping[str, Any], planned: list[int] | None) -> list[Final]:
             seed = int(key.removeprefix(FINAL_PREFIX))
             if planned is None or seed in planned:
                 found.append(Final(seed, value["run_dir"], value.get("trial"),
-                                   value.get("metrics", {}), value.get("spec")))
+                                   value.get("metrics", {}), value.get("spec"),
+                                   value.get("host")))
     return found
 
 
@@ -258,8 +261,9 @@ def write_refit_epochs(study: Any, epochs: int) -> None:
 
 def write_final(study: Any, final: Final) -> None:
     value = {"run_dir": final.run_dir, "trial": final.trial, "metrics": dict(final.metrics)}
-    study.set_user_attr(f"{FINAL_PREFIX}{final.seed}", value if final.spec is None else
-                        {**value, "spec": dict(final.spec)})
+    if final.spec is not None:
+        value.update(spec=dict(final.spec), host=final.host)
+    study.set_user_attr(f"{FINAL_PREFIX}{final.seed}", value)
 
 
 def write_rerun(study: Any, trial: int, index: int, values: list[float] | None) -> None:
