@@ -349,7 +349,10 @@ def fail_dead_local_trials(study: Any) -> int:
     """Mark RUNNING trials whose worker process on this host is gone as FAIL; count them.
 
     A failed trial does not count against the budget, so its configuration's slot is
-    sampled again; completed and pruned trials are never touched.
+    sampled again; completed and pruned trials are never touched. This process runs none
+    while it calls this (between trials, or waiting for other workers), so a RUNNING trial
+    of its own was left by an earlier sweep call in it that failed (a full disk could not
+    record the trial's end) and counts as dead too: waiting for it would wait forever.
     """
     from optuna.trial import TrialState
 
@@ -357,7 +360,8 @@ def fail_dead_local_trials(study: Any) -> int:
     failed = 0
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner_host, _, pid = trial.user_attrs.get(WORKER_ATTR, "").rpartition(":")
-        if owner_host == host and pid.isdigit() and not _alive(int(pid)):
+        if owner_host == host and pid.isdigit() and (int(pid) == os.getpid()
+                                                     or not _alive(int(pid))):
             study.tell(trial.number, state=TrialState.FAIL)
             failed += 1
     return failed
