@@ -25,7 +25,10 @@ others read the result back from the study record.
 
 from __future__ import annotations
 
+import os
+import socket
 import time
+from typing import Any
 
 from seqbench.console import console, note
 from seqbench.errors import SeqbenchError
@@ -34,7 +37,7 @@ from seqbench.sweeps.finals import final_jobs
 from seqbench.sweeps.plan import SweepPlan
 from seqbench.sweeps.search import MAX_FAILURES_IN_A_ROW, counted, search
 from seqbench.sweeps.select import choose_jobs, rerun_jobs
-from seqbench.sweeps.storage import fail_dead_local_trials
+from seqbench.sweeps.storage import WORKER_ATTR, fail_dead_local_trials
 from seqbench.sweeps.workers import Job, run_jobs
 
 
@@ -93,7 +96,7 @@ def searched(plan: SweepPlan) -> bool:
                     optuna.storages.fail_stale_trials(study)
                 if counted(study) < plan.trials:
                     return False
-                running += sum(t.state.name == "RUNNING"
+                running += sum(t.state.name == "RUNNING" and other_worker(t)
                                for t in study.get_trials(deepcopy=False))
         if not running:
             return True
@@ -101,6 +104,14 @@ def searched(plan: SweepPlan) -> bool:
             note(f"waiting for {running} trial(s) that other workers are running")
             told = True
         time.sleep(locks.POLL_SECONDS * 5)
+
+
+def other_worker(trial: Any) -> bool:
+    """Whether a running trial is another worker's, one that can still end it: on another
+    host, or a live process here. A trial that names no worker (its process could not even
+    record that, on a full disk) is not waited for; as before, it counts as budget."""
+    host, _, pid = trial.user_attrs.get(WORKER_ATTR, "").rpartition(":")
+    return bool(host) and (host != socket.gethostname() or int(pid or 0) != os.getpid())
 
 
 def run_again(job: Job, most: int = 1) -> Job:
