@@ -29,8 +29,8 @@ from seqbench.config import RunSpec, build_spec
 from seqbench.contracts import Cell, Task
 from seqbench.datacheck import DataCheck
 from seqbench.errors import SeqbenchError
-from seqbench.handles import Comparison, Run, load  # noqa: F401 - load is seqbench.load
-from seqbench.params import Param
+from seqbench.handles import Comparison, Run, as_path, load  # noqa: F401 - seqbench.load
+from seqbench.params import Param, whole_number
 
 PathLike = str | os.PathLike[str]
 #: Where `report` and `publish` look for a sweep's storage when none is given.
@@ -105,22 +105,25 @@ def run(
     thread_policy.configure(threads)  # before this process imports torch, if it has not
     from seqbench.train import first_process, train
 
+    as_path(data_dir, "data_dir", optional=True)
     # A run on several devices starts this once per device: only the first one speaks.
     speaks = first_process()
     if resume is not None:
-        given = (task, cell, dataset, seed, spec, device)
+        given = (task, cell, dataset, seed, spec, device, threads)
         if settings or any(value is not None for value in given):
-            raise SeqbenchError("resume= continues the run's own spec; give no task, "
-                                "cell, dataset, seed, device, spec or settings with it.")
-        run_dir = Path(resume)
+            raise SeqbenchError("resume= continues the run's own spec (its seed and threads "
+                                "included); give no task, cell, dataset, seed, device, spec "
+                                "or settings with it.")
+        run_dir = as_path(resume, "resume")
         run_spec = runs.read_spec(run_dir)
         if speaks:
-            runs.note_machine_change(runs.read_run_config(run_dir))
+            runs.note_machine_change(runs.read_run_config(run_dir), run_spec.threads)
         result = train(run_spec, data_dir=data_dir, show_progress=progress, run_dir=run_dir,
                        resume=True, logger=logger)
     else:
-        run_spec = spec_for(task, cell, dataset, seed, spec=spec, device=device, **settings)
-        runs.check_output_dir(Path(output_dir))
+        run_spec = spec_for(task, cell, dataset, seed, spec=spec, device=device,
+                            threads=threads, **settings)
+        runs.check_output_dir(as_path(output_dir, "output_dir"))
         if progress and speaks:
             from rich.console import Console
 
@@ -128,31 +131,34 @@ def run(
             Console().print(f"[bold]seqbench[/] training [bold]{run_spec.cell}[/] on "
                           f"[bold]{run_spec.task}/{run_spec.dataset}[/] (seed {run_spec.seed})")
         if spec is not None and not isinstance(spec, RunSpec) and speaks:
-            runs.note_machine_change(runs.read_run_config(Path(spec)))
+            runs.note_machine_change(runs.read_run_config(Path(spec)), run_spec.threads)
         result = train(run_spec, output_dir=output_dir, data_dir=data_dir,
                        show_progress=progress, logger=logger)
-    return Run(dir=result.run_dir, spec=run_spec, metrics=result.metrics, data_dir=data_dir,
+    return Run(dir=result.run_dir, spec=result.spec, metrics=result.metrics, data_dir=data_dir,
                _model=result.model, _data=result.data)
 
 
 def spec_for(task: str | Task | None = None, cell: str | Cell | None = None,
              dataset: str | None = None, seed: int | None = None, *,
              spec: RunSpec | PathLike | None = None, device: str | None = None,
-             **settings: Any) -> RunSpec:
+             threads: int | None = None, **settings: Any) -> RunSpec:
     """The validated spec `run` trains: `spec` (a run folder, its config.json or a RunSpec)
-    with the other arguments overriding it, or those arguments alone (device "auto" unless
-    given or recorded)."""
+    with the other arguments overriding it (a seed of 0 included), or those arguments alone
+    (device "auto" unless given or recorded; threads as recorded, else decided when the
+    model exists)."""
     base = spec if spec is None or isinstance(spec, RunSpec) else RunSpec.from_dict(
         runs.read_run_config(Path(spec))["spec"])
     if base is not None:
         task, cell = task or base.task, cell or base.cell
         dataset, seed = dataset or base.dataset, base.seed if seed is None else seed
         device = device or base.device
+        threads = base.threads if threads is None else threads
         settings = {**base.settings(), **settings}
     if task is None:
         raise SeqbenchError(f"run() needs a task (or spec=); installed: {', '.join(tasks())}.")
     return build_spec(_name(task), _name(cell or "lstm"), dataset, settings,
-                      seed=seed or 0, device=device or "auto")
+                      seed=0 if seed is None else seed, device=device or "auto",
+                      threads=threads)
 
 
 
@@ -213,6 +219,11 @@ def sweep(
     if isinstance(cells, str):  # iterating it would sweep the cells 'g', 'r' and 'u'
         raise SeqbenchError(f"cells is a list of names, e.g. cells=[{cells!r}], not the "
                             f"string {cells!r}.")
+    jobs = whole_number(jobs, "jobs")
+    output_dir = as_path(output_dir, "output_dir")
+    as_path(data_dir, "data_dir", optional=True)
+    if storage is not None and not isinstance(storage, str):  # a URL stays text
+        storage = str(as_path(storage, "storage"))
     names = tuple(_name(cell) for cell in cells)
     plan = SweepPlan(
         task=_name(task), dataset=dataset or registry.get_task(_name(task)).default_dataset,

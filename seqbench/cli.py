@@ -13,15 +13,17 @@ shows a traceback.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from seqbench import stopping
 from seqbench.cli_options import STORAGE_ENV, ThreadsOption, interruptible
 from seqbench.cli_suite import suite_app
-from seqbench.errors import Interrupted, SeqbenchError, from_os_error
+from seqbench.errors import STDOUT, Interrupted, SeqbenchError, WriteFailed, one_line, writing
 from seqbench.params import MAX_SEED
 
 try:  # typer >= 0.2x vendors click; older releases raise click's own exceptions
@@ -118,8 +120,8 @@ def run(
     layers: Annotated[Optional[int], typer.Option(help="Stacked layers.")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Learning rate.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Sequences per batch.")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed for initialisation and data order (default 0, or the --spec's).", min=0, max=MAX_SEED)] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto (default, or the --spec's), cpu or cuda.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed for initialisation and data order (default: 0, or the --spec's).", min=0, max=MAX_SEED, show_default=False)] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda (default: auto, or the --spec's).", show_default=False)] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Canonical data files (default: $SEQBENCH_DATA_DIR, else ~/.cache/seqbench).")] = None,
     output_dir: Annotated[Path, typer.Option(help="Where run folders are written.")] = Path("runs"),
     settings: SetOption = None,
@@ -140,9 +142,9 @@ def run(
                       batch_size=batch_size, devices=devices, num_nodes=num_nodes,
                       strategy=strategy, precision=precision)
     if resume is not None:
-        if task or cell or spec or given or dataset:
-            raise SeqbenchError("--resume continues the run's own spec; give no other run "
-                                "options with it.")
+        if task or cell or spec or given or dataset or seed is not None or threads or device:
+            raise SeqbenchError("--resume continues the run's own spec (its seed and threads "
+                                "included); give no other run options with it.")
     elif spec is None and not (task and cell):
         raise SeqbenchError("both --task and --cell are required (or --spec).")
     with interruptible("the run had not started; nothing was written."):
@@ -186,7 +188,8 @@ def generate(
 
     given = shortcuts(settings, steps=steps, temperature=temperature, seed=seed, num=num,
                       input=",".join(map(str, inputs)) if inputs else None)
-    with interruptible("files written so far are kept; run the command again for the rest."):
+    with interruptible("files written so far are kept; run the command again for the rest."), \
+            writing(out_dir or Path(run_dir) / "generated"):
         written = api.generate(run_dir, out_dir, device, data_dir, **given)
     for path in written:
         typer.echo(str(path))
@@ -240,16 +243,17 @@ def sweep(
     given = shortcuts(settings, epochs=epochs)
     shown = redact(storage) if storage else str(output_dir / JOURNAL_NAME)
     with interruptible(f"completed trials and finals are kept in {shown}; run the "
-                       "same command again to go on.", overrule=True):
+                       "same command again to go on.", overrule=True), writing(output_dir):
         done = api.sweep(task, split_names(cells), trials, seeds, dataset=dataset, top=top,
                          rerun_seeds=rerun_seeds, folds=folds, repeats=repeats, jobs=jobs,
                          pruner=pruner, param_budget=param_budget, max_seconds=max_seconds,
                          seed=seed, device=device, study=study, storage=storage,
                          output_dir=output_dir, data_dir=data_dir, refit=refit, logger=logger,
                          threads=threads, search_only=search_only, **given)
-    study_option = "" if study == "seqbench" else f" --study {study}"
-    typer.echo(f"Studies in {done.storage}; tables: seqbench report --storage {done.storage}"
-               f"{study_option} --output-dir reports")
+    study_option = [] if study == "seqbench" else ["--study", study]
+    typer.echo(f"Studies in {done.storage}; tables: " + shlex.join(
+        ["seqbench", "report", "--storage", done.storage, *study_option,
+         "--output-dir", "reports"]))
 
 
 @app.command()
@@ -265,7 +269,7 @@ def report(
     from seqbench import api
 
     with interruptible(f"tables already written under {output_dir} are kept; run the "
-                       "command again to finish them."):
+                       "command again to finish them."), writing(output_dir):
         for folder in api.report(output_dir, storage, task, dataset, study, against):
             typer.echo(str(folder))
 
@@ -282,9 +286,11 @@ def publish(
     from seqbench import api
     from seqbench.sweeps.publish import RESULTS_JOURNAL
 
-    names = api.publish(study, to, storage, split_names(cells) if cells else None)
-    typer.echo(f"{len(names)} studies copied into {to / RESULTS_JOURNAL}; tables: seqbench "
-               f"report --storage {to / RESULTS_JOURNAL} --study {study} --output-dir {to}")
+    with writing(to):
+        names = api.publish(study, to, storage, split_names(cells) if cells else None)
+    typer.echo(f"{len(names)} studies copied into {to / RESULTS_JOURNAL}; tables: " + shlex.join(
+        ["seqbench", "report", "--storage", str(to / RESULTS_JOURNAL), "--study", study,
+         "--output-dir", str(to)]))
 
 
 app.add_typer(suite_app, name="suite")
@@ -317,8 +323,8 @@ def _scaffold(kind: str, name: str, directory: Path | None) -> None:
     written = api.new(kind, name, directory)
     for path in written:
         typer.echo(str(path))
-    typer.echo(f"Next: pip install -e {written[0].parent} && python -m pytest "
-               f"{written[0].parent}")
+    folder = shlex.quote(str(written[0].parent))
+    typer.echo(f"Next: pip install -e {folder} && python -m pytest {folder}")
 
 
 def split_names(names: str) -> tuple[str, ...]:
@@ -327,11 +333,24 @@ def split_names(names: str) -> tuple[str, ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the app; user errors become one line and exit 2, Ctrl-C exit 130."""
+    """Entry point: run the app; user errors become one line and exit 2, Ctrl-C (and SIGTERM,
+    which is handled as Ctrl-C: `seqbench.stopping`) exit 130.
+
+    Commands wrap the writes to their outputs in `errors.writing(path)`, so an OSError naming
+    no file that still gets here came from writing stdout (`> /dev/full`), which is flushed
+    inside the funnel. A closed pipe (`seqbench list | head -1`) ends quietly with exit
+    code 1, as click and rich end it: a reader that has seen enough.
+    """
     _configure_help()
     try:
-        result = app(args=argv, standalone_mode=False, prog_name="seqbench")
+        with stopping.sigterm_is_ctrl_c(), writing(STDOUT):
+            result = app(args=argv, standalone_mode=False, prog_name="seqbench")
+            sys.stdout.flush()
     except SeqbenchError as exc:
+        if isinstance(exc, WriteFailed) and exc.place == STDOUT:
+            from seqbench import show
+
+            show.silence_stdout()
         return fail(str(exc))
     except Interrupted as exc:
         print(f"interrupted: {exc}", file=sys.stderr)
@@ -343,17 +362,12 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except UsageProblem as exc:
         return fail(exc.format_message())
-    except OSError as exc:
-        error = from_os_error(exc)
-        if error is None:
-            raise
-        return fail(str(error))
     # Without standalone mode click hands back an Exit's code (e.g. 130) as the result.
     return result if isinstance(result, int) else 0
 
 
 def fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {one_line(message)}", file=sys.stderr)
     return 2
 
 

@@ -11,18 +11,18 @@ from typing import Annotated, Optional
 import typer
 
 from seqbench.errors import Interrupted
+from seqbench.params import MAX_THREADS
 
 #: Environment variable that `--storage` defaults to (the way to pass a password); the same
 #: as seqbench.sweeps.storage.STORAGE_ENV, named here so that --help imports nothing more.
 STORAGE_ENV = "SEQBENCH_STORAGE_URL"
 
-#: More threads than any machine has cores; OpenMP would refuse a larger value with a
-#: warning of its own and run on its default instead.
-MAX_THREADS = 4096
 ThreadsOption = Annotated[
     Optional[int],
     typer.Option(help="Intra-op threads per training process (default: $OMP_NUM_THREADS, "
-                 "else the cores this process may use, divided between --jobs).",
+                 "else one for models under a million parameters and the cores this process "
+                 "may use, divided between --jobs, for larger ones; never the momentary load). "
+                 "Recorded with the run, and re-used by --spec and --resume.",
                  min=1, max=MAX_THREADS),
 ]
 

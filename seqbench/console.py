@@ -13,9 +13,20 @@ console = Console(stderr=True)
 T = TypeVar("T")
 
 
+def note(message: str) -> None:
+    """One `note:` line on stderr for something the user should know that is no error. Never
+    wrapped at the terminal's width and never read as markup, so a path in it stays whole
+    (and one holding '[' stays as written), and a test or a script can find it."""
+    from rich.text import Text
+
+    console.print(Text.assemble(("note:", "yellow"), " ", message), soft_wrap=True,
+                  highlight=False)
+
+
 def progress(description: str, items: Iterable[T], total: int | None = None) -> Iterable[T]:
-    """Show a progress bar while iterating (used by tasks when they build caches)."""
-    return track(items, description=description, total=total, console=console, transient=False)
+    """Show a progress bar while iterating (used by tasks when they build caches). It goes
+    when done, so a file refused on the way is one error line, not a bar and the line."""
+    return track(items, description=description, total=total, console=console, transient=True)
 
 
 def format_value(value: Any) -> str:

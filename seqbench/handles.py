@@ -103,9 +103,20 @@ class Run:
         return self._for_generation
 
 
+def as_path(value: Any, name: str, optional: bool = False) -> Path | None:
+    """An argument that names a file or folder, checked at the boundary: a number or None
+    given by mistake would otherwise fail deep inside as a TypeError."""
+    if value is None and optional:
+        return None
+    if isinstance(value, (str, os.PathLike)) and str(value):
+        return Path(value)
+    raise SeqbenchError(f"{name} must be a path (a str or pathlib.Path), got {value!r}.")
+
+
 def load(run_dir: PathLike, data_dir: PathLike | None = None) -> Run:
     """Open a finished run folder (the model is loaded when first used)."""
-    run_dir = Path(run_dir)
+    run_dir = as_path(run_dir, "run_dir")
+    as_path(data_dir, "data_dir", optional=True)
     spec = runs.read_spec(run_dir)
     path = run_dir / runs.METRICS
     metrics = runs.read_json(path) if path.is_file() else {}

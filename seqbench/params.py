@@ -18,6 +18,9 @@ from seqbench.errors import SeqbenchError, unknown_name
 
 #: Seeds reach numpy, which takes 0 .. 2**32 - 1.
 MAX_SEED = 2**32 - 1
+#: More threads than any machine has cores; OpenMP would refuse a larger value with a
+#: warning of its own and run on its default instead.
+MAX_THREADS = 4096
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -188,3 +191,13 @@ class ReadRecorder(Mapping):
 
     def __len__(self) -> int:
         return len(self._params)
+
+
+def check_threads(threads: Any, what: str = "threads") -> int | None:
+    """A spec's thread count: None (not decided yet) or a whole number in 1..MAX_THREADS."""
+    if threads is None:
+        return None
+    threads = whole_number(threads, what)
+    if not 1 <= threads <= MAX_THREADS:
+        raise SeqbenchError(f"{what}={threads} is out of range: use 1 to {MAX_THREADS}.")
+    return threads

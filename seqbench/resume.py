@@ -17,9 +17,9 @@ a resume point every epoch. The last epoch writes none; the run record is comple
 A killed run therefore continues from its last resume point, not always its last epoch.
 With several processes the first decides and writes; all of them take part.
 
-Ctrl-C during training asks the run to stop at the next batch (all processes together);
-the run folder keeps its last resume point, and the message says how to continue. A second
-Ctrl-C interrupts at once, as usual.
+Ctrl-C (or SIGTERM, a scheduler's stop) during training asks the run to stop at the next
+batch (all processes together); the run folder keeps its last resume point, and the message
+says how to continue. A second Ctrl-C interrupts at once, as usual.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ import csv
 import os
 import random
 import signal
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,9 +38,9 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Checkpoint
 
-from seqbench.loaders import world
-from seqbench import runs
+from seqbench import runs, stopping
 from seqbench.errors import SeqbenchError
+from seqbench.loaders import world
 from seqbench.runs import HistoryWriter
 
 RESUME_POINT = "resume.ckpt"
@@ -61,7 +60,7 @@ class StopTraining(Exception):
 
 
 class StopRequest:
-    """Set by the SIGINT handler, read by `ResumePoint` between batches."""
+    """Set by the Ctrl-C and SIGTERM handler, read by `ResumePoint` between batches."""
 
     def __init__(self) -> None:
         self.requested = False
@@ -69,42 +68,29 @@ class StopRequest:
 
 @contextmanager
 def first_ctrl_c_stops_gracefully(request: StopRequest) -> Iterator[None]:
-    """While training, the first SIGINT only sets `request`; the previous handler is back
-    for a second one. Outside the main thread signals cannot be handled: nothing changes."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.getsignal(signal.SIGINT)
-
-    def handler(signum: int, frame: Any) -> None:
+    """While training, the first Ctrl-C or SIGTERM only sets `request`. A second Ctrl-C gets
+    the handler from before (it interrupts at once); a second SIGTERM is ignored, since a
+    scheduler's SIGTERM to a whole process group reaches a sweep's worker twice (directly,
+    and forwarded by its parent), and the stop it asks for is already under way."""
+    def stop(signum: int, previous: dict[int, Any]) -> None:
         request.requested = True
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGINT, previous[signal.SIGINT])
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
-    signal.signal(signal.SIGINT, handler)
-    try:
+    with stopping.on_stop(stop):
         yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 @contextmanager
 def ctrl_c_raises_stop() -> Iterator[None]:
-    """While testing, SIGINT raises `StopTraining` instead of KeyboardInterrupt, which
-    Lightning would turn into `sys.exit(1)` (exit code 1, no word on what was kept)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.getsignal(signal.SIGINT)
-
-    def handler(signum: int, frame: Any) -> None:
-        signal.signal(signal.SIGINT, previous)
+    """While testing, Ctrl-C and SIGTERM raise `StopTraining` instead of KeyboardInterrupt,
+    which Lightning would turn into `sys.exit(1)` (exit code 1, no word on what was kept)."""
+    def stop(signum: int, previous: dict[int, Any]) -> None:
+        stopping.restore(previous)
         raise StopTraining
 
-    signal.signal(signal.SIGINT, handler)
-    try:
+    with stopping.on_stop(stop):
         yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _rng_state() -> dict[str, Any]:
@@ -203,9 +189,13 @@ class ResumePoint(Checkpoint):
             return
         self.saved_epochs = trainer.current_epoch + 1
         tmp = self.path.with_suffix(".partial")
-        trainer.save_checkpoint(tmp)  # written by the first process only
-        if trainer.is_global_zero:
-            os.replace(tmp, self.path)
+        try:
+            trainer.save_checkpoint(tmp)  # written by the first process only
+            if trainer.is_global_zero:
+                os.replace(tmp, self.path)
+        except OSError:  # a full disk: the last complete resume point is kept, and no part
+            tmp.unlink(missing_ok=True)
+            raise
         self.last_write = time.perf_counter()
         self.cost = self.last_write - now
         self.spent += self.cost

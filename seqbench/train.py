@@ -39,6 +39,8 @@ class RunResult:
     metrics: dict[str, Any]
     model: Any
     data: TaskData
+    #: The spec as trained and recorded (with its thread count decided).
+    spec: RunSpec
 
 
 def quiet_lightning() -> None:
@@ -157,6 +159,7 @@ def make_trainer(
                             f"precision={hp['precision']}: {exc}") from None
 
 
+@runs.releases_run_folders
 def train(
     spec: RunSpec,
     output_dir: str | os.PathLike[str] = "runs",
@@ -181,13 +184,14 @@ def train(
     written into config.json (a sweep final's study and trial).
     Such trials are re-run rather than resumed, so they write no resume points; tested runs
     do (`seqbench.resume`), and `resume=True` continues the one in `run_dir`.
-    With several processes (DDP), each one calls this; only the first writes files.
+    With several processes (DDP), each one calls this; only the first writes files. The
+    run folder is locked while this trains in it (`runs.lock_run_folder`).
     """
     quiet_lightning()
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
     import lightning.pytorch as pl
 
-    from seqbench import loggers, step
+    from seqbench import loggers, step, threads
     from seqbench.best import kept_epoch
     from seqbench.loaders import loader, order_seed
     from seqbench.model import DivergedError, SequenceModel, count_parameters
@@ -205,10 +209,15 @@ def train(
     accelerator_for(spec.device)  # fail before loading data if the device is impossible
     loggers.check(logger)
     if resume:
+        if first_process():  # the process that writes the record holds the folder
+            runs.lock_run_folder(run_dir)
         resume_point = resumable(run_dir)
     data = as_trained(spec, data if data is not None else prepare_data(spec, data_dir))
     pl.seed_everything(spec.seed, workers=True, verbose=False)
     model = SequenceModel(task, data, cell, spec)
+    if resume:
+        load_weights(model, resume_point, f"start it again with: {spec.command()}")
+    spec = spec.with_threads(threads.decide(count_parameters(model), spec.threads))
 
     selected, direction = task.selection(spec.dataset)
     monitor = f"val_{selected}"
@@ -291,12 +300,15 @@ def train(
                 raise
             raise stopped(run_dir, epochs_run, resume_points.saved_epochs, tracker,
                           writer) from None
+        if writer:
+            runs.refuse_non_finite(metrics, run_dir)
     if tracker is not None:
         tracker.finish(metrics)
     if writer:
         runs.write_json(run_dir / runs.METRICS, metrics)
         (run_dir / RESUME_POINT).unlink(missing_ok=True)  # finished: best.ckpt is kept
-    return RunResult(run_dir=run_dir, metrics=metrics, model=model.eval(), data=data)
+    return RunResult(run_dir=run_dir, metrics=metrics, model=model.eval(), data=data,
+                     spec=spec)
 
 
 def record_folder(trainer: Any, spec: RunSpec, output_dir: str | os.PathLike[str],
@@ -309,6 +321,7 @@ def record_folder(trainer: Any, spec: RunSpec, output_dir: str | os.PathLike[str
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
     if not resume:
+        runs.lock_run_folder(run_dir)
         runs.write_config(run_dir, spec, origin)
     trainer.checkpoint_callback.dirpath = str(run_dir)
     return run_dir
@@ -347,6 +360,17 @@ def test_once(trainer: Any, model: Any, data: TaskData, batch_size: int,
     metrics["artifacts"] = [str(path.relative_to(run_dir))
                             for path in data.artifacts(model, run_dir)]
     return metrics
+
+
+def load_weights(model: Any, checkpoint: Path, remedy: str) -> None:
+    """Load `checkpoint`'s weights into `model`, or say in one line that they are not this
+    model's (config.json edited, or files mixed between runs), before Lightning fails on
+    them with a traceback."""
+    try:
+        model.load_state_dict(runs.load_checkpoint(checkpoint, remedy)["state_dict"])
+    except RuntimeError as exc:  # shapes or names that config.json's model does not have
+        raise SeqbenchError(f"'{checkpoint}' does not fit the model in {runs.CONFIG} "
+                            f"({str(exc).strip().splitlines()[-1].strip()}).") from None
 
 
 def can_resume(run_dir: Path, spec: RunSpec) -> bool:
@@ -393,10 +417,6 @@ def load_trained(run_dir: str | os.PathLike[str], data_dir=None, device: str = "
     restored = task.restore(spec.dataset, spec.task_params, run_dir) if restore else None
     data = restored if restored is not None else as_trained(spec, prepare_data(spec, data_dir))
     model = SequenceModel(task, data, cell, spec)
-    try:
-        model.load_state_dict(runs.read_checkpoint(checkpoint))
-    except RuntimeError as exc:  # shapes or names that config.json's model does not have
-        raise SeqbenchError(f"'{checkpoint}' does not fit the model in {runs.CONFIG} "
-                            f"({str(exc).strip().splitlines()[-1].strip()}).") from None
+    load_weights(model, checkpoint, "re-run the training that made it")
     target = "cuda" if accelerator_for(device) == "gpu" else "cpu"
     return spec, data, model.to(target).eval()

@@ -31,14 +31,15 @@ LAYERS: list[tuple[tuple[str, ...], ...]] = [
      ("seqbench.sweeps.publish",), ("seqbench.datacheck",),
      ("seqbench.scaffold", "seqbench.scaffold_templates"), ("seqbench.testing",)),
     (("seqbench.sweeps.plan", "seqbench.sweeps.space", "seqbench.sweeps.record",
-      "seqbench.sweeps.seeds", "seqbench.sweeps.storage", "seqbench.sweeps"),),
+      "seqbench.sweeps.seeds", "seqbench.sweeps.storage", "seqbench.sweeps.locks",
+      "seqbench.sweeps"),),
     (("seqbench.train", "seqbench.model", "seqbench.step", "seqbench.best",
       "seqbench.loaders", "seqbench.resume", "seqbench.loggers", "seqbench.runs",
       "seqbench.threads", "seqbench.machine"),),
     (("seqbench.config", "seqbench.registry", "seqbench.declarations", "seqbench.contracts",
       "seqbench.core_params", "seqbench.params", "seqbench.batching", "seqbench.datafiles",
       "seqbench.userdata", "seqbench"),),
-    (("seqbench.errors", "seqbench.console", "seqbench.renamed"),),
+    (("seqbench.errors", "seqbench.console", "seqbench.renamed", "seqbench.stopping"),),
 ]
 ALLOWED = {("seqbench", "seqbench.api")}
 

@@ -111,7 +111,7 @@ def read_long_series(path: Path, id_column: str, target: str, season: int,
         check_time_order(path, times, lines)
     ids = list(series)
     table = [np.asarray(series[i][2]) for i in ids]
-    return Panel(path.stem, ids, [t[:, 0] for t in table], [series[i][0] for i in ids], season,
+    return Panel(f"'{path}'", ids, [t[:, 0] for t in table], [series[i][0] for i in ids], season,
                  covariates, future, [t[:, 1:] for t in table])
 
 
@@ -136,7 +136,7 @@ def load_panel(dataset: str, params: Mapping[str, Any], context: DataContext) ->
     options = (params["id"], params["target"], params["season"], covariates, future)
     key = content_key("panel", PANEL_VERSION, sha256_of(path), options)
     panel = cached(context.cache_dir / f"panel-{key}.pkl", lambda: read_long_series(path, *options))
-    return replace(panel, name=path.stem)  # the same content may come under another name
+    return replace(panel, name=f"'{path}'")  # the same content may come under another name
 
 
 class PanelData(ForecastData):

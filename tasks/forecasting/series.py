@@ -112,7 +112,7 @@ def load_user_csv(path_text: str, target: str, season: int) -> Series:
     path = user_path(path_text, "csv", "a CSV file", folder=False)  # as the many-series CSV
     dates, columns, values = read_table(path)
     end = len(values)
-    return Series(path.stem, values, columns, target, (int(end * 0.7), int(end * 0.8), end),
+    return Series(f"'{path}'", values, columns, target, (int(end * 0.7), int(end * 0.8), end),
                   season=season, dates=dates, report_scale="original", test_windows="sliding")
 
 

@@ -64,13 +64,15 @@ class ForecastData(IndexedData):
         self.inputs = [target] if features == "S" else list(range(len(series.columns)))
         self.outputs = list(range(len(series.columns))) if features == "M" else [target]
         self.input_size = len(self.inputs)
+        # Windows first: a series too short for them (a one-row file) is one error line,
+        # not numpy's warnings about the mean of no training rows before it.
+        self.starts = {split: window_starts(series, split, lookback, horizon)
+                       for split in ("train", "valid", "test")}
+        check_season(series.season, series.borders[0], series.name)
         train_rows = series.values[: series.borders[0]]
         self.mean, self.std = train_rows.mean(axis=0), train_rows.std(axis=0)
         self.std = np.where(self.std > 0, self.std, 1.0)
         self.z = (series.values - self.mean) / self.std
-        self.starts = {split: window_starts(series, split, lookback, horizon)
-                       for split in ("train", "valid", "test")}
-        check_season(series.season, series.borders[0], series.name)
         out = self.outputs
         self.constants = {
             "mean": torch.tensor(self.mean[out], dtype=torch.float32),

@@ -155,8 +155,9 @@ class LanguageData(TaskData):
         (Jelinek & Mercer 1980), never the test stream.
         """
         unigram = np.exp(self.unigram_log_frequencies().double().numpy())
-        train, valid, test = (self.streams.ids[split].astype(np.int64) for split in SPLITS)
-        pairs, counts = np.unique(train[:-1] * self.vocab_size + train[1:], return_counts=True)
+        train, valid, test = (np.asarray(self.streams.ids[split], dtype=np.int64)
+                              for split in SPLITS)
+        pairs, counts = pair_counts(train, self.vocab_size)
         before = np.bincount(train[:-1], minlength=self.vocab_size)
         tuning, scoring = (self._bigram_parts(pairs, counts, before, stream, unigram)
                            for stream in (valid, test))
@@ -206,6 +207,22 @@ class LanguageData(TaskData):
         if self.streams.level == "char":
             result["bpc"] = per_token / math.log(2)
         return result
+
+
+def pair_counts(stream: np.ndarray, vocab_size: int, chunk: int = 1 << 22
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct codes `previous * vocab_size + token` of consecutive tokens (sorted) and
+    how often each occurs, counted a chunk at a time: the codes of a whole large corpus at
+    once cost 8 bytes a token, and sorting them as much again."""
+    codes, counts = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
+    for start in range(0, len(stream) - 1, chunk):
+        part = stream[start : start + chunk + 1]
+        found, times = np.unique(part[:-1] * vocab_size + part[1:], return_counts=True)
+        codes.append(found)
+        counts.append(times)
+    pairs, where = np.unique(np.concatenate(codes), return_inverse=True)
+    return pairs, np.bincount(where, weights=np.concatenate(counts),
+                              minlength=len(pairs)).astype(np.int64)
 
 
 def _mixture_nll(conditional: np.ndarray, seen: np.ndarray, unigram: np.ndarray,
