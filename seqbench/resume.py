@@ -32,7 +32,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -42,6 +42,9 @@ from seqbench import runs, stopping
 from seqbench.errors import SeqbenchError
 from seqbench.loaders import world
 from seqbench.runs import HistoryWriter
+
+if TYPE_CHECKING:
+    from seqbench.config import RunSpec
 
 RESUME_POINT = "resume.ckpt"
 #: Largest share of training time that writing resume points may take.
@@ -245,3 +248,28 @@ def run_status(run_dir: Path) -> str | None:
     """The status in a run's metrics.json, or None while it has none (running, or killed)."""
     path = run_dir / runs.METRICS
     return runs.read_json(path).get("status") if path.is_file() else None
+
+
+def load_weights(model: Any, checkpoint: Path, remedy: str) -> None:
+    """Load `checkpoint`'s weights into `model`, or say in one line that they are not this
+    model's (config.json edited, or files mixed between runs), before Lightning fails on
+    them with a traceback."""
+    try:
+        model.load_state_dict(runs.load_checkpoint(checkpoint, remedy)["state_dict"])
+    except RuntimeError as exc:  # shapes or names that config.json's model does not have
+        raise SeqbenchError(f"'{checkpoint}' does not fit the model in {runs.CONFIG} "
+                            f"({str(exc).strip().splitlines()[-1].strip()}).") from None
+
+
+def can_resume(run_dir: Path, spec: RunSpec) -> bool:
+    """Whether `run_dir` holds a stopped run of exactly `spec` with a usable resume point: a
+    sweep's final run, killed or interrupted, continues such a folder instead of starting
+    over (and starts over where the resume point is damaged)."""
+    if not ((run_dir / RESUME_POINT).is_file() and (run_dir / runs.CONFIG).is_file()
+            and run_status(run_dir) in (None, "interrupted") and runs.read_spec(run_dir) == spec):
+        return False
+    try:
+        check_resume_point(run_dir / RESUME_POINT, "the sweep trains this final again")
+    except SeqbenchError:
+        return False
+    return True

@@ -198,6 +198,7 @@ def train(
     from seqbench.resume import (
         RESUME_POINT,
         ResumePoint,
+        load_weights,
         resumable,
         StopRequest,
         StopTraining,
@@ -362,33 +363,6 @@ def test_once(trainer: Any, model: Any, data: TaskData, batch_size: int,
     return metrics
 
 
-def load_weights(model: Any, checkpoint: Path, remedy: str) -> None:
-    """Load `checkpoint`'s weights into `model`, or say in one line that they are not this
-    model's (config.json edited, or files mixed between runs), before Lightning fails on
-    them with a traceback."""
-    try:
-        model.load_state_dict(runs.load_checkpoint(checkpoint, remedy)["state_dict"])
-    except RuntimeError as exc:  # shapes or names that config.json's model does not have
-        raise SeqbenchError(f"'{checkpoint}' does not fit the model in {runs.CONFIG} "
-                            f"({str(exc).strip().splitlines()[-1].strip()}).") from None
-
-
-def can_resume(run_dir: Path, spec: RunSpec) -> bool:
-    """Whether `run_dir` holds a stopped run of exactly `spec` with a usable resume point: a
-    sweep's final run, killed or interrupted, continues such a folder instead of starting
-    over (and starts over where the resume point is damaged)."""
-    from seqbench.resume import RESUME_POINT, check_resume_point, run_status
-
-    if not ((run_dir / RESUME_POINT).is_file() and (run_dir / runs.CONFIG).is_file()
-            and run_status(run_dir) in (None, "interrupted") and runs.read_spec(run_dir) == spec):
-        return False
-    try:
-        check_resume_point(run_dir / RESUME_POINT, "the sweep trains this final again")
-    except SeqbenchError:
-        return False
-    return True
-
-
 def as_trained(spec: RunSpec, data: TaskData) -> TaskData:
     """The data exactly as the run trained on it: its fold, or refit on the validation items
     too; a reloaded run then scales its inputs with the statistics it was trained with."""
@@ -407,6 +381,7 @@ def load_trained(run_dir: str | os.PathLike[str], data_dir=None, device: str = "
     (`Task.restore`: enough to generate, not to evaluate), else from the dataset.
     """
     from seqbench.model import SequenceModel
+    from seqbench.resume import load_weights
 
     run_dir = Path(run_dir)
     spec = runs.read_spec(run_dir)

@@ -24,7 +24,7 @@ from seqbench.config import build_spec
 from seqbench.contracts import plain_totals
 from seqbench.loaders import block
 from seqbench.resume import RESUME_POINT
-from seqbench.runs import read_checkpoint, read_json
+from seqbench.runs import load_checkpoint, read_json
 from seqbench.train import prepare_data
 
 SETTINGS = {"epochs": 4, "layers": 2, "dropout": 0.3, "hidden_size": 8, "patience": 0,
@@ -71,8 +71,9 @@ def test_a_two_process_run_reports_its_shares_together_and_resumes_after_a_kill(
     (uninterrupted,) = (tmp_path / "runs").iterdir()  # one record, by the first process
     metrics = read_json(uninterrupted / "metrics.json")
     assert metrics["status"] == "completed" and metrics["epochs"] == SETTINGS["epochs"]
-    assert {p.name for p in uninterrupted.iterdir()} == {
-        "config.json", "history.csv", "metrics.json", "best.ckpt", "test_items.csv"}
+    assert {p.name for p in uninterrupted.iterdir()} == {  # the first process's folder lock
+        "config.json", "history.csv", "metrics.json", "best.ckpt", "test_items.csv",
+        ".seqbench-lock"}
     assert read_json(uninterrupted / "config.json")["spec"]["hparams"]["devices"] == 2
     assert_metrics_are_the_shares_together(uninterrupted, metrics)
 
@@ -96,7 +97,7 @@ def assert_metrics_are_the_shares_together(run_dir: Path, metrics: dict) -> None
     spec = build_spec("toymusic", "gru", settings=SETTINGS, device="cpu")
     data = prepare_data(spec, None)
     model = SequenceModel(registry.get_task(spec.task), data, registry.get_cell(spec.cell), spec)
-    model.load_state_dict(read_checkpoint(run_dir / "best.ckpt"))
+    model.load_state_dict(load_checkpoint(run_dir / "best.ckpt", "re-run it")["state_dict"])
     model.eval()
     totals: dict[str, torch.Tensor] = {}
     items = []

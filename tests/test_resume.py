@@ -22,7 +22,7 @@ from seqbench.cli import main
 from seqbench.config import build_spec
 from seqbench.resume import RESUME_POINT
 from seqbench.runs import read_json
-from seqbench.train import can_resume
+from seqbench.resume import can_resume
 
 SETTINGS = {"epochs": 16, "layers": 2, "dropout": 0.3, "patience": 3, "min_epochs": 0,
             "hidden_size": 16}
