@@ -249,7 +249,7 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024 / len
 
 def test_a_cache_that_cannot_be_written_is_a_note_and_leaves_no_partial_file(tmp_path,
                                                                               capsys):
-    from seqbench.data import cached
+    from seqbench.datafiles import cached
 
     blocker = tmp_path / "cache"
     blocker.write_text("a file where the cache folder should be")

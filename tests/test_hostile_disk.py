@@ -162,7 +162,7 @@ def test_output_to_a_full_device_is_one_line():
 
 
 def test_a_full_cache_folder_is_a_note_and_leaves_no_partial_file(disk, capsys):
-    from seqbench.data import cached
+    from seqbench.datafiles import cached
 
     cache = disk(1 << 20)
     fill(cache)
