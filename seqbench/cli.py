@@ -272,6 +272,7 @@ def generate(
     temperature: Annotated[Optional[float], typer.Option(help="Sampling temperature.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Sampling seed.", min=0, max=MAX_SEED)] = None,
     num: Annotated[Optional[int], typer.Option(help="Number of outputs.")] = None,
+    horizon: Annotated[Optional[int], typer.Option(help="Forecasting: steps to predict past the end of the data, with intervals.", min=1)] = None,
     inputs: Annotated[Optional[list[Path]], typer.Option("--input", help="A file (or folder) for the task to read, e.g. a recording to transcribe; repeat it for more (the same as --set input=A,B).")] = None,
     settings: SetOption = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "cpu",
@@ -286,7 +287,8 @@ def generate(
               device=device)
     check_output_dir(output or Path(run_dir) / "generated", "--output")
     given = parse_settings(settings)
-    for key, value in (("steps", steps), ("temperature", temperature), ("seed", seed), ("num", num)):
+    for key, value in (("steps", steps), ("temperature", temperature), ("seed", seed), ("num", num),
+                         ("horizon", horizon)):
         if value is not None:
             given[key] = value
     if inputs:

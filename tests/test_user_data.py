@@ -477,6 +477,8 @@ SPEECH_CASES = ["csv-no-label-column", "csv-no-id-column", "csv-no-features", "c
 
 # --- forecasting: many series in one long file ------------------------------------------
 
+FORECAST_BASELINES = {"naive", "seasonal_naive", "linear", "ets", "theta", "auto_arima"}
+
 
 def write_panel(path: Path, series: int = 6, length: int = 40, bad_row: str = "") -> Path:
     """`series` noisy seasonal trends, one row per (date, store) in long format."""
@@ -499,10 +501,10 @@ def test_many_series_in_a_long_csv_train_one_global_model(capsys, tmp_path):
                 "horizon=4"]
     metrics = end_to_end(capsys, tmp_path, "forecasting", "csv", settings, "forecast.csv")
     assert metrics["split_sizes"] == {"train": 6 * (40 - 8 - 4), "valid": 6, "test": 6}
-    assert set(metrics["baselines"]) == {"naive", "seasonal_naive", "linear"}
+    assert set(metrics["baselines"]) == FORECAST_BASELINES
     (run_dir,) = (tmp_path / "runs").iterdir()
     rows = (run_dir / "forecast.csv").read_text().splitlines()
-    assert rows[0] == "series,time,true,forecast" and len(rows) == 1 + 6 * 4
+    assert rows[0] == "series,time,true,forecast,lower_95,upper_95" and len(rows) == 1 + 6 * 4
     record = json.loads((run_dir / "split.json").read_text())["items"]
     assert record["test"][0] == "store0: 2020-036..2020-039"
 
@@ -555,9 +557,10 @@ def test_aeon_series_are_datasets_by_name(features):
 
     _, data = load("forecasting", "uschange", {"features": features}, None)
     assert data.series.values.shape == (187, 5) and data.series.target == "Consumption"
+    assert data.series.dates[0] == "1970Q1" and data.series.dates[-1] == "2016Q3"
     assert data.input_size == (1 if features == "S" else 5)
     assert min(data.split_sizes().values()) >= 1
-    assert set(data.baselines()) == {"naive", "seasonal_naive", "linear"}
+    assert set(data.baselines()) == FORECAST_BASELINES
 
 
 def test_covariates_feed_their_past_and_future_known_ones_their_future(capsys, tmp_path):
@@ -610,7 +613,7 @@ def test_m1_yearly_is_a_dataset_with_its_competition_horizon(capsys):
 
     _, data = load("forecasting", "m1-yearly", {}, None)
     assert data.split_sizes()["test"] == 181 and data.horizon == 6
-    assert set(data.baselines()) == {"naive", "seasonal_naive", "linear"}
+    assert set(data.baselines()) == FORECAST_BASELINES
 
 
 #: case -> (settings naming the columns, message): one column given two roles.
