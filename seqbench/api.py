@@ -190,7 +190,8 @@ def run(
     may be plugin objects defined in this process. `spec=` starts from a recorded run (its
     folder, its config.json or a `RunSpec`) and whatever else is given overrides it, as
     `seqbench run --spec` does. `resume=RUN_DIR` instead continues a stopped run from its
-    last resume point with its own spec (so nothing else is given). `logger` (csv,
+    last resume point with its own spec (so nothing else is given). Either prints one line
+    where this machine differs from the record's (`seqbench.machine`). `logger` (csv,
     tensorboard or mlflow) also sends each epoch to that tracker.
     """
     from seqbench.train import train
@@ -202,11 +203,14 @@ def run(
                                 "cell, dataset, seed, device, spec or settings with it.")
         run_dir = Path(resume)
         run_spec = runs.read_spec(run_dir)
+        runs.note_machine_change(runs.read_run_config(run_dir))
         result = train(run_spec, data_dir=data_dir, show_progress=progress, run_dir=run_dir,
                        resume=True, logger=logger)
     else:
         run_spec = spec_for(task, cell, dataset, seed, spec=spec, device=device, **settings)
         runs.check_output_dir(Path(output_dir))
+        if spec is not None and not isinstance(spec, RunSpec):
+            runs.note_machine_change(runs.read_run_config(Path(spec)))
         result = train(run_spec, output_dir=output_dir, data_dir=data_dir,
                        show_progress=progress, logger=logger)
     return Run(dir=result.run_dir, spec=run_spec, metrics=result.metrics, data_dir=data_dir,

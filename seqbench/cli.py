@@ -159,6 +159,10 @@ def run(
 
     Console().print(f"[bold]seqbench[/] training [bold]{run_spec.cell}[/] on "
                   f"[bold]{run_spec.task}/{run_spec.dataset}[/] (seed {run_spec.seed})")
+    if spec is not None:
+        from seqbench.runs import note_machine_change, read_run_config
+
+        note_machine_change(read_run_config(spec))
     with interruptible("the run had not started; nothing was written."):
         finished = run_api(spec=run_spec, output_dir=output_dir, data_dir=data_dir,
                            progress=not quiet, logger=logger)

@@ -127,7 +127,10 @@ class TaskData(ABC):
         fresh weights of the run's cell, with the searched hyperparameters), so every cell
         is compared inside the same model and `--param-budget` counts the whole of it. The
         module's `forward(batch)` returns the outputs that `loss`, `statistics` and
-        `item_scores` receive; no state is carried across batches.
+        `item_scores` receive; no state is carried across batches. Inputs and targets may
+        differ in length (a sentence and its translation): `Batch.mask` then marks the
+        targets' real steps, and a decoder's teacher-forced inputs come from
+        `Batch.targets` (shifted), so the kit can check that no output sees its target.
         """
         raise SeqbenchError(f"{type(self).__name__} declares that its task composes cells "
                             "but does not implement network().")
@@ -319,6 +322,17 @@ class Task(ABC):
         the tokenizer of a user's corpus), so a trained model is usable without its
         dataset. None (the default) means the dataset is loaded as for training."""
         return None
+
+    def test_item_span(self, dataset: str, params: Mapping[str, Any]) -> int:
+        """How many consecutive test items (in `TaskData.item_scores` order) may share data.
+
+        1 (the default): the items are independent draws (recordings, pieces, series).
+        Windows that slide over one series share observations; a report then resamples
+        blocks of this many consecutive items, so that overlap is not counted as evidence.
+        Answered from the dataset name and the task's parameters alone (no data loaded), so
+        a report can ask it of runs recorded before this hook existed.
+        """
+        return 1
 
     def check_case(self) -> CheckCase | None:
         """A tiny in-memory instance with known metrics, for `seqbench.testing.check_task`.

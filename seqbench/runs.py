@@ -152,24 +152,32 @@ def create_run_dir(output_dir: Path, spec: RunSpec) -> Path:
 
 
 def environment() -> dict[str, Any]:
-    """Versions and settings that can change a result, recorded with every run.
-
-    The CPU thread count is among them: it changes the order of floating-point sums, and on
-    Japanese Vowels the same seeds tested 0.956 on one thread and 0.969 on two.
-    """
+    """Versions and settings that can change a result, recorded with every run: the
+    packages, and the machine (`seqbench.machine`: CPU model and instruction sets, torch's
+    kernel level, MKL and oneDNN versions, the thread count)."""
     import lightning
-    import torch
 
     import seqbench
+    from seqbench import machine
 
     return {
         "seqbench": seqbench.__version__,
-        "torch": torch.__version__,
         "lightning": lightning.__version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "cpu_threads": torch.get_num_threads(),
+        **machine.describe(),
     }
+
+
+def note_machine_change(config: Mapping[str, Any]) -> None:
+    """Print one line where this machine differs from the one a run record ran on (a run
+    re-run from its spec, or resumed), since the metrics may then differ too."""
+    from seqbench import machine
+    from seqbench.console import console
+
+    line = machine.difference(config.get("environment", {}), environment())
+    if line:
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 def write_config(run_dir: Path, spec: RunSpec, origin: Mapping[str, Any] | None = None) -> None:
@@ -180,6 +188,29 @@ def write_config(run_dir: Path, spec: RunSpec, origin: Mapping[str, Any] | None 
         {"spec": spec.to_dict(), "command": spec.command(), "environment": environment(),
          "plugins": registry.provenance(spec.cell, spec.task), **(origin or {})},
     )
+
+
+#: The files a finished run's record needs for reports (no checkpoint, no figures).
+RECORD_FILES = (CONFIG, HISTORY, METRICS, ITEMS)
+
+
+def completed_run(folder: Path, spec: RunSpec) -> Path | None:
+    """A completed run of exactly `spec` under `folder` (None if there is none), so a
+    script that trains many runs into one folder resumes where it stopped."""
+    wanted = spec.to_dict()
+    for metrics in sorted(Path(folder).glob(f"*/{METRICS}")):
+        config = metrics.parent / CONFIG
+        if (config.is_file() and read_json(metrics).get("status") == "completed"
+                and read_json(config).get("spec") == wanted):
+            return metrics.parent
+    return None
+
+
+def keep_record_only(run_dir: Path) -> None:
+    """Delete what a report does not read (checkpoint, figures), keeping `RECORD_FILES`."""
+    for path in Path(run_dir).iterdir():
+        if path.is_file() and path.name not in RECORD_FILES:
+            path.unlink()
 
 
 def read_spec(run_dir: Path) -> RunSpec:

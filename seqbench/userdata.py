@@ -49,6 +49,36 @@ def user_path(value: str, dataset: str, what: str, *, folder: bool | None = None
     return path
 
 
+def decode_text(raw: bytes, path: Path) -> str:
+    """`raw` (the bytes of `path`) as text, or a one-line error for what a broken copy leaves
+    behind: an empty file, or an archive or other binary saved under the text file's name
+    (with the byte offset of the first bad byte, so a mostly good file can be fixed where
+    it breaks)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SeqbenchError(f"'{path}' is not UTF-8 text (undecodable byte at offset "
+                            f"{exc.start}); replace the file.") from None
+    if "\0" in text:
+        raise SeqbenchError(f"'{path}' is not UTF-8 text (a NUL byte at offset "
+                            f"{raw.index(0)}: binary data); replace the file.")
+    if not text.strip():
+        raise SeqbenchError(f"'{path}' is empty; replace the file.")
+    return text
+
+
+def read_text(path: Path) -> str:
+    """The text of the file at `path`, checked as `decode_text` checks it."""
+    return decode_text(path.read_bytes(), path)
+
+
+def read_user_text(path: Path) -> str:
+    """`read_text` without a leading byte-order mark (as "utf-8-sig" decodes): Windows
+    editors write one, and it would otherwise become a token of the vocabulary. Only the
+    user's text: canonical corpora keep `read_text`'s exact reading."""
+    return read_text(path).removeprefix("\ufeff")
+
+
 def existing_file(value: str | Path, what: str) -> Path:
     """`value` as a path to an existing file; one line naming `what` when it is missing or
     a folder (a folder otherwise surfaces later as a misleading "does not exist")."""

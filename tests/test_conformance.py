@@ -62,7 +62,8 @@ def test_slow_tasks_conform_on_their_real_default_data(task):
 
 
 def test_every_built_in_task_supplies_a_check_case():
-    assert {"music", "lm", "speech", "forecasting"} <= set(tasks_with_a_check_case())
+    assert {"music", "lm", "speech", "forecasting", "translation"} <= set(
+        tasks_with_a_check_case())
 
 
 # ---- broken cells (the full planted-bug suite is tests/test_planted_bugs.py) ----

@@ -19,7 +19,7 @@ import pytest
 from optuna.trial import TrialState, create_trial
 from scipy import stats as scipy_stats
 
-from seqbench.reports import ranking, write_reports
+from seqbench.reports import bayes, ranking, write_reports
 from seqbench.reports.collect import collect
 from seqbench.sweeps.storage import open_storage
 
@@ -114,6 +114,46 @@ def test_the_top_page_ranks_links_and_prints_its_command(report):
     assert "Does the winner depend on the tuning budget?" in page
     assert '<a href="alpha-a/budget_curves.png">alpha / a</a></td><td>gru = lstm = rnn</td>' \
         in page and "<td>gru = lstm = rnn (2)</td>" in page
+
+
+def test_the_top_page_says_what_the_evidence_supports(report):
+    page = (report / "index.html").read_text()
+    assert "What the evidence across datasets supports" in page
+    # k = 3 cells, N = 3 datasets: CD = 2.343 * sqrt(12 / 18) = 1.91; lstm 1.33, rnn 3.
+    assert "With 3 datasets and 3 cells, Nemenyi's test (α = 0.05) detects only average-rank " \
+           "gaps of at least 1.91; the largest here is 1.67 (lstm 1.33, rnn 3.00), so the " \
+           "ranks cannot tell these cells apart." in page
+    assert "Detecting a gap of 0.5 would take at least 44 datasets" in page
+    # rnn is worse than gru by 10-50% of the metric on every dataset and seed, but three
+    # datasets leave the spread between datasets wide: more probable, not decided.
+    row = re.search(r"<td>gru − rnn</td><td>([\d.]+)</td><td>([\d.]+)</td><td>([\d.]+)</td>"
+                    r"<td>(\w+)</td>", page)
+    first, within, second = map(float, row.groups()[:3])
+    assert first + within + second == pytest.approx(1.0, abs=2e-3)
+    assert first > 0.5 > second and row.group(4) == "undecided"
+    assert "The Bayesian hierarchical comparison decides no pair" in page
+
+
+def test_nemenyis_critical_difference_and_the_datasets_a_gap_needs():
+    # Demšar (2006), table 5: q_0.05 = 2.343 for three classifiers; eight datasets give the
+    # 1.17 the published index page rests on.
+    assert ranking.nemenyi_q(3) == pytest.approx(2.343, abs=1e-3)
+    assert ranking.critical_difference(3, 8) == pytest.approx(1.17, abs=5e-3)
+    needed = ranking.datasets_to_detect(0.5, 3)
+    assert ranking.critical_difference(3, needed) <= 0.5 < ranking.critical_difference(
+        3, needed - 1)
+
+
+def test_bayesian_differences_are_relative_signed_and_paired_in_seed_order(tmp_path):
+    grouped = collect(fake_storage(tmp_path))
+    datasets = sorted(grouped)
+    differences = bayes.relative_differences(grouped, datasets, "lstm", "gru")
+    # alpha (lower is better): lstm 1.0 vs gru 2.0 on seed 0, relative to the mean 1.6
+    assert differences.shape == (3, 3)
+    assert differences[0, 0] == pytest.approx((2.0 - 1.0) / 1.6)
+    # beta (higher is better): gru 0.95 beats lstm 0.90: negative for lstm
+    assert differences[1, 0] == pytest.approx((0.90 - 0.95) / np.mean([0.9, 0.91, 0.92,
+                                                                       0.95, 0.96, 0.94]))
 
 
 def test_the_budget_table_names_the_cell_that_leads_after_n_trials():

@@ -22,7 +22,7 @@ from scipy import stats as scipy_stats
 
 from seqbench.cli import main
 from seqbench.errors import SeqbenchError
-from seqbench.reports import stats, write_reports
+from seqbench.reports import resampling, stats, write_reports
 from seqbench.reports.budget import expected_best
 from seqbench.reports.collect import collect
 from seqbench.reports.compare import mcnemar
@@ -87,14 +87,6 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def test_the_interval_is_scipys_student_t_interval():
-    values = [0.91, 0.95, 0.93, 0.97, 0.9]
-    expected = scipy_stats.ttest_1samp(values, 0.0).confidence_interval(0.95)
-    assert stats.confidence_interval(values) == pytest.approx(
-        (expected.low, expected.high), rel=1e-12)
-    assert all(math.isnan(bound) for bound in stats.confidence_interval([0.9]))
-
-
 def test_mcnemar_is_the_exact_binomial_test_on_discordant_items():
     # 7 items right only for A, 1 only for B: p = 2 * P(X <= 1 | n=8, 1/2) = 2 * 9 / 256.
     assert stats.mcnemar_p(7, 1) == pytest.approx(18 / 256)
@@ -142,8 +134,14 @@ def test_expected_best_equals_the_average_over_all_subsets(direction):
     assert expected_best(values, direction) == pytest.approx(brute, rel=1e-12)
 
 
-def test_a_binary_report_uses_mcnemar_and_marks_the_surviving_differences(tmp_path):
-    finals = {"gru": {10: wrong_on(0), 11: wrong_on(0)},
+def two_level(per_seed: dict[int, list[float]]) -> resampling.SeedItems:
+    """A cell's item values (unit weights) as the report resamples them."""
+    return resampling.from_items(np.array([per_seed[s] for s in sorted(per_seed)]),
+                                 np.ones(len(next(iter(per_seed.values())))))
+
+
+def test_a_binary_report_tests_seeds_and_items_and_shows_mcnemar_given_the_models(tmp_path):
+    finals = {"gru": {10: wrong_on(0), 11: wrong_on(1)},
               "lstm": {10: wrong_on(10), 11: wrong_on(8)},
               "rnn": {10: wrong_on(1), 11: wrong_on(2)}}
     storage = fake_sweep(tmp_path, finals, kind="binary", weights=[1.0] * 20,
@@ -167,30 +165,49 @@ def test_a_binary_report_uses_mcnemar_and_marks_the_surviving_differences(tmp_pa
     # rnn's study predates selection: its best trial, and no re-run value.
     assert (rows["gru"]["val_search"], rows["gru"]["val_reruns"]) == ("0.4", "0.42")
     assert (rows["rnn"]["val_search"], rows["rnn"]["val_reruns"]) == ("1.0", "nan")
-    low, high = scipy_stats.ttest_1samp([0.5, 0.6], 0.0).confidence_interval(0.95)
-    assert float(rows["lstm"]["ci_low"]) == pytest.approx(low)
-    assert float(rows["lstm"]["ci_high"]) == pytest.approx(high)
+    cells = {cell: two_level(per_seed) for cell, per_seed in finals.items()}
+    low, high = resampling.interval(cells["lstm"])
+    assert (float(rows["lstm"]["ci_low"]), float(rows["lstm"]["ci_high"])) == pytest.approx(
+        (low, high))
+    # wider than the seeds alone say: the test items count too
+    seeds_only = scipy_stats.ttest_1samp([0.5, 0.6], 0.0).confidence_interval(0.95)
+    assert high - low > 0 and resampling.cell_variance(cells["lstm"]).items > 0
+    assert (high - low) != pytest.approx(seeds_only.high - seeds_only.low)
 
-    # Discordant items, pooled over the two seeds: gru-lstm 18/0, gru-rnn 3/0, lstm-rnn 0/15.
-    raw = {"gru-lstm": 2 * 0.5 ** 18, "gru-rnn": 2 * 0.5 ** 3, "lstm-rnn": 2 * 0.5 ** 15}
-    holm = {"gru-lstm": 3 * raw["gru-lstm"], "lstm-rnn": 2 * raw["lstm-rnn"], "gru-rnn": 0.25}
     pairs = {f"{r['a']}-{r['b']}": r for r in read_csv(folder / "pairwise.csv")}
+    new = {pair: resampling.difference(cells[pair.split("-")[0]], cells[pair.split("-")[1]]).p
+           for pair in pairs}
+    holm = dict(zip(new, stats.holm(list(new.values()))))
+    for pair, row in pairs.items():
+        assert float(row["p"]) == pytest.approx(new[pair])
+        assert float(row["p_holm"]) == pytest.approx(holm[pair])
+        assert row["survives"] == str(holm[pair] < 0.05)
+        assert float(row["p_better_low"]) <= float(row["p_better"]) <= float(row["p_better_high"])
+    assert pairs["gru-lstm"]["survives"] == "True" and pairs["gru-rnn"]["survives"] == "False"
+    assert float(pairs["gru-lstm"]["p_better"]) == 1.0  # every gru seed beats every lstm seed
+    # Given these trained models: McNemar, discordant items pooled over the two seeds:
+    # gru-lstm 17/0, gru-rnn 2/0, lstm-rnn 0/15.
+    raw = {"gru-lstm": 2 * 0.5 ** 17, "gru-rnn": 2 * 0.5 ** 2, "lstm-rnn": 2 * 0.5 ** 15}
+    holm_models = dict(zip(raw, stats.holm(list(raw.values()))))
     for pair, p in raw.items():
-        assert float(pairs[pair]["p"]) == pytest.approx(p)
-        assert float(pairs[pair]["p_holm"]) == pytest.approx(holm[pair])
-    assert [pairs[p]["survives"] for p in ("gru-lstm", "gru-rnn", "lstm-rnn")] == [
-        "True", "False", "True"]
+        assert float(pairs[pair]["p_models"]) == pytest.approx(p)
+        assert float(pairs[pair]["p_models_holm"]) == pytest.approx(holm_models[pair])
+        assert pairs[pair]["models_test"] == "exact McNemar test"
     assert pairs["lstm-rnn"]["detail"] == "0/15"
-    assert rows["gru"]["better_than"] == "lstm (2.29e-05)" and rows["lstm"]["better_than"] == ""
-    assert [rows[c]["top"] for c in ("gru", "lstm", "rnn")] == ["True", "False", "True"]
+    assert rows["lstm"]["better_than"] == ""
+    assert [rows[c]["top"] for c in ("gru", "lstm", "rnn")] == [
+        "True", str(not any(pairs[p]["survives"] == "True" for p in ("gru-lstm", "lstm-rnn"))),
+        "True"]
 
     table = (folder / "table.md").read_text()
-    assert "| **gru** | 1 | [1, 1] | 2 | 0.4 / 0.42 |" in table  # a zero-width interval
     assert "| **rnn** | 0.925 |" in table and "| lstm | 0.55 |" in table
-    assert "| lstm (0.000122) |" in table  # rnn's column: the difference survives Holm
     assert "\\textit{majority (baseline)} & 0.25" in (folder / "table.tex").read_text()
-    assert "Test: exact McNemar test, because test_accuracy is right or wrong on each of " \
-           "the 20 test items" in table
+    assert "Sources of chance counted: training seeds (2 per cell) and test sampling (the 20 " \
+           "test items as independent draws; task 'fake' is not installed here to say whether " \
+           "its items share data). Not counted: the search" in table
+    assert "Given these trained models: the exact McNemar test, because test_accuracy is " \
+           "right or wrong on each of the 20 test items" in table
+    assert "| 1.53e-05 (4.58e-05); 17/0 |" in table  # gru − lstm, McNemar (Holm); discordant
     assert "| *majority (baseline)* | 0.25 |" in table
     assert "Seeds: search 0; rerun 1, 2; final 10, 11." in table
     assert "seqbench report --storage" in table and "seqbench sweep --task fake" in table
@@ -235,9 +252,13 @@ def test_against_a_reference_compares_each_cell_with_it_only(tmp_path):
     assert set(pairs) == {"lstm-gru", "lstm-rnn"}  # no gru-rnn: a family of two, not three
     holm = {"lstm-gru": 2 * (2 * 0.5 ** 18), "lstm-rnn": 2 * 0.5 ** 15}  # x2, then x1
     for pair, p in holm.items():
-        assert float(pairs[pair]["p_holm"]) == pytest.approx(p)
+        assert float(pairs[pair]["p_models_holm"]) == pytest.approx(p)
+    cells = {cell: two_level(per_seed) for cell, per_seed in finals.items()}
+    new = [resampling.difference(cells["lstm"], cells[other]).p for other in ("gru", "rnn")]
+    assert [float(pairs[pair]["p_holm"]) for pair in ("lstm-gru", "lstm-rnn")] == \
+        pytest.approx(stats.holm(new))
     table = (folder / "table.md").read_text()
-    assert "Holm-corrected over 2 comparisons, each cell against lstm;" in table
+    assert "Holm-corrected over 2 comparisons, each cell against lstm, and" in table
     assert "--against lstm --output-dir" in table
     assert "Bold: not significantly worse than lstm." in table
     assert not (tmp_path / "other").exists()  # refused before any folder was written
@@ -332,11 +353,22 @@ def test_a_continuous_report_uses_the_paired_permutation_test(tmp_path):
                          seeds={**SEEDS, "rerun": []})
     (folder,) = write_reports(storage, tmp_path / "report")
     (pair,) = read_csv(folder / "pairwise.csv")
-    assert float(pair["p"]) == pytest.approx(0.25) and pair["survives"] == "False"
+    assert float(pair["p_models"]) == pytest.approx(0.25)
     assert float(pair["difference"]) == pytest.approx(6 / 60)
+    # Linearised around each cell's ratio (0.8 and 0.3: sum over sum of weights), the items
+    # of a (5, 7, 9 / 7, 9, 11 over weights 10, 20, 30) and of b are, per seed:
+    ratio_a, ratio_b = 48 / 120, 36 / 120
+    mean_w = 20.0
+    a = (np.array([[5.0, 7.0, 9.0], [7.0, 9.0, 11.0]]) - ratio_a * np.array(weights)) / mean_w \
+        + ratio_a
+    b = (np.array([[5.0, 6.0, 7.0], [5.0, 6.0, 7.0]]) - ratio_b * np.array(weights)) / mean_w \
+        + ratio_b
+    expected = resampling.difference(resampling.SeedItems(a), resampling.SeedItems(b))
+    assert float(pair["p"]) == pytest.approx(expected.p)
+    assert pair["survives"] == str(expected.p < 0.05)
     table = (folder / "table.md").read_text()
-    assert "Test: paired permutation test, because every cell is scored on the same 3 test " \
-           "items" in table and "exact" in table
+    assert "Given these trained models: the paired permutation test, because per-item " \
+           "test_nll values of the 3 test items" in table and "exact" in table
     assert "Seeds: search 0; rerun none; final 10, 11." in table
 
 
@@ -350,9 +382,11 @@ def test_without_item_files_the_report_falls_back_to_welch_and_says_why(tmp_path
     a = [sum(v) / 2 for v in finals["a"].values()]
     b = [sum(v) / 2 for v in finals["b"].values()]
     assert float(pair["p"]) == pytest.approx(scipy_stats.ttest_ind(a, b, equal_var=False).pvalue)
+    assert pair["p_models"] == "nan" and pair["models_test"] == ""
     table = (folder / "table.md").read_text()
-    assert "Test: Welch's t-test, because a's final runs (seeds 0, 1, 2) have no per-item " \
-           "test scores (test_items.csv)" in table
+    assert "Sources of chance counted: training seeds (3 per cell) only, because a's final " \
+           "runs (seeds 0, 1, 2) have no per-item test scores (test_items.csv)" in table
+    assert "Given these trained models" not in table
     assert "Seeds:" not in table  # an older study that recorded none
 
 
@@ -364,8 +398,8 @@ def test_item_files_that_disagree_fall_back_to_welch(tmp_path):
     items = tmp_path / "finals" / "b" / "seed11" / "test_items.csv"
     items.write_text(items.read_text().replace(",30.0", ",31.0"))  # one item, other frames
     (folder,) = write_reports(storage, tmp_path / "report")
-    assert "Test: Welch's t-test, because the final runs' item files differ in their test " \
-           "items, weights or metric" in (folder / "table.md").read_text()
+    assert "training seeds (2 per cell) only, because the final runs' item files differ in " \
+           "their test items, weights or metric" in (folder / "table.md").read_text()
 
 
 def test_a_single_test_item_falls_back_to_welch(tmp_path):
@@ -378,8 +412,8 @@ def test_a_single_test_item_falls_back_to_welch(tmp_path):
     a = [v[0] / 36 for v in finals["a"].values()]
     b = [v[0] / 36 for v in finals["b"].values()]
     assert float(pair["p"]) == pytest.approx(scipy_stats.ttest_ind(a, b, equal_var=False).pvalue)
-    assert "the test split has 1 item (one forecast window), which no paired test can use" \
-        in (folder / "table.md").read_text()
+    assert "only, because the test split has 1 item (one forecast window), so test sampling " \
+           "cannot be resampled" in (folder / "table.md").read_text()
 
 
 def test_a_report_refuses_what_it_would_get_wrong_in_silence(tmp_path):

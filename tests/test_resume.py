@@ -11,6 +11,7 @@ wrongly would end with different numbers.
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -95,14 +96,19 @@ def test_a_killed_run_resumes_to_the_same_metrics_as_an_uninterrupted_one(
     assert can_resume(run_dir, spec)  # what a sweep's final run checks before continuing
     assert not can_resume(run_dir, spec.with_settings({"lr": 0.02}))
 
+    config = read_json(run_dir / "config.json")  # as if it had started on another machine
+    config["environment"]["cpu"] = "Another CPU"
+    (run_dir / "config.json").write_text(json.dumps(config))
     assert main(["run", "--resume", str(run_dir), "--quiet"]) == 0
+    printed = capsys.readouterr()
+    assert "differs from the run record's (cpu Another CPU -> " in printed.err
     resumed, reference = read_json(run_dir / "metrics.json"), read_json(uninterrupted /
                                                                         "metrics.json")
     assert resumed["epochs"] < SETTINGS["epochs"]  # early stopping, restored, still stopped it
     assert {k: resumed[k] for k in RESULT_KEYS} == {k: reference[k] for k in RESULT_KEYS}
     assert history(run_dir) == history(uninterrupted)  # no epoch lost or logged twice
     assert not (run_dir / RESUME_POINT).exists()  # finished runs keep best.ckpt only
-    assert f"Run record: {run_dir}" in capsys.readouterr().out
+    assert f"Run record: {run_dir}" in printed.out
 
 
 def test_ctrl_c_leaves_a_resumable_folder_and_says_how_to_resume(uninterrupted, tmp_path):

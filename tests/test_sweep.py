@@ -76,14 +76,15 @@ def test_report_writes_tables_plots_and_the_commands_behind_them(toy_task, tmp_p
     table = (folder / "table.md").read_text()
     for cell in ("gru", "rnn"):  # a row each, "(defaults)" where the defaults were kept
         assert re.search(rf"^\| {cell}( \(defaults\))? \|", table.replace("**", ""), re.M)
-    assert "95% CI" in table and "Holm-corrected over 1 pair;" in table and "3/0/0" in table
+    assert "95% CI" in table and "Holm-corrected over 1 pair, and" in table and "3/0/0" in table
     assert "Code: gru, rnn from seqbench " in table and "task toymusic from toy-music 1.0" in table
     assert f"seqbench sweep --task toymusic --dataset tiny --cells gru,rnn --trials 3" in table
     assert f"seqbench report --storage {out / 'sweeps.journal'}" in table
     rows = (folder / "table.csv").read_text().splitlines()
     assert rows[0].startswith("cell,test_mean,ci_low,ci_high") and len(rows) == 5
     assert rows[3].startswith("per_key_marginal (baseline),")  # two cells, two baselines
-    assert "Test: paired permutation test" in table  # the finals scored their test items
+    # the finals scored their test items: seeds and items, the item-level test beside
+    assert "test sampling (the " in table and "the paired permutation test, because" in table
     assert "\\begin{tabular}" in (folder / "table.tex").read_text()
 
 

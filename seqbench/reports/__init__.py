@@ -63,7 +63,8 @@ def write_reports(storage: str, output_dir: Path, study: str = "seqbench",
         curves = budget.curves(cells)
         budget.write_csv(folder / "budget_curves.csv", cells, curves)
         plots.budget_curves(cells, curves, folder / "budget_curves.png")
-        plots.metric_distribution(cells, folder / "test_metric.png")
+        plots.metric_distribution(cells, {c.cell: pairs.half_width(c.cell) for c in cells},
+                                  folder / "test_metric.png")
         plots.optimization_history(cells, folder / "optimization_history.png")
         plots.validation_curves(cells, folder / "validation_curves.png")
         importances = fanova(cells)

@@ -20,7 +20,7 @@ from typing import Any
 
 from seqbench.reports import tables
 from seqbench.reports.collect import CellSummary
-from seqbench.reports.compare import ALPHA, Pairwise
+from seqbench.reports.compare import Pairwise
 from seqbench.reports.stats import LEVEL
 
 PAGE = "index.html"
@@ -107,8 +107,7 @@ def comparison(cells: list[CellSummary], rows: list[dict[str, Any]], top_means: 
                "s/epoch", "trials done/pruned/failed", "better than (Holm p)"]
     body, classes = [], []
     for r in rows:
-        interval = "n/a" if math.isnan(r["ci_low"]) else \
-            f"[{number(r['ci_low'])}, {number(r['ci_high'])}]"
+        interval = tables.span(r["ci_low"], r["ci_high"])
         body.append([
             escape(r["cell"]) + (" (defaults)" if r["defaults"] else "")
             + (" ★" if r["top"] else ""), number(r["test_mean"]), interval,
@@ -125,7 +124,7 @@ def comparison(cells: list[CellSummary], rows: list[dict[str, Any]], top_means: 
     arrow = "lower is better" if first.direction == "minimize" else "higher is better"
     return table(headers, body, classes) + (
         f'<p class="note">test {escape(first.primary_metric)}: {arrow}. Mean over the final '
-        f"seeds with its {LEVEL:.0%} Student-t confidence interval. val: the selected "
+        f"seeds with its {escape(tables.INTERVAL)}. val: the selected "
         "configuration's validation value in the search and its mean over the selection "
         "re-run seeds; (defaults): no tuned configuration beat the defaults by more than "
         f"one standard error there, so the defaults were kept. ★: {escape(top_means)}. "
@@ -134,19 +133,12 @@ def comparison(cells: list[CellSummary], rows: list[dict[str, Any]], top_means: 
 
 
 def pairwise_section(pairwise: Pairwise) -> list[str]:
-    rows = tables.pair_rows(pairwise)
-    if not rows:
+    if not pairwise.comparisons:
         return ["<p>Only one cell has final runs: nothing to compare.</p>"]
-    body = [[f"{escape(r['a'])} − {escape(r['b'])}", number(r["difference"]),
-             number(r["p"], 3), number(r["p_holm"], 3), "yes" if r["survives"] else "no",
-             escape(r["detail"])] for r in rows]
-    return [
-        f'<p class="note">Test: {escape(pairwise.test)}, because {escape(pairwise.why)} '
-        f"p-values are Holm-corrected over the {escape(pairwise.family())}; a difference "
-        "survives at "
-        f"corrected p &lt; {ALPHA}.</p>",
-        table(["pair", "difference of means", "p", "Holm p", "survives", "detail"], body),
-    ]
+    body = [[escape(text) for text in tables.pair_cells(pairwise, c)]
+            for c in pairwise.comparisons]
+    return [f'<p class="note">{escape(tables.tests_text(pairwise))}</p>',
+            table([escape(h) for h in tables.PAIR_HEADERS], body)]
 
 
 def chosen_trial(cell: CellSummary) -> Any | None:

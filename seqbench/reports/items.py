@@ -62,3 +62,19 @@ def read_items(final: dict[str, Any]) -> ItemScores | None:
                       items=tuple(row["item"] for row in rows), values=values,
                       weights=np.array([number_in(path, "weight", row["weight"])
                                         for row in rows]))
+
+
+def dependent_span(task: str, dataset: str, final: dict[str, Any]) -> tuple[int, str]:
+    """How many consecutive test items may share data (`Task.test_item_span`, asked with the
+    task parameters the final run recorded), and "" or why the items count as independent
+    without the task's word."""
+    from seqbench import registry
+    from seqbench.runs import CONFIG, read_json
+
+    config = Path(final["run_dir"]) / CONFIG
+    params = read_json(config).get("spec", {}).get("task_params", {}) if config.is_file() else {}
+    try:
+        plugin = registry.get_task(task)
+    except SeqbenchError:
+        return 1, f"task '{task}' is not installed here to say whether its items share data"
+    return plugin.test_item_span(dataset, params), ""

@@ -7,7 +7,7 @@ import statistics
 from pathlib import Path
 
 from seqbench.reports.collect import CellSummary
-from seqbench.reports.stats import LEVEL, confidence_interval
+from seqbench.reports.stats import LEVEL
 
 
 def _pyplot():
@@ -19,8 +19,10 @@ def _pyplot():
     return plt
 
 
-def metric_distribution(cells: list[CellSummary], path: Path) -> Path:
-    """Final test values per cell, one dot per seed, with the mean and its 95% interval."""
+def metric_distribution(cells: list[CellSummary], half_widths: dict[str, float],
+                        path: Path) -> Path:
+    """Final test values per cell, one dot per seed, with the mean and its 95% interval
+    (`half_widths`: over fresh seeds and test samples, as the table gives it)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for index, cell in enumerate(cells):
@@ -28,11 +30,10 @@ def metric_distribution(cells: list[CellSummary], path: Path) -> Path:
         ax.scatter([index] * len(values), values, alpha=0.7)
         if values:
             mean = statistics.fmean(values)
-            low, high = confidence_interval(values)
+            half = half_widths.get(cell.cell, math.nan)
             ax.hlines(mean, index - 0.25, index + 0.25, color="black")
-            if not math.isnan(low):
-                ax.errorbar(index + 0.3, mean, yerr=[[mean - low], [high - mean]], color="black",
-                            capsize=3)
+            if not math.isnan(half):
+                ax.errorbar(index + 0.3, mean, yerr=half, color="black", capsize=3)
     ax.set_xticks(range(len(cells)), [c.cell for c in cells])
     ax.set_ylabel(f"test {cells[0].primary_metric}")
     ax.set_title(f"Final runs (dots: seeds; bar: mean, {LEVEL:.0%} CI)")

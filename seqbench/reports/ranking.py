@@ -10,11 +10,18 @@ diagram. Both come from aeon (`aeon.benchmarking.stats.check_friedman` and
 The Friedman test needs a complete block design: the diagram uses only the cells that have
 final runs on every dataset, and needs at least three of them and two datasets; the table
 still ranks every cell on every dataset where it ran.
+
+Ranks over a handful of datasets have little power, so the page says in words what the
+evidence supports: the largest average-rank gap against Nemenyi's critical difference
+CD = q_alpha * sqrt(k(k+1) / 6N) (Demšar 2006), how many datasets it would take to detect a
+gap of half a rank, and, per pair of cells, baycomp's Bayesian hierarchical comparison with
+a region of practical equivalence (`bayes`), which can also say "equivalent".
 """
 
 from __future__ import annotations
 
 import csv
+import math
 import statistics
 from dataclasses import dataclass
 from html import escape
@@ -22,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seqbench.reports import budget, html
+from seqbench.reports import bayes, budget, html
 from seqbench.reports.collect import CellSummary
 
 ALPHA = 0.05
@@ -30,6 +37,8 @@ DIAGRAM = "critical_difference.png"
 TABLE = "ranking.csv"
 #: Trial counts at which the budget table names the leading cell (plus each search's own).
 BUDGETS = (1, 5, 10)
+#: The average-rank gap the page says how many datasets would detect.
+GAP = 0.5
 
 
 @dataclass(frozen=True)
@@ -94,6 +103,23 @@ def friedman_p(ranking: Ranking) -> float:
     return float(check_friedman(rankdata(-ranking.scores(), axis=1)))
 
 
+def nemenyi_q(cells: int, alpha: float = ALPHA) -> float:
+    """Nemenyi's q_alpha: the studentized range quantile for `cells` groups over √2."""
+    from scipy.stats import studentized_range
+
+    return float(studentized_range.ppf(1 - alpha, cells, np.inf) / math.sqrt(2))
+
+
+def critical_difference(cells: int, datasets: int, alpha: float = ALPHA) -> float:
+    """The smallest average-rank gap Nemenyi's test calls significant (Demšar 2006)."""
+    return nemenyi_q(cells, alpha) * math.sqrt(cells * (cells + 1) / (6 * datasets))
+
+
+def datasets_to_detect(gap: float, cells: int, alpha: float = ALPHA) -> int:
+    """The fewest datasets whose critical difference is at most `gap`."""
+    return math.ceil(nemenyi_q(cells, alpha) ** 2 * cells * (cells + 1) / (6 * gap ** 2))
+
+
 def draw_diagram(ranking: Ranking, path: Path) -> Path:
     """aeon's critical-difference diagram: Friedman, then Nemenyi cliques at ALPHA."""
     import matplotlib
@@ -153,12 +179,76 @@ def statistics_section(ranking: Ranking, root: Path) -> list[str]:
     return [
         f'<p class="note">Friedman test over {len(ranking.datasets)} datasets and '
         f"{len(ranking.complete)} cells ({', '.join(map(escape, ranking.complete))}): "
-        f"p = {p:.3g}: {verdict} (α = {ALPHA}; Demšar 2006, computed by aeon). With few "
-        "datasets the test has little power: read the diagram as a summary, the per-dataset "
-        "pages as the evidence.</p>",
+        f"p = {p:.3g}: {verdict} (α = {ALPHA}; Demšar 2006, computed by aeon).</p>",
         html.image(draw_diagram(ranking, root / DIAGRAM),
                    "Critical-difference diagram: average rank (1 = best); a bar joins cells "
                    "that are not significantly different."),
+    ]
+
+
+def power_sentence(ranking: Ranking) -> str:
+    """What Nemenyi's test can detect with these datasets, and what it would take."""
+    k, n = len(ranking.complete), len(ranking.datasets)
+    ranks = {cell: ranking.average_rank(cell) for cell in ranking.complete}
+    best, worst = min(ranks, key=ranks.get), max(ranks, key=ranks.get)
+    cd = critical_difference(k, n)
+    return (f"With {n} datasets and {k} cells, Nemenyi's test (α = {ALPHA}) detects only "
+            f"average-rank gaps of at least {cd:.2f}; the largest here is "
+            f"{ranks[worst] - ranks[best]:.2f} ({escape(best)} {ranks[best]:.2f}, "
+            f"{escape(worst)} {ranks[worst]:.2f}), "
+            + ("so the ranks separate at least one pair. " if ranks[worst] - ranks[best] >= cd
+               else "so the ranks cannot tell these cells apart. ")
+            + f"Detecting a gap of {GAP} would take at least {datasets_to_detect(GAP, k)} "
+            f"datasets (CD = q_α·√(k(k+1)/6N), q_α = {nemenyi_q(k):.3f}).")
+
+
+def bayes_section(ranking: Ranking, grouped: dict[tuple[str, str], list[CellSummary]]
+                  ) -> tuple[list[str], str]:
+    """The Bayesian table per pair, and its verdicts in words (or why there are none)."""
+    missing = bayes.unavailable(len(ranking.datasets))
+    if missing:
+        return [], f"The Bayesian hierarchical comparison was not computed: {missing}."
+    try:
+        verdicts = bayes.compare(grouped, ranking.datasets, ranking.complete)
+    except RuntimeError as exc:  # Stan cannot start inside a running event loop (notebooks)
+        return [], f"The Bayesian hierarchical comparison could not run here ({exc})."
+    rows = [[f"{escape(v.a)} − {escape(v.b)}", f"{v.a_better:.3f}", f"{v.equivalent:.3f}",
+             f"{v.b_better:.3f}", escape(v.decision() or "undecided")] for v in verdicts]
+    decided = [v.decision() for v in verdicts if v.decision()]
+    rope = f"±{bayes.ROPE:.0%}"
+    if not decided:
+        words = ("The Bayesian hierarchical comparison decides no pair: for each, the evidence "
+                 "says neither which cell is better across datasets nor that the two are "
+                 f"equivalent within {rope}.")
+    else:
+        undecided = len(verdicts) - len(decided)
+        words = (f"By the Bayesian hierarchical comparison, {'; '.join(decided)} (posterior "
+                 f"probability at least {bayes.DECIDED})"
+                 + (f"; the other {undecided} pair(s) stay undecided." if undecided else "."))
+    table = html.table(["pair (first − second)", f"P(first better by more than {rope})",
+                        f"P(within {rope})", "P(second better)", "decision"], rows)
+    return [table], words
+
+
+def evidence_section(ranking: Ranking, grouped: dict[tuple[str, str], list[CellSummary]]
+                     ) -> list[str]:
+    """What the evidence across datasets supports, in words (the page's verdict)."""
+    if ranking.diagram_problem():
+        return []
+    table, words = bayes_section(ranking, grouped)
+    return [
+        "<h2>What the evidence across datasets supports</h2>",
+        f'<p class="note">Sources of chance: each dataset\'s cells are ranked by their mean '
+        "final test values, and the Bayesian comparison uses every final seed's value; the "
+        "datasets are the sample. " + power_sentence(ranking) + " " + escape(words)
+        + " Per dataset, each page's pairwise tests (seeds and test items) are the "
+        "evidence.</p>",
+        *table,
+        f'<p class="note">Bayesian hierarchical comparison (baycomp; Benavoli et al. 2017): '
+        "each dataset's per-seed differences relative to the pair's mean (positive: first "
+        f"better), a region of practical equivalence of ±{bayes.ROPE:.0%}; posterior "
+        "probability that the mean difference on a new dataset lies above, inside or below "
+        f"it. A pair is decided where one reaches {bayes.DECIDED}.</p>",
     ]
 
 
@@ -223,6 +313,7 @@ def write_page(root: Path, grouped: dict[tuple[str, str], list[CellSummary]],
         "dataset's link for its tables, tests, figures and hyperparameters.</p>",
         "<h2>Ranking across datasets</h2>", ranking_table(ranking, grouped, folders, root),
         *statistics_section(ranking, root),
+        *evidence_section(ranking, grouped),
         *budget_section(grouped, folders, root),
         "<h2>Environment of this report</h2>", environment(),
         "<h2>Regenerate</h2>", f"<pre>{escape(command)}</pre>",

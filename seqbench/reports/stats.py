@@ -1,14 +1,14 @@
-"""The statistics behind a report: confidence intervals, paired tests and Holm's correction.
+"""The item-level tests of a report (given the trained models) and Holm's correction.
 
-Each function is a thin call into scipy.stats with the edge cases a sweep produces (one
-seed, identical values, no discordant items) answered explicitly rather than as a warning
-and a NaN deep inside scipy.
+Each function is a thin call into scipy.stats with the edge cases a sweep produces
+(identical values, no discordant items) answered explicitly rather than as a warning and a
+NaN deep inside scipy. The intervals and the tests behind a report's verdicts, which also
+count training randomness, are in `resampling`.
 """
 
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Sequence
 
 import numpy as np
@@ -18,32 +18,6 @@ LEVEL = 0.95
 PERMUTATIONS = 9999
 #: Resamples evaluated at once: bounds memory to BATCH x items values (scipy default: all).
 BATCH = 500
-
-
-def confidence_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float, float]:
-    """Student-t interval for the mean over seeds: mean ± t(n-1) · s/√n; NaN below 2 values.
-
-    Seeds are few (5 by default), so the t quantile, not the normal one, sets the width.
-    """
-    from scipy import stats
-
-    if len(values) < 2:
-        return math.nan, math.nan
-    mean = statistics.fmean(values)
-    half = stats.t.ppf((1 + level) / 2, len(values) - 1) * statistics.stdev(values) / math.sqrt(
-        len(values))
-    return mean - half, mean + half
-
-
-def welch_p(a: Sequence[float], b: Sequence[float]) -> float:
-    """Two-sided Welch t-test over seeds; NaN when either side has fewer than two values."""
-    from scipy import stats
-
-    if len(a) < 2 or len(b) < 2:
-        return math.nan
-    if statistics.pvariance(a) == 0 and statistics.pvariance(b) == 0:
-        return 1.0 if statistics.fmean(a) == statistics.fmean(b) else 0.0
-    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
 def mcnemar_p(only_a: int, only_b: int) -> float:

@@ -1,9 +1,12 @@
 """The comparison table: one row per cell, in Markdown, CSV and LaTeX.
 
-Each row gives the mean final test value with its 95% Student-t interval over seeds and the
-cells it beats by a difference that survives the Holm-corrected pairwise tests
-(`compare.py`); a cell in bold has no cell significantly better than it. A second table
-lists every pair with its raw and corrected p-value, and the text names the test and why.
+Each row gives the mean final test value with its 95% interval over fresh training runs and
+test samples (`resampling`) and the cells it beats by a difference that survives the
+Holm-corrected pairwise tests (`compare.py`); a cell in bold has no cell significantly
+better than it. A second table lists every pair: the difference and its interval, the
+probability that a fresh run of one cell beats one of the other, the raw and corrected
+p-values, and the item-level test given these trained models; the text names the sources of
+chance counted and the tests.
 """
 
 from __future__ import annotations
@@ -16,8 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from seqbench.reports.collect import CellSummary
-from seqbench.reports.compare import ALPHA, Pairwise
-from seqbench.reports.stats import LEVEL, confidence_interval
+from seqbench.reports.compare import ALPHA, Comparison, Pairwise
+from seqbench.reports.stats import LEVEL
+
+#: What a table's interval is, in words (Markdown, the page and LaTeX say the same).
+INTERVAL = (f"{LEVEL:.0%} interval over fresh training runs and test samples (Student's t "
+            "with Satterthwaite's degrees of freedom)")
 
 
 def rows(cells: list[CellSummary], pairwise: Pairwise) -> list[dict[str, Any]]:
@@ -25,13 +32,14 @@ def rows(cells: list[CellSummary], pairwise: Pairwise) -> list[dict[str, Any]]:
     result = []
     for cell in sorted(cells, key=lambda c: c.cell):
         values = cell.test_values
-        low, high = confidence_interval(values)
+        mean = statistics.fmean(values) if values else math.nan
+        half = pairwise.half_width(cell.cell)
         val_search, val_reruns = cell.selected_val()
         result.append({
             "cell": cell.cell,
-            "test_mean": statistics.fmean(values) if values else math.nan,
-            "ci_low": low,
-            "ci_high": high,
+            "test_mean": mean,
+            "ci_low": mean - half,
+            "ci_high": mean + half,
             "test_std": statistics.stdev(values) if len(values) > 1 else math.nan,
             "seeds": len(values),
             "val_search": val_search,
@@ -74,17 +82,56 @@ def _count(value: float) -> str:
 
 
 def _interval(row: dict[str, Any]) -> str:
-    return "n/a" if math.isnan(row["ci_low"]) else \
-        f"[{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}]"
+    return span(row["ci_low"], row["ci_high"])
 
 
-PAIR_FIELDS = ["a", "b", "difference", "p", "p_holm", "survives", "detail", "test"]
+PAIR_FIELDS = ["a", "b", "difference", "ci_low", "ci_high", "p_better", "p_better_low",
+               "p_better_high", "p", "p_holm", "survives", "test", "p_models", "p_models_holm",
+               "models_test", "detail"]
 
 
 def pair_rows(pairwise: Pairwise) -> list[dict[str, Any]]:
-    return [{"a": c.a, "b": c.b, "difference": c.difference, "p": c.p, "p_holm": c.p_holm,
-             "survives": c.survives, "detail": c.detail, "test": pairwise.test}
+    return [{"a": c.a, "b": c.b, "difference": c.difference, "ci_low": c.low,
+             "ci_high": c.high, "p_better": c.better, "p_better_low": c.better_low,
+             "p_better_high": c.better_high, "p": c.p, "p_holm": c.p_holm,
+             "survives": c.survives, "test": pairwise.test, "p_models": c.p_models,
+             "p_models_holm": c.p_models_holm, "models_test": pairwise.models_test,
+             "detail": c.detail}
             for c in pairwise.comparisons]
+
+
+def span(low: float, high: float) -> str:
+    """"[low, high]" as tables print numbers, or "n/a"."""
+    return "n/a" if math.isnan(low) else f"[{_fmt(low)}, {_fmt(high)}]"
+
+
+def pair_cells(pairwise: Pairwise, c: Comparison) -> list[str]:
+    """One pair's entries as the Markdown and the page show them (text, unescaped)."""
+    models = (f"{_fmt(c.p_models, 3)} ({_fmt(c.p_models_holm, 3)})"
+              + (f"; {c.detail}" if c.detail else "")) if pairwise.models_test else "–"
+    return [f"{c.a} − {c.b}", f"{_fmt(c.difference)} {span(c.low, c.high)}",
+            f"{_fmt(c.better, 2)} {span(c.better_low, c.better_high)}", _fmt(c.p, 3),
+            _fmt(c.p_holm, 3), "yes" if c.survives else "no", models]
+
+
+PAIR_HEADERS = ["pair", f"difference {LEVEL:.0%} CI", "P(first better) on fresh runs", "p",
+                "Holm p", "survives", "given these trained models: p (Holm p)"]
+
+
+def tests_text(pairwise: Pairwise) -> str:
+    """Which tests ran and why, in words (Markdown and the page)."""
+    text = (f"{pairwise.sources} Test: {pairwise.test} (seqbench.reports.resampling): the "
+            "difference of means against the variance of both cells' seed means plus the "
+            "test-sampling variance of the items' differences; p-values are Holm-corrected "
+            f"over {pairwise.family()}, and a difference survives at corrected p < {ALPHA}. "
+            "P(first better) is the share of seed pairs in which the first cell's run is "
+            "better (Bouthillier et al. 2021), with a bootstrap interval over seeds and test "
+            "items.")
+    if pairwise.models_test:
+        text += (f" Given these trained models: the {pairwise.models_test}, because "
+                 f"{pairwise.models_why} It holds the trained models fixed, so training "
+                 "randomness never enters it; it is shown, not used for the verdict.")
+    return text
 
 
 def provenance(cells: list[CellSummary]) -> str:
@@ -132,21 +179,15 @@ def pairwise_markdown(pairwise: Pairwise) -> list[str]:
     if not pairwise.comparisons:
         return ["## Pairwise comparisons", "", "Only one cell has final runs: nothing to compare.",
                 ""]
-    detail = any(c.detail for c in pairwise.comparisons)
     lines = [
         "## Pairwise comparisons",
         "",
-        f"Test: {pairwise.test}, because {pairwise.why} p-values are Holm-corrected over "
-        f"{pairwise.family()}; a difference survives at corrected p < {ALPHA}.",
+        tests_text(pairwise),
         "",
-        "| pair | difference of means | p | Holm p | survives |"
-        + (" discordant items (first/second) |" if detail else ""),
-        "|---|---|---|---|---|" + ("---|" if detail else ""),
+        "| " + " | ".join(PAIR_HEADERS) + " |",
+        "|" + "---|" * len(PAIR_HEADERS),
     ]
-    for c in pairwise.comparisons:
-        lines.append(f"| {c.a} − {c.b} | {_fmt(c.difference)} | {_fmt(c.p, 3)} "
-                     f"| {_fmt(c.p_holm, 3)} | {'yes' if c.survives else 'no'} |"
-                     + (f" {c.detail} |" if detail else ""))
+    lines += ["| " + " | ".join(pair_cells(pairwise, c)) + " |" for c in pairwise.comparisons]
     return [*lines, ""]
 
 
@@ -178,8 +219,8 @@ def markdown(cells: list[CellSummary], rows_: list[dict[str, Any]], pairwise: Pa
         lines.append(f"| *{name} (baseline)* | {_fmt(value)} | | | | | | | |")
     lines += [
         "",
-        f"{metric}: {arrow}. Mean over the final seeds with its {level} Student-t confidence "
-        "interval. val: the selected configuration's validation value in the search and "
+        f"{metric}: {arrow}. Mean over the final seeds with its {INTERVAL}. val: the "
+        "selected configuration's validation value in the search and "
         "its mean over the selection re-run seeds; (defaults): no tuned configuration beat "
         "the defaults by more than one standard error there, so the defaults were kept. "
         f"Bold: {pairwise.top_means()}. \"better than\" lists the cells this one beats by "
@@ -235,7 +276,7 @@ def latex(cells: list[CellSummary], rows_: list[dict[str, Any]], pairwise: Pairw
         "\\bottomrule",
         "\\end{tabular}",
         f"\\caption{{{escape(first.task)} / {escape(first.dataset)}: mean over final seeds "
-        f"with a {level} Student-t confidence interval; {escape(pairwise.test)}, "
+        f"with its {escape(INTERVAL)}; {escape(pairwise.test)}, "
         f"Holm-corrected over {escape(pairwise.family())}, $p < {ALPHA}$; bold: "
         f"{escape(pairwise.top_means())}.}}",
         "\\end{table}",

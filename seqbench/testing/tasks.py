@@ -26,6 +26,8 @@ from seqbench.contracts import Batch, Cell, CheckCase, DataContext, Task, TaskDa
 from seqbench.declarations import task_problems
 from seqbench.errors import SeqbenchError
 from seqbench.params import resolve
+from seqbench.testing import composing
+from seqbench.testing.composing import outputs_of
 from seqbench.testing.kit import Check, CheckSkipped, expect, where, with_skips
 
 SPLITS = ("train", "valid", "test")
@@ -129,13 +131,14 @@ class TaskSubject:
         expect(batch is not None, f"at least one '{split}' batch", "none")
         return batch
 
-    def model(self):
-        """A freshly initialised `encoder -> GRU(8) -> head` model, as training builds it."""
+    def model(self, hidden_size: int = PROBE_HIDDEN):
+        """A freshly initialised `encoder -> GRU(8) -> head` model, as training builds it
+        (a task that composes cells builds its network around GRU stacks instead)."""
         from seqbench.model import SequenceModel  # Lightning: imported by task checks only
 
         _expect_declarations(self.task)
         spec = build_spec(self.task, PROBE_CELL, self.dataset,
-                          {"hidden_size": PROBE_HIDDEN, "layers": 1,
+                          {"hidden_size": hidden_size, "layers": 1,
                            **{f"task.{key}": value for key, value in self._params.items()}})
         torch.manual_seed(0)
         return SequenceModel(self.task, self.data, PROBE_CELL, spec)
@@ -211,9 +214,12 @@ def check_batches(subject: TaskSubject) -> None:
         expect(batch.targets.shape[:1] == (rows,),
                f"targets with the inputs' batch size {rows} ('{split}')",
                f"targets of shape {tuple(batch.targets.shape)}")
+        # A composed network's inputs and targets may differ in length (a source sentence
+        # and its translation); its mask marks the targets' real steps.
+        steps = batch.targets if composing.composes(subject) else batch.inputs
         if batch.mask is not None:
-            expect(batch.mask.dtype == torch.bool and batch.mask.shape == batch.inputs.shape[:2],
-                   f"a bool mask of shape {tuple(batch.inputs.shape[:2])} ('{split}')",
+            expect(batch.mask.dtype == torch.bool and batch.mask.shape == steps.shape[:2],
+                   f"a bool mask of shape {tuple(steps.shape[:2])} ('{split}')",
                    f"{batch.mask.dtype} of shape {tuple(batch.mask.shape)}")
     first, second = (list(subject.data.batches("train", subject.batch_size, seed=1))
                      for _ in range(2))
@@ -250,6 +256,9 @@ def check_splits_disjoint(subject: TaskSubject) -> None:
 
 
 def check_input_size(subject: TaskSubject) -> None:
+    if composing.composes(subject):  # no encoder: the widths its stacks ask for instead
+        composing.check_stacks(subject)
+        return
     data = subject.data
     expect(isinstance(data.input_size, int) and data.input_size > 0,
            "TaskData.input_size to be a positive int", repr(getattr(data, "input_size", None)))
@@ -263,8 +272,7 @@ def check_input_size(subject: TaskSubject) -> None:
 def check_loss_finite(subject: TaskSubject) -> None:
     model = subject.model().train()
     batch = subject.first_batch("train")
-    outputs, _ = model(batch.inputs)
-    loss = subject.data.loss(outputs, batch)
+    loss = subject.data.loss(outputs_of(model, batch), batch)
     expect(isinstance(loss, torch.Tensor) and loss.dim() == 0,
            "loss() to return a 0-d tensor", repr(getattr(loss, "shape", loss)))
     expect(torch.isfinite(loss), "a finite loss on a random model", f"{float(loss.detach())}")
@@ -279,7 +287,7 @@ def check_metrics_declared(subject: TaskSubject) -> None:
     model = subject.model().eval()
     with torch.no_grad():
         metrics = _split_metrics(data, "valid", subject.batch_size,
-                                 lambda batch: model(batch.inputs)[0])
+                                 lambda batch: outputs_of(model, batch))
     primary = task.primary(subject.dataset)
     wanted = [primary] + ([task.select_by[0]] if task.select_by else [])
     for name in wanted:
@@ -386,7 +394,7 @@ def check_learns(subject: TaskSubject) -> None:
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-2)
 
     def total() -> torch.Tensor:
-        return sum(subject.data.loss(model(batch.inputs)[0], batch) for batch in batches)
+        return sum(subject.data.loss(outputs_of(model, batch), batch) for batch in batches)
 
     start = float(total().detach())
     for _ in range(LEARN_STEPS):
@@ -405,6 +413,7 @@ TASK_CHECKS: tuple[Callable[[TaskSubject], None], ...] = (
     check_splits_disjoint,
     check_input_size,
     check_loss_finite,
+    *composing.COMPOSING_CHECKS,
     check_metrics_declared,
     check_metrics_case,
     check_generate,

@@ -352,6 +352,15 @@ class ForecastingTask(Task):
               low=1.0, high=99.9),
     )
 
+    def test_item_span(self, dataset: str, params: Mapping[str, Any]) -> int:
+        """Test windows slide one step over a series: two windows closer than lookback +
+        horizon share observations. Many series (M1, a CSV with an id column) give one test
+        window per series, which are independent."""
+        if dataset == "m1-yearly" or params.get("id"):
+            return 1
+        lookback, horizon = DEFAULT_SHAPES[dataset]
+        return (params.get("lookback") or lookback) + (params.get("horizon") or horizon)
+
     def prepare(self, dataset: str, context: DataContext, params: Mapping[str, Any]) -> ForecastData:
         from seqbench_tasks.forecasting.panel import PanelData, load_panel
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from seqbench import DataContext, RemoteFile, SeqbenchError, cached, content_key, locate, sha256_of
+from seqbench.userdata import read_text
 
 EOS = "<eos>"
 UNK = "<unk>"
@@ -111,24 +112,6 @@ def contiguous_parts(text: str, train: float = 0.9, valid: float = 0.05) -> dict
 
 def vocabulary(tokenizer) -> list[str]:
     return [token for token, _ in sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])]
-
-
-def read_text(path: Path) -> str:
-    """The file's text, or a one-line error for what a broken copy leaves behind: an empty
-    file, or an archive or other binary saved under the text file's name (with the byte
-    offset of the first bad byte, so a mostly good file can be fixed where it breaks)."""
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SeqbenchError(f"'{path}' is not UTF-8 text (undecodable byte at offset "
-                            f"{exc.start}); replace the file.") from None
-    if "\0" in text:
-        raise SeqbenchError(f"'{path}' is not UTF-8 text (a NUL byte at offset "
-                            f"{raw.index(0)}: binary data); replace the file.")
-    if not text.strip():
-        raise SeqbenchError(f"'{path}' is empty; replace the file.")
-    return text
 
 
 def word_streams(texts: dict[str, str], vocab_size: int = 0, add_unk: bool = False) -> Streams:

@@ -15,14 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from seqbench import DataContext, SeqbenchError, cached, content_key, sha256_of
-from seqbench.userdata import UserSource, user_path
+from seqbench.userdata import UserSource, read_user_text, user_path
 from seqbench_tasks.lm.corpus import (
     SPLITS,
     Streams,
     bpe_streams,
     char_streams,
     contiguous_parts,
-    read_text,
     word_streams,
 )
 
@@ -56,13 +55,6 @@ def text_files(path: Path) -> tuple[list[Path], dict[str, list[str]], str]:
     names = [p.name for p in files]
     return files, {"train": names, "valid": names, "test": names}, \
         f"contiguous 90/5/5 of {len(files)} .txt files joined in name order"
-
-
-def read_user_text(path: Path) -> str:
-    """`read_text` without a leading byte-order mark (as "utf-8-sig" decodes): Windows
-    editors write one, and it would otherwise become a token of the vocabulary. Only the
-    user's text: the canonical corpora keep `read_text`'s exact reading."""
-    return read_text(path).removeprefix("\ufeff")
 
 
 def build(files: list[Path], own_split: bool, level: str, vocab_size: int) -> Streams:
