@@ -62,6 +62,13 @@ def test_revin_normalises_each_window_over_its_whole_seasons_and_last_is_nlinear
     assert (level.item(), scale.item()) == (5.0, 1.0)
 
 
+def test_sweeps_choose_the_normalisation_on_validation_revin_first():
+    from seqbench.sweeps import space
+
+    norm = space.tunable("forecasting", "gru", "airline")["task.norm"]
+    assert norm.default == "revin" and norm.search_choices == ("revin", "last")
+
+
 def test_a_window_and_a_shifted_rescaled_copy_look_the_same_to_the_cell():
     """RevIN's point: a window of a grown series (10x the swing, +5) reads as the same input,
     and the same output maps back onto each window's own level and scale."""

@@ -336,9 +336,12 @@ class ForecastingTask(Task):
               "horizon (prices, holidays): their future values go in too", tune=False),
         Param("season", int, 1, "seasonal period of your CSV (for MASE and seasonal naive)",
               low=1, high=100_000, tune=False),
+        #: Searched: RevIN lowers M1's MASE from 4.6-6.1 to 3.7-3.8 with the published
+        #: configurations and raises airline's from 0.9-1.5 to 3.0-3.4 (its 1958 dip follows
+        #: years of growth), so each cell's sweep chooses on validation, RevIN first.
         Param("norm", str, "revin", "per-window normalisation: revin (each window's mean and "
               "std over its whole seasons, Kim et al. 2022) or last (relative to the last "
-              "value, NLinear)", choices=NORMS, tune=False),
+              "value, NLinear)", choices=NORMS),
         Param("head_dropout", float, 0.1, "dropout on the state the horizon head reads; "
               "generate samples it (MC dropout) for prediction intervals", low=0.0,
               high=0.9, tune=False),
