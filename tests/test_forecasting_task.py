@@ -233,9 +233,9 @@ def test_ett_follows_informers_borders(real_data_dir, tmp_path, dataset):
 
 def test_lynx_ships_with_aeon_and_shows_in_seqbench_data(capsys):
     """The aeon-file kind end to end: read offline, split 70/10/20, every baseline."""
-    from seqbench.datacheck import load
+    import seqbench as sb
 
-    _, data = load("forecasting", "lynx", {}, None)
+    data = sb.data("forecasting", "lynx").data
     assert data.source().items == {"train": ["1821..1899"], "valid": ["1900..1911"],
                                    "test": ["1912..1934"]}
     assert data.split_sizes() == {"train": 55, "valid": 8, "test": 19}  # look-back 20, h 5
