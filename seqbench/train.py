@@ -273,6 +273,12 @@ def stopped(run_dir: Path, epochs: int, resumable_from: int | None, tracker: Any
     return runs.interrupted(run_dir, epochs, resumable_from)
 
 
+def baseline_record(data: TaskData) -> dict[str, dict[str, float]]:
+    """The task's baselines on the test split as a run record keeps them (`test_` names)."""
+    return {name: {f"test_{key}": value for key, value in values.items()}
+            for name, values in data.baselines().items()}
+
+
 def test_once(trainer: Any, model: Any, data: TaskData, valid_batches: Any, run_dir: Path,
               primary_metric: str) -> dict[str, Any]:
     """The best epoch's validation and test metrics, per-item test scores, the baselines
@@ -284,10 +290,9 @@ def test_once(trainer: Any, model: Any, data: TaskData, valid_batches: Any, run_
     metrics = {**model.last_metrics.get("val", {}), **model.last_metrics.get("test", {})}
     if model.test_items:
         metrics["test_items"] = runs.write_items(run_dir, model.test_items, primary_metric)
-    baselines = data.baselines()
+    baselines = baseline_record(data)
     if baselines:
-        metrics["baselines"] = {name: {f"test_{key}": value for key, value in values.items()}
-                                for name, values in baselines.items()}
+        metrics["baselines"] = baselines
     model.eval()
     metrics["artifacts"] = [str(path.relative_to(run_dir))
                             for path in data.artifacts(model, run_dir)]

@@ -69,6 +69,24 @@ def test_sweeps_choose_the_normalisation_on_validation_revin_first():
     assert norm.default == "revin" and norm.search_choices == ("revin", "last")
 
 
+def test_a_record_from_before_revin_re_runs_as_it_was_trained_and_new_specs_get_revin():
+    """A published final (no norm, no head_dropout in its spec) means last-value windows and
+    no head dropout, so `run --spec` reproduces it and a sweep's cache never takes it for a
+    RevIN run; a spec made now keeps RevIN and round-trips unchanged."""
+    from seqbench.config import RunSpec, build_spec
+    from seqbench.runs import read_run_config
+
+    record = Path(__file__).parents[1] / "results/finals/airline/forecasting-airline/gru/seed1000"
+    stored = read_run_config(record / "config.json")["spec"]
+    assert "norm" not in stored["task_params"]
+    old = RunSpec.from_dict(stored)
+    assert (old.task_params["norm"], old.task_params["head_dropout"]) == ("last", 0.0)
+    assert {key: old.hparams[key] for key in stored["hparams"]} == stored["hparams"]
+    new = build_spec("forecasting", "gru", "airline", dict(old.hparams), seed=1000)
+    assert (new.task_params["norm"], new.task_params["head_dropout"]) == ("revin", 0.1)
+    assert new != old and RunSpec.from_dict(new.to_dict()) == new
+
+
 def test_a_window_and_a_shifted_rescaled_copy_look_the_same_to_the_cell():
     """RevIN's point: a window of a grown series (10x the swing, +5) reads as the same input,
     and the same output maps back onto each window's own level and scale."""
