@@ -178,6 +178,7 @@ def generate(
     temperature: Annotated[Optional[float], typer.Option(help="Sampling temperature.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Sampling seed.", min=0, max=MAX_SEED)] = None,
     num: Annotated[Optional[int], typer.Option(help="Number of outputs.")] = None,
+    horizon: Annotated[Optional[int], typer.Option(help="Forecasting: steps to predict past the end of the data, with intervals.", min=1)] = None,
     inputs: Annotated[Optional[list[Path]], typer.Option("--input", help="A file (or folder) for the task to read, e.g. a recording to transcribe; repeat it for more (the same as --set input=A,B).")] = None,
     settings: SetOption = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "cpu",
@@ -187,6 +188,7 @@ def generate(
     from seqbench import api
 
     given = shortcuts(settings, steps=steps, temperature=temperature, seed=seed, num=num,
+                      horizon=horizon,
                       input=",".join(map(str, inputs)) if inputs else None)
     with interruptible("files written so far are kept; run the command again for the rest."), \
             writing(out_dir or Path(run_dir) / "generated"):

@@ -84,13 +84,21 @@ class RunSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunSpec:
-        """Re-validate a stored spec (e.g. a run record's) against the installed plugins."""
-        settings = {**data.get("hparams", {}),
-                    **{f"cell.{k}": v for k, v in data.get("cell_params", {}).items()},
-                    **{f"task.{k}": v for k, v in data.get("task_params", {}).items()}}
-        return build_spec(data["task"], data["cell"], data.get("dataset"), settings,
-                          seed=data.get("seed", 0), device=data.get("device", "auto"),
-                          threads=data.get("threads"))
+        """Re-validate a stored spec (e.g. a run record's) against the installed plugins. A
+        parameter the stored spec lacks takes its `Param.before`: the spec was written before
+        the parameter existed, and means what the code did then."""
+        task, cell = registry.get_task(data["task"]), registry.get_cell(data["cell"])
+        dataset = data.get("dataset") or task.default_dataset
+        settings: dict[str, Any] = {}
+        for prefix, stored, params in (
+                ("", data.get("hparams", {}), core_params_for(task, dataset)),
+                ("cell.", data.get("cell_params", {}), cell.params),
+                ("task.", data.get("task_params", {}), task.params)):
+            settings.update({f"{prefix}{p.name}": p.before for p in params
+                             if p.before is not None and p.name not in stored})
+            settings.update({f"{prefix}{k}": v for k, v in stored.items()})
+        return build_spec(task, cell, dataset, settings, seed=data.get("seed", 0),
+                          device=data.get("device", "auto"), threads=data.get("threads"))
 
     def with_settings(self, settings: Mapping[str, Any]) -> RunSpec:
         """This spec with some hyperparameters changed, validated like any other."""

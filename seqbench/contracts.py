@@ -370,6 +370,11 @@ class Task(ABC):
     #: Options `generate` accepts, declared like hyperparameters.
     generate_params: tuple[Param, ...] = ()
 
+    #: Optional: `forecast(model, data, options) -> pandas.DataFrame` predicts past the end
+    #: of the data (`Run.forecast(n)`; `options` are `generate_params` values, `horizon=n`
+    #: among them). None means the task has no future to predict.
+    forecast: Callable[[Any, TaskData, Mapping[str, Any]], Any] | None = None
+
     def restore(self, dataset: str, params: Mapping[str, Any], run_dir: Path) -> TaskData | None:
         """Optional: the data `generate` needs, rebuilt from what the run folder holds (e.g.
         the tokenizer of a user's corpus), so a trained model is usable without its

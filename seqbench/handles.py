@@ -90,6 +90,23 @@ class Run:
         model, data = self._generation_pair()
         return task.generate(model, data, target, resolved)
 
+    def forecast(self, n: int, **options: Any) -> pandas.DataFrame:
+        """The next `n` steps past the end of the data, for every series, with prediction
+        intervals (a forecasting task's `generate --horizon n`, as a DataFrame); `options`
+        are the task's generate options (e.g. `samples`, `level`)."""
+        from seqbench.params import resolve
+
+        task = registry.get_task(self.spec.task)
+        if task.forecast is None:
+            raise SeqbenchError(f"task '{task.name}' does not forecast; forecast(n) is for "
+                                "forecasting runs.")
+        resolved = resolve(task.generate_params, {**options, "horizon": n},
+                           f"forecast for task '{task.name}'")
+        from seqbench.train import quiet_lightning
+
+        quiet_lightning()
+        return task.forecast(*self._generation_pair(), resolved)
+
     def _generation_pair(self) -> tuple[SequenceModel, TaskData]:
         """The loaded model and data, else (once) the model with what the run folder holds
         for generating (`Task.restore`), so no dataset is loaded where none is needed."""

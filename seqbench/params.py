@@ -36,6 +36,10 @@ class Param:
     of `choices` worth searching for a categorical parameter. `search_by` makes the range
     conditional on a categorical parameter, `(name, {choice: (low, high)})`: a learning rate
     that trains with Adam diverges with SGD, so one range for every optimizer wastes trials.
+    `before` is what a stored spec written before the parameter existed meant (None: the
+    default): a plugin that adds a parameter with a new default behaviour sets it to the old
+    behaviour, so an old run record re-runs, resumes and matches a sweep's cache as what it
+    was (`RunSpec.from_dict`), while new runs get the new default.
     """
 
     name: str
@@ -49,6 +53,7 @@ class Param:
     tune: bool = True
     search: tuple[Any, ...] | None = None
     search_by: tuple[str, Mapping[Any, tuple[float, float]]] | None = None
+    before: Any = None
 
     @property
     def search_range(self) -> tuple[float | None, float | None]:

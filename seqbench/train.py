@@ -353,10 +353,10 @@ def test_once(trainer: Any, model: Any, data: TaskData, batch_size: int,
         return metrics
     if model.test_items:
         metrics["test_items"] = runs.write_items(run_dir, model.test_items, primary_metric)
-    baselines = data.baselines()
+    baselines = {name: {f"test_{key}": value for key, value in values.items()}
+                 for name, values in data.baselines().items()}
     if baselines:
-        metrics["baselines"] = {name: {f"test_{key}": value for key, value in values.items()}
-                                for name, values in baselines.items()}
+        metrics["baselines"] = baselines
     model.eval()
     metrics["artifacts"] = [str(path.relative_to(run_dir))
                             for path in data.artifacts(model, run_dir)]

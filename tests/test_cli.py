@@ -191,7 +191,8 @@ def test_lstm_on_real_jsb_chorales_end_to_end(real_data_dir, tmp_path, capsys):
 SETTING_OPTIONS = {"run": {"settings", "epochs", "hidden_size", "layers", "lr", "batch_size",
                            "devices", "num_nodes", "strategy", "precision"},
                    "sweep": {"settings", "epochs"}, "data": {"settings"},
-                   "generate": {"settings", "steps", "temperature", "seed", "num", "inputs"}}
+                   "generate": {"settings", "steps", "temperature", "seed", "num", "horizon",
+                                "inputs"}}
 #: Options named in the plural for the setting they fill (`--input A --input B` is input=A,B).
 SETTING_NAMES = {"inputs": "input"}
 #: Where Python says it otherwise: `--quiet` is `progress=False`; the subcommand of
