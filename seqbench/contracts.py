@@ -370,9 +370,8 @@ class Task(ABC):
     #: Options `generate` accepts, declared like hyperparameters.
     generate_params: tuple[Param, ...] = ()
 
-    #: Optional: `forecast(model, data, options) -> pandas.DataFrame` predicts past the end
-    #: of the data (`Run.forecast(n)`; `options` are `generate_params` values, `horizon=n`
-    #: among them). None means the task has no future to predict.
+    #: Optional: `forecast(model, data, options) -> pandas.DataFrame` predicts past the end of
+    #: the data (`Run.forecast(n)`; `options`: `generate_params` values with `horizon=n`).
     forecast: Callable[[Any, TaskData, Mapping[str, Any]], Any] | None = None
 
     def restore(self, dataset: str, params: Mapping[str, Any], run_dir: Path) -> TaskData | None:

@@ -109,7 +109,7 @@ def write_csv(path: Path, rows) -> Path:
         ([["t", "a"], ["1", "2"], ["2", ""]], "a", "line 3: a missing or NaN value in column "
                                                   "'a'"),
         ([["t", "a"], ["1", "2"], ["2", "nan"]], "a", "missing or NaN value"),
-        ([["t", "a"], ["1", "2"]], "b", "unknown target column 'b' in data; columns: a"),
+        ([["t", "a"], ["1", "2"]], "b", "unknown target column 'b' in '.*data.csv'; columns: a"),
         ([["t", "a"], ["1949-05", "1"], ["1949-03", "2"]], "a",
          "line 3: time '1949-03' is not after '1949-05' on line 2; sort the file by time"),
         ([["t", "a"], ["1", "1"], ["2", "2"], ["2", "3"]], "a",
@@ -171,7 +171,7 @@ def test_a_season_longer_than_the_training_rows_on_the_cli_is_exit_2(capsys, tmp
                  "--output-dir", str(tmp_path / "runs")])
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(lines) == 1, lines
-    assert lines[0].startswith("error: const: season 150 leaves no seasonal difference"), lines
+    assert lines[0].startswith(f"error: '{path}': season 150 leaves no seasonal difference"), lines
     assert not (tmp_path / "runs").exists()
 
 
