@@ -46,13 +46,13 @@ def swapped(path: Path, sequences) -> Path:
 
 
 def test_a_test_file_with_its_feature_columns_in_another_order_is_read_by_name(tmp_path):
-    from seqbench.datacheck import load
+    from seqbench.datacheck import check
 
     train = write_long_csv(tmp_path / "train.csv", labelled(30))
     test = labelled(10, seed=1)
     same = write_long_csv(tmp_path / "test.csv", test)
     other_order = swapped(tmp_path / "test-yx.csv", test)
-    read = {name: load("speech", "csv", {"path": str(train), "test": str(path)}, None)[1]
+    read = {name: check("speech", "csv", {"path": str(train), "test": str(path)}, None).data
             for name, path in (("same", same), ("other order", other_order))}
     for a, b in zip(read["same"].sequences["test"], read["other order"].sequences["test"]):
         assert np.array_equal(np.asarray(a), np.asarray(b))
