@@ -1,8 +1,8 @@
 """seqbench: fair, reproducible comparisons of recurrent cells across sequence tasks.
 
 Two audiences, one import. Plugin authors get the contracts (`Cell`, `Task`, `TaskData`,
-`Param`, ...); notebooks and scripts get the API of `seqbench.api`: `run`, `load`, `sweep`,
-`cells`, `tasks`, `register` (see docs/python.md). Nothing here imports torch, and the API
+`Param`, ...); notebooks and scripts get the API of `seqbench.api`: `run`, `load`, `export`,
+`sweep`, `cells`, `tasks`, `register` (see docs/python.md). Nothing here imports torch, and the API
 is loaded on first use, so `import seqbench` and `seqbench --help` stay fast.
 """
 
@@ -15,8 +15,8 @@ from seqbench.errors import SeqbenchError
 from seqbench.params import Param
 
 #: Names served by `seqbench.api`, imported when first used.
-_API = ("Comparison", "Run", "RunSpec", "cells", "load", "register", "run", "spec_for", "sweep",
-        "tasks")
+_API = ("Comparison", "Run", "RunSpec", "cells", "export", "load", "register", "run", "spec_for",
+        "sweep", "tasks")
 
 __all__ = [
     "Batch",

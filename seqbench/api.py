@@ -1,4 +1,4 @@
-"""The Python API: `seqbench.run`, `load`, `sweep`, `cells`, `tasks`, `register`.
+"""The Python API: `seqbench.run`, `load`, `export`, `sweep`, `cells`, `tasks`, `register`.
 
 The same calls the command line makes, for notebooks and scripts: a run returns a `Run`
 holding its metrics, its per-epoch history as a DataFrame and the best-epoch model ready to
@@ -125,6 +125,10 @@ class Run:
         model, data = self._generation_pair()
         return task.generate(model, data, target, resolved)
 
+    def export(self, format: str = "torchscript", out: PathLike | None = None) -> Path:
+        """Write the model as TorchScript or ONNX (see `export`); return the file."""
+        return export(self.dir, format, out, self.data_dir)
+
     def _generation_pair(self) -> tuple[SequenceModel, TaskData]:
         """The loaded model and data, else (once) the model with what the run folder holds
         for generating (`Task.restore`), so no dataset is loaded where none is needed."""
@@ -149,6 +153,16 @@ def load(run_dir: PathLike, data_dir: PathLike | None = None) -> Run:
                             f"({metrics.get('status', 'no metrics.json')}); a stopped run "
                             f"continues with seqbench.run(resume='{run_dir}').")
     return Run(dir=run_dir, spec=spec, metrics=metrics, data_dir=data_dir)
+
+
+def export(run_dir: PathLike, format: str = "torchscript", out: PathLike | None = None,
+           data_dir: PathLike | None = None) -> Path:
+    """Export a finished run's network (`encoder -> cell -> head`) as `format`, torchscript or
+    onnx, to `out` (default RUN_DIR/model.pt or model.onnx), after checking that it gives the
+    run's outputs on test inputs (`seqbench.exporter`); return the file."""
+    from seqbench import exporter
+
+    return exporter.export(run_dir, format, out, data_dir).path
 
 
 def run(

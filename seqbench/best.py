@@ -49,6 +49,8 @@ class BestEpoch(Callback):
         self.score: float | None = None
         self.epoch: int | None = None
         self.state: dict[str, torch.Tensor] | None = None
+        #: Why this callback ended the run, in words (None while it has not).
+        self.stop_reason: str | None = None
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
         value = validation_value(pl_module, self.monitor)
@@ -61,6 +63,8 @@ class BestEpoch(Callback):
         elif self.patience and epoch - self.epoch >= self.patience and \
                 past_minimum(trainer, *self.minimum):
             trainer.should_stop = True
+            self.stop_reason = (f"no better {self.monitor} for {self.patience} epochs after "
+                                f"epoch {self.epoch}, whose weights are kept")
 
     def state_dict(self) -> dict[str, Any]:
         """Early-stopping state for a resume point: the best score, its epoch and weights."""

@@ -173,27 +173,17 @@ def _print_result(m: dict, run_dir: Path) -> None:
     """The end of `seqbench run` (fresh or resumed): the summary table, files, the folder."""
     from rich.console import Console
 
-    from seqbench.console import key_value_table
+    from seqbench import summary
+    from seqbench.runs import ITEMS, read_spec
 
     typer.echo("")
-    Console().print(key_value_table(f"{m['task']}/{m['dataset']} · {m['cell']}", summary(m)))
-    for artifact in m.get("artifacts", []):
+    Console().print(summary.table(m, read_spec(run_dir)))
+    note = summary.baseline_note(m)
+    if note:
+        typer.echo(note)
+    for artifact in [*m.get("artifacts", []), *([ITEMS] if "test_items" in m else [])]:
         typer.echo(f"Wrote: {run_dir / artifact}")
     typer.echo(f"Run record: {run_dir}")
-
-
-#: Run-record fields that are bookkeeping, not results (they stay in metrics.json).
-INTERNAL = {"status", "task", "dataset", "cell", "split_sizes", "baselines", "artifacts",
-            "direction", "selection_metric", "train_timesteps_per_second",
-            "seconds_per_epoch"}
-
-
-def summary(metrics: dict) -> dict:
-    """What a person reads after a run: results and cost, with baselines beside them."""
-    shown = {k: v for k, v in metrics.items() if k not in INTERNAL}
-    for name, values in metrics.get("baselines", {}).items():
-        shown.update({f"{key} ({name} baseline)": value for key, value in values.items()})
-    return shown
 
 
 class interruptible:
@@ -299,6 +289,24 @@ def generate(
         written = run.generate(output, **given)
     for path in written:
         typer.echo(str(path))
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")],
+    format: Annotated[str, typer.Option("--format", help="torchscript or onnx (onnx: pip install 'seqbench\\[export]').")] = "torchscript",
+    output: Annotated[Optional[Path], typer.Option(help="File to write (default: RUN_DIR/model.pt or model.onnx).")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Canonical data files (the check runs the model on test inputs).")] = None,
+) -> None:
+    """Export the trained network (encoder, cell, head) for use without seqbench, checked
+    against the run's model on its test inputs."""
+    from seqbench.exporter import export as export_run
+
+    done = export_run(run_dir, format, output, data_dir)
+    shapes = " and ".join("x".join(map(str, shape)) for shape in done.checked_on)
+    typer.echo(f"{done.path}")
+    typer.echo(f"checked with {done.checked_with} on test inputs of (batch x length) {shapes}: "
+               f"largest difference from the run's model {done.max_difference:.2g}")
 
 
 @app.command()

@@ -25,6 +25,7 @@ from seqbench.params import resolve
 def load(task: str, dataset: str | None, settings: Mapping[str, Any],
          data_dir: str | os.PathLike[str] | None) -> tuple[str, TaskData]:
     """The dataset's name and its data, validated with the task's and the core's options."""
+    from seqbench.data import CACHES_USED
     from seqbench.train import prepare_dataset
 
     plugin = registry.get_task(task)
@@ -35,6 +36,7 @@ def load(task: str, dataset: str | None, settings: Mapping[str, Any],
     routed = _route(settings, groups)
     resolve(groups["core"], routed["core"], "training")  # core settings are checked too
     task_params = resolve(groups["task"], routed["task"], f"task '{task}'")
+    CACHES_USED.clear()  # what `show` names is this dataset's cache only
     return dataset, prepare_dataset(task, dataset, task_params, data_dir)
 
 
@@ -78,4 +80,11 @@ def show(task: str, dataset: str, data: TaskData) -> None:
         shown = ", ".join(f"{key} {value:.4g}" for key, value in values.items()
                           if isinstance(value, (int, float)))
         console.print(f"baseline {name} on test: {shown}")
-    console.print(f"cache: {facts.get('cache', 'none (read directly)')}")
+    console.print(f"cache: {facts.get('cache') or caches_used() or 'none (read directly)'}")
+
+
+def caches_used() -> str:
+    """The cache files `seqbench.data.cached` read or wrote while the data loaded."""
+    from seqbench.data import CACHES_USED
+
+    return ", ".join(map(str, dict.fromkeys(CACHES_USED)))

@@ -108,7 +108,7 @@ def make_trainer(
     callbacks: list[Any] = [BestEpoch(run_dir / runs.CHECKPOINT, monitor, mode, hp["patience"],
                                       hp["min_epochs"], hp["min_steps"], keep_last=hp["refit"])]
     if show_progress:
-        callbacks.append(training_progress(monitor))
+        callbacks.append(training_progress(monitor, mode))
     callbacks.extend(extra_callbacks)
     return pl.Trainer(
         max_epochs=hp["epochs"],

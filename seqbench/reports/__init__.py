@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from seqbench.reports import budget, compare, html, plots, ranking, tables
+from seqbench.reports import budget, compare, html, plots, ranking, tables, verdict
 from seqbench.reports.collect import CellSummary, collect
 
 
@@ -41,7 +41,7 @@ def write_reports(storage: str, output_dir: Path, study: str = "seqbench",
     if against is not None:  # every folder or none: check before writing any
         for (task_name, dataset_name), cells in grouped.items():
             compare.check_reference(cells, against, f"{task_name}/{dataset_name}")
-    written = []
+    written, verdicts = [], {}
     for (task_name, dataset_name), cells in sorted(grouped.items()):
         cells = sorted(cells, key=lambda c: c.cell)
         folder = Path(output_dir) / f"{task_name}-{dataset_name}"
@@ -55,7 +55,10 @@ def write_reports(storage: str, output_dir: Path, study: str = "seqbench",
         ]
         pairs = compare.pairwise(cells, against)
         table_rows = tables.rows(cells, pairs)
-        (folder / "table.md").write_text(tables.markdown(cells, table_rows, pairs, commands))
+        headline = verdicts[task_name, dataset_name] = verdict.for_dataset(
+            cells, pairs, tables.baseline_values(cells))
+        (folder / "table.md").write_text(tables.markdown(cells, table_rows, pairs, commands,
+                                                         headline.text))
         tables.write_csv(folder / "table.csv", table_rows + tables.baseline_rows(cells),
                          list(table_rows[0]))
         tables.write_csv(folder / "pairwise.csv", tables.pair_rows(pairs), tables.PAIR_FIELDS)
@@ -71,10 +74,10 @@ def write_reports(storage: str, output_dir: Path, study: str = "seqbench",
         if importances:
             plots.importance(importances, folder / "importance.png")
         (folder / "importance.json").write_text(json.dumps(importances, indent=2) + "\n")
-        html.write_page(folder, cells, table_rows, pairs, commands, overview)
+        html.write_page(folder, cells, table_rows, pairs, commands, headline.text, overview)
         written.append(folder)
     if overview:
-        ranking.write_page(output_dir, grouped, dict(zip(sorted(grouped), written)),
+        ranking.write_page(output_dir, grouped, dict(zip(sorted(grouped), written)), verdicts,
                            f"seqbench report --storage {storage} --study {study} "
                            + (f"--against {against} " if against else "")
                            + f"--output-dir {output_dir}")
