@@ -115,7 +115,7 @@ class TrainingProgress:
                                  f"{trainer.max_epochs})")
             self._stop()
             console.print(f"stopped early after epoch {epochs} of {trainer.max_epochs}: "
-                          f"{reason}.")
+                          f"{reason}.", soft_wrap=True)
         self._stop()
 
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
@@ -155,7 +155,7 @@ class EpochLines:
                  *(f"{key} {format_value(v)}" for key, v in row.items()
                    if key not in ("epoch", "seconds", "lr")),
                  *(["(best so far)"] if best else [])]
-        console.print("  ".join(parts), highlight=False)
+        console.print("  ".join(parts), highlight=False, soft_wrap=True)  # one line per epoch
 
     def close(self) -> None:
         if self.listeners is not None and self in self.listeners:

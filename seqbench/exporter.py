@@ -93,6 +93,7 @@ def export(run_dir: str | os.PathLike[str], format: str, out: str | os.PathLike[
             "inputs -> outputs function to export; use sb.load(run).model in Python.")
     target = Path(out) if out else run_dir / f"model{FORMATS[format]}"
     runs.check_output_dir(target.parent, "--output")
+    target.parent.mkdir(parents=True, exist_ok=True)
     _, data, model = load_trained(run_dir, data_dir, "cpu")
     net = network(model)
     examples = example_inputs(data, spec.hparams["batch_size"])

@@ -280,8 +280,8 @@ def verdict_of(page: Path) -> str:
 def test_every_page_opens_with_a_verdict_in_words(report):
     # alpha: lower is better and the majority baseline (0.5) is under every cell's values
     assert verdict_of(report / "alpha-a" / "index.html").startswith(
-        "The majority baseline beats every cell: test score 0.5 against 1.1 for the best cell, "
-        "lstm, outside every cell&#x27;s 95% interval (lower is better), so try the baseline "
+        "The majority baseline beats every cell: test score 0.5 (lower is better) against 1.1 "
+        "for the best cell, lstm, beyond every cell&#x27;s 95% interval, so try the baseline "
         "before a recurrent cell on this data. Among the cells, try lstm first: it beats gru "
         "and rnn")
     beta = verdict_of(report / "beta-b" / "index.html")
@@ -307,8 +307,15 @@ def test_a_verdict_says_when_no_cell_clearly_wins(tmp_path):
     text = verdict_of(folder / "index.html")
     assert text.startswith("No cell clearly wins: gru has the best mean test score (0.9267), so "
                            "try it first, but the Holm-corrected test over final seeds does not "
-                           "separate it from lstm (Holm p ≥ ")
+                           "separate gru from lstm (Holm p ≥ ")
     assert "a fresh gru run beats a fresh run of lstm with probability" in text
+    same = {("delta", "d"): ("maximize", {"lstm": [0.90, 0.95], "gru": [0.90, 0.95]})}
+    (tmp_path / "tie").mkdir()
+    (folder,) = write_reports(fake_storage(tmp_path / "tie", same), tmp_path / "tie-report")
+    assert verdict_of(folder / "index.html").startswith(
+        "No cell clearly wins: gru and lstm share the best mean test score (0.925), so try "
+        "either first, but the Holm-corrected test over final seeds does not separate gru "
+        "from lstm (Holm p = 1)")
 
 
 def test_the_budget_table_cannot_be_read_as_a_ranking(report):

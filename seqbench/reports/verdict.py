@@ -57,6 +57,12 @@ def _pair(pairwise: Pairwise, a: str, b: str) -> Comparison | None:
     return next((c for c in pairwise.comparisons if {c.a, c.b} == {a, b}), None)
 
 
+def _leaders(values: dict[str, float], key) -> list[str]:
+    """The names sharing the best value (`key` maps a value to "bigger is better")."""
+    top = max(key(v) for v in values.values())
+    return sorted(name for name, v in values.items() if key(v) == top)
+
+
 def for_dataset(cells: list[CellSummary], pairwise: Pairwise,
                 baselines: dict[str, float]) -> Verdict:
     """The page's headline from its own table: the baselines, the means, the pairwise tests."""
@@ -66,30 +72,41 @@ def for_dataset(cells: list[CellSummary], pairwise: Pairwise,
     means = {c.cell: statistics.fmean(c.test_values) for c in cells if c.test_values}
     if not means:
         return Verdict("No cell has final runs yet: nothing to conclude.", None, None)
-    best = max(sorted(means), key=lambda cell: sign * means[cell])
+    leaders = _leaders(means, lambda v: sign * v)
     sentences, baseline = [], None
     if baselines:
-        name = max(sorted(baselines), key=lambda b: sign * baselines[b])
-        if sign * baselines[name] > sign * means[best]:
+        name = _leaders(baselines, lambda v: sign * v)[0]
+        if sign * baselines[name] > sign * means[leaders[0]]:
             baseline = name
-            halves = {c: pairwise.half_width(c) for c in means}
-            outside = not any(map(math.isnan, halves.values())) and all(
-                sign * baselines[name] > sign * means[c] + halves[c] for c in means)
-            sentences.append(
-                f"The {name} baseline beats every cell: {metric} {_fmt(baselines[name])} "
-                f"against {_fmt(means[best])} for the best cell, {best}"
-                + (", outside every cell's 95% interval" if outside else "")
-                + f" ({'lower' if sign < 0 else 'higher'} is better), so try the baseline "
-                "before a recurrent cell on this data.")
-    sentences.append(_cells_sentence(means, best, pairwise, metric, baseline is not None))
-    winner = best if len(means) > 1 and len(pairwise.better_than(best)) == len(means) - 1 \
-        else None
+            sentences.append(_baseline_sentence(name, baselines[name], means, leaders, pairwise,
+                                                metric, sign))
+    sentences.append(_cells_sentence(means, leaders, pairwise, metric, baseline is not None))
+    winner = leaders[0] if len(means) > 1 and len(pairwise.better_than(leaders[0])) == \
+        len(means) - 1 else None
     return Verdict(" ".join(sentences), winner, baseline)
 
 
-def _cells_sentence(means: dict[str, float], best: str, pairwise: Pairwise, metric: str,
-                    after_baseline: bool) -> str:
+def _baseline_sentence(name: str, value: float, means: dict[str, float], leaders: list[str],
+                       pairwise: Pairwise, metric: str, sign: float) -> str:
+    """A baseline better than every cell's mean: by how much, and whether beyond chance (the
+    cells' 95% intervals over fresh runs and test samples)."""
+    halves = {c: pairwise.half_width(c) for c in means}
+    inside = [c for c in sorted(means)
+              if math.isnan(halves[c]) or sign * value <= sign * means[c] + halves[c]]
+    text = (f"The {name} baseline beats every cell: {metric} {_fmt(value)} "
+            f"({'lower' if sign < 0 else 'higher'} is better) against "
+            f"{_fmt(means[leaders[0]])} for the best cell, {_names(leaders)}")
+    if inside:
+        return text + (f", though it lies inside the 95% interval of {_names(inside)}, so no "
+                       "cell does better than the baseline here.")
+    return text + (", beyond every cell's 95% interval, so try the baseline before a "
+                   "recurrent cell on this data.")
+
+
+def _cells_sentence(means: dict[str, float], leaders: list[str], pairwise: Pairwise,
+                    metric: str, after_baseline: bool) -> str:
     lead = "Among the cells, " if after_baseline else ""
+    best = leaders[0]
     if len(means) == 1:
         return f"{lead}only {best} has final runs ({metric} {_fmt(means[best])}): there is " \
                "nothing to compare it with."
@@ -105,12 +122,16 @@ def _cells_sentence(means: dict[str, float], best: str, pairwise: Pairwise, metr
                 f"{odds}.")
     tied = [c for c in others if c not in beaten and _pair(pairwise, best, c) is not None]
     holm = min((_pair(pairwise, best, c).p_holm for c in tied), default=math.nan)
-    text = (f"{lead}{'no' if after_baseline else 'No'} cell clearly wins: {best} has the best "
-            f"mean {metric} ({_fmt(means[best])}), so try it first, but the Holm-corrected "
-            f"test over {counted} does not separate it from {_names(tied, 'or')}"
-            + (f" (Holm p ≥ {holm:.2g})" if not math.isnan(holm) else "") + f"{odds}.")
+    holm_text = "" if math.isnan(holm) else (" (Holm p = 1)" if holm >= 1
+                                             else f" (Holm p ≥ {holm:.2g})")
+    top = (f"{_names(leaders)} share the best mean {metric} ({_fmt(means[best])}), so try "
+           "either first" if len(leaders) > 1 else
+           f"{best} has the best mean {metric} ({_fmt(means[best])}), so try it first")
+    text = (f"{lead}{'no' if after_baseline else 'No'} cell clearly wins: {top}, but the "
+            f"Holm-corrected test over {counted} does not separate {best} from "
+            f"{_names(tied, 'or')}{holm_text}{odds}.")
     if beaten:
-        text += f" It is significantly better than {_names(sorted(beaten))}."
+        text += f" {best} is significantly better than {_names(sorted(beaten))}."
     return text
 
 
@@ -118,31 +139,34 @@ def for_overview(datasets: list[tuple[str, str]], average_ranks: dict[str, float
                  friedman_p: float | None, verdicts: dict[tuple[str, str], Verdict],
                  alpha: float) -> str:
     """The index's headline: what the ranks across datasets support, then the datasets a
-    cell wins outright and those where a baseline beats every cell."""
+    cell wins outright and those where a baseline beats every cell (with one dataset, that
+    dataset's own verdict)."""
     ranked = {cell: r for cell, r in average_ranks.items() if not math.isnan(r)}
     if not ranked:
         return "No cell has final runs yet: nothing to conclude."
-    best = min(sorted(ranked), key=ranked.get)
+    if len(datasets) == 1:
+        return verdicts[datasets[0]].text
+    leaders = _leaders(ranked, lambda r: -r)
     n = len(datasets)
-    where = f"over {n} dataset{'s' if n > 1 else ''}"
+    rank = (f"{_names(leaders)} {'share' if len(leaders) > 1 else 'has'} the best average "
+            f"rank ({ranked[leaders[0]]:.2f}) over {n} datasets")
     if friedman_p is None:
-        text = (f"{best} has the best average rank ({ranked[best]:.2f}) {where}, too few "
-                "datasets or cells for a test of the ranks, so this is no verdict on which "
-                "cell is best in general.")
+        text = (f"{rank}, too few cells for a test of the ranks, so this is no verdict on "
+                "which cell is best in general.")
     elif friedman_p < alpha:
-        text = (f"{best} ranks best on average ({ranked[best]:.2f}) {where}, and the cells' "
-                f"ranks differ more than chance explains (Friedman p = {friedman_p:.3g}).")
+        text = (f"{rank}, and the cells' ranks differ more than chance explains (Friedman "
+                f"p = {friedman_p:.3g}).")
     else:
-        text = (f"No cell is best in general: {best} has the best average rank "
-                f"({ranked[best]:.2f}) {where}, but the Friedman test finds no difference "
-                f"between the cells' ranks (p = {friedman_p:.3g}), so pick by your kind of "
-                "data.")
+        text = (f"No cell is best in general: {rank}, but the Friedman test finds no "
+                f"difference between the cells' ranks (p = {friedman_p:.3g}), so pick by your "
+                "kind of data.")
     wins = [f"{task}/{dataset} ({v.winner})" for (task, dataset), v in sorted(verdicts.items())
             if v.winner]
     lost = [f"{task}/{dataset} ({v.baseline})" for (task, dataset), v in sorted(verdicts.items())
             if v.baseline]
-    facts = [f"one cell beats every other significantly on {len(wins)} of {n}"
-             + (f": {', '.join(wins)}" if wins else "")]
+    facts = (f"Per dataset, one cell beats every other significantly on {len(wins)} of {n}: "
+             f"{', '.join(wins)}" if wins else
+             "On no dataset does one cell beat every other significantly")
     if lost:
-        facts.append(f"a baseline beats every cell on {len(lost)}: {', '.join(lost)}")
-    return text + " Per dataset, " + "; ".join(facts) + "."
+        facts += f"; a baseline beats every cell on {len(lost)}: {', '.join(lost)}"
+    return f"{text} {facts}."
