@@ -109,13 +109,13 @@ class TrainingProgress:
             reason = next((c.stop_reason for c in trainer.callbacks
                            if getattr(c, "stop_reason", None)), "stopped by a callback")
             if self._bar is not None:  # close the run line at what was trained
-                done = self._bar.tasks[self._run_task].completed
+                done = next(t.completed for t in self._bar.tasks if t.id == self._run_task)
                 self._bar.update(self._run_task, total=done,
                                  description=f"run (stopped early, epoch {epochs}/"
                                  f"{trainer.max_epochs})")
             self._stop()
             console.print(f"stopped early after epoch {epochs} of {trainer.max_epochs}: "
-                          f"{reason}.", soft_wrap=True)
+                          f"{reason}.", soft_wrap=True, highlight=False)
         self._stop()
 
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
