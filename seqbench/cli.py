@@ -225,7 +225,7 @@ def list_plugins() -> None:
     for param in CORE_PARAMS:
         core.add_row(param.name, param.describe().partition("=")[2], param.help)
     table = Table(title="seqbench plugins", title_justify="left")
-    for column in ("kind", "name", "summary", "provided by"):
+    for column in ("kind", "name", "family", "summary", "provided by"):
         table.add_column(column)
     table.add_column("options", overflow="fold")  # fold long words, never cut them
     broken = []
@@ -233,18 +233,19 @@ def list_plugins() -> None:
         for name, entry in sorted(discover(kind).items()):
             source = f"{entry.distribution} {entry.version}"
             if entry.disabled is not None:
-                table.add_row(kind, name, f"[yellow]{entry.disabled}[/]", source, "")
+                table.add_row(kind, name, "", f"[yellow]{entry.disabled}[/]", source, "")
                 continue
             if entry.error is not None:
                 broken.append(entry)
-                table.add_row(kind, name, "[red]failed to load (see below)[/]", source, "")
+                table.add_row(kind, name, "", "[red]failed to load (see below)[/]", source, "")
                 continue
             plugin = entry.plugin
             options = [p.describe() for p in plugin.params]
             if kind == "task":
                 options.insert(0, "datasets: " + ", ".join(
                     f"{d}{'*' if d == plugin.default_dataset else ''}" for d in plugin.datasets))
-            table.add_row(kind, name, plugin.summary, source, "\n".join(options))
+            family = plugin.family if kind == "cell" else ""
+            table.add_row(kind, name, family, plugin.summary, source, "\n".join(options))
     Console().print(core)
     Console().print(table)
     for entry in broken:

@@ -25,6 +25,9 @@ Direction = Literal["minimize", "maximize"]
 #: `cells(input_size)` builds one fresh stack of the run's cell (its searched width, depth,
 #: dropout and extras) reading `input_size` features; what a task that composes cells gets.
 CellFactory = Callable[[int], "nn.Module"]
+#: The kinds of sequence model a cell may declare (`Cell.family`); reports group by them, so
+#: a reader sees at once whether a recurrent cell was beaten by a convolution or attention.
+FAMILIES = ("recurrent", "linear-recurrent", "convolution", "attention", "state-space")
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,10 @@ class Cell:
     state)`; passing the returned state into the next call must continue the sequence.
     `extra` holds the values of `params`, already validated.
 
+    `family` is one of `FAMILIES`: "recurrent" (a nonlinear recurrence, LSTM),
+    "linear-recurrent" (a recurrence linear in the state, so a parallel scan can train it),
+    "convolution", "attention" or "state-space".
+
     The state's layout is the cell's own: a tensor or any nesting of tuples, lists and dicts
     of tensors, batch in whichever dimension (nn.LSTM's `[layers, B, H]`, a step cell's
     `[B, H, K]` per layer). The core never indexes into it: when a task carries state across
@@ -46,6 +53,7 @@ class Cell:
     summary: str
     build: Callable[..., nn.Module]
     params: tuple[Param, ...] = ()
+    family: str = "recurrent"
 
 
 @dataclass

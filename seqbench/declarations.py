@@ -14,6 +14,7 @@ import keyword
 from collections.abc import Iterable
 from typing import Any
 
+from seqbench.contracts import FAMILIES
 from seqbench.errors import SeqbenchError, unknown_name
 from seqbench.params import Param
 
@@ -64,12 +65,14 @@ def param_problems(params: Iterable[Param], group: str,
 
 
 def cell_problems(cell: Any) -> list[str]:
-    """What is wrong with a `Cell`'s declaration (name, summary, build, params)."""
+    """What is wrong with a `Cell`'s declaration (name, summary, build, family, params)."""
     problems = [f"Cell.{attribute} must be a non-empty string, got {getattr(cell, attribute)!r}"
                 for attribute in ("name", "summary")
                 if not (isinstance(getattr(cell, attribute), str) and getattr(cell, attribute))]
     if not callable(cell.build):
         problems.append(f"Cell.build must be callable, got {type(cell.build).__name__}")
+    if cell.family not in FAMILIES:
+        problems.append(f"Cell.family must be one of {FAMILIES}, got {cell.family!r}")
     return problems + param_problems(cell.params, "Cell.params", BUILD_ARGUMENTS)
 
 

@@ -227,12 +227,15 @@ def _get(kind: Kind, name: str) -> Any:
 
 def provenance(cell: str, task: str) -> dict[str, dict[str, str]]:
     """Which distribution, at which version, provides the cell and the task: recorded with
-    every run and study so a result obtained with third-party code can be traced to it."""
+    every run and study so a result obtained with third-party code can be traced to it.
+    The cell's family is recorded too, so a report groups cells by family from the
+    storage alone, even where the cell's plugin is not installed."""
     def source(kind: Kind, name: str) -> dict[str, str]:
         entry = plugins(kind)[name]
         return {"name": name, "distribution": entry.distribution, "version": entry.version}
 
-    return {"cell": source("cell", cell), "task": source("task", task)}
+    return {"cell": {**source("cell", cell), "family": get_cell(cell).family},
+            "task": source("task", task)}
 
 
 def get_cell(name: str) -> Cell:

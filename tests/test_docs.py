@@ -43,7 +43,7 @@ def test_the_docs_code_blocks_make_a_plugin_that_passes_the_kit(tmp_path, monkey
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     monkeypatch.syspath_prepend(str(tmp_path / "src"))
     registry.discover.cache_clear()
-    assert registry.discover("cell")["indrnn"].distribution == "seqbench-docs-example"
+    assert registry.discover("cell")["indrnn-tutorial"].distribution == "seqbench-docs-example"
     assert registry.discover("task")["sums"].error is None
     assert scripts, "the docs show no kit usage to run"
     for code in scripts:

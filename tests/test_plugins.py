@@ -36,7 +36,7 @@ def run_cli(capsys, *args):
 def test_list_shows_kind_name_summary_distribution_and_the_full_load_error(third_party, capsys):
     code, out, _ = run_cli(capsys, "list")
     assert code == 0
-    assert "cell │ extra │ a third-party GRU │ extra-cells 1.0" in out
+    assert "cell │ extra │ recurrent │ a third-party GRU │ extra-cells 1.0" in out
     assert "failed: cell plugin 'explodes' (explodes:cell) from broken-cells 1.0: " \
            "ImportError: needs libfoo" in out
     # The traceback, down to the line of the plugin that raised.
@@ -52,7 +52,7 @@ def test_a_disabled_plugin_is_never_imported_and_says_why(third_party, monkeypat
     assert registry.discover("cell")["extra"].plugin is not None
     code, out, _ = run_cli(capsys, "list")
     assert code == 0 and "failed" not in out
-    assert "explodes │ disabled by SEQBENCH_DISABLE_PLUGINS" in out
+    assert "explodes │ │ disabled by SEQBENCH_DISABLE_PLUGINS" in out
     code, _, err = run_cli(capsys, "run", "--task", "music", "--cell", "lstm")
     assert code == 2
     assert err.strip() == ("error: cell plugin 'lstm' from seqbench 0.1.0 is disabled by "
@@ -62,7 +62,9 @@ def test_a_disabled_plugin_is_never_imported_and_says_why(third_party, monkeypat
 def test_autoload_off_loads_only_seqbench_s_own_plugins(third_party, monkeypatch):
     monkeypatch.setenv(registry.NO_AUTOLOAD_ENV, "1")
     cells = registry.discover("cell")
-    assert {n for n, e in cells.items() if e.plugin is not None} == {"lstm", "gru", "rnn"}
+    loaded = {n: e for n, e in cells.items() if e.plugin is not None}
+    assert {"lstm", "gru", "rnn", "mingru"} <= set(loaded)
+    assert {e.distribution for e in loaded.values()} == {"seqbench"}
     assert cells["extra"].disabled == "not autoloaded: SEQBENCH_DISABLE_PLUGIN_AUTOLOAD is set"
 
 
@@ -71,7 +73,7 @@ def test_the_disable_plugin_option_reaches_every_command_and_child_processes(
     code, out, _ = run_cli(capsys, "--disable-plugin", "explodes", "--disable-plugin", "extra",
                            "list")
     assert code == 0 and "failed" not in out
-    assert "extra │ disabled" in out
+    assert "extra │ │ disabled" in out
     # Sweep workers are separate processes: they read the same environment variable.
     import os
 

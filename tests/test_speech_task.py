@@ -224,3 +224,23 @@ def test_fsdd_has_the_official_split(real_data_dir, tmp_path):
     assert len(splits["train"].features) == 2700 and len(splits["test"].features) == 300
     assert np.bincount(splits["test"].labels).tolist() == [30] * 10
     assert splits["train"].features[0].shape[1] == 13
+
+
+def test_sequential_digits_read_each_image_pixel_by_pixel_with_a_fixed_stratified_split():
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    from seqbench_tasks.speech.datasets import load_digits
+
+    splits = load_digits()
+    images, labels = sklearn_digits(return_X_y=True)
+    assert [len(splits[s].labels) for s in ("train", "test")] == [1437, 360]
+    train_ids = {int(i.removeprefix("digit-")) for i in splits["train"].ids}
+    test_ids = [int(i.removeprefix("digit-")) for i in splits["test"].ids]
+    assert not train_ids & set(test_ids) and len(train_ids) + len(test_ids) == 1797
+    assert np.bincount(splits["test"].labels).tolist() == np.bincount(
+        labels[test_ids]).tolist() and min(np.bincount(splits["test"].labels)) >= 35
+    first = splits["test"].features[0]
+    assert first.shape == (64, 1)  # 64 steps of one intensity, row by row
+    np.testing.assert_array_equal(first[:, 0], images[test_ids[0]])
+    assert splits["test"].labels[0] == labels[test_ids[0]]
+    assert load_digits()["test"].ids == splits["test"].ids  # the same split every time

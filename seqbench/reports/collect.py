@@ -41,6 +41,18 @@ class CellSummary:
     plugins: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
+    def family(self) -> str:
+        """The cell's family as its study recorded it (`Cell.family`); for a study from
+        before families were recorded, the installed cell's, else "" (unknown)."""
+        recorded = self.plugins.get("cell", {}).get("family")
+        if recorded:
+            return recorded
+        from seqbench import registry
+
+        entry = registry.plugins("cell").get(self.cell)
+        return entry.plugin.family if entry is not None and entry.plugin is not None else ""
+
+    @property
     def test_values(self) -> list[float]:
         key = f"test_{self.primary_metric}"
         return [f["metrics"][key] for f in self.finals if key in f["metrics"]]

@@ -111,7 +111,7 @@ def comparison(cells: list[CellSummary], rows: list[dict[str, Any]], top_means: 
     for r in rows:
         interval = tables.span(r["ci_low"], r["ci_high"])
         body.append([
-            escape(r["cell"]) + (" (defaults)" if r["defaults"] else "")
+            escape(tables.label(r)) + (" (defaults)" if r["defaults"] else "")
             + (" ★" if r["top"] else ""), number(r["test_mean"]), interval,
             str(r["seeds"]), f"{number(r['val_search'])} / {number(r['val_reruns'])}",
             "n/a" if math.isnan(r["parameters"]) else f"{round(r['parameters']):,}",

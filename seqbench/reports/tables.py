@@ -18,6 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from seqbench.contracts import FAMILIES
 from seqbench.reports.collect import CellSummary
 from seqbench.reports.compare import ALPHA, Comparison, Pairwise
 from seqbench.reports.stats import LEVEL
@@ -27,16 +28,28 @@ INTERVAL = (f"{LEVEL:.0%} interval over fresh training runs and test samples (St
             "with Satterthwaite's degrees of freedom)")
 
 
+def by_family(cell: CellSummary) -> tuple[int, str, str]:
+    """Sort key: the cells of one family together, families in `FAMILIES` order (unknown
+    last), names in order within a family."""
+    order = FAMILIES.index(cell.family) if cell.family in FAMILIES else len(FAMILIES)
+    return order, cell.family, cell.cell
+
+
 def rows(cells: list[CellSummary], pairwise: Pairwise) -> list[dict[str, Any]]:
-    """Table rows as plain data (numbers unrounded; formatting is the writers' job)."""
+    """Table rows as plain data (numbers unrounded; formatting is the writers' job), grouped
+    by family. Where the table mixes families (LSTM beside a Transformer), each row also
+    says its cell's family, which the writers show beside the name; a table of one family
+    reads as before."""
+    mixed = len({cell.family for cell in cells}) > 1
     result = []
-    for cell in sorted(cells, key=lambda c: c.cell):
+    for cell in sorted(cells, key=by_family):
         values = cell.test_values
         mean = statistics.fmean(values) if values else math.nan
         half = pairwise.half_width(cell.cell)
         val_search, val_reruns = cell.selected_val()
         result.append({
             "cell": cell.cell,
+            **({"family": cell.family or "unknown"} if mixed else {}),
             "test_mean": mean,
             "ci_low": mean - half,
             "ci_high": mean + half,
@@ -70,6 +83,11 @@ def baseline_rows(cells: list[CellSummary]) -> list[dict[str, Any]]:
     """The baselines as CSV rows: a name and a test value, the cells' other columns empty."""
     return [{"cell": f"{name} (baseline)", "test_mean": value}
             for name, value in baseline_values(cells).items()]
+
+
+def label(row: dict[str, Any]) -> str:
+    """A row's cell name, with its family where the table mixes families."""
+    return f"{row['cell']} ({row['family']})" if "family" in row else row["cell"]
 
 
 def _fmt(value: float, digits: int = 4) -> str:
@@ -209,7 +227,7 @@ def markdown(cells: list[CellSummary], rows_: list[dict[str, Any]], pairwise: Pa
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows_:
-        name = f"**{r['cell']}**" if r["top"] else r["cell"]
+        name = f"**{label(r)}**" if r["top"] else label(r)
         name += " (defaults)" if r["defaults"] else ""
         lines.append(
             f"| {name} | {_fmt(r['test_mean'])} | {_interval(r)} | {r['seeds']} "
@@ -263,7 +281,7 @@ def latex(cells: list[CellSummary], rows_: list[dict[str, Any]], pairwise: Pairw
         value = _fmt(r["test_mean"])
         if r["top"]:
             value = f"\\textbf{{{value}}}"
-        body.append(f"{escape(r['cell'])} & {value} & {_interval(r)} & "
+        body.append(f"{escape(label(r))} & {value} & {_interval(r)} & "
                     f"{_count(r['parameters'])} & {escape(r['better_than'] or '--')} \\\\")
     body += [f"\\textit{{{escape(name)} (baseline)}} & {_fmt(value)} & & & \\\\"
              for name, value in baseline_values(cells).items()]

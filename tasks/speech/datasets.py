@@ -7,6 +7,8 @@
   MFCCs come from the shared front end (`audio.py`: librosa, 13 coefficients, 25 ms
   windows, 10 ms hop) and are cached; the official split puts recordings 0-4 of each digit
   and speaker in the test set.
+* `digits`: scikit-learn's 8x8 handwritten digits as 64-step pixel sequences, a long-range
+  memory test that runs offline (`load_digits`).
 """
 
 from __future__ import annotations
@@ -70,11 +72,36 @@ def load_fsdd(context: DataContext) -> dict[str, Sequences]:
     return cached(context.cache_dir / f"fsdd-{key}.pkl", build)
 
 
-LOADERS = {"japanese-vowels": lambda context: load_japanese_vowels(), "fsdd": load_fsdd}
+def load_digits() -> dict[str, Sequences]:
+    """scikit-learn's 8x8 handwritten digits read pixel by pixel, row by row: 64 steps of one
+    feature (intensity 0-16), a label at the end. Sequential MNIST (Le et al. 2015) in
+    miniature: the class depends on strokes spread over the whole sequence, so it tests
+    memory over 64 steps, and the 1,797 images ship with scikit-learn (offline).
+
+    The images have no official split (they are the UCI set's test half), so a stratified
+    20% is the test split, drawn by scikit-learn's `train_test_split` with a fixed seed.
+    """
+    from sklearn.datasets import load_digits as sklearn_digits
+    from sklearn.model_selection import train_test_split
+
+    images, labels = sklearn_digits(return_X_y=True)
+    ids = np.arange(len(labels))
+    train, test = train_test_split(ids, test_size=0.2, stratify=labels, random_state=0)
+    classes = [str(d) for d in range(10)]
+    return {name: Sequences(
+        features=[images[i].reshape(64, 1).astype(np.float32) for i in rows],
+        labels=labels[rows], classes=classes, ids=[f"digit-{i}" for i in rows])
+        for name, rows in (("train", np.sort(train)), ("test", np.sort(test)))}
+
+
+LOADERS = {"japanese-vowels": lambda context: load_japanese_vowels(), "fsdd": load_fsdd,
+           "digits": lambda context: load_digits()}
 DATASETS = {
     "japanese-vowels": "Japanese Vowels: 9 speakers, 12 LPC cepstra, 270 train / 370 test "
                        "(ships with aeon, offline)",
     "fsdd": "Free Spoken Digit Dataset: 10 digits, 6 speakers, 13 MFCCs, 2700 / 300",
+    "digits": "sequential digits: scikit-learn's 8x8 digits read pixel by pixel (64 steps, "
+              "1 feature), 1437 / 360 (ships with scikit-learn, offline)",
     "csv": "your long-format CSV: a sequence id, a label and feature columns, one row per "
            "frame (--set path=FILE [--set test=FILE] [--set id=COL] [--set label=COL])",
     "ts": "your UCR/UEA .ts file, read by aeon (--set path=TRAIN.ts [--set test=TEST.ts])",

@@ -1,0 +1,57 @@
+"""A causal temporal convolutional network (Bai et al. 2018, "An Empirical Evaluation of
+Generic Convolutional and Recurrent Networks for Sequence Modeling"): a reference point.
+
+Layer i is the paper's residual block with dilation 2^i: two causal, dilated,
+weight-normalised convolutions (kernel k), each followed by ReLU and dropout, plus the input
+(through a 1x1 convolution where widths differ), then ReLU. Weights start N(0, 0.01) as in
+the authors' code. The receptive field is 1 + 2 (k - 1)(2^L - 1) steps; nothing older
+reaches the output, which is what a reader comparing it with a recurrent cell should know.
+
+Causal padding is the past: the state of a block is the last (k - 1) * dilation inputs of
+each of its two convolutions (zeros at the start, exactly the paper's zero padding), so a
+long sequence fed in pieces, or one step at a time when generating, gives the same outputs.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import weight_norm
+
+
+def causal_convolution(input_size: int, hidden_size: int, kernel_size: int,
+                       dilation: int) -> nn.Module:
+    convolution = nn.Conv1d(input_size, hidden_size, kernel_size, dilation=dilation)
+    nn.init.normal_(convolution.weight, 0.0, 0.01)
+    return weight_norm(convolution)
+
+
+class TemporalBlock(nn.Module):
+    """One residual block; its state is the two convolutions' pasts `[B, C, (k-1) d]`."""
+
+    def __init__(self, input_size: int, hidden_size: int, kernel_size: int, dilation: int,
+                 dropout: float) -> None:
+        super().__init__()
+        self.context = (kernel_size - 1) * dilation
+        self.sizes = (input_size, hidden_size)
+        self.conv1 = causal_convolution(input_size, hidden_size, kernel_size, dilation)
+        self.conv2 = causal_convolution(hidden_size, hidden_size, kernel_size, dilation)
+        self.residual = (nn.Conv1d(input_size, hidden_size, 1) if input_size != hidden_size
+                         else nn.Identity())
+        if input_size != hidden_size:
+            nn.init.normal_(self.residual.weight, 0.0, 0.01)
+        self.dropout = nn.Dropout(dropout)
+
+    def initial_state(self, batch_size: int, device: torch.device, dtype: torch.dtype):
+        return tuple(torch.zeros(batch_size, size, self.context, device=device, dtype=dtype)
+                     for size in self.sizes)
+
+    def forward(self, x: torch.Tensor, state: tuple) -> tuple[torch.Tensor, tuple]:
+        x = x.transpose(1, 2)
+        first = torch.cat([state[0], x], dim=2)
+        y = self.dropout(F.relu(self.conv1(first)))
+        second = torch.cat([state[1], y], dim=2)
+        y = self.dropout(F.relu(self.conv2(second)))
+        out = F.relu(y + self.residual(x)).transpose(1, 2)
+        return out, (first[:, :, -self.context :], second[:, :, -self.context :])
