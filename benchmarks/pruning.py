@@ -20,14 +20,18 @@ from pathlib import Path
 import optuna
 
 from seqbench.registry import get_task
-from seqbench.sweeps.runner import SweepPlan, open_cell_study, search, validate_plan
+from seqbench.sweeps import studies
+from seqbench.sweeps.plan import SweepPlan
+from seqbench.sweeps.runner import check_data
+from seqbench.sweeps.search import search
 from seqbench.sweeps.storage import open_storage
 
 
 def sweep_cost(plan: SweepPlan, cell: str) -> tuple[int, float, int, float]:
     """Run the search only (no finals): (trial-epochs, best value, pruned trials, seconds)."""
-    validate_plan(plan)
-    open_cell_study(plan, cell)  # the protocol's first trial: the task's defaults
+    studies.check(plan)
+    check_data(plan)
+    studies.create(plan, cell)  # the protocol's first trial: the task's defaults
     started = time.perf_counter()
     search(plan, cell)
     seconds = time.perf_counter() - started

@@ -23,33 +23,30 @@ from pathlib import Path
 
 import optuna
 
+from seqbench import threads
 from seqbench.registry import get_task
-from seqbench.sweeps.runner import (
-    SweepPlan,
-    open_cell_study,
-    rerun_jobs,
-    search,
-    select,
-    set_threads,
-    validate_plan,
-)
+from seqbench.sweeps import record, studies
+from seqbench.sweeps.plan import SweepPlan
+from seqbench.sweeps.runner import check_data
+from seqbench.sweeps.search import search
+from seqbench.sweeps.select import choose, rerun_jobs
 from seqbench.sweeps.storage import open_storage
 from seqbench.sweeps.workers import Job, run_jobs
 
 
-def select_in_one_worker(plan: SweepPlan, cell: str) -> None:
+def choose_in_one_worker(plan: SweepPlan, cell: str) -> None:
     """The old layout's job: one worker trains all of a cell's re-runs, then selects."""
-    set_threads(plan.jobs)
-    select(plan, cell)
+    threads.configure(jobs=plan.jobs)
+    choose(plan, cell)
 
 
 def one_job_per_cell(plan: SweepPlan, cell: str) -> None:
-    run_jobs([Job(f"{cell}/select", select_in_one_worker, (plan, cell))], plan.jobs)
+    run_jobs([Job(f"{cell}/select", choose_in_one_worker, (plan, cell))], plan.jobs)
 
 
 def one_job_per_rerun(plan: SweepPlan, cell: str) -> None:
     run_jobs(rerun_jobs(plan), plan.jobs)
-    select(plan, cell)
+    choose(plan, cell)
 
 
 def main() -> None:
@@ -71,8 +68,9 @@ def main() -> None:
             storage=str(Path(tmp) / "sweeps.journal"), settings={"epochs": str(args.epochs)},
             top=args.top, rerun_seeds=args.rerun_seeds, jobs=args.jobs,
             output_dir=str(Path(tmp) / "search"))
-        validate_plan(searched)
-        open_cell_study(searched, args.cell)
+        studies.check(searched)
+        check_data(searched)
+        studies.create(searched, args.cell)
         search(replace(searched, jobs=1), args.cell)  # all cores: the search is not timed
         reruns = len(rerun_jobs(searched))
         seconds, chosen = {}, {}
@@ -81,9 +79,9 @@ def main() -> None:
             started = time.perf_counter()
             layout(plan, args.cell)
             seconds[layout.__name__] = time.perf_counter() - started
-            chosen[layout.__name__] = optuna.load_study(
+            chosen[layout.__name__] = record.read(optuna.load_study(
                 study_name=plan.study_name(args.cell),
-                storage=open_storage(plan.storage)).user_attrs["selected_trial"]
+                storage=open_storage(plan.storage)).user_attrs).selection.chosen
 
     print(f"{args.task}/{dataset}, {args.cell}: {reruns} selection re-runs "
           f"(top {args.top} of {args.trials} trials and the defaults, {args.rerun_seeds} fresh "

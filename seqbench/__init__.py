@@ -1,8 +1,10 @@
 """seqbench: fair, reproducible comparisons of recurrent cells across sequence tasks.
 
 Two audiences, one import. Plugin authors get the contracts (`Cell`, `Task`, `TaskData`,
-`Param`, ...); notebooks and scripts get the API of `seqbench.api`: `run`, `load`, `export`,
-`sweep`, `cells`, `tasks`, `register` (see docs/python.md). Nothing here imports torch, and the API
+`Param`, ...); notebooks and scripts get the API of `seqbench.api`, one function per
+`seqbench` command: `run`, `load`, `generate`, `export`, `sweep`, `report`, `publish`, `data`,
+`list`, `new`, and `cells`, `tasks`, `register` (see docs/python.md). Nothing here imports
+torch, and the API
 is loaded on first use, so `import seqbench` and `seqbench --help` stay fast.
 """
 
@@ -10,13 +12,16 @@ from typing import Any
 
 from seqbench.batching import IndexedData, batch_count, batch_rows
 from seqbench.contracts import Batch, Cell, CheckCase, DataContext, Task, TaskData, plain_totals
-from seqbench.data import RemoteFile, cached, content_key, find, locate, sha256_of
+from seqbench.datafiles import RemoteFile, cached, content_key, find, locate, sha256_of
 from seqbench.errors import SeqbenchError
 from seqbench.params import Param
+from seqbench.renamed import alias
+
+alias("seqbench.data", "seqbench.datafiles")  # the module's old name; `sb.data` is the API's
 
 #: Names served by `seqbench.api`, imported when first used.
-_API = ("Comparison", "Run", "RunSpec", "cells", "export", "load", "register", "run", "spec_for",
-        "sweep", "tasks")
+_API = ("Comparison", "Run", "RunSpec", "cells", "data", "export", "generate", "list", "load",
+        "new", "publish", "register", "report", "run", "spec_for", "sweep", "tasks")
 
 __all__ = [
     "Batch",
@@ -37,7 +42,8 @@ __all__ = [
     "find",
     "locate",
     "sha256_of",
-    *_API,
+    # `list` is `seqbench.list()`, never star-imported over the builtin
+    *(name for name in _API if name != "list"),
 ]
 __version__ = "0.1.0"
 

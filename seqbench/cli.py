@@ -1,7 +1,10 @@
-"""The `seqbench` command line.
+"""The `seqbench` command line: a thin shell over the Python API (`seqbench.api`).
 
-Torch and Lightning are imported inside the commands that need them, so `seqbench --help`
-and `seqbench list` answer instantly. `main` is the one funnel for everything a user can
+Every command parses its options, calls one API function of the same name with parameters
+of the same names (a test walks the app and checks it), and prints what came back; the
+logic lives in the API, so a notebook and the command line cannot drift apart. Torch and
+Lightning are imported inside the API calls that need them, so `seqbench --help` and
+`seqbench list` answer instantly. `main` is the one funnel for everything a user can
 cause: a `SeqbenchError`, a bad option, or an OS error about a path they gave (a file where
 a folder belongs, no permission, a full disk) become one `error:` line and exit code 2;
 Ctrl-C becomes one line saying what was kept, and exit code 130. Anything else is a bug and
@@ -17,7 +20,7 @@ from typing import Annotated, Optional
 import typer
 
 from seqbench.errors import Interrupted, SeqbenchError, from_os_error
-from seqbench.params import MAX_SEED, MAX_SWEEP_SEED
+from seqbench.params import MAX_SEED
 
 try:  # typer >= 0.2x vendors click; older releases raise click's own exceptions
     from typer.exceptions import TyperException as UsageProblem
@@ -45,11 +48,16 @@ def _type_label(option: typer.core.TyperOption, ctx: typer.Context) -> str | Non
         return None
     if option.metavar:
         return option.metavar
-    return _typer_label(option, ctx)
+    return _TYPER_LABEL(option, ctx)
 
 
-_typer_label = typer.core.TyperOption.display_type_rich
-typer.core.TyperOption.display_type_rich = _type_label
+_TYPER_LABEL = typer.core.TyperOption.display_type_rich
+
+
+def _configure_help() -> None:
+    """Show metavars in help's type column (typer has no setting for it, so its renderer is
+    replaced): done where the command line starts, not when this module is imported."""
+    typer.core.TyperOption.display_type_rich = _type_label
 
 
 def _show_version(value: bool) -> None:
@@ -121,8 +129,8 @@ def run(
     layers: Annotated[Optional[int], typer.Option(help="Stacked layers.")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Learning rate.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Sequences per batch.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed for initialisation and data order.", min=0, max=MAX_SEED)] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    seed: Annotated[Optional[int], typer.Option(help="Seed for initialisation and data order (default 0, or the --spec's).", min=0, max=MAX_SEED)] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto (default, or the --spec's), cpu or cuda.")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Canonical data files (default: $SEQBENCH_DATA_DIR, else ~/.cache/seqbench).")] = None,
     output_dir: Annotated[Path, typer.Option(help="Where run folders are written.")] = Path("runs"),
     settings: SetOption = None,
@@ -133,57 +141,29 @@ def run(
     resume: Annotated[Optional[Path], typer.Option(help="Continue this stopped run folder from its last resume point (with its own spec).")] = None,
 ) -> None:
     """Train one cell on one task and write a run record."""
-    from seqbench import threads as thread_policy
+    from seqbench import api, show
 
-    thread_policy.configure(threads)  # before anything imports torch
-    from seqbench.api import run as run_api
-    from seqbench.api import spec_for
-
+    given = shortcuts(settings, epochs=epochs, hidden_size=hidden_size, layers=layers, lr=lr,
+                      batch_size=batch_size)
     if resume is not None:
-        if task or cell or spec or settings or dataset:
+        if task or cell or spec or given or dataset:
             raise SeqbenchError("--resume continues the run's own spec; give no other run "
                                 "options with it.")
-        finished = run_api(resume=resume, data_dir=data_dir, progress=not quiet, logger=logger)
-        return _print_result(finished.metrics, finished.dir)
-    given = parse_settings(settings)
-    for key, value in (("epochs", epochs), ("hidden_size", hidden_size), ("layers", layers),
-                       ("lr", lr), ("batch_size", batch_size)):
-        if value is not None:
-            given[key] = value
-    if spec is None and not (task and cell):
+    elif spec is None and not (task and cell):
         raise SeqbenchError("both --task and --cell are required (or --spec).")
-    run_spec = spec_for(task, cell, dataset, seed if spec is None or seed else None, spec=spec,
-                        device=device, **given)
-
-    from rich.console import Console
-
-    Console().print(f"[bold]seqbench[/] training [bold]{run_spec.cell}[/] on "
-                  f"[bold]{run_spec.task}/{run_spec.dataset}[/] (seed {run_spec.seed})")
-    if spec is not None:
-        from seqbench.runs import note_machine_change, read_run_config
-
-        note_machine_change(read_run_config(spec))
     with interruptible("the run had not started; nothing was written."):
-        finished = run_api(spec=run_spec, output_dir=output_dir, data_dir=data_dir,
-                           progress=not quiet, logger=logger)
-    _print_result(finished.metrics, finished.dir)
+        finished = api.run(task, cell, dataset, seed, spec=spec, device=device,
+                           data_dir=data_dir, output_dir=output_dir, progress=not quiet,
+                           resume=resume, logger=logger, threads=threads, **given)
+    show.run_result(finished.metrics, finished.dir)
 
 
-def _print_result(m: dict, run_dir: Path) -> None:
-    """The end of `seqbench run` (fresh or resumed): the summary table, files, the folder."""
-    from rich.console import Console
-
-    from seqbench import summary
-    from seqbench.runs import ITEMS, read_spec
-
-    typer.echo("")
-    Console().print(summary.table(m, read_spec(run_dir)))
-    note = summary.baseline_note(m)
-    if note:
-        typer.echo(note)
-    for artifact in [*m.get("artifacts", []), *([ITEMS] if "test_items" in m else [])]:
-        typer.echo(f"Wrote: {run_dir / artifact}")
-    typer.echo(f"Run record: {run_dir}")
+def shortcuts(pairs: list[str] | None, **options: object) -> dict[str, object]:
+    """`--set KEY=VALUE` pairs and the options that are shortcuts for settings, as the
+    API's keyword settings."""
+    given: dict[str, object] = parse_settings(pairs)
+    given.update({key: value for key, value in options.items() if value is not None})
+    return given
 
 
 class interruptible:
@@ -210,59 +190,15 @@ class interruptible:
 @app.command("list")
 def list_plugins() -> None:
     """Show every installed cell and task plugin, its source and any load error."""
-    from rich.console import Console
-    from rich.table import Table
+    from seqbench import api, show
 
-    from seqbench.registry import discover
-
-    from seqbench.config import CORE_PARAMS
-
-    core = Table(title="core hyperparameters (every run; a task may change the defaults)",
-                 title_justify="left")
-    core.add_column("name", no_wrap=True)
-    core.add_column("default and range", overflow="fold")
-    core.add_column("meaning")
-    for param in CORE_PARAMS:
-        core.add_row(param.name, param.describe().partition("=")[2], param.help)
-    table = Table(title="seqbench plugins", title_justify="left")
-    for column in ("kind", "name", "family", "summary", "provided by"):
-        table.add_column(column)
-    table.add_column("options", overflow="fold")  # fold long words, never cut them
-    broken = []
-    for kind in ("cell", "task"):
-        for name, entry in sorted(discover(kind).items()):
-            source = f"{entry.distribution} {entry.version}"
-            if entry.disabled is not None:
-                table.add_row(kind, name, "", f"[yellow]{entry.disabled}[/]", source, "")
-                continue
-            if entry.error is not None:
-                broken.append(entry)
-                table.add_row(kind, name, "", "[red]failed to load (see below)[/]", source, "")
-                continue
-            plugin = entry.plugin
-            options = [p.describe() for p in plugin.params]
-            if kind == "task":
-                options.insert(0, "datasets: " + ", ".join(
-                    f"{d}{'*' if d == plugin.default_dataset else ''}" for d in plugin.datasets))
-            family = plugin.family if kind == "cell" else ""
-            table.add_row(kind, name, family, plugin.summary, source, "\n".join(options))
-    Console().print(core)
-    Console().print(table)
-    for entry in broken:
-        # In full and unwrapped: this is what the plugin's author needs to fix it.
-        typer.echo(f"\nfailed: {entry.kind} plugin '{entry.name}' ({entry.target}) from "
-                   f"{entry.distribution} {entry.version}: {entry.error}")
-        if entry.details:
-            typer.echo(entry.details.rstrip())
-    if broken:
-        typer.echo(f"{len(broken)} plugin(s) failed to load; commands that do not select them "
-                   "still work.")
+    show.listing(api.list())
 
 
 @app.command()
 def generate(
     run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")],
-    output: Annotated[Optional[Path], typer.Option(help="Folder for the outputs (default: RUN_DIR/generated).")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--output", help="Folder for the outputs (default: RUN_DIR/generated).")] = None,
     steps: Annotated[Optional[int], typer.Option(help="How much to generate.")] = None,
     temperature: Annotated[Optional[float], typer.Option(help="Sampling temperature.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Sampling seed.", min=0, max=MAX_SEED)] = None,
@@ -273,21 +209,12 @@ def generate(
     data_dir: Annotated[Optional[Path], typer.Option(help="Canonical data files.")] = None,
 ) -> None:
     """Use a trained run: sample music, text, forecasts or predictions (task-dependent)."""
-    from seqbench.api import Run
-    from seqbench.runs import check_output_dir, read_spec
+    from seqbench import api
 
-    # A Run opened directly, not through `load`: a stopped run's best model can be used too.
-    run = Run(dir=Path(run_dir), spec=read_spec(run_dir), metrics={}, data_dir=data_dir,
-              device=device)
-    check_output_dir(output or Path(run_dir) / "generated", "--output")
-    given = parse_settings(settings)
-    for key, value in (("steps", steps), ("temperature", temperature), ("seed", seed), ("num", num)):
-        if value is not None:
-            given[key] = value
-    if inputs:
-        given["input"] = ",".join(map(str, inputs))
+    given = shortcuts(settings, steps=steps, temperature=temperature, seed=seed, num=num,
+                      input=",".join(map(str, inputs)) if inputs else None)
     with interruptible("files written so far are kept; run the command again for the rest."):
-        written = run.generate(output, **given)
+        written = api.generate(run_dir, out_dir, device, data_dir, **given)
     for path in written:
         typer.echo(str(path))
 
@@ -296,18 +223,14 @@ def generate(
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")],
     format: Annotated[str, typer.Option("--format", help="torchscript or onnx (onnx: pip install 'seqbench\\[export]').")] = "torchscript",
-    output: Annotated[Optional[Path], typer.Option(help="File to write (default: RUN_DIR/model.pt or model.onnx).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--output", help="File to write (default: RUN_DIR/model.pt or model.onnx).")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Canonical data files (the check runs the model on test inputs).")] = None,
 ) -> None:
     """Export the trained network (encoder, cell, head) for use without seqbench, checked
     against the run's model on its test inputs."""
-    from seqbench.exporter import export as export_run
+    from seqbench import api, show
 
-    done = export_run(run_dir, format, output, data_dir)
-    shapes = " and ".join("x".join(map(str, shape)) for shape in done.checked_on)
-    typer.echo(f"{done.path}")
-    typer.echo(f"checked with {done.checked_with} on test inputs of (batch x length) {shapes}: "
-               f"largest difference from the run's model {done.max_difference:.2g}")
+    show.exported(api.export(run_dir, format, out, data_dir))
 
 
 @app.command()
@@ -318,10 +241,9 @@ def data(
     data_dir: Annotated[Optional[Path], typer.Option(help="Canonical data files.")] = None,
 ) -> None:
     """Dry run: load and validate a dataset, print split sizes, lengths, balance and cache."""
-    from seqbench.datacheck import load, show
+    from seqbench import api, show
 
-    name, loaded = load(task, dataset, parse_settings(settings), data_dir)
-    show(task, name, loaded)
+    show.data_check(api.data(task, dataset, data_dir, **parse_settings(settings)))
 
 
 @app.command()
@@ -330,12 +252,13 @@ def sweep(
     cells: Annotated[str, typer.Option(help="Comma-separated cell names, e.g. lstm,gru,rnn.")],
     dataset: Annotated[Optional[str], typer.Option(help="Dataset of the task (default: the task's).")] = None,
     trials: Annotated[int, typer.Option(help="Search budget per cell (completed + pruned trials; the first is the task's defaults, a third are random start-up).")] = 30,
-    seeds: Annotated[int, typer.Option(help="Final runs per cell with the selected configuration (seeds disjoint from the search).")] = 5,
+    seeds: Annotated[int, typer.Option(help="Final runs per cell with the selected configuration (seeds apart from the search's).")] = 10,
     top: Annotated[int, typer.Option(help="Configurations re-run with fresh seeds before one is selected.")] = 3,
-    rerun_seeds: Annotated[int, typer.Option(help="Fresh seeds per re-run configuration (0 = select the best trial as it is).")] = 2,
+    rerun_seeds: Annotated[Optional[int], typer.Option(help="Fresh seeds per re-run configuration (default: enough for 5 paired values, seeds x folds; 0 = select the best trial as it is).")] = None,
     folds: Annotated[Optional[int], typer.Option(help="Validation folds per trial (default: what the task declares for the dataset; 1 = its own split).")] = None,
+    repeats: Annotated[int, typer.Option(help="Independent searches per cell, each with its own seeds (reports then tell the search's variance from the training seeds').")] = 1,
     epochs: Annotated[Optional[int], typer.Option(help="Maximum epochs per trial.")] = None,
-    max_time: Annotated[Optional[float], typer.Option(help="Time budget per trial in seconds (instead of, or with, --epochs).")] = None,
+    max_seconds: Annotated[Optional[float], typer.Option("--max-time", help="Time budget per trial in seconds (instead of, or with, --epochs).")] = None,
     storage: Annotated[Optional[str], typer.Option(envvar=STORAGE_ENV, show_envvar=True, help="Optuna storage: an RDB URL (postgresql://...) shared by many machines, or a journal file (default: OUTPUT_DIR/sweeps.journal). Give a password through the environment variable or the driver's own (PGPASSWORD, ~/.pgpass), never on the command line; it is shown and stored redacted.")] = None,
     study: Annotated[str, typer.Option(help="Study name prefix; studies are STUDY/TASK/DATASET/CELL.")] = "seqbench",
     jobs: Annotated[int, typer.Option(help="Parallel trial processes on this machine (CPU threads are divided between them).")] = 1,
@@ -343,7 +266,7 @@ def sweep(
     param_budget: Annotated[Optional[int], typer.Option(help="Match parameter counts: each cell's hidden size is chosen to fit this many parameters.")] = None,
     refit: Annotated[bool, typer.Option("--refit", help="Finals train on the training and validation items together, for the median best epoch of the chosen configuration's validation runs (scikit-learn's refit).")] = False,
     settings: SetOption = None,
-    seed: Annotated[int, typer.Option(help="Sampler seed and first final-run seed.", min=0, max=MAX_SWEEP_SEED)] = 0,
+    seed: Annotated[int, typer.Option(help="Entropy of the sweep's seeds (numpy SeedSequence): sampler, trials, re-runs and finals.", min=0, max=MAX_SEED)] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     data_dir: Annotated[Optional[Path], typer.Option(help="Canonical data files.")] = None,
     output_dir: Annotated[Path, typer.Option(help="Trial and final run records (and the default journal).")] = Path("sweeps"),
@@ -351,30 +274,21 @@ def sweep(
     logger: LoggerOption = None,
 ) -> None:
     """Tune every cell with the same budget, then re-train each best config with K seeds."""
-    from seqbench import threads as thread_policy
+    from seqbench import api
+    from seqbench.sweeps.storage import JOURNAL_NAME, redact
 
-    thread_policy.configure(threads, jobs=max(1, jobs))  # before anything imports torch
-    from seqbench.runs import check_output_dir
-    from seqbench.sweeps.runner import SweepPlan, run_sweep
-    from seqbench.sweeps.storage import storage_url
-
-    fixed = parse_settings(settings)
-    if epochs is not None:
-        fixed["epochs"] = str(epochs)
-    plan = SweepPlan(
-        task=task, dataset=dataset or _default_dataset(task), cells=_split_names(cells),
-        trials=trials, seeds=seeds, top=top, rerun_seeds=rerun_seeds, folds=folds,
-        storage=storage_url(storage, output_dir), study=study,
-        settings=fixed, max_seconds=max_time, jobs=jobs, pruner=pruner,
-        param_budget=param_budget, seed=seed, device=device, output_dir=str(output_dir),
-        data_dir=None if data_dir is None else str(data_dir), logger=logger, refit=refit,
-    )
-    check_output_dir(output_dir)
-    with interruptible(f"completed trials and finals are kept in {plan.storage}; run the "
+    given = shortcuts(settings, epochs=epochs)
+    shown = redact(storage) if storage else str(output_dir / JOURNAL_NAME)
+    with interruptible(f"completed trials and finals are kept in {shown}; run the "
                        "same command again to go on.", overrule=True):
-        run_sweep(plan)
+        done = api.sweep(task, split_names(cells), trials, seeds, dataset=dataset, top=top,
+                         rerun_seeds=rerun_seeds, folds=folds, repeats=repeats, jobs=jobs,
+                         pruner=pruner, param_budget=param_budget, max_seconds=max_seconds,
+                         seed=seed, device=device, study=study, storage=storage,
+                         output_dir=output_dir, data_dir=data_dir, refit=refit, logger=logger,
+                         threads=threads, **given)
     study_option = "" if study == "seqbench" else f" --study {study}"
-    typer.echo(f"Studies in {plan.storage}; tables: seqbench report --storage {plan.storage}"
+    typer.echo(f"Studies in {done.storage}; tables: seqbench report --storage {done.storage}"
                f"{study_option} --output-dir reports")
 
 
@@ -388,16 +302,11 @@ def report(
     against: Annotated[Optional[str], typer.Option(help="Compare every cell with this one only (a reference chosen in advance, e.g. lstm-vanilla), instead of every pair.")] = None,
 ) -> None:
     """Tables (Markdown, CSV, LaTeX), significance tests and plots from a sweep's storage."""
-    from seqbench.reports import write_reports
-    from seqbench.runs import check_output_dir
-    from seqbench.sweeps.storage import storage_url
+    from seqbench import api
 
-    check_output_dir(output_dir)
-    storage = storage_url(storage, output_dir)  # from here on, any password is redacted
     with interruptible(f"tables already written under {output_dir} are kept; run the "
                        "command again to finish them."):
-        for folder in write_reports(storage, output_dir, study=study, task=task,
-                                    dataset=dataset, against=against):
+        for folder in api.report(output_dir, storage, task, dataset, study, against):
             typer.echo(str(folder))
 
 
@@ -410,12 +319,10 @@ def publish(
 ) -> None:
     """Copy a sweep's studies and final-run records (no checkpoints) into a results folder,
     so `seqbench report --storage TO/studies.journal` rebuilds from committed files."""
+    from seqbench import api
     from seqbench.sweeps.publish import RESULTS_JOURNAL
-    from seqbench.sweeps.publish import publish as copy_sweep
-    from seqbench.sweeps.storage import storage_url
 
-    storage = storage_url(storage, Path("."))
-    names = copy_sweep(storage, study, to, cells=_split_names(cells) if cells else None)
+    names = api.publish(study, to, storage, split_names(cells) if cells else None)
     typer.echo(f"{len(names)} studies copied into {to / RESULTS_JOURNAL}; tables: seqbench "
                f"report --storage {to / RESULTS_JOURNAL} --study {study} --output-dir {to}")
 
@@ -442,27 +349,23 @@ def new_task(name: Annotated[str, typer.Argument(help="The task's name.")],
 
 
 def _scaffold(kind: str, name: str, directory: Path | None) -> None:
-    from seqbench.scaffold import scaffold
+    from seqbench import api
 
-    written = scaffold(kind, name, directory)
+    written = api.new(kind, name, directory)
     for path in written:
         typer.echo(str(path))
     typer.echo(f"Next: pip install -e {written[0].parent} && python -m pytest "
                f"{written[0].parent}")
 
 
-def _split_names(names: str) -> tuple[str, ...]:
+def split_names(names: str) -> tuple[str, ...]:
+    """A comma-separated list of names (`--cells lstm,gru`)."""
     return tuple(name.strip() for name in names.split(",") if name.strip())
-
-
-def _default_dataset(task: str) -> str:
-    from seqbench import registry
-
-    return registry.get_task(task).default_dataset
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app; user errors become one line and exit 2, Ctrl-C exit 130."""
+    _configure_help()
     try:
         result = app(args=argv, standalone_mode=False, prog_name="seqbench")
     except SeqbenchError as exc:

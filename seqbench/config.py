@@ -10,64 +10,21 @@ any data is loaded or any model built.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import InitVar, asdict, dataclass, field
+from dataclasses import InitVar, dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 from seqbench import registry
 from seqbench.contracts import Cell, Task
+from seqbench.core_params import core_params_for
 from seqbench.errors import SeqbenchError, unknown_name
 from seqbench.params import Param, check_seed, resolve
+from seqbench.renamed import forward
 
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-#: What a sweep explores by default. AdamW equals Adam while weight decay is not tuned, and
-#: SGD needs learning rates two orders of magnitude above the adaptive methods', so it
-#: only enters a sweep when the user fixes it (`--set optimizer=sgd`), with its own range.
-SEARCHED_OPTIMIZERS = ("adam", "rmsprop")
-#: Learning-rate ranges in which each optimizer trains recurrent nets (with clipping).
-LR_SEARCH = {"adam": (1e-4, 1e-2), "adamw": (1e-4, 1e-2), "rmsprop": (1e-4, 3e-3),
-             "sgd": (0.03, 30.0)}
 DEVICES = ("auto", "cpu", "cuda")
-
-#: Training hyperparameters every run has. Tasks may override the defaults (`Task.defaults`).
-CORE_PARAMS: tuple[Param, ...] = (
-    Param("epochs", int, 20, "maximum training epochs", low=1, high=100_000, tune=False),
-    Param("hidden_size", int, 128, "units per recurrent layer", low=1, high=16_384,
-          log=True, search=(32, 512)),
-    Param("layers", int, 1, "stacked recurrent layers", low=1, high=16, search=(1, 3)),
-    Param("dropout", float, 0.0, "dropout between stacked layers", low=0.0, high=0.95,
-          search=(0.0, 0.5)),
-    Param("lr", float, 1e-3, "learning rate", low=1e-8, high=100.0, log=True,
-          search=(1e-4, 1e-2), search_by=("optimizer", LR_SEARCH)),
-    Param("batch_size", int, 32, "sequences per batch", low=1, high=1_000_000, log=True,
-          search=(8, 128)),
-    Param("optimizer", str, "adam", "optimizer", choices=OPTIMIZERS,
-          search=SEARCHED_OPTIMIZERS),
-    Param("weight_decay", float, 0.0, "L2 penalty (decoupled for adamw)", low=0.0, high=1.0,
-          tune=False),
-    Param("clip", float, 1.0, "gradient-norm clipping threshold (0 = off); on by default "
-          "because recurrent nets explode", low=0.0, high=10_000.0, log=True, search=(0.1, 10.0)),
-    Param("lr_decay", float, 1.0, "multiply the lr by this each epoch after the first "
-          "lr_decay_start epochs (Zaremba et al. 2014: 0.5 after 4; 1 = constant)", low=0.01,
-          high=1.0, tune=False),
-    Param("lr_decay_start", int, 0, "epochs trained at the full lr before lr_decay applies",
-          low=0, high=100_000, tune=False),
-    Param("patience", int, 5, "early-stopping patience in epochs (0 = off)", low=0,
-          high=100_000, tune=False),
-    Param("min_epochs", int, 0, "neither early stopping nor pruning stops a run before this "
-          "many epochs (a slow starter may sit on a plateau first)", low=0, high=100_000,
-          tune=False),
-    Param("min_steps", int, 0, "likewise in optimisation steps (for data sets with one or "
-          "two batches per epoch)", low=0, high=100_000_000, tune=False),
-    Param("folds", int, 1, "k-fold (or rolling-origin) validation: the task re-splits its "
-          "training data into this many folds (1 = the dataset's own validation split)",
-          low=1, high=100, tune=False),
-    Param("fold", int, 0, "which fold this run validates on (0-based, below folds)", low=0,
-          high=99, tune=False),
-    Param("refit", bool, False, "train on the training and validation data together for "
-          "exactly `epochs` epochs and keep the last weights (no early stopping): how a sweep's "
-          "finals train a configuration chosen by k-fold validation", tune=False),
-)
+#: The core hyperparameter table moved to `seqbench.core_params`; its old names still read.
+__getattr__ = forward(__name__, dict.fromkeys(
+    ("CORE_PARAMS", "OPTIMIZERS", "SEARCHED_OPTIMIZERS", "LR_SEARCH"), "seqbench.core_params"))
 
 
 #: Proof that a `RunSpec` is being made by `build_spec`; see `RunSpec.__post_init__`.
@@ -147,27 +104,7 @@ def _trusted(data: Mapping[str, Any]) -> RunSpec:
     return RunSpec(**data, _token=_VALIDATED)
 
 
-def core_params_for(task: Task, dataset: str | None = None) -> tuple[Param, ...]:
-    """The core parameters with the task's defaults and search ranges for `dataset` applied.
-
-    A task knows what depth, width or batch size makes sense for its data (13 airline
-    windows make a batch of 32 one update per epoch), so it may narrow the core ranges.
-    """
-    names = {p.name for p in CORE_PARAMS}
-    defaults = task.defaults_for(dataset)
-    search = task.search_for(dataset)
-    for key in [*defaults, *search]:
-        if key not in names:
-            raise unknown_name(f"core hyperparameter (in task '{task.name}')", key, names)
-    return tuple(
-        Param(**{**asdict(p),
-                 **({"default": p.coerce(defaults[p.name])} if p.name in defaults else {}),
-                 **({"search": tuple(search[p.name])} if p.name in search else {})})
-        for p in CORE_PARAMS
-    )
-
-
-def _route(
+def route_settings(
     settings: Mapping[str, Any], groups: Mapping[str, tuple[Param, ...]]
 ) -> dict[str, dict[str, Any]]:
     """Send each `key=value` to the group that declares `key` (`cell.`/`task.` to force one)."""
@@ -193,6 +130,46 @@ def _route(
     return routed
 
 
+@dataclass(frozen=True)
+class Resolved:
+    """Validated settings before they become a spec: what `build_spec` and `seqbench data`
+    (which inspects a dataset before any cell is chosen) both check, in one place."""
+
+    task: Task
+    dataset: str
+    hparams: dict[str, Any]
+    task_params: dict[str, Any]
+    cell_params: dict[str, Any]
+
+
+def resolve_settings(task: str | Task, dataset: str | None, settings: Mapping[str, Any] | None,
+                     cell: str | Cell | None = None) -> Resolved:
+    """Check the dataset and route and validate every setting: the core's, the task's and,
+    given a `cell`, the cell's (without one, a cell's setting is an unknown name)."""
+    task_plugin = task if isinstance(task, Task) else registry.get_task(task)
+    dataset = dataset or task_plugin.default_dataset
+    if dataset not in task_plugin.datasets:
+        raise unknown_name("dataset", dataset, task_plugin.datasets,
+                           owner=f"task '{task_plugin.name}'")
+    groups = {"core": core_params_for(task_plugin, dataset)}
+    if cell is not None:
+        groups["cell"] = cell.params
+    groups["task"] = task_plugin.params
+    routed = route_settings(settings or {}, groups)
+    hparams = resolve(groups["core"], routed["core"], "training")
+    if hparams["refit"] and hparams["folds"] > 1:
+        raise SeqbenchError("refit=true trains on every training fold at once; it cannot be "
+                            f"combined with folds={hparams['folds']}.")
+    if hparams["fold"] >= hparams["folds"]:
+        raise SeqbenchError(f"fold={hparams['fold']} must be below folds={hparams['folds']} "
+                            "(folds are numbered from 0).")
+    return Resolved(
+        task=task_plugin, dataset=dataset, hparams=hparams,
+        task_params=resolve(groups["task"], routed["task"], f"task '{task_plugin.name}'"),
+        cell_params={} if cell is None else resolve(groups["cell"], routed["cell"],
+                                                     f"cell '{cell.name}'"))
+
+
 def build_spec(
     task: str | Task,
     cell: str | Cell,
@@ -206,35 +183,20 @@ def build_spec(
     `task` and `cell` are installed plugin names, or plugin objects (validated against their
     own declarations; the spec records their names, so training needs them registered).
     """
-    task_plugin = task if isinstance(task, Task) else registry.get_task(task)
+    if not isinstance(task, Task):
+        task = registry.get_task(task)
     cell_plugin = cell if isinstance(cell, Cell) else registry.get_cell(cell)
-    dataset = dataset or task_plugin.default_dataset
-    if dataset not in task_plugin.datasets:
-        raise unknown_name("dataset", dataset, task_plugin.datasets,
-                           owner=f"task '{task_plugin.name}'")
     if device not in DEVICES:
         raise unknown_name("device", device, DEVICES)
-    groups = {
-        "core": core_params_for(task_plugin, dataset),
-        "cell": cell_plugin.params,
-        "task": task_plugin.params,
-    }
-    routed = _route(settings or {}, groups)
-    hparams = resolve(groups["core"], routed["core"], "training")
-    if hparams["refit"] and hparams["folds"] > 1:
-        raise SeqbenchError("refit=true trains on every training fold at once; it cannot be "
-                            f"combined with folds={hparams['folds']}.")
-    if hparams["fold"] >= hparams["folds"]:
-        raise SeqbenchError(f"fold={hparams['fold']} must be below folds={hparams['folds']} "
-                            "(folds are numbered from 0).")
+    resolved = resolve_settings(task, dataset, settings, cell_plugin)
     return RunSpec(
-        task=task_plugin.name,
-        dataset=dataset,
+        task=task.name,
+        dataset=resolved.dataset,
         cell=cell_plugin.name,
         seed=check_seed(seed),
         device=device,
-        hparams=hparams,
-        cell_params=resolve(groups["cell"], routed["cell"], f"cell '{cell_plugin.name}'"),
-        task_params=resolve(groups["task"], routed["task"], f"task '{task_plugin.name}'"),
+        hparams=resolved.hparams,
+        cell_params=resolved.cell_params,
+        task_params=resolved.task_params,
         _token=_VALIDATED,
     )

@@ -11,33 +11,41 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from seqbench import registry
-from seqbench.config import _route, core_params_for
+from seqbench.config import resolve_settings
 from seqbench.contracts import TaskData
-from seqbench.errors import unknown_name
-from seqbench.params import resolve
 
 
-def load(task: str, dataset: str | None, settings: Mapping[str, Any],
-         data_dir: str | os.PathLike[str] | None) -> tuple[str, TaskData]:
-    """The dataset's name and its data, validated with the task's and the core's options."""
-    from seqbench.data import CACHES_USED
+@dataclass
+class DataCheck:
+    """A dataset as a run would see it: one row per split (items, lengths, balance), the
+    task's notes and test baselines, the cache it used, and the data itself."""
+
+    task: str
+    dataset: str
+    data: TaskData
+    rows: list[list[str]] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+def check(task: str, dataset: str | None, settings: Mapping[str, Any],
+          data_dir: str | os.PathLike[str] | None) -> DataCheck:
+    """Load the dataset with the task's and the core's options validated as `build_spec`
+    validates them (no cell is needed to look at data)."""
+    from seqbench.datafiles import CACHES_USED
     from seqbench.train import prepare_dataset
 
-    plugin = registry.get_task(task)
-    dataset = dataset or plugin.default_dataset
-    if dataset not in plugin.datasets:
-        raise unknown_name(f"dataset for task '{task}'", dataset, plugin.datasets)
-    groups = {"core": core_params_for(plugin, dataset), "task": plugin.params}
-    routed = _route(settings, groups)
-    resolve(groups["core"], routed["core"], "training")  # core settings are checked too
-    task_params = resolve(groups["task"], routed["task"], f"task '{task}'")
-    CACHES_USED.clear()  # what `show` names is this dataset's cache only
-    return dataset, prepare_dataset(task, dataset, task_params, data_dir)
+    resolved = resolve_settings(task, dataset, settings)
+    CACHES_USED.clear()  # the cache named below is this dataset's only
+    data = prepare_dataset(resolved.task.name, resolved.dataset, resolved.task_params, data_dir)
+    rows, facts = summary_rows(data)
+    if not facts.get("cache") and CACHES_USED:  # the task did not say; `cached` knows
+        facts["cache"] = ", ".join(map(str, dict.fromkeys(CACHES_USED)))
+    return DataCheck(resolved.task.name, resolved.dataset, data, rows, facts)
 
 
 def length_summary(lengths: list[int]) -> str:
@@ -59,32 +67,3 @@ def summary_rows(data: TaskData) -> tuple[list[list[str]], dict[str, Any]]:
         shown = ", ".join(f"{name}: {count}" for name, count in counts.items())
         rows.append([split, str(size), length_summary(lengths.get(split, [])), shown or "-"])
     return rows, facts
-
-
-def show(task: str, dataset: str, data: TaskData) -> None:
-    """Print the split table, the notes, the test baselines and the cache location."""
-    from rich.console import Console
-    from rich.table import Table
-
-    rows, facts = summary_rows(data)
-    table = Table(title=f"{task}/{dataset}", title_justify="left")
-    for column in ("split", "items", "length min / median / mean / max", "balance"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*row)
-    console = Console()
-    console.print(table)
-    for line in facts.get("notes", []):
-        console.print(f"- {line}")
-    for name, values in data.baselines().items():  # what a model has to beat, before training
-        shown = ", ".join(f"{key} {value:.4g}" for key, value in values.items()
-                          if isinstance(value, (int, float)))
-        console.print(f"baseline {name} on test: {shown}")
-    console.print(f"cache: {facts.get('cache') or caches_used() or 'none (read directly)'}")
-
-
-def caches_used() -> str:
-    """The cache files `seqbench.data.cached` read or wrote while the data loaded."""
-    from seqbench.data import CACHES_USED
-
-    return ", ".join(map(str, dict.fromkeys(CACHES_USED)))

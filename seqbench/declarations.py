@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from seqbench.contracts import FAMILIES
+from seqbench.core_params import CORE_PARAMS
 from seqbench.errors import SeqbenchError, unknown_name
 from seqbench.params import Param
 
@@ -78,8 +79,6 @@ def cell_problems(cell: Any) -> list[str]:
 
 def task_problems(task: Any) -> list[str]:
     """What is wrong with a `Task`'s class-level declarations (no data is touched)."""
-    from seqbench.config import CORE_PARAMS  # config imports the registry, which imports us
-
     problems = []
     for attribute in ("name", "summary", "primary_metric", "default_dataset"):
         value = getattr(task, attribute, None)

@@ -18,8 +18,6 @@ from seqbench.errors import SeqbenchError, unknown_name
 
 #: Seeds reach numpy, which takes 0 .. 2**32 - 1.
 MAX_SEED = 2**32 - 1
-#: A sweep's sampler seed is seed * 1_000_003 + trials so far, which must stay below 2**32.
-MAX_SWEEP_SEED = 4000
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 

@@ -2,8 +2,9 @@
 
 A run folder holds `config.json` (the resolved spec and the command that re-runs it,
 written *before* training so a crash never loses what was attempted), `history.csv` (one
-row per epoch, appended as training goes), `best.ckpt` (Lightning checkpoint of the best
-validation epoch) and, at the end, `metrics.json`. Reports read only these files.
+row per epoch, appended as training goes), `best.ckpt` (the best validation epoch's weights,
+a plain dict that `seqbench.best` saves with torch.save, not a Lightning checkpoint) and, at
+the end, `metrics.json`. Reports read only these files.
 """
 
 from __future__ import annotations

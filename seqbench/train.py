@@ -22,7 +22,7 @@ from seqbench import registry, runs
 from seqbench.config import DEVICES, RunSpec
 from seqbench.console import progress
 from seqbench.contracts import DataContext, TaskData
-from seqbench.data import resolve_cache_dir, resolve_data_dir
+from seqbench.datafiles import resolve_cache_dir, resolve_data_dir
 from seqbench.errors import SeqbenchError, unknown_name
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pickle
 import subprocess
 import sys
+import warnings
 
 import pytest
 import torch
@@ -126,24 +127,20 @@ def test_register_runs_the_declaration_checks_a_loaded_plugin_gets():
         sb.register(sb.Cell(name="bad", summary="", build=torch.nn.LSTM))
 
 
-def test_python_sweep_takes_every_option_of_seqbench_sweep_with_its_default():
-    """A notebook and the command line must run the same protocol: a smaller default
-    budget in `sb.sweep` once gave notebook users 20 trials and 3 seeds, not 30 and 5."""
-    import inspect
+def test_old_import_paths_still_read_with_a_warning_and_sb_data_stays_the_api():
+    """`seqbench.data` became `seqbench.datafiles` (so that `sb.data` can be `seqbench data`)
+    and the core hyperparameters left `seqbench.config`; plugins importing the old paths keep
+    working, told where the names went."""
+    from seqbench import core_params, datafiles
 
-    from seqbench import cli
-
-    # CLI-only by nature: the process's threads; the rest is named differently in Python.
-    process_only = {"threads"}
-    python_name = {"max_time": "max_seconds", "settings": "settings", "epochs": "settings"}
-    python = inspect.signature(sb.sweep).parameters
-    for name, option in inspect.signature(cli.sweep).parameters.items():
-        if name in process_only:
-            continue
-        counterpart = python_name.get(name, name)
-        if counterpart == "settings":
-            assert python["settings"].kind is inspect.Parameter.VAR_KEYWORD
-            continue
-        assert counterpart in python, f"sb.sweep lacks {counterpart!r} (--{name})"
-        if option.default is not inspect.Parameter.empty:
-            assert str(python[counterpart].default) == str(option.default), name
+    with pytest.warns(DeprecationWarning, match="seqbench.data.cached moved to seqbench.datafiles"):
+        from seqbench.data import cached
+    assert cached is datafiles.cached
+    assert sb.data.__module__ == "seqbench.api"  # the import bound no module over it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # what pickle and importlib probe is not warned at
+        for name in ("torch", "__path__", "_private", "no_such_name"):
+            assert not hasattr(sys.modules["seqbench.data"], name)
+    with pytest.warns(DeprecationWarning, match="seqbench.config.CORE_PARAMS moved"):
+        from seqbench.config import CORE_PARAMS
+    assert CORE_PARAMS is core_params.CORE_PARAMS

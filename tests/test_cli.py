@@ -185,3 +185,63 @@ def test_lstm_on_real_jsb_chorales_end_to_end(real_data_dir, tmp_path, capsys):
     assert code == 0, stderr
     (path,) = [Path(line) for line in stdout.split()]
     assert any(m.type == "note_on" for m in mido.MidiFile(path))
+
+
+#: Options that are hyperparameters (the API function's keyword settings), by command.
+SETTING_OPTIONS = {"run": {"settings", "epochs", "hidden_size", "layers", "lr", "batch_size"},
+                   "sweep": {"settings", "epochs"}, "data": {"settings"},
+                   "generate": {"settings", "steps", "temperature", "seed", "num", "inputs"}}
+#: Options named in the plural for the setting they fill (`--input A --input B` is input=A,B).
+SETTING_NAMES = {"inputs": "input"}
+#: Where Python says it otherwise: `--quiet` is `progress=False`; the subcommand of
+#: `seqbench new` is `new(kind=...)`.
+RENAMED = {("run", "quiet"): "progress"}
+IMPLIED = {"new cell": {"kind"}, "new task": {"kind"}}
+
+
+def test_every_command_is_one_api_function_and_every_option_one_of_its_parameters():
+    """The command line is a thin shell: each command calls the API function of its name,
+    every option is a parameter of that function with the same default (or one of its
+    keyword settings), and every parameter is an option. A notebook and the command line
+    cannot drift apart (a smaller default budget in `sb.sweep` once gave notebook users 20
+    trials and 3 seeds, not 30 and 5)."""
+    import inspect
+
+    import typer
+
+    import seqbench as sb
+    from seqbench import cli
+    from seqbench.core_params import CORE_PARAMS
+
+    def commands(command, path: tuple[str, ...] = ()):
+        if hasattr(command, "commands"):  # a group (typer's click, vendored or not)
+            for name, sub in command.commands.items():
+                yield from commands(sub, (*path, name))
+        else:
+            yield " ".join(path), command
+
+    api = {"run": sb.run, "sweep": sb.sweep, "report": sb.report, "publish": sb.publish,
+           "data": sb.data, "list": sb.list, "generate": sb.generate, "export": sb.export,
+           "new cell": sb.new, "new task": sb.new}
+    found = dict(commands(typer.main.get_command(cli.app)))
+    assert sorted(found) == sorted(api)
+    generate_options = {p.name for entry in registry.plugins("task").values() if entry.plugin
+                        for p in entry.plugin.generate_params}
+    for path, command in found.items():
+        parameters = inspect.signature(api[path]).parameters
+        keywords = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+        named = set()
+        for option in command.params:
+            if option.name in SETTING_OPTIONS.get(path, ()):
+                assert keywords, f"sb.{api[path].__name__} takes no settings (seqbench {path})"
+                assert option.name == "settings" or SETTING_NAMES.get(option.name, option.name) in (
+                    generate_options if path == "generate" else {p.name for p in CORE_PARAMS})
+                continue
+            name = RENAMED.get((path, option.name), option.name)
+            assert name in parameters, f"seqbench {path} --{option.name}: no such parameter"
+            named.add(name)
+            if name == option.name and not option.required:
+                assert str(parameters[name].default) == str(option.default), (path, name)
+        python_only = {name for name, p in parameters.items()
+                       if p.kind is not inspect.Parameter.VAR_KEYWORD} - named
+        assert python_only == IMPLIED.get(path, set()), f"seqbench {path} lacks {python_only}"

@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 
 from seqbench import Param, registry
-from seqbench.config import CORE_PARAMS
+from seqbench.core_params import CORE_PARAMS
 from seqbench.testing.cells import CELL_CHECKS
 from seqbench.testing.tasks import TASK_CHECKS
 
@@ -51,7 +51,7 @@ def test_the_docs_code_blocks_make_a_plugin_that_passes_the_kit(tmp_path, monkey
 
 
 def test_the_docs_list_every_core_hyperparameter_param_field_and_check():
-    core = re.search(r"\*\*The core hyperparameters\*\*.*?:(.*?)\. `seqbench\.config",
+    core = re.search(r"\*\*The core hyperparameters\*\*.*?:(.*?)\. `seqbench\.core_params",
                      DOC, re.S)
     assert re.findall(r"`(\w+)`", core.group(1)) == [p.name for p in CORE_PARAMS]
     signature = re.search(r"\*\*`seqbench\.Param\((.*?)\)`\*\*", DOC, re.S).group(1)

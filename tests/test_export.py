@@ -55,7 +55,7 @@ def test_torchscript_and_onnx_give_the_runs_outputs(trained, kind, cell, tmp_pat
     inputs = example_inputs(run.data, run.spec.hparams["batch_size"])
     with torch.no_grad():
         expected = [run.model(x)[0] for x in inputs]
-    scripted = torch.jit.load(str(sb.export(run.dir, "torchscript", tmp_path / "m.pt")))
+    scripted = torch.jit.load(str(sb.export(run.dir, "torchscript", tmp_path / "m.pt").path))
     session = onnxruntime.InferenceSession(str(run.export("onnx", tmp_path / "m.onnx")),
                                            providers=["CPUExecutionProvider"])
     for x, want in zip(inputs, expected):

@@ -300,7 +300,7 @@ def test_run_records_are_world_readable_like_every_other_file(world):
 
 def sweep_argv(out: Path, trials: int, *extra) -> list[str]:
     return [*SWEEP[:5], "--trials", str(trials), "--seeds", "1", "--pruner", "none",
-            "--output-dir", str(out), *(extra or ("--epochs", "2"))]
+            "--rerun-seeds", "0", "--output-dir", str(out), *(extra or ("--epochs", "2"))]
 
 
 def test_the_report_command_a_sweep_suggests_works(world, tmp_path, capsys):

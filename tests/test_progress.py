@@ -10,8 +10,8 @@ from seqbench import summary
 from seqbench.cli import main
 from seqbench.config import build_spec
 from seqbench.console import EpochLines, TrainingProgress
-from seqbench.data import cached
-from seqbench.datacheck import caches_used
+from seqbench.datacheck import check
+from seqbench.datafiles import cached
 
 
 def test_a_run_off_a_terminal_prints_one_line_per_epoch_and_a_readable_summary(
@@ -66,9 +66,16 @@ def test_epoch_lines_mark_the_best_epoch_in_the_metrics_direction(capsys):
     assert listeners == []
 
 
-def test_data_names_the_cache_a_task_wrote_even_when_its_describe_does_not(tmp_path):
-    from seqbench.data import CACHES_USED
+def test_data_names_the_cache_a_task_wrote_even_when_its_describe_does_not(tmp_path,
+                                                                           monkeypatch):
+    from seqbench import train
 
-    CACHES_USED.clear()
-    cached(tmp_path / "rolls.pkl", lambda: [1, 2, 3])
-    assert caches_used() == str(tmp_path / "rolls.pkl")
+    real = train.prepare_dataset
+
+    def prepare_with_a_cache(*args):
+        cached(tmp_path / "rolls.pkl", lambda: [1, 2, 3])  # as a task's `prepare` would
+        return real(*args)
+
+    monkeypatch.setattr(train, "prepare_dataset", prepare_with_a_cache)
+    checked = check("speech", None, {}, None)
+    assert checked.facts["cache"] == str(tmp_path / "rolls.pkl")

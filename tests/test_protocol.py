@@ -1,11 +1,13 @@
 """The sweep protocol (issue 14): trials train on the data they ask for, a trial replays
-exactly, seeds are disjoint, defaults come first, selection re-runs the top, folds, priors."""
+exactly, seeds come from one SeedSequence and are recorded, defaults come first, selection
+re-runs the top, folds, priors."""
 
 from __future__ import annotations
 
 import json
 import re
 import statistics
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,19 +17,12 @@ import pytest
 from seqbench.cli import main
 from seqbench.config import build_spec
 from seqbench.errors import SeqbenchError
+from seqbench.sweeps import record, seeds, studies
 from seqbench.sweeps import space as search_space
+from seqbench.sweeps.plan import SweepPlan
 from seqbench.sweeps.prepared import PreparedData
-from seqbench.sweeps.runner import (
-    SweepPlan,
-    one_standard_error,
-    open_cell_study,
-    refuse_another_protocol,
-    rerun,
-    rerun_jobs,
-    run_sweep,
-    select,
-    validate_plan,
-)
+from seqbench.sweeps.runner import check_data, run_sweep
+from seqbench.sweeps.select import choose, one_standard_error, rerun, rerun_jobs, rerun_requests
 from seqbench.sweeps.storage import open_storage
 from seqbench.sweeps.workers import run_jobs
 from seqbench.train import load_trained
@@ -44,6 +39,10 @@ def speech_plan(tmp_path: Path, **changes) -> SweepPlan:
 
 def study_of(plan: SweepPlan, cell: str = "gru"):
     return optuna.load_study(study_name=plan.study_name(cell), storage=open_storage(plan.storage))
+
+
+def record_of(plan: SweepPlan, cell: str = "gru") -> record.StudyRecord:
+    return record.read(study_of(plan, cell).user_attrs)
 
 
 def replay(config: Path, tmp_path: Path) -> dict:
@@ -69,7 +68,7 @@ def test_a_tuned_data_side_parameter_changes_what_the_trial_trains_on(tmp_path):
     recorded but the trial trained with `last`. Trial 1 is made to sample `mean`; replaying
     its recorded spec (which prepares the data from scratch) must give its exact value."""
     plan = speech_plan(tmp_path, folds=1)
-    study = open_cell_study(plan, "gru")
+    study = studies.create(plan, "gru")
     study.enqueue_trial({"task.pooling": "mean"})
     run_sweep(plan)
     trial = study_of(plan).trials[1]
@@ -87,40 +86,52 @@ def test_a_tuned_data_side_parameter_changes_what_the_trial_trains_on(tmp_path):
 
 
 def test_a_trial_replays_exactly_fold_by_fold_and_finals_use_disjoint_seeds(tmp_path):
-    plan = speech_plan(tmp_path, folds=3, refit=True)
+    plan = speech_plan(tmp_path, folds=3, refit=True, seed=5000)  # no cap on --seed
     run_sweep(plan)
-    study = study_of(plan)
-    assert study.user_attrs["seeds"] == {"search": [0], "rerun": [1], "final": [1000]}
-    assert study.user_attrs["protocol"]["folds"] == 3
-    best = study.trials[study.user_attrs["selected_trial"]]
+    study, recorded = study_of(plan), record_of(plan)
+    tree = seeds.SeedTree(5000)
+    (final_seed,) = recorded.final_seeds
+    assert final_seed == tree.draw(seeds.FINAL, 0) and recorded.protocol.folds == 3
+    best = study.trials[recorded.selection.chosen]
     folds = sorted(Path(best.user_attrs["run_dir"]).glob("fold-*/config.json"))
     assert len(folds) == 3
     values = [replay(config, tmp_path)["best_val_nll"] for config in folds]
     assert sum(values) / 3 == pytest.approx(best.value, rel=1e-12)
-    final = study.user_attrs["final_seed1000"]
-    assert final["metrics"]["seed"] == 1000 and final["trial"] == best.number
-    record = json.loads((Path(final["run_dir"]) / "config.json").read_text())
-    assert record["trial"] == best.number and record["study"] == plan.study_name("gru")
+    (final,) = recorded.finals
+    assert final.metrics["seed"] == final_seed and final.trial == best.number
+    config = json.loads((Path(final.run_dir) / "config.json").read_text())
+    assert config["trial"] == best.number and config["study"] == plan.study_name("gru")
+    assert config["seed_origin"] == {"scheme": "seed-sequence", "entropy": 5000,
+                                     "spawn_key": [seeds.FINAL, 0]}
     # --refit: finals train on every training item, for the median best epoch of the chosen
     # configuration's fold runs in selection, and keep their last weights.
-    assert "--refit" in study.user_attrs["command"]
-    hparams = record["spec"]["hparams"]
+    assert "--refit" in recorded.command
+    hparams = config["spec"]["hparams"]
     assert (hparams["folds"], hparams["refit"]) == (1, True)
     fold_best = [json.loads(p.read_text())["best_epoch"] for p in
-                 Path(tmp_path, "selection").rglob(f"trial-{best.number:04d}-seed1/fold-*/metrics.json")]
+                 Path(tmp_path, "selection").rglob(f"trial-{best.number:04d}-rerun0/fold-*/metrics.json")]
     assert len(fold_best) == 3 and hparams["epochs"] == round(statistics.median(fold_best))
-    assert study.user_attrs["refit_epochs"] == hparams["epochs"]
-    assert final["metrics"]["split_sizes"]["train"] == 270
-    assert final["metrics"]["best_epoch"] == final["metrics"]["epochs"] == hparams["epochs"]
-    _, data, _ = load_trained(final["run_dir"])  # reloaded with the data it trained on
+    assert recorded.refit_epochs == hparams["epochs"]
+    assert final.metrics["split_sizes"]["train"] == 270
+    assert final.metrics["best_epoch"] == final.metrics["epochs"] == hparams["epochs"]
+    _, data, _ = load_trained(final.run_dir)  # reloaded with the data it trained on
     assert len(data.labels["train"]) == 270
-    reruns = sorted(Path(tmp_path, "selection").rglob("config.json"))
-    assert reruns and {json.loads(p.read_text())["spec"]["seed"] for p in reruns} == {1}
+    # Every run record names the spawn key its seed came from, and the seeds of search
+    # trials and selection re-runs (per trial or re-run, per fold) are never a final's.
+    records = [json.loads(p.read_text()) for stage in ("trials", "selection")
+               for p in Path(tmp_path, stage).rglob("config.json")]
+    for stage, run in ((r["stage"], r) for r in records):
+        key = run["seed_origin"]["spawn_key"]
+        assert key[0] == {"search": seeds.SEARCH, "selection": seeds.RERUN}[stage]
+        assert run["spec"]["seed"] == tree.draw(*key) != final_seed
+    reruns = [r for r in records if r["stage"] == "selection"]
+    assert {tuple(r["seed_origin"]["spawn_key"]) for r in reruns} == {
+        (seeds.RERUN, 0, 0, fold) for fold in range(3)}  # candidates share their seeds
 
 
 def test_the_first_trial_is_the_task_default_configuration(tmp_path):
     plan = speech_plan(tmp_path, folds=1)
-    study = open_cell_study(plan, "gru")
+    study = studies.create(plan, "gru")
     (first,) = study.get_trials(deepcopy=False)
     assert first.state.name == "WAITING" and first.user_attrs["defaults"] is True
     point = first.system_attrs["fixed_params"]
@@ -128,7 +139,7 @@ def test_the_first_trial_is_the_task_default_configuration(tmp_path):
     assert point == {"lr[adam]": defaults.hparams["lr"], "layers": defaults.hparams["layers"],
                      "dropout": 0.0, "optimizer": "adam", "clip": defaults.hparams["clip"],
                      "task.pooling": "last"}
-    open_cell_study(plan, "gru")  # opening again enqueues nothing more
+    studies.create(plan, "gru")  # opening again enqueues nothing more
     assert len(study.get_trials(deepcopy=False)) == 1
 
 
@@ -213,23 +224,21 @@ def test_refit_trains_on_the_validation_items_too_and_keeps_the_test():
 
 def test_resuming_with_refit_updates_the_command_reports_print(tmp_path):
     plan = speech_plan(tmp_path, folds=1)
-    open_cell_study(plan, "gru")
-    assert "--refit" not in study_of(plan).user_attrs["command"]
-    open_cell_study(SweepPlan(**{**plan.__dict__, "refit": True}), "gru")
-    assert "--refit" in study_of(plan).user_attrs["command"]
-    assert study_of(plan).user_attrs["plan"]["refit"] is True
+    studies.create(plan, "gru")
+    assert "--refit" not in record_of(plan).command
+    studies.create(replace(plan, refit=True), "gru")
+    assert "--refit" in record_of(plan).command and record_of(plan).plan["refit"] is True
 
 
 def test_extending_the_budget_updates_the_command_reports_print(tmp_path):
     plan = speech_plan(tmp_path, folds=1)
-    open_cell_study(plan, "gru")
-    open_cell_study(SweepPlan(**{**plan.__dict__, "jobs": 2}), "gru")  # same result
-    assert study_of(plan).user_attrs["plan"]["jobs"] == 1
-    open_cell_study(SweepPlan(**{**plan.__dict__, "trials": 4}), "gru")
-    assert "--trials 4" in study_of(plan).user_attrs["command"]
-    assert study_of(plan).user_attrs["plan"]["trials"] == 4
-    open_cell_study(plan, "gru")  # a smaller budget adds nothing: the 4-trial command stays
-    assert "--trials 4" in study_of(plan).user_attrs["command"]
+    studies.create(plan, "gru")
+    studies.create(replace(plan, jobs=2), "gru")  # the same result
+    assert record_of(plan).plan["jobs"] == 1
+    studies.create(replace(plan, trials=4), "gru")
+    assert "--trials 4" in record_of(plan).command and record_of(plan).plan["trials"] == 4
+    studies.create(plan, "gru")  # a smaller budget adds nothing: the 4-trial command stays
+    assert "--trials 4" in record_of(plan).command
 
 
 def test_a_study_resumes_only_under_its_own_protocol_and_its_siblings(tmp_path):
@@ -238,61 +247,96 @@ def test_a_study_resumes_only_under_its_own_protocol_and_its_siblings(tmp_path):
     before anything is written. Equal values written differently, and the folds the task
     declares given explicitly, are the same protocol."""
     plan = speech_plan(tmp_path, settings={"lr": "1e-3"})
-    open_cell_study(plan, "gru")
-    storage = open_storage(plan.storage)
-    same = [SweepPlan(**{**plan.__dict__, **change}) for change in (
+    studies.create(plan, "gru")
+    same = [replace(plan, **change) for change in (
         {}, {"settings": {**plan.settings, "lr": "0.001"}}, {"folds": plan.selection_folds()},
         {"trials": 5, "jobs": 2, "refit": True}, {"cells": ("rnn",)})]
     for resumed in same:
-        refuse_another_protocol(resumed, storage)
+        studies.check(resumed)
     other = [({"settings": {**plan.settings, "epochs": "3"}}, "settings"),
              ({"seeds": 3}, "seeds=1 (now 3)"), ({"folds": 1}, "folds=5 (now 1)"),
+             ({"rerun_seeds": None}, "rerun_seeds=1 (now 2)"),
              ({"cells": ("rnn",), "top": 1}, "top=2 (now 1)")]
     for change, message in other:
         with pytest.raises(SeqbenchError, match=re.escape(message)):
-            refuse_another_protocol(SweepPlan(**{**plan.__dict__, **change}), storage)
+            studies.check(replace(plan, **change))
 
 
-def test_a_cell_added_to_a_sweep_prunes_as_its_siblings_did(tmp_path):
+def version_1(study, **protocol) -> None:
+    """Make a study's record look as sweeps before the versioned record wrote it."""
+    recorded = {**study.user_attrs["protocol"], **protocol}
+    for key in ("pruning_sees_best_so_far", "min_pairs", "threads"):
+        recorded.pop(key, None) if key not in protocol else None
+    study.set_user_attr("protocol", recorded)
+    study.set_user_attr("version", 1)
+
+
+def test_a_cell_added_to_a_sweep_prunes_selects_and_seeds_as_its_siblings_did(tmp_path):
     """A staged sweep (`--cells lstm,gru`, later `--cells rnn`) must tune every cell under
-    one rule, even when the siblings ran before pruning saw the best value so far."""
-    from seqbench.sweeps.runner import PRUNING_SEES_BEST_SO_FAR
-
+    one rule, even when the siblings ran before pruning saw the best value so far, before
+    selection needed five pairs, and before seeds came from a SeedSequence."""
     plan = speech_plan(tmp_path, folds=1)
-    open_cell_study(plan, "gru")
-    assert study_of(plan).user_attrs["protocol"][PRUNING_SEES_BEST_SO_FAR] is True  # no sibling
-    open_cell_study(plan, "rnn")
-    assert study_of(plan, "rnn").user_attrs["protocol"][PRUNING_SEES_BEST_SO_FAR] is True
+    studies.create(plan, "gru")
+    first = record_of(plan).protocol
+    assert (first.pruning_sees_best_so_far, first.min_pairs) == (True, record.MIN_PAIRS)
+    studies.create(plan, "rnn")
+    assert record_of(plan, "rnn").protocol == first
 
-    older = SweepPlan(**{**plan.__dict__, "study": "older"})
-    open_cell_study(older, "gru")
-    protocol = study_of(older).user_attrs["protocol"]
-    del protocol[PRUNING_SEES_BEST_SO_FAR]  # as a sweep begun before the rule recorded it
-    study_of(older).set_user_attr("protocol", protocol)
-    open_cell_study(older, "lstm")
-    assert study_of(older, "lstm").user_attrs["protocol"][PRUNING_SEES_BEST_SO_FAR] is False
-    other_dataset = SweepPlan(**{**older.__dict__, "dataset": "fsdd"})
-    open_cell_study(other_dataset, "lstm")  # not a sibling: another dataset
-    assert study_of(other_dataset, "lstm").user_attrs["protocol"][PRUNING_SEES_BEST_SO_FAR]
+    older = replace(plan, study="older")
+    version_1(studies.create(older, "gru"))  # as a sweep begun before the rules
+    studies.create(older, "lstm")
+    added = record_of(older, "lstm")
+    assert (added.protocol.pruning_sees_best_so_far, added.protocol.min_pairs) == (False, 2)
+    assert added.seeding == seeds.Offsets(0) and added.final_seeds == [1000]
+    other_dataset = replace(older, dataset="fsdd")
+    studies.create(other_dataset, "lstm")  # not a sibling: another dataset
+    assert record_of(other_dataset, "lstm").protocol.pruning_sees_best_so_far
 
-    mixed = SweepPlan(**{**plan.__dict__, "study": "mixed"})
-    for cell, rule in (("gru", True), ("lstm", False)):  # journals merged by hand
-        open_cell_study(mixed, cell)
-        study_of(mixed, cell).set_user_attr("protocol", {PRUNING_SEES_BEST_SO_FAR: rule})
+    mixed = replace(plan, study="mixed")
+    studies.create(mixed, "gru")
+    version_1(studies.create(mixed, "lstm"), pruning_sees_best_so_far=True)  # merged by hand
     with pytest.raises(SeqbenchError, match="the cells of sweep 'mixed' in .* disagree on "
-                                            "what pruning compares; start a new --study"):
-        open_cell_study(mixed, "rnn")
+                                            "what pruning compares"):
+        studies.create(mixed, "rnn")
 
 
-def test_refit_is_refused_before_the_search_where_the_task_cannot_refit(tmp_path):
-    plan = SweepPlan(task="music", dataset="bach", cells=("gru",), trials=2, seeds=1,
+def test_a_published_study_reads_through_the_version_1_migration():
+    """The published journals predate the versioned record: they read with the seeds,
+    protocol and selection their sweeps used, and only their own finals count."""
+    root = Path(__file__).resolve().parents[1]
+    storage = open_storage(str(root / "results" / "studies.journal"))
+    jv = record.read(optuna.load_study(study_name="jv/speech/japanese-vowels/gru",
+                                       storage=storage).user_attrs)
+    assert (jv.version, jv.repeat, jv.seeding) == (1, 0, seeds.Offsets(0))
+    assert jv.seeds == {"search": [0], "rerun": [1, 2], "final": [1000, 1001, 1002, 1003, 1004]}
+    assert [f.seed for f in jv.finals] == jv.final_seeds
+    assert jv.protocol == record.Protocol(folds=5, top=3, rerun_seeds=2, startup_trials=10,
+                                          pruning_sees_best_so_far=False, min_pairs=2,
+                                          threads=None)
+    assert jv.selection.chosen in jv.selection.means and jv.selection.rule is None
+    assert [seeds.Offsets(0).draw(seeds.FINAL, i) for i in range(5)] == jv.final_seeds
+    assert seeds.Offsets(0).draw(seeds.RERUN, 0, 1, 3) == 2
+    nottingham = record.read(optuna.load_study(study_name="nottingham/music/nottingham/gru",
+                                               storage=storage).user_attrs)
+    assert nottingham.protocol.pruning_sees_best_so_far is True  # recorded, so kept
+    with pytest.raises(SeqbenchError, match="newer seqbench"):
+        record.read({**study_attrs(jv), "version": record.VERSION + 1})
+
+
+def study_attrs(found: record.StudyRecord) -> dict:
+    return {"task": found.task, "dataset": found.dataset, "cell": found.cell,
+            "primary_metric": found.primary_metric, "direction": found.direction}
+
+
+def test_refit_is_refused_before_the_search_where_the_task_cannot_refit(toy_task, tmp_path):
+    plan = SweepPlan(task=toy_task, dataset="tiny", cells=("gru",), trials=2, seeds=1,
                      storage=str(tmp_path / "sweeps.journal"), output_dir=str(tmp_path),
                      refit=True)
     with pytest.raises(SeqbenchError, match="MusicData cannot train on its validation items"):
-        validate_plan(plan)
-    settings = SweepPlan(**{**plan.__dict__, "refit": False, "settings": {"refit": "true"}})
+        check_data(plan)
     with pytest.raises(SeqbenchError, match="not a setting of every trial: use --refit"):
-        validate_plan(settings)  # trials would train on their own validation items
+        replace(plan, refit=False, settings={"refit": "true"})  # trials would train on
+        # their own validation items
 
 
 def test_stratified_folds_partition_the_training_set_and_keep_every_class():
@@ -383,29 +427,38 @@ def keyed(values: list[float]) -> dict[tuple[int, int], float]:
 
 
 def test_the_default_is_kept_unless_a_tuned_configuration_beats_it_by_a_standard_error():
+    def rule(reruns, sign, default, min_pairs=2):  # version 1's minimum: two pairs
+        return one_standard_error(reruns, sign, default, min_pairs)[:2]
+
     # minimising; pairs share a seed and a fold
     tuned = keyed([0.09, 0.11, 0.09, 0.11])
     noisy = keyed([0.05, 0.17, 0.05, 0.17])  # mean 0.11: 0.01 worse, but the difference varies
-    chosen, error = one_standard_error({3: tuned, 0: noisy}, 1, 0)
+    chosen, error = rule({3: tuned, 0: noisy}, 1, 0)
     assert chosen == 0 and error == pytest.approx(np.std([0.04, -0.06] * 2, ddof=1) / 2)
     steady = keyed([0.12, 0.14, 0.12, 0.14])  # 0.03 worse on every pair: real evidence
-    assert one_standard_error({3: tuned, 0: steady}, 1, 0) == (3, pytest.approx(0.0))
-    assert one_standard_error({3: tuned}, 1, None)[0] == 3  # a study without its default
+    assert rule({3: tuned, 0: steady}, 1, 0) == (3, pytest.approx(0.0))
+    assert rule({3: tuned}, 1, None)[0] == 3  # a study without its default
     # pairs are matched by (seed, fold), not by position: a lost seed drops its pairs
     lost = {key: value for key, value in noisy.items() if key[0] == 2}
-    assert one_standard_error({3: tuned, 0: lost}, 1, 0)[0] == 0  # 2 pairs, same error
-    assert one_standard_error({3: tuned, 0: {(1, 0): 0.1000001}}, 1, 0) == (3, pytest.approx(
+    assert rule({3: tuned, 0: lost}, 1, 0)[0] == 0  # 2 pairs, same error
+    assert rule({3: tuned, 0: {(1, 0): 0.1000001}}, 1, 0) == (3, pytest.approx(
         float("nan"), nan_ok=True))  # one pair: no error to measure, the best mean wins
     # maximising (accuracy): the same rule, mirrored
-    assert one_standard_error({1: keyed([0.96, 0.98]), 0: keyed([0.97, 0.95])}, -1, 0)[0] == 0
-    assert one_standard_error({1: keyed([0.96, 0.98]), 0: keyed([0.90, 0.91])}, -1, 0)[0] == 1
+    assert rule({1: keyed([0.96, 0.98]), 0: keyed([0.97, 0.95])}, -1, 0)[0] == 0
+    assert rule({1: keyed([0.96, 0.98]), 0: keyed([0.90, 0.91])}, -1, 0)[0] == 1
+    # today's minimum is five pairs: with four the error is not trusted, the best mean wins
+    # and the rule says so; with six, the defaults are kept as above
+    chosen, error, why = one_standard_error({3: tuned, 0: noisy}, 1, 0)
+    assert (chosen, why) == (3, "best mean of the re-runs: 4 paired values, fewer than the 5 "
+                                "the one-standard-error rule needs") and np.isnan(error)
+    six = {3: keyed([0.09, 0.11] * 3), 0: keyed([0.05, 0.17] * 3)}
+    assert one_standard_error(six, 1, 0)[::2] == (0, "one standard error")
 
 
 def searched(tmp_path: Path, **changes) -> SweepPlan:
     """A plan whose gru study holds three finished trials: the defaults (0.9), hidden 12
     (0.5, the best) and hidden 4 (0.6); selection re-runs the top one and the defaults."""
-    plan = SweepPlan(**{**speech_plan(tmp_path, folds=1).__dict__, "top": 1, "rerun_seeds": 2,
-                        **changes})
+    plan = replace(speech_plan(tmp_path, folds=1), top=1, rerun_seeds=2, **changes)
     study = optuna.create_study(study_name=plan.study_name("gru"),
                                 storage=open_storage(plan.storage))
     default = build_spec("speech", "gru", settings=SPEECH).settings()
@@ -414,6 +467,7 @@ def searched(tmp_path: Path, **changes) -> SweepPlan:
                                    (0.6, {**default, "hidden_size": 4}, {})):
         study.add_trial(optuna.trial.create_trial(value=value, user_attrs={
             "settings": settings, **attrs}))
+    studies.create(plan, "gru")  # its record (the trials are there: nothing is enqueued)
     return plan
 
 
@@ -423,13 +477,15 @@ def no_training(*args, **kwargs):
 
 def test_selection_re_runs_the_default_beside_the_top_and_records_the_rule(tmp_path):
     plan = searched(tmp_path)
-    chosen = select(plan, "gru")
-    study = study_of(plan)
-    assert set(study.user_attrs["selection"]) == {"0", "1"}  # the best trial and the default
-    assert study.user_attrs["selection_standard_error"] >= 0
-    assert chosen == study.user_attrs["selected_trial"] in (0, 1)
+    chosen = choose(plan, "gru")
+    selection = record_of(plan).selection
+    assert set(selection.means) == {0, 1}  # the best trial and the default
+    assert chosen == selection.chosen in (0, 1)
+    # two seeds on one split are two pairs: too few for the one-standard-error rule, so
+    # the best mean wins, and the record says why
+    assert selection.standard_error is None and "fewer than the 5" in selection.rule
     assert sorted(p.name for p in Path(tmp_path, "selection").rglob("trial-*")) == [
-        "trial-0000-seed1", "trial-0000-seed2", "trial-0001-seed1", "trial-0001-seed2"]
+        "trial-0000-rerun0", "trial-0000-rerun1", "trial-0001-rerun0", "trial-0001-rerun1"]
 
 
 def test_each_re_run_is_its_own_job_so_a_one_cell_stage_keeps_every_worker_busy(
@@ -439,25 +495,29 @@ def test_each_re_run_is_its_own_job_so_a_one_cell_stage_keeps_every_worker_busy(
     parent that selects reads every re-run back instead of training it."""
     plan = searched(tmp_path, jobs=2)
     jobs = rerun_jobs(plan)
-    assert [job.name for job in jobs] == ["gru/trial1-seed1", "gru/trial1-seed2",
-                                          "gru/trial0-seed1", "gru/trial0-seed2"]
+    assert [job.name for job in jobs] == ["gru/trial1-rerun0", "gru/trial1-rerun1",
+                                          "gru/trial0-rerun0", "gru/trial0-rerun1"]
     run_jobs(jobs, plan.jobs)
     monkeypatch.setattr("seqbench.train.train", no_training)
-    chosen = select(plan, "gru")
-    study = study_of(plan)
-    assert chosen == study.user_attrs["selected_trial"] in (0, 1)
-    assert all(np.isfinite(value) for value in study.user_attrs["selection"].values())
-    assert rerun_jobs(SweepPlan(**{**plan.__dict__, "rerun_seeds": 0})) == []
+    chosen = choose(plan, "gru")
+    selection = record_of(plan).selection
+    assert chosen == selection.chosen in (0, 1)
+    assert all(np.isfinite(value) for value in selection.means.values())
+    assert rerun_jobs(replace(plan, rerun_seeds=0)) == []
 
 
 def test_a_diverged_re_run_is_read_back_as_a_missing_seed_not_trained_again(
         tmp_path, monkeypatch, capsys):
+    from seqbench import runs
+    from seqbench.sweeps.cache import KEY
+
     plan = searched(tmp_path)
-    folder = plan.folder("selection", "gru") / "trial-0001-seed1"
-    folder.mkdir(parents=True)
-    (folder / "metrics.json").write_text(json.dumps({"status": "diverged",
-                                                     "error": "val_nll is nan after epoch 2"}))
+    (request,) = rerun_requests(plan, "gru", 0, 1, 0)
+    request.run_dir.mkdir(parents=True)
+    runs.write_config(request.run_dir, request.spec, {KEY: request.key()})
+    (request.run_dir / "metrics.json").write_text(json.dumps(
+        {"status": "diverged", "error": "val_nll is nan after epoch 2"}))
     monkeypatch.setattr("seqbench.train.train", no_training)
-    trial = study_of(plan).trials[1]
-    assert rerun(plan, "gru", trial, 1) is None
-    assert "gru trial 1 seed 1: diverged (val_nll is nan after epoch 2)" in capsys.readouterr().err
+    assert rerun(plan, "gru", 0, 1, 0) is None
+    assert "gru trial 1 re-run 0: diverged (val_nll is nan after epoch 2)" in \
+        capsys.readouterr().err

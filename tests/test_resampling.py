@@ -153,10 +153,12 @@ def committed_run(path: Path) -> dict:
 
 
 def summary(name: str, finals: list[dict]) -> CellSummary:
-    return CellSummary(cell=name, study=None, task="speech", dataset="japanese-vowels",
-                       primary_metric="accuracy", direction="maximize",
-                       selection_metric="nll", selection_direction="minimize", command="",
-                       finals=finals)
+    from seqbench.sweeps import record
+
+    recorded = record.read({"task": "speech", "dataset": "japanese-vowels", "cell": name,
+                            "primary_metric": "accuracy", "direction": "maximize",
+                            "selection_metric": "nll", "selection_direction": "minimize"})
+    return CellSummary(cell=name, study=None, record=recorded, finals=finals)
 
 
 def test_aa_on_committed_japanese_vowels_runs_through_the_report():

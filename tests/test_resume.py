@@ -162,17 +162,39 @@ def test_what_cannot_be_resumed_is_one_line_that_says_why(uninterrupted, tmp_pat
     assert "give no other run options" in capsys.readouterr().err
 
 
-def test_the_command_line_says_how_to_resume_and_exits_130_on_ctrl_c(monkeypatch, capsys):
-    from seqbench import train as train_module
-    from seqbench.errors import Interrupted
+def test_the_command_line_says_how_to_resume_and_exits_130_on_ctrl_c(toy_task, tmp_path):
+    """Ctrl-C through the real command line once the run has a resume point: the last line
+    is the run's own message (its folder, its epochs, the command that resumes it), and the
+    exit code is 130."""
+    import os
+    import re
+    import signal
 
-    def interrupted(*args, **kwargs):
-        raise Interrupted("the run stopped after 4 finished epoch(s); kept config.json in "
-                          "runs/x. Continue it from epoch 3 with `seqbench run --resume runs/x`.")
+    from test_sweep import wait_for
 
-    monkeypatch.setattr(train_module, "train", interrupted)
-    assert main(["run", "--task", "speech", "--cell", "gru", "--quiet"]) == 130
-    assert capsys.readouterr().err.strip().endswith("`seqbench run --resume runs/x`.")
+    out = tmp_path / "runs"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "seqbench", "run", "--task", toy_task, "--cell", "gru",
+         "--quiet", "--set", "epochs=100000", "--set", "patience=0", "--output-dir", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        wait_for(lambda: any(out.glob(f"*/{RESUME_POINT}")) or process.poll() is not None,
+                 120, "a resume point")
+    finally:
+        process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    (run_dir,) = out.iterdir()
+    last = err.strip().splitlines()[-1]
+    found = re.fullmatch(rf"interrupted: the run stopped after (\d+) finished epoch\(s\); kept "
+                         rf"config\.json, history\.csv, best\.ckpt in {re.escape(str(run_dir))}\. "
+                         rf"Continue it from epoch (\d+) with `seqbench run --resume "
+                         rf"{re.escape(str(run_dir))}`\.", last)
+    assert found, err
+    stopped, resumable = map(int, found.groups())
+    assert read_json(run_dir / "metrics.json") == {"status": "interrupted", "epochs": stopped}
+    assert 1 <= resumable <= stopped
 
 
 def test_a_sweep_continues_a_stopped_final_run_from_its_resume_point(tmp_path, monkeypatch):
@@ -189,8 +211,10 @@ def test_a_sweep_continues_a_stopped_final_run_from_its_resume_point(tmp_path, m
         return sweep(task="speech", cells=["gru"], trials=1, seeds=1, output_dir=tmp_path,
                      epochs=6, min_epochs=0, hidden_size=16)
 
-    the_sweep()
-    final = tmp_path / "finals" / "seqbench" / "speech-japanese-vowels" / "gru" / "seed1000"
+    from seqbench.reports.collect import collect
+
+    (summary,) = collect(the_sweep().storage)[("speech", "japanese-vowels")]
+    (final,) = [Path(record["run_dir"]) for record in summary.finals]
     reference = read_json(final / "metrics.json")
 
     class Crash(Callback):

@@ -15,9 +15,10 @@ import optuna
 import pytest
 
 from seqbench.cli import main
+from seqbench.sweeps import record
 from seqbench.sweeps.storage import open_storage
 
-FAST = ["--task", "toymusic", "--epochs", "2", "--seeds", "2"]
+FAST = ["--task", "toymusic", "--epochs", "2", "--seeds", "2", "--rerun-seeds", "2"]
 
 
 def sweep(capsys, out: Path, *args) -> str:
@@ -27,9 +28,13 @@ def sweep(capsys, out: Path, *args) -> str:
     return captured.out + captured.err
 
 
-def trials_of(out: Path, cell: str, study: str = "seqbench"):
+def study_of(out: Path, cell: str, study: str = "seqbench"):
     storage = open_storage(str(out / "sweeps.journal"))
-    return optuna.load_study(study_name=f"{study}/toymusic/tiny/{cell}", storage=storage).trials
+    return optuna.load_study(study_name=f"{study}/toymusic/tiny/{cell}", storage=storage)
+
+
+def trials_of(out: Path, cell: str, study: str = "seqbench"):
+    return study_of(out, cell, study).trials
 
 
 def finished(trials):
@@ -43,8 +48,12 @@ def test_a_sweep_searches_every_cell_then_runs_finals_and_resumes_exactly(
     sweep(capsys, out, "--cells", "gru,rnn", "--trials", "3")
     for cell in ("gru", "rnn"):
         assert len(finished(trials_of(out, cell))) == 3
+        recorded = record.read(study_of(out, cell).user_attrs)
         finals = sorted((out / "finals" / "seqbench" / "toymusic-tiny" / cell).iterdir())
-        assert [f.name for f in finals] == ["seed1000", "seed1001"]  # disjoint from search
+        assert [f.name for f in finals] == sorted(f"seed{s}" for s in recorded.final_seeds)
+        searched = {json.loads(p.read_text())["spec"]["seed"]
+                    for p in out.glob(f"*/seqbench/toymusic-tiny/{cell}/trial-*/config.json")}
+        assert len(searched) > 3 and not searched & set(recorded.final_seeds)  # apart
         for final in finals:
             metrics = json.loads((final / "metrics.json").read_text())
             assert metrics["status"] == "completed" and "test_nll" in metrics
@@ -78,7 +87,7 @@ def test_report_writes_tables_plots_and_the_commands_behind_them(toy_task, tmp_p
         assert re.search(rf"^\| {cell}( \(defaults\))? \|", table.replace("**", ""), re.M)
     assert "95% CI" in table and "Holm-corrected over 1 pair, and" in table and "3/0/0" in table
     assert "Code: gru, rnn from seqbench " in table and "task toymusic from toy-music 1.0" in table
-    assert f"seqbench sweep --task toymusic --dataset tiny --cells gru,rnn --trials 3" in table
+    assert "seqbench sweep --task toymusic --dataset tiny --cells gru,rnn --trials 3" in table
     assert f"seqbench report --storage {out / 'sweeps.journal'}" in table
     rows = (folder / "table.csv").read_text().splitlines()
     assert rows[0].startswith("cell,test_mean,ci_low,ci_high") and len(rows) == 5
@@ -86,6 +95,64 @@ def test_report_writes_tables_plots_and_the_commands_behind_them(toy_task, tmp_p
     # the finals scored their test items: seeds and items, the item-level test beside
     assert "test sampling (the " in table and "the paired permutation test, because" in table
     assert "\\begin{tabular}" in (folder / "table.tex").read_text()
+
+
+def test_repeated_searches_share_the_storage_and_the_report_lists_each_repeat(
+    toy_task, tmp_path, capsys
+):
+    """`--repeats 2`: a second, independent search per cell (its own sampler and trial
+    seeds) in the same storage, with its own selection and finals on the same final seeds,
+    so a report can split the search's variance from the seeds'."""
+    from seqbench.reports import write_reports
+    from seqbench.reports.collect import collect
+
+    out = tmp_path / "sweeps"
+    sweep(capsys, out, "--cells", "gru", "--trials", "3", "--repeats", "2", "--pruner", "none")
+    first, second = study_of(out, "gru"), study_of(out, "gru/repeat-1")
+    assert [len(finished(s.trials)) for s in (first, second)] == [3, 3]
+    assert first.trials[2].params != second.trials[2].params  # its own sampler seed
+
+    def seeds_of(repeat_folder: str) -> set[int]:
+        return {json.loads(p.read_text())["spec"]["seed"] for p in
+                (out / "trials" / "seqbench" / "toymusic-tiny" / repeat_folder).glob(
+                    "trial-*/config.json")}
+
+    assert seeds_of("gru").isdisjoint(seeds_of("gru/repeat-1"))  # its own trial seeds
+    (summary,) = collect(str(out / "sweeps.journal"))[("toymusic", "tiny")]
+    (repeat,) = summary.repeats
+    assert repeat.record.repeat == 1 and len(repeat.finals) == 2
+    assert [f["seed"] for f in repeat.finals] == [f["seed"] for f in summary.finals]
+    for ours, theirs in zip(summary.finals, repeat.finals):  # same configuration, same run
+        assert (ours["run_dir"] == theirs["run_dir"]) == (ours["trial"] == theirs["trial"]
+                                                          and first.trials[ours["trial"]].params
+                                                          == second.trials[theirs["trial"]].params)
+    (folder,) = write_reports(str(out / "sweeps.journal"), tmp_path / "report")
+    table = (folder / "table.md").read_text()
+    assert "## Repeated searches" in table
+    assert "The ranking by mean (gru, best first) is the same in all 2 searches." in table
+
+
+def test_the_repeats_section_says_when_the_ranking_depends_on_the_search():
+    from types import SimpleNamespace
+
+    from seqbench.reports import repeats
+
+    def search(values, chosen):
+        return SimpleNamespace(test_values=values,
+                               record=SimpleNamespace(selection=SimpleNamespace(chosen=chosen)))
+
+    def cell(name, first, *others):
+        return SimpleNamespace(cell=name, direction="maximize", primary_metric="accuracy",
+                               repeats=list(others), **vars(first))
+
+    lstm = cell("lstm", search([0.90, 0.92], 4), search([0.80, 0.82], 7))
+    gru = cell("gru", search([0.85, 0.87], 2), search([0.85, 0.87], 2))
+    lines = repeats.markdown([lstm, gru])
+    assert "| lstm | 4, 0.91 | 7, 0.81 | 0.07071 | 0.01414 |" in lines
+    assert "| gru | 2, 0.86 | 2, 0.86 | 0 | 0.01414 |" in lines
+    assert lines[-2].endswith("(gru > lstm; lstm > gru): the order of these cells depends on "
+                              "the search's luck.")
+    assert repeats.markdown([cell("gru", search([0.85], 2))]) == []  # no repeats: no section
 
 
 def test_diverging_trials_are_pruned_with_the_reason_and_the_sweep_goes_on(
@@ -132,7 +199,8 @@ def test_bad_sweep_input_is_one_line_and_exit_2(toy_task, tmp_path, capsys, args
 
 def sweep_process(out: Path, *args) -> subprocess.Popen:
     command = [sys.executable, "-m", "seqbench", "sweep", "--output-dir", str(out),
-               "--task", "toymusic", "--seeds", "1", "--pruner", "none", *map(str, args)]
+               "--task", "toymusic", "--seeds", "1", "--pruner", "none", "--rerun-seeds", "0",
+               *map(str, args)]
     # One thread each: busy-waiting OpenMP threads of parallel processes starve each other.
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
@@ -149,7 +217,9 @@ def wait_for(condition, timeout: float, what: str):
 
 def test_a_sweep_killed_mid_trial_resumes_with_every_completed_trial_intact(toy_task, tmp_path):
     out = tmp_path / "sweeps"
-    args = ["--cells", "gru", "--trials", "3", "--epochs", "60", "--set", "patience=0"]
+    # Trials of two seconds each: long enough to be caught running, short enough to redo.
+    args = ["--cells", "gru", "--trials", "3", "--max-time", "2", "--set", "epochs=100000",
+            "--set", "patience=0"]
     worker = sweep_process(out, *args)
 
     def one_done_one_running():
@@ -206,7 +276,7 @@ def test_a_time_budget_caps_every_trial(toy_task, tmp_path, capsys):
     out = tmp_path / "sweeps"
     code = main(["sweep", "--output-dir", str(out), "--task", "toymusic", "--cells", "gru",
                  "--trials", "2", "--seeds", "1", "--max-time", "1", "--set", "epochs=100000",
-                 "--set", "patience=0", "--pruner", "none"])
+                 "--set", "patience=0", "--pruner", "none", "--rerun-seeds", "0"])
     assert code == 0, capsys.readouterr().err
     for trial in trials_of(out, "gru"):
         assert trial.state.name == "COMPLETE"

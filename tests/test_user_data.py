@@ -386,9 +386,10 @@ def test_aeon_classification_sets_are_datasets_by_name(capsys):
     assert {"basic-motions", "pickup-gesture-wiimote-z", "gun-point"} <= set(names)
     code, out, err = cli(capsys, "data", "--task", "speech", "--dataset", "basic-motions")
     assert code == 0, err
-    from seqbench.datacheck import load, summary_rows
+    import seqbench as sb
 
-    rows, facts = summary_rows(load("speech", "basic-motions", {}, None)[1])
+    checked = sb.data("speech", "basic-motions")
+    rows, facts = checked.rows, checked.facts
     assert rows[2] == ["test", "40", "100 / 100 / 100.0 / 100",
                        "badminton: 10, running: 10, standing: 10, walking: 10"]
     assert "BasicMotions_TRAIN.ts / BasicMotions_TEST.ts" in facts["notes"][0]
@@ -508,7 +509,7 @@ def test_many_series_in_a_long_csv_train_one_global_model(capsys, tmp_path):
 
 
 def test_a_panel_is_parsed_once_and_cached_by_its_content(tmp_path, monkeypatch):
-    from seqbench.data import resolve_cache_dir
+    from seqbench.datafiles import resolve_cache_dir
     from seqbench.train import prepare_dataset
     from seqbench_tasks.forecasting import panel
 
@@ -551,9 +552,9 @@ def test_one_series_through_path_runs_generates_and_sweeps(capsys, tmp_path):
 
 @pytest.mark.parametrize("features", ["S", "MS"])
 def test_aeon_series_are_datasets_by_name(features):
-    from seqbench.datacheck import load
+    import seqbench as sb
 
-    _, data = load("forecasting", "uschange", {"features": features}, None)
+    data = sb.data("forecasting", "uschange", features=features).data
     assert data.series.values.shape == (187, 5) and data.series.target == "Consumption"
     assert data.input_size == (1 if features == "S" else 5)
     assert min(data.split_sizes().values()) >= 1
@@ -561,19 +562,19 @@ def test_aeon_series_are_datasets_by_name(features):
 
 
 def test_covariates_feed_their_past_and_future_known_ones_their_future(capsys, tmp_path):
-    from seqbench.datacheck import load
+    import seqbench as sb
 
     path = write_panel(tmp_path / "sales.csv")
     settings = {"path": str(path), "id": "store", "target": "sales", "lookback": "8",
                 "horizon": "4", "covariates": "price", "future_covariates": "price"}
-    _, data = load("forecasting", "csv", settings, None)
+    data = sb.data("forecasting", "csv", **settings).data
     assert data.input_size == 3  # sales, price, "in the future" flag
     batch = data.collate("test", np.arange(2))
     assert batch.inputs.shape == (2, 8 + 4, 3)
     assert (batch.inputs[:, 8:, 0] == 0).all() and (batch.inputs[:, 8:, 2] == 1).all()
     price = np.diff(batch.inputs[0, :, 1].numpy())  # price rises linearly: equal steps
     assert np.allclose(price, price[0], atol=1e-5) and price[0] > 0
-    _, past_only = load("forecasting", "csv", {**settings, "future_covariates": ""}, None)
+    past_only = sb.data("forecasting", "csv", **{**settings, "future_covariates": ""}).data
     assert past_only.collate("test", np.arange(2)).inputs.shape == (2, 8, 2)
     code, out, err = cli(capsys, "run", "--task", "forecasting", "--dataset", "csv", "--cell",
                          "lstm", "--output-dir", tmp_path / "runs", "--quiet", *FAST,
@@ -606,9 +607,9 @@ def test_panel_errors_are_averaged_over_series_each_on_its_own_scale():
 
 
 def test_m1_yearly_is_a_dataset_with_its_competition_horizon(capsys):
-    from seqbench.datacheck import load
+    import seqbench as sb
 
-    _, data = load("forecasting", "m1-yearly", {}, None)
+    data = sb.data("forecasting", "m1-yearly").data
     assert data.split_sizes()["test"] == 181 and data.horizon == 6
     assert set(data.baselines()) == {"naive", "seasonal_naive", "linear"}
 

@@ -1,7 +1,9 @@
 """Read a sweep back from its storage: one summary per cell, grouped by (task, dataset).
 
 Reports are a pure function of the storage and the run records it points to; nothing here
-trains, and nothing in the sweep formats tables.
+trains, and nothing in the sweep formats tables. Studies are read through their record
+(`seqbench.sweeps.record`), the one reader of what a sweep stored, which also migrates the
+studies written by older versions (those published in results/).
 """
 
 from __future__ import annotations
@@ -15,8 +17,14 @@ from typing import Any
 
 from seqbench.errors import SeqbenchError
 from seqbench.reports.items import number_in
-from seqbench.sweeps.runner import SURPLUS
+from seqbench.sweeps import record
+from seqbench.sweeps.record import StudyRecord
 from seqbench.sweeps.storage import open_storage
+
+
+#: What a `CellSummary` reads straight from its study record.
+RECORD_FIELDS = ("task", "dataset", "primary_metric", "direction", "selection_metric",
+                 "selection_direction", "command", "seeds", "plugins")
 
 
 @dataclass
@@ -25,20 +33,23 @@ class CellSummary:
 
     cell: str
     study: Any
-    task: str
-    dataset: str
-    primary_metric: str
-    direction: str
-    selection_metric: str
-    selection_direction: str
-    command: str
+    #: Everything the sweep recorded on the study.
+    record: StudyRecord
     #: Final run records in seed order, each with its "seed".
     finals: list[dict[str, Any]] = field(default_factory=list)
-    #: {"search": [...], "rerun": [...], "final": [...]} where the sweep recorded them.
-    seeds: dict[str, list[int]] = field(default_factory=dict)
     trial_counts: dict[str, int] = field(default_factory=dict)
-    #: {"cell": {...}, "task": {...}}: name, distribution and version of the plugin code.
-    plugins: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: The cell's other searches (`seqbench sweep --repeats`): repeat 1, 2, ..., each a
+    #: summary of its own, with its own trials, selection and finals.
+    repeats: list[CellSummary] = field(default_factory=list)
+
+    def __getattr__(self, name: str) -> Any:
+        """The record's own facts, read as the summary's: task, dataset, primary_metric,
+        direction, selection_metric, selection_direction, command, seeds ({"final": [...]},
+        and "search" and "rerun" in version 1 records) and plugins (name, distribution and
+        version of the cell's and the task's code)."""
+        if name in RECORD_FIELDS:
+            return getattr(self.record, name)
+        raise AttributeError(f"'CellSummary' object has no attribute '{name}'")
 
     @property
     def family(self) -> str:
@@ -63,23 +74,23 @@ class CellSummary:
 
         The two side by side show the winner's curse: the search value of the best of many
         trials is optimistic, the re-runs' mean is not. Studies from before the selection
-        step have no `selected_trial`; their finals re-trained the best trial.
+        step have no selection; their finals re-trained the best trial.
         """
-        number = self.study.user_attrs.get("selected_trial")
-        if number is None:
+        selection = self.record.selection
+        if selection is None:
             try:
                 return self.study.best_value, math.nan
             except ValueError:  # no completed trial
                 return math.nan, math.nan
-        rerun = self.study.user_attrs.get("selection", {}).get(str(number), math.nan)
-        return self.study.get_trials(deepcopy=False)[number].value, rerun
+        rerun = selection.means.get(selection.chosen, math.nan)
+        return self.study.get_trials(deepcopy=False)[selection.chosen].value, rerun
 
     def defaults_kept(self) -> bool:
         """Whether the finals re-train the task's default configuration (the selection's
         one-standard-error rule found no tuned configuration clearly better)."""
-        number = self.study.user_attrs.get("selected_trial")
-        return number is not None and bool(
-            self.study.get_trials(deepcopy=False)[number].user_attrs.get("defaults"))
+        selection = self.record.selection
+        return selection is not None and record.is_defaults(
+            self.study.get_trials(deepcopy=False)[selection.chosen])
 
     def mean_of(self, key: str) -> float:
         values = [f["metrics"][key] for f in self.finals if key in f["metrics"]]
@@ -119,7 +130,7 @@ class CellSummary:
 
     def pruned_on_one_fold(self) -> bool:
         """Whether the search validated on folds, so its pruned trials saw fold 0 only."""
-        return self.study.user_attrs.get("protocol", {}).get("folds", 1) > 1
+        return self.record.protocol is not None and self.record.protocol.folds > 1
 
     def validation_curves(self) -> list[list[float]]:
         """The primary validation metric per epoch of every final run whose record is here."""
@@ -138,29 +149,17 @@ class CellSummary:
 def count_trials(study: Any) -> dict[str, int]:
     counts: dict[str, int] = defaultdict(int)
     for trial in study.get_trials(deepcopy=False):
-        if trial.user_attrs.get("reason") == SURPLUS:
-            continue
-        counts[trial.state.name.lower()] += 1
+        if not record.is_surplus(trial):
+            counts[trial.state.name.lower()] += 1
     return {"complete": counts["complete"], "pruned": counts["pruned"], "fail": counts["fail"]}
 
 
-def final_seeds(attrs: dict[str, Any]) -> list[int]:
-    """Seeds of the study's `final_seed<N>` records, in order; where the study names its
-    final seeds, only those (a record left by an older protocol is not a final). Reports
-    and `seqbench publish` count the same finals."""
-    prefix = "final_seed"
-    seeds = sorted(int(key.removeprefix(prefix)) for key in attrs if key.startswith(prefix))
-    listed = attrs.get("seeds", {}).get("final")
-    return seeds if listed is None else [seed for seed in seeds if seed in set(listed)]
-
-
-def final_runs(attrs: dict[str, Any], storage_url: str) -> list[dict[str, Any]]:
-    """The final records (`final_seeds`) in seed order, each with its seed and the folder
-    its record is read from."""
-    output_dir = attrs.get("plan", {}).get("output_dir")
-    return [{**attrs[f"final_seed{seed}"], "seed": seed,
-             "run_dir": relocated(attrs[f"final_seed{seed}"]["run_dir"], output_dir, storage_url)}
-            for seed in final_seeds(attrs)]
+def final_runs(found: StudyRecord, storage_url: str) -> list[dict[str, Any]]:
+    """The study's finals in seed order, each with its seed and the folder its record is
+    read from."""
+    return [{"run_dir": relocated(final.run_dir, found.output_dir, storage_url),
+             "trial": final.trial, "metrics": dict(final.metrics), "seed": final.seed}
+            for final in found.finals]
 
 
 def relocated(run_dir: str, output_dir: str | None, storage_url: str) -> str:
@@ -203,30 +202,36 @@ def collect(storage_url: str, study_prefix: str = "seqbench", task: str | None =
                             "or pass --storage).")
     storage = open_storage(storage_url)
     grouped: dict[tuple[str, str], list[CellSummary]] = defaultdict(list)
+    repeats: list[CellSummary] = []
     names = studies_named(study_prefix, optuna.get_all_study_names(storage), storage_url)
     for name in names:
         study = optuna.load_study(study_name=name, storage=storage)
-        attrs = study.user_attrs
-        if "task" not in attrs or (task and attrs["task"] != task) or (
-                dataset and attrs["dataset"] != dataset):
+        if not record.is_study_record(study.user_attrs):
             continue
-        twin = next((c for c in grouped[(attrs["task"], attrs["dataset"])]
-                     if c.cell == attrs["cell"]), None)
+        found = record.read(study.user_attrs)
+        if (task and found.task != task) or (dataset and found.dataset != dataset):
+            continue
+        summary = CellSummary(cell=found.cell, study=study, record=found,
+                              finals=final_runs(found, storage_url),
+                              trial_counts=count_trials(study))
+        if found.repeat:
+            repeats.append(summary)
+            continue
+        twin = next((c for c in grouped[(found.task, found.dataset)] if c.cell == found.cell),
+                    None)
         if twin is not None:
             raise SeqbenchError(
                 f"studies '{twin.study.study_name}' and '{name}' both tune cell "
-                f"'{attrs['cell']}' on {attrs['task']}/{attrs['dataset']}; one table cannot "
+                f"'{found.cell}' on {found.task}/{found.dataset}; one table cannot "
                 "hold two tunings of a cell: report each --study on its own.")
-        seeds = attrs.get("seeds", {})
-        finals = final_runs(attrs, storage_url)
-        grouped[(attrs["task"], attrs["dataset"])].append(CellSummary(
-            cell=attrs["cell"], study=study, task=attrs["task"], dataset=attrs["dataset"],
-            primary_metric=attrs["primary_metric"], direction=attrs["direction"],
-            selection_metric=attrs.get("selection_metric", attrs["primary_metric"]),
-            selection_direction=attrs.get("selection_direction", attrs["direction"]),
-            command=attrs.get("command", ""), finals=finals, seeds=seeds,
-            trial_counts=count_trials(study), plugins=attrs.get("plugins", {}),
-        ))
+        grouped[(found.task, found.dataset)].append(summary)
+    for summary in sorted(repeats, key=lambda s: s.record.repeat):
+        prefix = summary.study.study_name.split("/")[0]
+        first = next((c for c in grouped.get((summary.task, summary.dataset), [])
+                      if c.cell == summary.cell and c.study.study_name.split("/")[0] == prefix),
+                     None)
+        if first is not None:  # a repeat is reported beside its first search, never alone
+            first.repeats.append(summary)
     if not grouped:
         what = " ".join(filter(None, [task, dataset])) or "any task"
         raise SeqbenchError(f"no '{study_prefix}' studies for {what} in '{storage_url}'.")

@@ -22,6 +22,7 @@ from seqbench.reports import tables
 from seqbench.reports.collect import CellSummary
 from seqbench.reports.compare import Pairwise
 from seqbench.reports.stats import LEVEL
+from seqbench.sweeps import record
 
 PAGE = "index.html"
 
@@ -155,7 +156,7 @@ def hyperparameters(cells: list[CellSummary]) -> str:
     for cell in cells:
         trial = chosen_trial(cell)
         if trial is not None:
-            chosen[cell.cell] = (trial.number, trial.user_attrs.get("settings", trial.params))
+            chosen[cell.cell] = (trial.number, record.trial_settings(trial))
     if not chosen:
         return "<p>No cell has final runs yet.</p>"
     names = sorted({name for _, settings in chosen.values() for name in settings})

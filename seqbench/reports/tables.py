@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from seqbench.contracts import FAMILIES
+from seqbench.reports import repeats
 from seqbench.reports.collect import CellSummary
 from seqbench.reports.compare import ALPHA, Comparison, Pairwise
 from seqbench.reports.stats import LEVEL
@@ -248,6 +249,7 @@ def markdown(cells: list[CellSummary], rows_: list[dict[str, Any]], pairwise: Pa
         "a difference that survives the Holm-corrected pairwise tests below.",
         "",
         *pairwise_markdown(pairwise),
+        *repeats.markdown(cells),
         "Budget: `budget_curves.png` and `budget_curves.csv` give each cell's expected best "
         f"validation {first.selection_metric} against the number of trials (Dodge et al. "
         "2019; unbiased estimator of Tang et al. 2020), over its completed trials and its "

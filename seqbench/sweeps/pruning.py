@@ -17,11 +17,35 @@ and the sweep then marks the trial pruned, so the run record stays consistent.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lightning.pytorch.callbacks import Callback
 
 from seqbench.best import past_minimum, validation_value
+
+if TYPE_CHECKING:
+    from seqbench.sweeps.plan import SweepPlan
+
+
+def make_pruner(plan: SweepPlan) -> Any:
+    """The pruner, with a warm-up long enough that slow starters are not cut at epoch 2.
+
+    Early validation values mostly reflect the learning rate, not where a trial will end,
+    so the median rule waits for a few complete trials and for the task's declared minimum
+    epochs (`min_epochs`; the pruning callback also waits for `min_steps`).
+    """
+    import optuna
+
+    hparams = plan.spec(plan.cells[0]).hparams
+    epochs = hparams["epochs"]
+    if plan.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=min(5, max(2, plan.trials // 3)),
+                                           n_warmup_steps=max(2, hparams["min_epochs"]))
+    if plan.pruner == "hyperband":  # the first rung is where pruning may start
+        return optuna.pruners.HyperbandPruner(
+            min_resource=min(epochs, max(1, hparams["min_epochs"], epochs // 16)),
+            max_resource=epochs)
+    return optuna.pruners.NopPruner()
 
 
 class OptunaPruning(Callback):

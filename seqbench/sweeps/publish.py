@@ -6,7 +6,8 @@ folder, beside checkpoints and resume points nobody should commit. `publish` cop
 studies of one sweep (by study prefix) into a results journal, replacing earlier copies of
 the same studies, and the final runs' small files (config, history, metrics, per-item test
 scores) to the same place relative to that journal, which is where reports look for a
-moved run record (`seqbench.reports.collect.relocated`).
+moved run record (`seqbench.reports.collect.relocated`). It reads the studies through their
+record (`seqbench.sweeps.record`), as reports do, so both count the same finals.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from collections.abc import Collection
 from pathlib import Path
 
 from seqbench.errors import SeqbenchError
-from seqbench.reports.collect import final_seeds
+from seqbench.sweeps import record
+from seqbench.sweeps.record import StudyRecord
 from seqbench.sweeps.storage import open_storage
 
 #: What a final run's record needs for tables, plots and paired tests (no checkpoints).
@@ -45,27 +47,29 @@ def publish(storage: str, study: str, destination: Path,
                             "publish from the sweep's own storage.")
     source = open_storage(storage)
     prefixes = study.split(",")
-    swept = [name for name in optuna.get_all_study_names(source)
-             if name.split("/")[0] in prefixes]
-    names = [name for name in swept if cells is None or cell_of(name) in cells]
+    swept = [summary.study_name for summary in
+             optuna.get_all_study_summaries(source, include_best_trial=False)
+             if summary.study_name.split("/")[0] in prefixes
+             and record.is_study_record(summary.user_attrs)]
+    names = [name for name in swept if cells is None or record.parse_name(name)[0] in cells]
     if not swept:
         raise SeqbenchError(f"no '{study}' studies in '{storage}'.")
-    swept_cells = {cell_of(name) for name in swept}
+    swept_cells = {record.parse_name(name)[0] for name in swept}
     unknown = [cell for cell in cells or () if cell not in swept_cells]
     if unknown or cells is not None and not cells:
         raise SeqbenchError(f"no '{study}' studies of cell '{unknown[0] if unknown else ''}' "
                             f"in '{storage}'; its cells are {','.join(sorted(swept_cells))}.")
-    attrs = {name: optuna.load_study(study_name=name, storage=source).user_attrs
-             for name in names}
-    progress = {name: finals_done(attrs[name]) for name in names}
-    unfinished = [f"{name} ({done} of {planned} finals)"
-                  for name, (done, planned) in progress.items() if done < planned]
+    records = {name: record.read(optuna.load_study(study_name=name, storage=source).user_attrs)
+               for name in names}
+    unfinished = [f"{name} ({len(found.finals)} of {len(found.final_seeds)} finals)"
+                  for name, found in records.items()
+                  if len(found.finals) < len(found.final_seeds)]
     if unfinished:
         raise SeqbenchError(f"unfinished: {', '.join(unfinished)}; finish the sweep by "
                             "running its command again, or leave those cells out with --cells.")
-    records = {name: final_records(attrs[name], name) for name in names}
+    places = {name: final_places(found, name) for name, found in records.items()}
     if any((destination / inside).resolve() == run_dir.resolve()
-           for found in records.values() for run_dir, inside in found):
+           for found in places.values() for run_dir, inside in found):
         raise SeqbenchError(f"'{destination}' is the sweep's own folder; publish to another "
                             "one (e.g. results/NAME).")
     destination.mkdir(parents=True, exist_ok=True)
@@ -75,41 +79,30 @@ def publish(storage: str, study: str, destination: Path,
         if name in existing:
             optuna.delete_study(study_name=name, storage=target)
         optuna.copy_study(from_study_name=name, from_storage=source, to_storage=target)
-        for run_dir, inside in records[name]:
+        for run_dir, inside in places[name]:
             copy_record(run_dir, destination / inside)
     return names
 
 
-def cell_of(study_name: str) -> str:
-    """The cell of a sweep's study name (`prefix/task/dataset/cell`)."""
-    return study_name.rsplit("/", 1)[-1]
-
-
-def finals_done(attrs: dict) -> tuple[int, int]:
-    """(final runs recorded, final runs the sweep planned) of one study."""
-    return len(final_seeds(attrs)), len(attrs.get("seeds", {}).get("final", []))
-
-
-def final_records(attrs: dict, name: str) -> list[tuple[Path, Path]]:
+def final_places(found: StudyRecord, name: str) -> list[tuple[Path, Path]]:
     """(run folder, its place relative to the sweep's folder) of each final the reports
-    read (`seqbench.reports.collect.final_seeds`)."""
-    output_dir = attrs.get("plan", {}).get("output_dir")
-    if output_dir is None:
+    read (`StudyRecord.finals`)."""
+    if found.output_dir is None:
         raise SeqbenchError(f"study '{name}' records no sweep folder (plan.output_dir), so "
                             "its final runs cannot be placed; re-run its sweep command.")
-    found = []
-    for seed in final_seeds(attrs):
-        run_dir = Path(attrs[f"final_seed{seed}"]["run_dir"])
+    places = []
+    for final in found.finals:
+        run_dir = Path(final.run_dir)
         try:
-            inside = run_dir.relative_to(output_dir)
+            inside = run_dir.relative_to(found.output_dir)
         except ValueError:
             raise SeqbenchError(f"final run '{run_dir}' is outside the sweep's folder "
-                                f"'{output_dir}'; publish cannot place it.") from None
+                                f"'{found.output_dir}'; publish cannot place it.") from None
         if not run_dir.is_dir():
             raise SeqbenchError(f"final run '{run_dir}' is missing; publish from the machine "
                                 "and folder the sweep ran in.")
-        found.append((run_dir, inside))
-    return found
+        places.append((run_dir, inside))
+    return places
 
 
 def copy_record(run_dir: Path, target: Path) -> None:

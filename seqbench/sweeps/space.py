@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from seqbench import registry
-from seqbench.config import core_params_for
+from seqbench.core_params import core_params_for
 from seqbench.params import Param
 
 

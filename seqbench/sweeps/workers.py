@@ -1,5 +1,9 @@
 """Independent local worker processes: one that dies costs only the trial it was running.
 
+Every stage of a sweep is a list of `Job`s run here; one job per process, so a job must be
+idempotent (its runs go through the run cache and its results into the study record): run
+again after a death, or by another worker, it only does what is missing.
+
 A `ProcessPoolExecutor` treats any worker's death as the pool's: it raises
 `BrokenProcessPool` for every pending job and ends the other workers, so one SIGKILL (the
 kernel's OOM killer, a user's `kill`) lost every running trial and the sweep with them.
@@ -65,12 +69,17 @@ def how_it_ended(exitcode: int) -> str:
 
 def run_jobs(jobs: Sequence[Job], parallel: int,
              on_death: Callable[[Job], Job | None] = lambda job: None) -> None:
-    """Run `jobs`, `parallel` at a time, each in a fresh spawned process.
+    """Run `jobs`, `parallel` at a time, each in a fresh spawned process; with `parallel`
+    1, one after the other in this process (nothing to share, and no process to start).
 
     When a job's process dies (ends with a signal or a crash without a message),
     `on_death(job)` may return a job to run in its place. A `SeqbenchError` in any job is
     raised here after the jobs already running have finished.
     """
+    if parallel == 1:
+        for job in jobs:
+            job.function(*job.args)
+        return
     context = get_context("spawn")
     pending = list(jobs)
     running: dict[Any, tuple[Job, Any, Any]] = {}  # sentinel -> (job, process, pipe)

@@ -94,7 +94,7 @@ class TaskSubject:
         return self.task.prepare(self.dataset, self.context(), self.params)
 
     def context(self) -> DataContext:
-        from seqbench.data import resolve_cache_dir, resolve_data_dir
+        from seqbench.datafiles import resolve_cache_dir, resolve_data_dir
 
         return DataContext(data_dir=resolve_data_dir(self._data_dir),
                            cache_dir=resolve_cache_dir())
@@ -104,7 +104,7 @@ class TaskSubject:
         prepares it but with downloads off; `CheckSkipped` (saying why) when the files are
         not here. A `SeqbenchError` is the one-line error a user would see, so the data is
         "not available" rather than broken."""
-        from seqbench.data import OFFLINE_ENV
+        from seqbench.datafiles import OFFLINE_ENV
 
         given = {**self._params, **params}
         saved = os.environ.get(OFFLINE_ENV)

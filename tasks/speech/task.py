@@ -308,7 +308,10 @@ def read_user_sequences(path: Path, features: int) -> tuple[list[str], list[np.n
 
 class SpeechTask(Task):
     name = "speech"
-    summary = "Speech features: classify whole variable-length sequences (accuracy, macro-F1)"
+    #: In its code it is generic labelled-sequence classification; speech features (Japanese
+    #: Vowels, FSDD MFCCs) are its default datasets, any UCR/UEA set or CSV its others.
+    summary = ("Labelled-sequence classification (speech features by default): a label per "
+               "variable-length sequence (accuracy, macro-F1)")
     datasets = {**DATASETS, **{name: f"{folder.name} from the UCR/UEA archive (ships with "
                                      "aeon, offline)" for name, folder in aeon_sets().items()}}
     default_dataset = "japanese-vowels"

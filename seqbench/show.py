@@ -1,0 +1,112 @@
+"""What the command line prints: a run's summary, the plugin list, a dataset's check.
+
+The API returns data (`seqbench.api`); turning it into tables for a terminal is the command
+line's part alone, kept here so that `seqbench.cli` stays a list of thin commands.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+if TYPE_CHECKING:
+    from seqbench.api import Listing
+    from seqbench.datacheck import DataCheck
+    from seqbench.exporter import Exported
+
+
+def run_result(m: dict, run_dir: Path) -> None:
+    """The end of `seqbench run` (fresh or resumed): the summary table against the baselines
+    (`seqbench.summary`), the files written, the folder."""
+    from rich.console import Console
+
+    from seqbench import summary
+    from seqbench.runs import ITEMS, read_spec
+
+    typer.echo("")
+    Console().print(summary.table(m, read_spec(run_dir)))
+    note = summary.baseline_note(m)
+    if note:
+        typer.echo(note)
+    for artifact in [*m.get("artifacts", []), *([ITEMS] if "test_items" in m else [])]:
+        typer.echo(f"Wrote: {run_dir / artifact}")
+    typer.echo(f"Run record: {run_dir}")
+
+
+def exported(done: Exported) -> None:
+    """`seqbench export`: the file, and what it was checked with and how closely it matched."""
+    shapes = " and ".join("x".join(map(str, shape)) for shape in done.checked_on)
+    typer.echo(f"{done.path}")
+    typer.echo(f"checked with {done.checked_with} on test inputs of (batch x length) {shapes}: "
+               f"largest difference from the run's model {done.max_difference:.2g}")
+
+
+def listing(found: Listing) -> None:
+    """`seqbench list`: the core hyperparameters, then every plugin, then each load error
+    in full."""
+    from rich.console import Console
+    from rich.table import Table
+
+    core = Table(title="core hyperparameters (every run; a task may change the defaults)",
+                 title_justify="left")
+    core.add_column("name", no_wrap=True)
+    core.add_column("default and range", overflow="fold")
+    core.add_column("meaning")
+    for param in found.core:
+        core.add_row(param.name, param.describe().partition("=")[2], param.help)
+    table = Table(title="seqbench plugins", title_justify="left")
+    for column in ("kind", "name", "family", "summary", "provided by"):
+        table.add_column(column)
+    table.add_column("options", overflow="fold")  # fold long words, never cut them
+    broken = []
+    for kind, entries in (("cell", found.cells), ("task", found.tasks)):
+        for name, entry in sorted(entries.items()):
+            source = f"{entry.distribution} {entry.version}"
+            if entry.disabled is not None:
+                table.add_row(kind, name, "", f"[yellow]{entry.disabled}[/]", source, "")
+                continue
+            if entry.error is not None:
+                broken.append(entry)
+                table.add_row(kind, name, "", "[red]failed to load (see below)[/]", source, "")
+                continue
+            plugin = entry.plugin
+            options = [p.describe() for p in plugin.params]
+            if kind == "task":
+                options.insert(0, "datasets: " + ", ".join(
+                    f"{d}{'*' if d == plugin.default_dataset else ''}" for d in plugin.datasets))
+            family = plugin.family if kind == "cell" else ""
+            table.add_row(kind, name, family, plugin.summary, source, "\n".join(options))
+    Console().print(core)
+    Console().print(table)
+    for entry in broken:
+        # In full and unwrapped: this is what the plugin's author needs to fix it.
+        typer.echo(f"\nfailed: {entry.kind} plugin '{entry.name}' ({entry.target}) from "
+                   f"{entry.distribution} {entry.version}: {entry.error}")
+        if entry.details:
+            typer.echo(entry.details.rstrip())
+    if broken:
+        typer.echo(f"{len(broken)} plugin(s) failed to load; commands that do not select them "
+                   "still work.")
+
+
+def data_check(checked: DataCheck) -> None:
+    """`seqbench data`: the split table, the notes, the test baselines and the cache location."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{checked.task}/{checked.dataset}", title_justify="left")
+    for column in ("split", "items", "length min / median / mean / max", "balance"):
+        table.add_column(column)
+    for row in checked.rows:
+        table.add_row(*row)
+    console = Console()
+    console.print(table)
+    for line in checked.facts.get("notes", []):
+        console.print(f"- {line}")
+    for name, values in checked.data.baselines().items():  # what a model has to beat
+        shown = ", ".join(f"{key} {value:.4g}" for key, value in values.items()
+                          if isinstance(value, (int, float)))
+        console.print(f"baseline {name} on test: {shown}")
+    console.print(f"cache: {checked.facts.get('cache') or 'none (read directly)'}")

@@ -1,0 +1,153 @@
+"""Stage 2, selection: the best few configurations and the defaults, re-run on fresh seeds.
+
+The best trial of a search is partly the luckiest: its value is biased upwards by the same
+noise that picked it. Its mean over seeds it never saw is not. So the top `--top` completed
+trials and the task's defaults are each re-run with the same fresh seeds (`rerun_jobs`, one
+job per candidate and seed, so a one-cell stage still keeps every worker busy), and `choose`
+reads those runs back through the run cache and applies the one-standard-error rule.
+Every re-run mean, the standard error, the rule and the choice go into the study record.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from seqbench.console import console
+from seqbench.sweeps import cache, record, seeds, validation
+from seqbench.sweeps.plan import SweepPlan
+from seqbench.sweeps.prepared import PreparedData
+from seqbench.sweeps.studies import open_study
+from seqbench.sweeps.workers import Job
+
+
+def candidates(plan: SweepPlan, study: Any) -> list[Any]:
+    """The completed trials that selection re-runs: the best `plan.top` and the defaults.
+
+    Empty when there is nothing to choose between (fewer than two candidates, or no
+    re-run seeds): the best trial is then taken as it is.
+    """
+    from optuna.trial import TrialState
+
+    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    sign = 1 if study.direction.name == "MINIMIZE" else -1
+    top = sorted(completed, key=lambda t: sign * t.value)[:plan.top]
+    default = next((t for t in completed if record.is_defaults(t)), None)
+    chosen = top + ([default] if default is not None and default not in top else [])
+    return chosen if len(chosen) > 1 and plan.rerun_count() else []
+
+
+def rerun_folder(plan: SweepPlan, cell: str, repeat: int, trial: int, index: int) -> Path:
+    return plan.folder("selection", cell, repeat) / f"trial-{trial:04d}-rerun{index}"
+
+
+def rerun_jobs(plan: SweepPlan) -> list[Job]:
+    """Every selection re-run of every study as its own job (candidate x fresh seed)."""
+    return [Job(f"{cell}{f'/repeat-{repeat}' if repeat else ''}/trial{trial.number}-rerun{i}",
+                rerun, (plan, cell, repeat, trial.number, i))
+            for repeat in range(plan.repeats) for cell in plan.cells
+            for trial in candidates(plan, open_study(plan, cell, repeat))
+            for i in range(plan.rerun_count())]
+
+
+def rerun(plan: SweepPlan, cell: str, repeat: int, trial: int, index: int,
+          data: PreparedData | None = None) -> list[float] | None:
+    """One candidate trained on re-run seed `index`; its validation value per fold, or None
+    when that seed diverged (a missing seed, not a failed sweep)."""
+    from seqbench.model import DivergedError
+
+    try:
+        values, _ = validation.values(plan, rerun_requests(plan, cell, repeat, trial, index),
+                                      data or PreparedData(plan.data_dir))
+    except DivergedError as exc:
+        console.print(f"  {cell} trial {trial} re-run {index}: diverged ({exc})")
+        return None
+    return values
+
+
+def rerun_requests(plan: SweepPlan, cell: str, repeat: int, trial: int,
+                   index: int) -> list[cache.Request]:
+    """The runs of re-run `index` of a candidate: one per fold, at the re-run's seeds."""
+    study = open_study(plan, cell, repeat)
+    return validation.fold_requests(
+        plan, cell, record.trial_settings(study.get_trials(deepcopy=False)[trial]),
+        rerun_folder(plan, cell, repeat, trial, index), record.read(study.user_attrs).seeding,
+        (seeds.RERUN, repeat, index), {"study": study.study_name, "trial": trial,
+                                       "stage": "selection"})
+
+
+def choose_jobs(plan: SweepPlan) -> list[Job]:
+    return [Job(f"{cell}/choose", choose, (plan, cell, repeat))
+            for repeat in range(plan.repeats) for cell in plan.cells]
+
+
+def choose(plan: SweepPlan, cell: str, repeat: int = 0) -> int | None:
+    """Read every re-run back (training any a dead worker left missing), apply the rule,
+    record the selection; return the chosen trial (None: no completed trial)."""
+    from optuna.trial import TrialState
+
+    study = open_study(plan, cell, repeat)
+    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not completed:
+        console.print(f"[yellow]{cell}: no completed trial, so no final runs[/]")
+        return None
+    sign = 1 if study.direction.name == "MINIMIZE" else -1
+    rerun_of = candidates(plan, study)
+    if not rerun_of:
+        best = min(completed, key=lambda t: sign * t.value).number
+        record.write_selection(study, record.Selection(best, rule="best trial (no re-runs)"))
+        return best
+    data = PreparedData(plan.data_dir)
+    reruns: dict[int, dict[tuple[int, int], float]] = {}
+    for trial in rerun_of:
+        reruns[trial.number] = {(index, fold): value for index in range(plan.rerun_count())
+                                for fold, value in enumerate(
+                                    rerun(plan, cell, repeat, trial.number, index, data) or [])}
+        values = list(reruns[trial.number].values())
+        mean = statistics.fmean(values) if values else math.nan
+        console.print(f"  {cell} trial {trial.number}: search {trial.value:.4g}, mean of "
+                      f"{plan.rerun_count()} fresh seeds {mean:.4g}")
+    default = next((t.number for t in rerun_of if record.is_defaults(t)), None)
+    min_pairs = record.read(study.user_attrs).protocol.min_pairs
+    chosen, error, rule = one_standard_error(reruns, sign, default, min_pairs)
+    record.write_selection(study, record.Selection(
+        chosen, {number: statistics.fmean(values.values()) if values else math.inf * sign
+                 for number, values in reruns.items()}, error, rule))
+    return chosen
+
+
+def one_standard_error(reruns: Mapping[int, Mapping[Any, float]], sign: int,
+                       default: int | None,
+                       min_pairs: int = record.MIN_PAIRS) -> tuple[int, float, str]:
+    """(chosen trial, standard error of the difference, the rule that chose): the best mean
+    of the re-run values wins, unless it beats the default configuration's mean by no more
+    than one standard error of that difference.
+
+    `reruns` maps each trial to its re-run values keyed by (seed, fold). Breiman's
+    one-standard-error rule (Hastie et al., ESL 2nd ed., section 7.10): a difference
+    smaller than the noise of its estimate is no evidence, so the configuration a reader
+    would run without tuning is kept. Values with the same key share a seed and a fold,
+    so the error is that of the paired differences over the keys both have. With fewer
+    than `min_pairs` such pairs the error is itself too noisy to decide on, and the best
+    mean wins, with the rule saying so. On Japanese Vowels, a configuration whose
+    cross-validated NLL beat the defaults' by less than one error tested worse than them.
+    """
+    means = {number: statistics.fmean(values.values())
+             for number, values in reruns.items() if values}
+    if not means:
+        return next(iter(reruns)), math.nan, "every re-run diverged: the first candidate"
+    best = min(means, key=lambda number: sign * means[number])
+    if default not in means or default == best:
+        return best, math.nan, "best mean of the re-runs"
+    ours, theirs = reruns[best], reruns[default]
+    shared = [key for key in ours if key in theirs]
+    if len(shared) < max(2, min_pairs):
+        return best, math.nan, (f"best mean of the re-runs: {len(shared)} paired values, "
+                                f"fewer than the {min_pairs} the one-standard-error rule needs")
+    differences = [ours[key] - theirs[key] for key in shared]
+    error = statistics.stdev(differences) / math.sqrt(len(differences))
+    kept = sign * (means[default] - means[best]) <= error
+    return (default if kept else best), error, "one standard error"
