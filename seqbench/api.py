@@ -99,7 +99,7 @@ def run(
 
     loggers.check(logger)  # a mistyped tracker is refused before anything is said or written
     thread_policy.configure(threads)  # before this process imports torch, if it has not
-    from seqbench.train import train
+    from seqbench.train import stopped_run, train
 
     if resume is not None:
         given = (task, cell, dataset, seed, spec, device)
@@ -107,6 +107,7 @@ def run(
             raise SeqbenchError("resume= continues the run's own spec; give no task, "
                                 "cell, dataset, seed, device, spec or settings with it.")
         run_dir = Path(resume)
+        stopped_run(run_dir)  # a finished run is refused before Lightning is imported
         run_spec = runs.read_spec(run_dir)
         runs.note_machine_change(runs.read_run_config(run_dir))
         result = train(run_spec, data_dir=data_dir, show_progress=progress, run_dir=run_dir,
@@ -239,8 +240,8 @@ def sweep(
                       dataset=plan.dataset, cells=names)
 
 
-def report(output_dir: PathLike, storage: str = DEFAULT_STORAGE, task: str | None = None,
-           dataset: str | None = None, study: str = "seqbench",
+def report(output_dir: PathLike = "reports", storage: str = DEFAULT_STORAGE,
+           task: str | None = None, dataset: str | None = None, study: str = "seqbench",
            against: str | None = None) -> list[Path]:
     """Write a sweep's tables, significance tests and plots, one folder per (task, dataset)
     under `output_dir` (and, for every dataset at once, `index.html` ranking the cells);

@@ -89,8 +89,8 @@ def plugins_option(
 LoggerOption = Annotated[
     Optional[str],
     typer.Option("--logger", help="Also send per-epoch metrics, hyperparameters and final test "
-                 "metrics to csv, tensorboard or mlflow (pip install 'seqbench[tensorboard]' / "
-                 "'seqbench[mlflow]'); MLflow: $MLFLOW_TRACKING_URI, else the file store ./mlruns."),
+                 "metrics to csv, tensorboard or mlflow (pip install 'seqbench\\[tensorboard]' / "
+                 "'seqbench\\[mlflow]'); MLflow: $MLFLOW_TRACKING_URI, else the file store ./mlruns."),
 ]
 
 SetOption = Annotated[
@@ -109,6 +109,41 @@ ThreadsOption = Annotated[
 ]
 
 
+def complete_cells(incomplete: str) -> list[str]:
+    """Shell completion of a cell name: the installed entry points' names (nothing loaded)."""
+    return _names("cell", incomplete)
+
+
+def complete_tasks(incomplete: str) -> list[str]:
+    return _names("task", incomplete)
+
+
+def complete_cell_list(incomplete: str) -> list[str]:
+    """`--cells lstm,g<TAB>`: the last name of a comma-separated list."""
+    done, _, last = incomplete.rpartition(",")
+    prefix = f"{done}," if done else ""
+    return [prefix + name for name in _names("cell", last)
+            if name not in done.split(",")]
+
+
+def complete_datasets(ctx: typer.Context, incomplete: str) -> list[str]:
+    """The datasets of the `--task` given before `--dataset` (none without one)."""
+    from seqbench import registry
+
+    task = ctx.params.get("task")
+    entry = registry.plugins("task").get(task) if task else None
+    if entry is None or entry.plugin is None:
+        return []
+    return [name for name in entry.plugin.datasets if name.startswith(incomplete)]
+
+
+def _names(kind: str, incomplete: str) -> list[str]:
+    from seqbench import registry
+
+    return sorted(ep.name for ep in registry.installed_entry_points(kind)
+                  if ep.name.startswith(incomplete))
+
+
 def parse_settings(pairs: list[str] | None) -> dict[str, str]:
     settings: dict[str, str] = {}
     for pair in pairs or []:
@@ -121,9 +156,9 @@ def parse_settings(pairs: list[str] | None) -> dict[str, str]:
 
 @app.command()
 def run(
-    cell: Annotated[Optional[str], typer.Option(help="Cell plugin name (see `seqbench list`).")] = None,
-    task: Annotated[Optional[str], typer.Option(help="Task plugin name (see `seqbench list`).")] = None,
-    dataset: Annotated[Optional[str], typer.Option(help="Dataset of the task (default: the task's).")] = None,
+    cell: Annotated[Optional[str], typer.Option(autocompletion=complete_cells, help="Cell plugin name (see `seqbench list`).")] = None,
+    task: Annotated[Optional[str], typer.Option(autocompletion=complete_tasks, help="Task plugin name (see `seqbench list`).")] = None,
+    dataset: Annotated[Optional[str], typer.Option(autocompletion=complete_datasets, help="Dataset of the task (default: the task's).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Maximum epochs.")] = None,
     hidden_size: Annotated[Optional[int], typer.Option(help="Units per layer.")] = None,
     layers: Annotated[Optional[int], typer.Option(help="Stacked layers.")] = None,
@@ -195,7 +230,26 @@ def list_plugins() -> None:
     show.listing(api.list())
 
 
-@app.command()
+class TaskOptionsHelp(typer.core.TyperCommand):
+    """`generate --help` ends with every installed task's own generate options, read from
+    the plugins when the help is shown (their declarations; no torch), so a third-party
+    task's options are listed too and the list cannot go stale."""
+
+    def format_help(self, ctx, formatter) -> None:
+        from seqbench import registry
+
+        lines = []
+        for name, entry in sorted(registry.plugins("task").items()):
+            if entry.plugin is None:
+                continue
+            options = ", ".join(f"{p.name}={p.default!r}" for p in entry.plugin.generate_params)
+            lines.append(f"{name}: {options or 'none'}")
+        self.epilog = ("Task options (--set KEY=VALUE; steps, temperature, seed, num and input "
+                       "have options of their own):\n\n" + "\n\n".join(lines))
+        super().format_help(ctx, formatter)
+
+
+@app.command(cls=TaskOptionsHelp)
 def generate(
     run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")],
     out_dir: Annotated[Optional[Path], typer.Option("--output", help="Folder for the outputs (default: RUN_DIR/generated).")] = None,
@@ -235,8 +289,8 @@ def export(
 
 @app.command()
 def data(
-    task: Annotated[str, typer.Option(help="Task plugin name.")],
-    dataset: Annotated[Optional[str], typer.Option(help="Dataset of the task (default: the task's).")] = None,
+    task: Annotated[str, typer.Option(autocompletion=complete_tasks, help="Task plugin name.")],
+    dataset: Annotated[Optional[str], typer.Option(autocompletion=complete_datasets, help="Dataset of the task (default: the task's).")] = None,
     settings: SetOption = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Canonical data files.")] = None,
 ) -> None:
@@ -248,9 +302,9 @@ def data(
 
 @app.command()
 def sweep(
-    task: Annotated[str, typer.Option(help="Task plugin name.")],
-    cells: Annotated[str, typer.Option(help="Comma-separated cell names, e.g. lstm,gru,rnn.")],
-    dataset: Annotated[Optional[str], typer.Option(help="Dataset of the task (default: the task's).")] = None,
+    task: Annotated[str, typer.Option(autocompletion=complete_tasks, help="Task plugin name.")],
+    cells: Annotated[str, typer.Option(autocompletion=complete_cell_list, help="Comma-separated cell names, e.g. lstm,gru,rnn.")],
+    dataset: Annotated[Optional[str], typer.Option(autocompletion=complete_datasets, help="Dataset of the task (default: the task's).")] = None,
     trials: Annotated[int, typer.Option(help="Search budget per cell (completed + pruned trials; the first is the task's defaults, a third are random start-up).")] = 30,
     seeds: Annotated[int, typer.Option(help="Final runs per cell with the selected configuration (seeds apart from the search's).")] = 10,
     top: Annotated[int, typer.Option(help="Configurations re-run with fresh seeds before one is selected.")] = 3,
@@ -294,10 +348,10 @@ def sweep(
 
 @app.command()
 def report(
-    output_dir: Annotated[Path, typer.Option(help="Where tables and plots are written (one folder per task/dataset).")],
+    output_dir: Annotated[Path, typer.Option(help="Where tables and plots are written (one folder per task/dataset).")] = Path("reports"),
     storage: Annotated[str, typer.Option(envvar=STORAGE_ENV, show_envvar=True, help="The sweep's storage (RDB URL or journal file).")] = "sweeps/sweeps.journal",
-    task: Annotated[Optional[str], typer.Option(help="Only this task.")] = None,
-    dataset: Annotated[Optional[str], typer.Option(help="Only this dataset.")] = None,
+    task: Annotated[Optional[str], typer.Option(autocompletion=complete_tasks, help="Only this task.")] = None,
+    dataset: Annotated[Optional[str], typer.Option(autocompletion=complete_datasets, help="Only this dataset.")] = None,
     study: Annotated[str, typer.Option(help="Study name prefix used by the sweep.")] = "seqbench",
     against: Annotated[Optional[str], typer.Option(help="Compare every cell with this one only (a reference chosen in advance, e.g. lstm-vanilla), instead of every pair.")] = None,
 ) -> None:
@@ -315,7 +369,7 @@ def publish(
     study: Annotated[str, typer.Option(help="Study name prefix of the sweep (several: a,b).")],
     to: Annotated[Path, typer.Option(help="Results folder: its studies.journal gets the studies, and the final runs' small files go beside it.")],
     storage: Annotated[str, typer.Option(envvar=STORAGE_ENV, show_envvar=True, help="The sweep's storage (RDB URL or journal file).")] = "sweeps/sweeps.journal",
-    cells: Annotated[Optional[str], typer.Option(help="Only these cells' studies (a,b); default all, each of which must be finished.")] = None,
+    cells: Annotated[Optional[str], typer.Option(autocompletion=complete_cell_list, help="Only these cells' studies (a,b); default all, each of which must be finished.")] = None,
 ) -> None:
     """Copy a sweep's studies and final-run records (no checkpoints) into a results folder,
     so `seqbench report --storage TO/studies.journal` rebuilds from committed files."""

@@ -37,9 +37,8 @@ import torch
 from lightning.pytorch.callbacks import Checkpoint
 
 from seqbench.loaders import SplitBatches
-from seqbench.runs import HistoryWriter
+from seqbench.runs import RESUME_POINT, HistoryWriter
 
-RESUME_POINT = "resume.ckpt"
 #: Largest share of training time that writing resume points may take.
 BUDGET = 0.02
 #: What the first write is assumed to cost before one has been measured: so the first resume

@@ -43,43 +43,45 @@ def exported(done: Exported) -> None:
                f"largest difference from the run's model {done.max_difference:.2g}")
 
 
+#: Narrower than this (80 columns, say), a six-column plugin table folds dataset names and
+#: options mid-word; each plugin is then a block of lines wrapped at spaces instead.
+TABLE_WIDTH = 140
+
+
 def listing(found: Listing) -> None:
     """`seqbench list`: the core hyperparameters, then every plugin, then each load error
     in full."""
     from rich.console import Console
+    from rich.padding import Padding
     from rich.table import Table
+    from rich.text import Text
 
+    console = Console()
     core = Table(title="core hyperparameters (every run; a task may change the defaults)",
                  title_justify="left")
     core.add_column("name", no_wrap=True)
-    core.add_column("default and range", overflow="fold")
+    core.add_column("default and range")
     core.add_column("meaning")
     for param in found.core:
-        core.add_row(param.name, param.describe().partition("=")[2], param.help)
-    table = Table(title="seqbench plugins", title_justify="left")
-    for column in ("kind", "name", "family", "summary", "provided by"):
-        table.add_column(column)
-    table.add_column("options", overflow="fold")  # fold long words, never cut them
-    broken = []
-    for kind, entries in (("cell", found.cells), ("task", found.tasks)):
-        for name, entry in sorted(entries.items()):
-            source = f"{entry.distribution} {entry.version}"
-            if entry.disabled is not None:
-                table.add_row(kind, name, "", f"[yellow]{entry.disabled}[/]", source, "")
-                continue
-            if entry.error is not None:
-                broken.append(entry)
-                table.add_row(kind, name, "", "[red]failed to load (see below)[/]", source, "")
-                continue
-            plugin = entry.plugin
-            options = [p.describe() for p in plugin.params]
-            if kind == "task":
-                options.insert(0, "datasets: " + ", ".join(
-                    f"{d}{'*' if d == plugin.default_dataset else ''}" for d in plugin.datasets))
-            family = plugin.family if kind == "cell" else ""
-            table.add_row(kind, name, family, plugin.summary, source, "\n".join(options))
-    Console().print(core)
-    Console().print(table)
+        core.add_row(param.name, Text(param.describe().partition("=")[2]), param.help)
+    console.print(core)
+    rows = plugin_rows(found)
+    if console.width >= TABLE_WIDTH:
+        table = Table(title="seqbench plugins", title_justify="left")
+        for column in ("kind", "name", "family", "summary", "provided by", "options"):
+            table.add_column(column)
+        for kind, name, family, summary, source, options in rows:
+            table.add_row(kind, name, family, summary, source, Text("\n".join(options)))
+        console.print(table)
+    else:
+        console.print(Text("seqbench plugins", style="italic"))
+        for kind, name, family, summary, source, options in rows:
+            console.print(Text.assemble(f"{kind} ", (name, "bold"), "  ",
+                                        (" · ".join(filter(None, (family, source))), "dim")))
+            for line in [Text.from_markup(summary), *map(Text, options)]:
+                console.print(Padding(line, (0, 0, 0, 4)))
+    broken = [entry for entries in (found.cells, found.tasks) for entry in entries.values()
+              if entry.disabled is None and entry.error is not None]
     for entry in broken:
         # In full and unwrapped: this is what the plugin's author needs to fix it.
         typer.echo(f"\nfailed: {entry.kind} plugin '{entry.name}' ({entry.target}) from "
@@ -89,6 +91,30 @@ def listing(found: Listing) -> None:
     if broken:
         typer.echo(f"{len(broken)} plugin(s) failed to load; commands that do not select them "
                    "still work.")
+
+
+def plugin_rows(found: Listing) -> list[tuple[str, str, str, str, str, list[str]]]:
+    """(kind, name, family, summary with its markup, source, options) of every plugin; a task's
+    options start with its datasets, the default starred."""
+    rows = []
+    for kind, entries in (("cell", found.cells), ("task", found.tasks)):
+        for name, entry in sorted(entries.items()):
+            source = f"{entry.distribution} {entry.version}"
+            if entry.disabled is not None:
+                rows.append((kind, name, "", f"[yellow]{entry.disabled}[/]", source, []))
+                continue
+            if entry.error is not None:
+                rows.append((kind, name, "", "[red]failed to load (see below)[/]", source, []))
+                continue
+            plugin = entry.plugin
+            options = [p.describe() for p in plugin.params]
+            if kind == "task":
+                options.insert(0, "datasets: " + ", ".join(
+                    f"{d}{'*' if d == plugin.default_dataset else ''}" for d in plugin.datasets))
+            family = plugin.family if kind == "cell" else ""
+            rows.append((kind, name, family, plugin.summary.replace("[", "\\["), source,
+                         options))
+    return rows
 
 
 def data_check(checked: DataCheck) -> None:

@@ -298,21 +298,31 @@ def test_once(trainer: Any, model: Any, data: TaskData, valid_batches: Any, run_
 TRAINING_STATE = {"pytorch-lightning_version", "loops", "optimizer_states"}
 
 
-def resumable(run_dir: Path | None) -> Path:
-    """The resume point of a stopped run, or a one-line error saying why there is none."""
-    from seqbench.resume import RESUME_POINT
-
+def stopped_run(run_dir: Path | None) -> Path:
+    """The resume point of a stopped run, or a one-line error saying why there is none, from
+    the folder's record files alone: a finished run is refused at once, before torch and
+    Lightning are imported (seconds) to read the point itself (`resumable`)."""
     if run_dir is None or not (Path(run_dir) / runs.CONFIG).is_file():
         raise SeqbenchError(f"'{run_dir}' is not a run folder (no {runs.CONFIG}).")
     status = _status(Path(run_dir))
     if status not in (None, "interrupted"):
         raise SeqbenchError(f"run '{run_dir}' has already ended ({status}); there is nothing "
                             "to resume.")
-    point = Path(run_dir) / RESUME_POINT
-    again = f"start it again with: {runs.read_spec(Path(run_dir)).command()}"
+    point = Path(run_dir) / runs.RESUME_POINT
     if not point.is_file():
-        raise SeqbenchError(f"run '{run_dir}' stopped before its first resume point; {again}")
-    check_resume_point(point, again)
+        raise SeqbenchError(f"run '{run_dir}' stopped before its first resume point; "
+                            f"{start_again(run_dir)}")
+    return point
+
+
+def start_again(run_dir: Path) -> str:
+    return f"start it again with: {runs.read_spec(Path(run_dir)).command()}"
+
+
+def resumable(run_dir: Path | None) -> Path:
+    """The checked resume point of a stopped run (`stopped_run`, then the file itself)."""
+    point = stopped_run(run_dir)
+    check_resume_point(point, start_again(run_dir))
     return point
 
 
@@ -327,13 +337,12 @@ def can_resume(run_dir: Path, spec: RunSpec) -> bool:
     """Whether `run_dir` holds a stopped run of exactly `spec` with a usable resume point: a
     sweep's final run, killed or interrupted, continues such a folder instead of starting
     over (and starts over where the resume point is damaged)."""
-    from seqbench.resume import RESUME_POINT
-
-    if not ((run_dir / RESUME_POINT).is_file() and (run_dir / runs.CONFIG).is_file()
+    point = run_dir / runs.RESUME_POINT
+    if not (point.is_file() and (run_dir / runs.CONFIG).is_file()
             and _status(run_dir) in (None, "interrupted") and runs.read_spec(run_dir) == spec):
         return False
     try:
-        check_resume_point(run_dir / RESUME_POINT, "the sweep trains this final again")
+        check_resume_point(point, "the sweep trains this final again")
     except SeqbenchError:
         return False
     return True

@@ -45,8 +45,8 @@ def shrunk(text: str, budgets: list[tuple[str, str]]) -> str:
 def test_the_quick_start_then_the_python_snippet_run_in_order_in_one_fresh_folder(
         tmp_path, monkeypatch, capsys):
     """The issue's newcomer: the quick start's run and generate, a command-line sweep of the
-    snippet's task with the default study (seeds=2), then the "From Python" snippet (seeds=3)
-    in the same folder. Budgets are one epoch of a small model; Bach is three chorales."""
+    snippet's task with the default study (seeds=2) and the README's `seqbench report` after
+    it, then the "From Python" snippet (seeds=3) in the same folder. Budgets are one epoch of a small model; Bach is three chorales."""
     from seqbench.cli import main
     from seqbench_tasks.music import bach
 
@@ -70,6 +70,9 @@ def test_the_quick_start_then_the_python_snippet_run_in_order_in_one_fresh_folde
 
     assert main(["sweep", "--task", "speech", "--cells", "gru,lstm", "--trials", "1", "--seeds",
                  "2", "--rerun-seeds", "0", "--folds", "1", "--epochs", "1"]) == 0
+    report = next(cmd for cmd in commands if cmd.startswith("seqbench sweep ")).splitlines()[1]
+    assert main(shlex.split(report, comments=True)[1:]) == 0  # its default folder, reports/
+    assert (tmp_path / "reports" / "speech-japanese-vowels" / "index.html").is_file()
     (snippet,) = [block for block in python_blocks(readme) if "sb.sweep(" in block]
     code = shrunk(snippet, [
         ("epochs=20)", "epochs=1, hidden_size=8, progress=False)"),

@@ -29,6 +29,12 @@ def fanova(cells: list[CellSummary]) -> dict[str, dict[str, float]]:
     return result
 
 
+def completed_trials(cell: CellSummary) -> int:
+    from optuna.trial import TrialState
+
+    return len(cell.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
 def write_reports(storage: str, output_dir: Path, study: str = "seqbench",
                   task: str | None = None, dataset: str | None = None,
                   against: str | None = None) -> list[Path]:
@@ -72,7 +78,8 @@ def write_reports(storage: str, output_dir: Path, study: str = "seqbench",
         plots.validation_curves(cells, folder / "validation_curves.png")
         importances = fanova(cells)
         if importances:
-            plots.importance(importances, folder / "importance.png")
+            plots.importance(importances, {c.cell: completed_trials(c) for c in cells},
+                             folder / "importance.png")
         (folder / "importance.json").write_text(json.dumps(importances, indent=2) + "\n")
         html.write_page(folder, cells, table_rows, pairs, commands, headline.text, overview)
         written.append(folder)

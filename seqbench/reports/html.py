@@ -59,7 +59,8 @@ CAPTIONS = {
     "validation_curves.png": "Validation metric per epoch of every final run.",
     "budget_curves.png": "Expected best validation value against the number of trials.",
     "optimization_history.png": "Every completed trial's validation value, best so far.",
-    "importance.png": "Hyperparameter importance (fANOVA) per cell.",
+    "importance.png": "Hyperparameter importance (fANOVA) per cell, from the completed trials "
+                      "its title counts.",
 }
 
 

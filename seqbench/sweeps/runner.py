@@ -24,7 +24,7 @@ from seqbench.sweeps import studies
 from seqbench.sweeps.finals import final_jobs
 from seqbench.sweeps.plan import SweepPlan
 from seqbench.sweeps.search import MAX_FAILURES_IN_A_ROW, search
-from seqbench.sweeps.select import choose_jobs, rerun_jobs
+from seqbench.sweeps.select import choose_jobs, rerun_jobs, selection_line
 from seqbench.sweeps.workers import Job, run_jobs
 
 
@@ -41,8 +41,7 @@ def run_sweep(plan: SweepPlan) -> None:
               for repeat in range(plan.repeats) for cell in plan.cells
               for worker in range(plan.jobs)],
              plan.jobs, on_death=lambda job: run_again(job, MAX_FAILURES_IN_A_ROW))
-    console.print(f"[bold]selection[/]: the top {plan.top} and the defaults, "
-                  f"{plan.rerun_count()} fresh seeds each")
+    console.print(f"[bold]selection[/]: {selection_line(plan)}")
     run_jobs(rerun_jobs(plan), plan.jobs, on_death=run_again)
     run_jobs(choose_jobs(plan), 1)  # reads the re-runs back: nothing left to spread
     console.print(f"[bold]finals[/]: {plan.seeds} seeds per cell")
