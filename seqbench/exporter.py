@@ -18,6 +18,7 @@ one line that names the cell and the exporter's reason.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,31 +101,56 @@ def export(run_dir: str | os.PathLike[str], format: str, out: str | os.PathLike[
     with torch.no_grad():
         expected = [net(x) for x in examples]
     partial = target.with_name(target.name + ".partial")
+    refused = f"cannot export cell '{spec.cell}' (task '{spec.task}') as {format}"
     try:
-        if format == "torchscript":
-            check = _torchscript(net, examples[0], partial)
-        else:
-            check = _onnx(net, examples[0], partial)
-        outputs = [check(x) for x in examples]
+        check = (_torchscript if format == "torchscript" else _onnx)(net, examples[0], partial)
+        difference = compare(check, examples, expected, refused)
     except SeqbenchError:
         partial.unlink(missing_ok=True)
         raise
     except Exception as exc:  # noqa: BLE001 - the exporter's reason, in one line
         partial.unlink(missing_ok=True)
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise SeqbenchError(f"cannot export cell '{spec.cell}' (task '{spec.task}') as "
-                            f"{format}: {reason}") from None
-    difference = max(float((torch.as_tensor(got) - want).abs().max())
-                     for got, want in zip(outputs, expected))
-    if not all(torch.allclose(torch.as_tensor(got), want, atol=ATOL, rtol=RTOL)
-               for got, want in zip(outputs, expected)):
-        partial.unlink(missing_ok=True)
-        raise SeqbenchError(f"cannot export cell '{spec.cell}' (task '{spec.task}') as {format}: "
-                            f"the exported model differs from the run's by up to {difference:.3g} "
-                            "on its test inputs (a sequence length or a branch fixed by tracing?).")
+        raise SeqbenchError(f"{refused}: {first_line(exc)}") from None
     partial.replace(target)
     return Exported(target, format, difference, [tuple(x.shape[:2]) for x in examples],
                     "torch.jit.load" if format == "torchscript" else "onnxruntime")
+
+
+def compare(check: Any, examples: list[Any], expected: list[Any], refused: str) -> float:
+    """The largest difference between the export and the model over the examples, or a
+    one-line refusal. The export is traced at the first example's length; a cell that steps
+    through time in Python is unrolled to exactly that length, so it fails or differs at the
+    second, shorter one: that is said as such, not in the interpreter's words."""
+    import torch
+
+    def fixed_length(steps: int, what: str) -> SeqbenchError:
+        return SeqbenchError(
+            f"{refused}: the export only runs at the sequence length it was traced at "
+            f"({examples[0].shape[1]} steps; at {steps} it {what}), as when a cell steps "
+            "through time in Python and tracing unrolls the loop.")
+
+    difference = 0.0
+    for index, (inputs, want) in enumerate(zip(examples, expected)):
+        try:
+            got = torch.as_tensor(check(inputs))
+        except Exception as exc:  # noqa: BLE001 - the exporter's reason, in one line
+            if index == 0:
+                raise
+            raise fixed_length(inputs.shape[1], f"fails: {first_line(exc)}") from None
+        if got.shape != want.shape or not torch.allclose(got, want, atol=ATOL, rtol=RTOL):
+            if index > 0:
+                raise fixed_length(inputs.shape[1], "gives other outputs")
+            error = float((got - want).abs().max()) if got.shape == want.shape else math.inf
+            raise SeqbenchError(f"{refused}: the exported model differs from the run's by up "
+                                f"to {error:.3g} on its test inputs.")
+        difference = max(difference, float((got - want).abs().max()))
+    return difference
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's first non-empty line (exporters write pages), else its type."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
 
 
 def _torchscript(net: Any, example: Any, path: Path):

@@ -102,6 +102,7 @@ def test_a_sweep_says_how_many_configurations_it_reruns(toy_task, tmp_path, caps
     code = main(["sweep", "--task", "toymusic", "--cells", "gru", "--trials", str(trials),
                  "--top", "3", "--seeds", "1", "--rerun-seeds", "1", "--epochs", "1",
                  "--pruner", "none", "--output-dir", str(tmp_path)])
-    out = capsys.readouterr().out
-    assert code == 0
-    assert says in out and "top 3" not in out
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    printed = captured.out + captured.err  # the stage lines go to stderr with the progress
+    assert says in printed and "top 3" not in printed

@@ -87,3 +87,19 @@ def test_a_task_that_composes_cells_is_refused_in_one_line(tmp_path, capsys):
 def test_an_unknown_format_is_one_error_line(trained, capsys):
     assert main(["export", str(trained["speech", "lstm"].dir), "--format", "tflite"]) == 2
     assert "unknown export format 'tflite'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("cell, format, reason", [
+    ("mingru", "onnx", "'aten::logcumsumexp'"),  # its parallel scan has no ONNX operator
+    ("slstm", "onnx", "only runs at the sequence length it was traced at"),  # a Python loop
+])
+def test_a_cell_that_cannot_export_is_refused_in_one_line_with_the_reason(
+        tmp_path, capsys, cell, format, reason):
+    run = sb.run(task="speech", cell=cell, epochs=1, hidden_size=8, progress=False,
+                 output_dir=tmp_path)
+    capsys.readouterr()
+    assert main(["export", str(run.dir), "--format", format]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot export cell '{cell}' (task 'speech') as {format}: ")
+    assert reason in err and len(err.strip().splitlines()) == 1
+    assert not list(run.dir.glob("model*"))  # nothing half-written is left

@@ -19,7 +19,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "seqbench"
 #: Top to bottom. Each layer is a tuple of groups; groups of one layer do not import each
 #: other (reports never train, sweeps never format tables), modules of one group may.
 LAYERS: list[tuple[tuple[str, ...], ...]] = [
-    (("seqbench.__main__", "seqbench.cli", "seqbench.show", "seqbench.summary"),),
+    (("seqbench.__main__", "seqbench.cli", "seqbench.cli_help", "seqbench.show",
+      "seqbench.summary"),),
     (("seqbench.api", "seqbench.handles"),),
     (("seqbench.reports",),
      ("seqbench.sweeps.runner", "seqbench.sweeps.search", "seqbench.sweeps.select",
