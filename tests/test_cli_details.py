@@ -105,4 +105,4 @@ def test_a_sweep_says_how_many_configurations_it_reruns(toy_task, tmp_path, caps
     captured = capsys.readouterr()
     assert code == 0, captured.err
     printed = captured.out + captured.err  # the stage lines go to stderr with the progress
-    assert says in printed and "top 3" not in printed
+    assert says in printed and "the top 3" not in printed
