@@ -60,7 +60,8 @@ def main() -> None:
 
     # seqbench decides the threads itself; drop any choice the caller's shell made.
     base = {k: v for k, v in os.environ.items()
-            if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "SEQBENCH_THREADS")}
+            if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "SEQBENCH_THREADS",
+                         "SEQBENCH_THREAD_CEILING")}
     old = {**base, "OMP_WAIT_POLICY": "ACTIVE", "SEQBENCH_THREADS": str(os.cpu_count() or 1)}
     idle = timed(args, base, busy=False, repeats=args.repeats)
     busy = timed(args, base, busy=True, repeats=args.repeats)

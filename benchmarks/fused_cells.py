@@ -1,11 +1,15 @@
-"""The built-in cells' training cost at matched parameter counts, and where it comes from.
+"""The built-in cells' training cost at matched parameter counts on CPU, before and after
+the GRU and RNN got their own CPU recurrence.
 
 At about 20k parameters a Nottingham GRU epoch took 5.5 times an LSTM epoch on this
-project's CPU machine, so every music sweep waited on its GRU and RNN stages. The three
-built-in cells are PyTorch's fused modules, but on CPU only `nn.LSTM` runs on oneDNN's fused
-RNN primitive (`aten::mkldnn_rnn_layer` refuses the GRU and RNN kinds); `nn.GRU` and
-`nn.RNN` run ATen's loop over time. The last row is the LSTM with oneDNN switched off: the
-same loop as the others, which separates the kernel from the cell.
+project's CPU machine, so every music sweep waited on its GRU and RNN stages. On CPU only
+`nn.LSTM` runs on oneDNN's fused RNN primitive (`aten::mkldnn_rnn_layer` refuses the GRU and
+RNN kinds); `nn.GRU` and `nn.RNN` run ATen's loop over time, recording a dozen autograd nodes
+per step. seqbench's `gru` and `rnn` cells now train through `seqbench_cells.recurrence`
+(one autograd node per layer, input projections hoisted, a hand-derived backward); the rows
+"nn.GRU" and "nn.RNN" are PyTorch's own modules with the same weights, what the cells ran
+before. The last row is the LSTM with oneDNN switched off: ATen's loop again, which
+separates the kernel from the cell.
 
 Each cell has the hidden size that brings cell + linear head closest to `--budget`
 parameters without exceeding it (as `--param-budget` does for the whole model), and trains
@@ -49,6 +53,15 @@ def matched_cell(name: str, budget: int) -> tuple[nn.Module, int]:
     return cell.build(KEYS, hidden, 1, 0.0, **extra), count(hidden)
 
 
+def pytorch_module(cell: nn.Module) -> nn.Module:
+    """PyTorch's own module with `cell`'s weights (ATen's loop on CPU): what it ran before."""
+    kind, extra = ((nn.GRU, {}) if isinstance(cell, nn.GRU)
+                   else (nn.RNN, {"nonlinearity": cell.nonlinearity}))
+    module = kind(cell.input_size, cell.hidden_size, batch_first=True, **extra)
+    module.load_state_dict(cell.state_dict())
+    return module
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--budget", type=int, default=20_000, help="parameters per model")
@@ -66,6 +79,9 @@ def main() -> None:
     sides = {}
     for name in ("lstm", "gru", "rnn"):
         sides[name] = (*matched_cell(name, args.budget), contextlib.nullcontext)
+    for name in ("gru", "rnn"):
+        cell, parameters, _ = sides[name]
+        sides[f"nn.{name.upper()}"] = (pytorch_module(cell), parameters, contextlib.nullcontext)
     lstm, parameters, _ = sides["lstm"]
     sides["lstm, oneDNN off"] = (lstm, parameters,
                                  lambda: torch.backends.mkldnn.flags(enabled=False))

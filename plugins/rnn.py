@@ -1,4 +1,5 @@
-"""The vanilla (Elman) RNN on PyTorch's fused `nn.RNN`: the baseline gated cells must beat.
+"""The vanilla (Elman) RNN, `nn.RNN` with a fast CPU recurrence: the baseline gated cells must
+beat (on CPU it trains through `seqbench_cells.recurrence.RNN`; cuDNN on CUDA).
 
 tanh is the classic choice; relu is offered because Le et al. (2015) showed a ReLU RNN
 with identity initialisation competing with LSTM on some tasks.
@@ -10,9 +11,9 @@ from seqbench import Cell, Param
 
 
 def build(input_size: int, hidden_size: int, num_layers: int, dropout: float, *, nonlinearity: str):
-    from torch import nn
+    from seqbench_cells.recurrence import RNN
 
-    return nn.RNN(
+    return RNN(
         input_size,
         hidden_size,
         num_layers=num_layers,
@@ -24,7 +25,7 @@ def build(input_size: int, hidden_size: int, num_layers: int, dropout: float, *,
 
 cell = Cell(
     name="rnn",
-    summary="Vanilla Elman RNN (tanh or relu), fused nn.RNN",
+    summary="Vanilla Elman RNN (tanh or relu), nn.RNN with a fast CPU recurrence",
     build=build,
     params=(Param("nonlinearity", str, "tanh", "activation", choices=("tanh", "relu")),),
 )

@@ -3,7 +3,9 @@ thin shell over them (it parses, calls one of these, and prints).
 
 `run`, `load`, `generate`, `export`: train a run, open a run folder, use its model, write it
 for use without seqbench. `sweep`, `report`,
-`publish`: compare cells and write or publish the tables. `data`, `list`, `cells`, `tasks`,
+`publish`: compare cells and write or publish the tables. `suites`, `suite_plan`,
+`suite_check`, `suite`: the benchmark suites that ship, one suite's budgets and cost, whether
+its datasets load here, and running it over any number of workers. `data`, `list`, `cells`, `tasks`,
 `register`, `new`: look at what is installed and add to it. A run returns a `Run` holding its
 metrics, its per-epoch history and the best-epoch model; a sweep returns a `Comparison`
 whose table is the report's. A cell or task defined in a notebook is passed as an object
@@ -15,19 +17,22 @@ something trains or loads a model.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from seqbench import registry, runs
+from seqbench.benchsuite import Priced, suites  # noqa: F401 - the API's `sb.suites()`
+from seqbench.benchsuite.check import DatasetCheck
+from seqbench.benchsuite.spec import SuiteDataset
 from seqbench.config import RunSpec, build_spec
 from seqbench.contracts import Cell, Task
 from seqbench.datacheck import DataCheck
 from seqbench.errors import SeqbenchError
 from seqbench.exporter import Exported
-from seqbench.handles import Comparison, Run, load  # noqa: F401 - load is seqbench.load
-from seqbench.params import Param
+from seqbench.handles import Comparison, Run, as_path, load  # noqa: F401 - seqbench.load
+from seqbench.params import Param, whole_number
 
 PathLike = str | os.PathLike[str]
 #: Where `report` and `publish` look for a sweep's storage when none is given.
@@ -85,7 +90,8 @@ def run(
     """Train `cell` (default lstm) on `task` and return the finished `Run`.
 
     `settings` are hyperparameters by name (`epochs=5`, `hidden_size=64`, `forget_bias=1`;
-    `**{"cell.x": ...}` when a name is ambiguous), validated like `--set`. `task` and `cell`
+    `**{"cell.x": ...}` when a name is ambiguous), validated like `--set`; `devices`,
+    `num_nodes`, `strategy` and `precision` among them, as `seqbench run --devices` etc. `task` and `cell`
     may be plugin objects defined in this process. `spec=` starts from a recorded run (its
     folder, its config.json or a `RunSpec`) and whatever else is given overrides it, as
     `seqbench run --spec` does. `resume=RUN_DIR` instead continues a stopped run from its
@@ -99,54 +105,64 @@ def run(
 
     loggers.check(logger)  # a mistyped tracker is refused before anything is said or written
     thread_policy.configure(threads)  # before this process imports torch, if it has not
-    from seqbench.train import stopped_run, train
+    from seqbench.run_state import stopped_run
+    from seqbench.train import first_process, train
 
+    as_path(data_dir, "data_dir", optional=True)
+    # A run on several devices starts this once per device: only the first one speaks.
+    speaks = first_process()
     if resume is not None:
-        given = (task, cell, dataset, seed, spec, device)
+        given = (task, cell, dataset, seed, spec, device, threads)
         if settings or any(value is not None for value in given):
-            raise SeqbenchError("resume= continues the run's own spec; give no task, "
-                                "cell, dataset, seed, device, spec or settings with it.")
-        run_dir = Path(resume)
+            raise SeqbenchError("resume= continues the run's own spec (its seed and threads "
+                                "included); give no task, cell, dataset, seed, device, spec "
+                                "or settings with it.")
+        run_dir = as_path(resume, "resume")
         stopped_run(run_dir)  # a finished run is refused before Lightning is imported
         run_spec = runs.read_spec(run_dir)
-        runs.note_machine_change(runs.read_run_config(run_dir))
+        if speaks:
+            runs.note_machine_change(runs.read_run_config(run_dir), run_spec.threads)
         result = train(run_spec, data_dir=data_dir, show_progress=progress, run_dir=run_dir,
                        resume=True, logger=logger)
     else:
-        run_spec = spec_for(task, cell, dataset, seed, spec=spec, device=device, **settings)
-        runs.check_output_dir(Path(output_dir))
-        if progress:
+        run_spec = spec_for(task, cell, dataset, seed, spec=spec, device=device,
+                            threads=threads, **settings)
+        runs.check_output_dir(as_path(output_dir, "output_dir"))
+        if progress and speaks:
             from rich.console import Console
 
             # On stdout, as the run's summary: stderr stays for the one error line.
             Console().print(f"[bold]seqbench[/] training [bold]{run_spec.cell}[/] on "
                           f"[bold]{run_spec.task}/{run_spec.dataset}[/] (seed {run_spec.seed})")
-        if spec is not None and not isinstance(spec, RunSpec):
-            runs.note_machine_change(runs.read_run_config(Path(spec)))
+        if spec is not None and not isinstance(spec, RunSpec) and speaks:
+            runs.note_machine_change(runs.read_run_config(Path(spec)), run_spec.threads)
         result = train(run_spec, output_dir=output_dir, data_dir=data_dir,
                        show_progress=progress, logger=logger)
-    return Run(dir=result.run_dir, spec=run_spec, metrics=result.metrics, data_dir=data_dir,
+    return Run(dir=result.run_dir, spec=result.spec, metrics=result.metrics, data_dir=data_dir,
                _model=result.model, _data=result.data)
 
 
 def spec_for(task: str | Task | None = None, cell: str | Cell | None = None,
              dataset: str | None = None, seed: int | None = None, *,
              spec: RunSpec | PathLike | None = None, device: str | None = None,
-             **settings: Any) -> RunSpec:
+             threads: int | None = None, **settings: Any) -> RunSpec:
     """The validated spec `run` trains: `spec` (a run folder, its config.json or a RunSpec)
-    with the other arguments overriding it, or those arguments alone (device "auto" unless
-    given or recorded)."""
+    with the other arguments overriding it (a seed of 0 included), or those arguments alone
+    (device "auto" unless given or recorded; threads as recorded, else decided when the
+    model exists)."""
     base = spec if spec is None or isinstance(spec, RunSpec) else RunSpec.from_dict(
         runs.read_run_config(Path(spec))["spec"])
     if base is not None:
         task, cell = task or base.task, cell or base.cell
         dataset, seed = dataset or base.dataset, base.seed if seed is None else seed
         device = device or base.device
+        threads = base.threads if threads is None else threads
         settings = {**base.settings(), **settings}
     if task is None:
         raise SeqbenchError(f"run() needs a task (or spec=); installed: {', '.join(tasks())}.")
     return build_spec(_name(task), _name(cell or "lstm"), dataset, settings,
-                      seed=seed or 0, device=device or "auto")
+                      seed=0 if seed is None else seed, device=device or "auto",
+                      threads=threads)
 
 
 
@@ -194,6 +210,7 @@ def sweep(
     refit: bool = False,
     logger: str | None = None,
     threads: int | None = None,
+    search_only: bool = False,
     **settings: Any,
 ) -> Comparison:
     """Tune every cell with the same budget, re-train each chosen configuration with `seeds`
@@ -204,7 +221,9 @@ def sweep(
     `top`/`rerun_seeds` the selection re-runs (default: enough seeds for five paired values),
     `folds` the validation folds per trial, `repeats` independent searches per cell (to
     measure the search's own variance), `threads` the intra-op threads of every training
-    process (recorded, and used by every final run).
+    process (recorded, and used by every final run). `search_only` stops after the search:
+    how the workers of a cluster share one study, leaving selection and finals to a single
+    process (README, "Scaling out").
     """
     from seqbench import threads as thread_policy
     from seqbench.sweeps.plan import SweepPlan
@@ -214,6 +233,11 @@ def sweep(
     if isinstance(cells, str):  # iterating it would sweep the cells 'g', 'r' and 'u'
         raise SeqbenchError(f"cells is a list of names, e.g. cells=[{cells!r}], not the "
                             f"string {cells!r}.")
+    jobs = whole_number(jobs, "jobs")
+    output_dir = as_path(output_dir, "output_dir")
+    as_path(data_dir, "data_dir", optional=True)
+    if storage is not None and not isinstance(storage, str):  # a URL stays text
+        storage = str(as_path(storage, "storage"))
     names = tuple(_name(cell) for cell in cells)
     plan = SweepPlan(
         task=_name(task), dataset=dataset or registry.get_task(_name(task)).default_dataset,
@@ -235,7 +259,7 @@ def sweep(
     runs.check_output_dir(Path(output_dir))
     # decided once, before this process imports torch, and recorded for the finals
     plan = replace(plan, threads=thread_policy.configure(threads, jobs=jobs))
-    run_sweep(plan)
+    run_sweep(plan, search_only)
     return Comparison(storage=plan.storage, study=study, task=plan.task,
                       dataset=plan.dataset, cells=names)
 
@@ -252,6 +276,65 @@ def report(output_dir: PathLike = "reports", storage: str = DEFAULT_STORAGE,
     runs.check_output_dir(Path(output_dir))
     return write_reports(storage_url(storage, Path(output_dir)), Path(output_dir), study=study,
                          task=task, dataset=dataset, against=against)
+
+
+def suite(suite: str | PathLike, *, jobs: int = 1, study: str | None = None,
+          storage: str | None = None, output_dir: PathLike = "sweeps",
+          report_dir: PathLike | None = None, data_dir: PathLike | None = None,
+          device: str = "auto", poll_seconds: float = 10.0,
+          threads: int | None = None) -> Path:
+    """Run a benchmark suite (a shipped suite's name or a suite file) as `seqbench suite run`:
+    every dataset's sweep under one study name (default: the suite's name) in one storage,
+    shared with any other worker running the same suite there, then the cross-dataset
+    report; return its folder (default OUTPUT_DIR/reports/STUDY, with index.html).
+    Re-running it resumes; `jobs` is each sweep's parallel processes and `threads` their
+    intra-op threads (as in `sweep`); a worker left with nothing to take looks at the storage
+    every `poll_seconds` until the others finish."""
+    from seqbench import threads as thread_policy
+    from seqbench.benchsuite import load_suite
+    from seqbench.benchsuite.run import run_suite
+    from seqbench.sweeps.storage import storage_url
+
+    runs.check_output_dir(Path(output_dir))
+    count = thread_policy.configure(threads, jobs=jobs)  # before anything imports torch
+    loaded = load_suite(suite)
+    study = study or loaded.name
+    url = storage_url(storage, Path(output_dir))
+    cells = loaded.cells + loaded.installed_optional_cells()
+
+    def one(item: SuiteDataset) -> None:
+        sweep(item.task, cells, trials=item.trials, seeds=item.seeds, repeats=item.repeats,
+              dataset=item.dataset, jobs=jobs, max_seconds=item.max_time, study=study,
+              storage=url, output_dir=output_dir, data_dir=data_dir, device=device,
+              threads=count, epochs=item.epochs)
+
+    run_suite(loaded, cells, study, url, one, poll_seconds)
+    folder = Path(report_dir) if report_dir is not None else Path(output_dir) / "reports" / study
+    report(folder, storage=url, study=study)
+    return folder
+
+
+def suite_plan(suite: str | PathLike) -> Priced:
+    """A suite (a shipped suite's name or a suite file) read and checked, with every
+    dataset's budget, what it reduces, its reason and its estimated cost (`seqbench suite
+    show`; `suites()` gives every shipped one)."""
+    from seqbench.benchsuite import load_suite, priced
+
+    return priced(load_suite(suite))
+
+
+def suite_check(suite: str | PathLike, datasets: Iterable[str] | None = None,
+                data_dir: PathLike | None = None,
+                progress: Callable[[DatasetCheck], None] | None = None) -> list[DatasetCheck]:
+    """Load every dataset of a suite (or those of `datasets`, as TASK/DATASET) as its runs
+    will, past any failure: per dataset its split sizes, shortest sequence, seconds, or the
+    one-line reason it does not load (`seqbench suite check`). `progress` is called with
+    each dataset's result as it comes."""
+    from seqbench.benchsuite import load_suite
+    from seqbench.benchsuite.check import check_suite
+
+    return check_suite(load_suite(suite), data_dir, datasets or (),
+                       progress or (lambda _: None))
 
 
 def publish(study: str, to: PathLike, storage: str = DEFAULT_STORAGE,

@@ -19,7 +19,7 @@ from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from seqbench.contracts import Batch, TaskData
+from seqbench.contracts import Batch, PluginContractError, TaskData
 
 if TYPE_CHECKING:  # numpy is imported where batches are cut: `import seqbench` stays light
     import numpy as np
@@ -63,6 +63,16 @@ class IndexedData(TaskData):
 
     #: Batches' worth of items sorted by length together when shuffling (0 = no bucketing).
     bucket: int = 0
+
+    def __setattr__(self, name: str, value: object) -> None:
+        # `self.lengths = {...}` in `__init__` hides the method, and the first batch then
+        # fails with "'dict' object is not callable" far from the line that caused it.
+        if name in ("items", "collate", "lengths") and not callable(value):
+            raise PluginContractError(
+                f"{type(self).__name__} sets self.{name} to a {type(value).__name__}, which "
+                f"hides IndexedData's method {name}(split); keep the value under another name "
+                f"(e.g. self._{name}) and return it from {name}(split).")
+        super().__setattr__(name, value)
 
     @abstractmethod
     def items(self, split: str) -> int:

@@ -1,24 +1,28 @@
-"""Early stopping that keeps the best epoch's weights and writes them once, at the end.
+"""Which epoch a run keeps and when it stops: Lightning's ModelCheckpoint and EarlyStopping,
+set up for a fair comparison.
 
-Lightning's ModelCheckpoint serialises model, optimizer and loop state at every improvement,
-and its EarlyStopping reads metrics through `self.log`'s result collection; on the small
-recurrent models of benchmarks/throughput.py they cost about 4 ms per epoch and 1 ms per
-logged call (results/benchmarks.md, where the ratio they were removed to reach is). The
-model already holds each validation's exact metrics (`SequenceModel.last_metrics`), so this
-callback reads them there, clones the best weights in memory (on the model's own device),
-stops after `patience` epochs without improvement, and writes `best.ckpt` when fit ends or
-is interrupted, so a stopped run keeps its best model. Its state (best score, epoch and
-weights) travels in resume points, so a resumed run stops and selects as if never stopped.
+* `best.ckpt` holds the weights of the epoch with the best selection metric (weights only:
+  a small file, written when the metric improves, by the first process only; every process
+  agrees on the improvement because the metric is summed over all of them first). A refit
+  run trains on its validation items, which then cannot choose an epoch: it keeps the last.
+* Early stopping waits `patience` epochs without improvement, but never stops a run before
+  the task's `min_epochs` / `min_steps` (`past_minimum`, which pruning uses too): a stop
+  due before them is dropped, and the run stops at the first validation past them that is
+  still `patience` epochs from the best. Not the Trainer's own minimums, which would keep
+  such a request pending and honour it even after the metric improved again.
+* Both act when validation ends, before the epoch's resume point is written, so their state
+  (kept in Lightning's checkpoint) resumes with the run.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+from seqbench import runs
 
 
 def validation_value(pl_module: Any, monitor: str) -> float | None:
@@ -36,61 +40,60 @@ def past_minimum(trainer: Any, min_epochs: int, min_steps: int) -> bool:
     return trainer.current_epoch + 1 >= min_epochs and trainer.global_step >= min_steps
 
 
-class BestEpoch(Callback):
-    def __init__(self, path: Path, monitor: str, mode: str, patience: int = 0,
-                 min_epochs: int = 0, min_steps: int = 0, keep_last: bool = False) -> None:
-        """`keep_last`: every epoch replaces the kept weights and nothing stops the run early
-        (a refit run trains on its validation items, which then cannot choose an epoch)."""
-        self.path = path
-        self.keep_last = keep_last
-        self.monitor = monitor
-        self.sign = 1.0 if mode == "min" else -1.0
-        self.patience = patience
+class EarlyStoppingAfterMinimum(EarlyStopping):
+    """Lightning's EarlyStopping, counting epochs without improvement from the start but
+    asking to stop only once the run is past its minimum."""
+
+    def __init__(self, monitor: str, mode: str, patience: int, min_epochs: int,
+                 min_steps: int) -> None:
+        # A non-finite value counts as no improvement, as it always did (the run's
+        # divergence check is on the primary metric, `SequenceModel`).
+        super().__init__(monitor, patience=patience, mode=mode, check_finite=False,
+                         check_on_train_epoch_end=False)
         self.minimum = (min_epochs, min_steps)
-        self.score: float | None = None
-        self.epoch: int | None = None
-        self.state: dict[str, torch.Tensor] | None = None
-        #: Why this callback ended the run, in words (None while it has not).
+        #: Why this callback ended the run, in words (None while it has not): the progress
+        #: display says it instead of leaving a bar frozen short of its total.
         self.stop_reason: str | None = None
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
-        value = validation_value(pl_module, self.monitor)
-        if trainer.sanity_checking or value is None or not math.isfinite(value):
-            return
-        epoch = trainer.current_epoch + 1
-        if self.keep_last or self.score is None or self.sign * value < self.sign * self.score:
-            self.score, self.epoch = value, epoch
-            self.state = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
-        elif self.patience and epoch - self.epoch >= self.patience and \
-                past_minimum(trainer, *self.minimum):
-            trainer.should_stop = True
-            self.stop_reason = (f"no better {self.monitor} for {self.patience} epochs after "
-                                f"epoch {self.epoch}, whose weights are kept")
+        requested = trainer.should_stop
+        super().on_validation_end(trainer, pl_module)
+        if not past_minimum(trainer, *self.minimum):
+            trainer.should_stop = requested
+        elif trainer.should_stop and not requested:
+            best = trainer.current_epoch + 1 - self.wait_count
+            self.stop_reason = (f"no better {self.monitor} for {self.wait_count} epochs after "
+                                f"epoch {best}, whose weights are kept")
 
-    def state_dict(self) -> dict[str, Any]:
-        """Early-stopping state for a resume point: the best score, its epoch and weights."""
-        return {"score": self.score, "epoch": self.epoch, "state": self.state}
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.score, self.epoch, self.state = (state_dict["score"], state_dict["epoch"],
-                                              state_dict["state"])
+def selection_callbacks(run_dir: Path | None, monitor: str, mode: str,
+                        hparams: Mapping[str, Any]) -> list[Any]:
+    """ModelCheckpoint writing `run_dir/best.ckpt` (None: a process that writes nothing gets
+    the first process's folder from Lightning), and early stopping unless patience is off
+    or the run is a refit."""
+    keep_last = hparams["refit"]
+    callbacks: list[Any] = [ModelCheckpoint(
+        dirpath=run_dir, filename=Path(runs.CHECKPOINT).stem, monitor=None if keep_last
+        else monitor, mode=mode, save_top_k=1, save_weights_only=True,
+        save_on_train_epoch_end=False, enable_version_counter=False,
+        auto_insert_metric_name=False)]
+    if hparams["patience"] and not keep_last:
+        callbacks.append(EarlyStoppingAfterMinimum(monitor, mode, hparams["patience"],
+                                                   hparams["min_epochs"], hparams["min_steps"]))
+    return callbacks
 
-    def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
-        self.save()
 
-    def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
-        self.save()
-
-    def save(self) -> None:
-        if self.state is None:
-            return
-        state = {k: v.cpu() for k, v in self.state.items()}
-        tmp = self.path.with_suffix(".partial")
-        torch.save({"state_dict": state, "epoch": self.epoch, "monitor": self.monitor,
-                    "score": self.score}, tmp)
-        tmp.replace(self.path)
-
-    def restore(self, model: torch.nn.Module) -> None:
-        """Load the best weights into `model` (no-op if no validation epoch finished)."""
-        if self.state is not None:
-            model.load_state_dict(self.state)
+def kept_epoch(trainer: Any, model: Any, monitor: str) -> tuple[float | None, int | None]:
+    """Load the kept epoch's weights into `model`; return (its `monitor` value, its epoch),
+    or (None, None) when no validation finished."""
+    checkpoint = next(c for c in trainer.callbacks if isinstance(c, ModelCheckpoint))
+    if not checkpoint.best_model_path or not Path(checkpoint.best_model_path).is_file():
+        return None, None
+    saved = runs.load_checkpoint(Path(checkpoint.best_model_path),
+                                 "the run's best epoch was not written completely")
+    model.load_state_dict(saved["state_dict"])
+    epoch = int(saved["epoch"]) + 1
+    score = checkpoint.best_model_score
+    if score is None:  # refit: the last epoch's value
+        return validation_value(model, monitor), epoch
+    return float(score), epoch

@@ -13,6 +13,7 @@ shows a traceback.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -21,17 +22,16 @@ import typer
 
 from seqbench.cli_help import TaskOptionsHelp, complete_cell_list, complete_cells
 from seqbench.cli_help import complete_datasets, complete_tasks
-from seqbench.errors import Interrupted, SeqbenchError, from_os_error
+from seqbench import stopping
+from seqbench.cli_options import STORAGE_ENV, ThreadsOption, interruptible
+from seqbench.cli_suite import suite_app
+from seqbench.errors import STDOUT, Interrupted, SeqbenchError, WriteFailed, one_line, writing
 from seqbench.params import MAX_SEED
 
 try:  # typer >= 0.2x vendors click; older releases raise click's own exceptions
     from typer.exceptions import TyperException as UsageProblem
 except ImportError:  # pragma: no cover - depends on the installed typer
     from click import ClickException as UsageProblem
-
-#: Environment variable that `--storage` defaults to (the way to pass a password); the same
-#: as seqbench.sweeps.storage.STORAGE_ENV, named here so that --help imports nothing more.
-STORAGE_ENV = "SEQBENCH_STORAGE_URL"
 
 app = typer.Typer(
     help="Compare recurrent cells (LSTM, GRU, RNN and plugins) fairly across sequence tasks.",
@@ -64,9 +64,9 @@ def _configure_help() -> None:
 
 def _show_version(value: bool) -> None:
     if value:
-        from seqbench import __version__
+        from seqbench import PLUGIN_API, __version__
 
-        typer.echo(f"seqbench {__version__}")
+        typer.echo(f"seqbench {__version__} (plugin API {PLUGIN_API})")
         raise typer.Exit()
 
 
@@ -88,11 +88,13 @@ def plugins_option(
         disable(disable_plugin)
 
 
+#: Help is rich markup, where `[tensorboard]` is a style tag: rich's escape `\[` keeps it.
 LoggerOption = Annotated[
     Optional[str],
     typer.Option("--logger", help="Also send per-epoch metrics, hyperparameters and final test "
                  "metrics to csv, tensorboard or mlflow (pip install 'seqbench\\[tensorboard]' / "
-                 "'seqbench\\[mlflow]'); MLflow: $MLFLOW_TRACKING_URI, else the file store ./mlruns."),
+                 "'seqbench\\[mlflow]'); MLflow: $MLFLOW_TRACKING_URI, else the file store "
+                 "./mlruns."),
 ]
 
 SetOption = Annotated[
@@ -100,17 +102,6 @@ SetOption = Annotated[
     typer.Option("--set", metavar="KEY=VALUE", help="Any hyperparameter (repeatable); "
                  "prefix with cell. or task. to disambiguate."),
 ]
-#: More threads than any machine has cores; OpenMP would refuse a larger value with a
-#: warning of its own and run on its default instead.
-MAX_THREADS = 4096
-ThreadsOption = Annotated[
-    Optional[int],
-    typer.Option(help="Intra-op threads per training process (default: $OMP_NUM_THREADS, "
-                 "else the cores this process may use, divided between --jobs).",
-                 min=1, max=MAX_THREADS),
-]
-
-
 def parse_settings(pairs: list[str] | None) -> dict[str, str]:
     settings: dict[str, str] = {}
     for pair in pairs or []:
@@ -131,8 +122,8 @@ def run(
     layers: Annotated[Optional[int], typer.Option(help="Stacked layers.")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Learning rate.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Sequences per batch.")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed for initialisation and data order (default 0, or the --spec's).", min=0, max=MAX_SEED)] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto (default, or the --spec's), cpu or cuda.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed for initialisation and data order (default: 0, or the --spec's).", min=0, max=MAX_SEED, show_default=False)] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda (default: auto, or the --spec's).", show_default=False)] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Canonical data files (default: $SEQBENCH_DATA_DIR, else ~/.cache/seqbench).")] = None,
     output_dir: Annotated[Path, typer.Option(help="Where run folders are written.")] = Path("runs"),
     settings: SetOption = None,
@@ -141,16 +132,21 @@ def run(
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
     logger: LoggerOption = None,
     resume: Annotated[Optional[Path], typer.Option(help="Continue this stopped run folder from its last resume point (with its own spec).")] = None,
+    devices: Annotated[Optional[int], typer.Option(help="Devices one run trains on with DDP (CPU processes or GPUs; default 1).")] = None,
+    num_nodes: Annotated[Optional[int], typer.Option(help="Machines one run spans, each with --devices (default 1).")] = None,
+    strategy: Annotated[Optional[str], typer.Option(help="auto (DDP with several devices) or ddp.")] = None,
+    precision: Annotated[Optional[str], typer.Option(help="32 (default), bf16-mixed or 16-mixed (GPU).")] = None,
 ) -> None:
     """Train one cell on one task and write a run record."""
     from seqbench import api, show
 
     given = shortcuts(settings, epochs=epochs, hidden_size=hidden_size, layers=layers, lr=lr,
-                      batch_size=batch_size)
+                      batch_size=batch_size, devices=devices, num_nodes=num_nodes,
+                      strategy=strategy, precision=precision)
     if resume is not None:
-        if task or cell or spec or given or dataset:
-            raise SeqbenchError("--resume continues the run's own spec; give no other run "
-                                "options with it.")
+        if task or cell or spec or given or dataset or seed is not None or threads or device:
+            raise SeqbenchError("--resume continues the run's own spec (its seed and threads "
+                                "included); give no other run options with it.")
     elif spec is None and not (task and cell):
         raise SeqbenchError("both --task and --cell are required (or --spec).")
     with interruptible("the run had not started; nothing was written."):
@@ -166,27 +162,6 @@ def shortcuts(pairs: list[str] | None, **options: object) -> dict[str, object]:
     given: dict[str, object] = parse_settings(pairs)
     given.update({key: value for key, value in options.items() if value is not None})
     return given
-
-
-class interruptible:
-    """Turn Ctrl-C inside the block into `Interrupted(kept)`.
-
-    A run's own `Interrupted` (which names its folder) passes through unless `overrule`:
-    inside a sweep, what matters is the storage and the command that resumes the sweep.
-    """
-
-    def __init__(self, kept: str, overrule: bool = False) -> None:
-        self.kept = kept
-        self.overrule = overrule
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind, exc, traceback) -> bool:
-        if kind is not None and (issubclass(kind, KeyboardInterrupt) or
-                                 (self.overrule and issubclass(kind, Interrupted))):
-            raise Interrupted(self.kept) from None
-        return False
 
 
 @app.command("list")
@@ -205,6 +180,7 @@ def generate(
     temperature: Annotated[Optional[float], typer.Option(help="Sampling temperature.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Sampling seed.", min=0, max=MAX_SEED)] = None,
     num: Annotated[Optional[int], typer.Option(help="Number of outputs.")] = None,
+    horizon: Annotated[Optional[int], typer.Option(help="Forecasting: steps to predict past the end of the data, with intervals.", min=1)] = None,
     inputs: Annotated[Optional[list[Path]], typer.Option("--input", help="A file (or folder) for the task to read, e.g. a recording to transcribe; repeat it for more (the same as --set input=A,B).")] = None,
     settings: SetOption = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "cpu",
@@ -214,8 +190,10 @@ def generate(
     from seqbench import api
 
     given = shortcuts(settings, steps=steps, temperature=temperature, seed=seed, num=num,
+                      horizon=horizon,
                       input=",".join(map(str, inputs)) if inputs else None)
-    with interruptible("files written so far are kept; run the command again for the rest."):
+    with interruptible("files written so far are kept; run the command again for the rest."), \
+            writing(out_dir or Path(run_dir) / "generated"):
         written = api.generate(run_dir, out_dir, device, data_dir, **given)
     for path in written:
         typer.echo(str(path))
@@ -274,6 +252,7 @@ def sweep(
     output_dir: Annotated[Path, typer.Option(help="Trial and final run records (and the default journal).")] = Path("sweeps"),
     threads: ThreadsOption = None,
     logger: LoggerOption = None,
+    search_only: Annotated[bool, typer.Option("--search-only", help="Stop after the search (cluster workers sharing one study; one process then runs the same command without it for selection and finals).")] = False,
 ) -> None:
     """Tune every cell with the same budget, then re-train each best config with K seeds."""
     from seqbench import api
@@ -282,16 +261,17 @@ def sweep(
     given = shortcuts(settings, epochs=epochs)
     shown = redact(storage) if storage else str(output_dir / JOURNAL_NAME)
     with interruptible(f"completed trials and finals are kept in {shown}; run the "
-                       "same command again to go on.", overrule=True):
+                       "same command again to go on.", overrule=True), writing(output_dir):
         done = api.sweep(task, split_names(cells), trials, seeds, dataset=dataset, top=top,
                          rerun_seeds=rerun_seeds, folds=folds, repeats=repeats, jobs=jobs,
                          pruner=pruner, param_budget=param_budget, max_seconds=max_seconds,
                          seed=seed, device=device, study=study, storage=storage,
                          output_dir=output_dir, data_dir=data_dir, refit=refit, logger=logger,
-                         threads=threads, **given)
-    study_option = "" if study == "seqbench" else f" --study {study}"
-    typer.echo(f"Studies in {done.storage}; tables: seqbench report --storage {done.storage}"
-               f"{study_option} --output-dir reports")
+                         threads=threads, search_only=search_only, **given)
+    study_option = [] if study == "seqbench" else ["--study", study]
+    typer.echo(f"Studies in {done.storage}; tables: " + shlex.join(
+        ["seqbench", "report", "--storage", done.storage, *study_option,
+         "--output-dir", "reports"]))
 
 
 @app.command()
@@ -307,7 +287,7 @@ def report(
     from seqbench import api
 
     with interruptible(f"tables already written under {output_dir} are kept; run the "
-                       "command again to finish them."):
+                       "command again to finish them."), writing(output_dir):
         for folder in api.report(output_dir, storage, task, dataset, study, against):
             typer.echo(str(folder))
 
@@ -324,16 +304,21 @@ def publish(
     from seqbench import api
     from seqbench.sweeps.publish import RESULTS_JOURNAL
 
-    names = api.publish(study, to, storage, split_names(cells) if cells else None)
-    typer.echo(f"{len(names)} studies copied into {to / RESULTS_JOURNAL}; tables: seqbench "
-               f"report --storage {to / RESULTS_JOURNAL} --study {study} --output-dir {to}")
+    with writing(to):
+        names = api.publish(study, to, storage, split_names(cells) if cells else None)
+    typer.echo(f"{len(names)} studies copied into {to / RESULTS_JOURNAL}; tables: " + shlex.join(
+        ["seqbench", "report", "--storage", str(to / RESULTS_JOURNAL), "--study", study,
+         "--output-dir", str(to)]))
 
+
+app.add_typer(suite_app, name="suite")
 
 new_app = typer.Typer(help="Start a plugin: an installable distribution that already "
                       "passes the conformance kit and trains.", no_args_is_help=True)
 app.add_typer(new_app, name="new")
 DirOption = Annotated[Optional[Path], typer.Option(
-    "--dir", help="Folder to write (default: ./seqbench-NAME); must not exist or be empty.")]
+    "--dir", help="Folder to write (default: ./seqbench-NAME); must not exist or be empty. "
+    "The distribution is named seqbench-NAME whatever the folder.")]
 
 
 @new_app.command("cell")
@@ -356,8 +341,8 @@ def _scaffold(kind: str, name: str, directory: Path | None) -> None:
     written = api.new(kind, name, directory)
     for path in written:
         typer.echo(str(path))
-    typer.echo(f"Next: pip install -e {written[0].parent} && python -m pytest "
-               f"{written[0].parent}")
+    folder = shlex.quote(str(written[0].parent))
+    typer.echo(f"Next: pip install -e {folder} && python -m pytest {folder}")
 
 
 def split_names(names: str) -> tuple[str, ...]:
@@ -366,11 +351,24 @@ def split_names(names: str) -> tuple[str, ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the app; user errors become one line and exit 2, Ctrl-C exit 130."""
+    """Entry point: run the app; user errors become one line and exit 2, Ctrl-C (and SIGTERM,
+    which is handled as Ctrl-C: `seqbench.stopping`) exit 130.
+
+    Commands wrap the writes to their outputs in `errors.writing(path)`, so an OSError naming
+    no file that still gets here came from writing stdout (`> /dev/full`), which is flushed
+    inside the funnel. A closed pipe (`seqbench list | head -1`) ends quietly with exit
+    code 1, as click and rich end it: a reader that has seen enough.
+    """
     _configure_help()
     try:
-        result = app(args=argv, standalone_mode=False, prog_name="seqbench")
+        with stopping.sigterm_is_ctrl_c(), writing(STDOUT):
+            result = app(args=argv, standalone_mode=False, prog_name="seqbench")
+            sys.stdout.flush()
     except SeqbenchError as exc:
+        if isinstance(exc, WriteFailed) and exc.place == STDOUT:
+            from seqbench import show
+
+            show.silence_stdout()
         return fail(str(exc))
     except Interrupted as exc:
         print(f"interrupted: {exc}", file=sys.stderr)
@@ -382,17 +380,12 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except UsageProblem as exc:
         return fail(exc.format_message())
-    except OSError as exc:
-        error = from_os_error(exc)
-        if error is None:
-            raise
-        return fail(str(error))
     # Without standalone mode click hands back an Exit's code (e.g. 130) as the result.
     return result if isinstance(result, int) else 0
 
 
 def fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {one_line(message)}", file=sys.stderr)
     return 2
 
 

@@ -9,6 +9,7 @@ any data is loaded or any model built.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 from dataclasses import InitVar, dataclass, field
 from types import MappingProxyType
@@ -18,7 +19,7 @@ from seqbench import registry
 from seqbench.contracts import Cell, Task
 from seqbench.core_params import core_params_for
 from seqbench.errors import SeqbenchError, unknown_name
-from seqbench.params import Param, check_seed, resolve
+from seqbench.params import Param, check_seed, check_threads, resolve
 from seqbench.renamed import forward
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -49,6 +50,10 @@ class RunSpec:
     hparams: Mapping[str, Any] = field(default_factory=dict)
     cell_params: Mapping[str, Any] = field(default_factory=dict)
     task_params: Mapping[str, Any] = field(default_factory=dict)
+    #: CPU threads the run trains on (None until decided: `seqbench.threads.decide`). Part
+    #: of the result, so recorded and re-used; not of a configuration's identity (a sweep's
+    #: stopped final resumes on another host), so left out of equality; never searched.
+    threads: int | None = field(default=None, compare=False)
     _token: InitVar[object] = None
 
     def __post_init__(self, _token: object) -> None:
@@ -68,7 +73,8 @@ class RunSpec:
     def to_dict(self) -> dict[str, Any]:
         return {"task": self.task, "dataset": self.dataset, "cell": self.cell,
                 "seed": self.seed, "device": self.device, "hparams": dict(self.hparams),
-                "cell_params": dict(self.cell_params), "task_params": dict(self.task_params)}
+                "cell_params": dict(self.cell_params), "task_params": dict(self.task_params),
+                "threads": self.threads}
 
     def settings(self) -> dict[str, Any]:
         """Every hyperparameter as one `key=value` mapping that `build_spec` routes back."""
@@ -78,24 +84,40 @@ class RunSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunSpec:
-        """Re-validate a stored spec (e.g. a run record's) against the installed plugins."""
-        settings = {**data.get("hparams", {}),
-                    **{f"cell.{k}": v for k, v in data.get("cell_params", {}).items()},
-                    **{f"task.{k}": v for k, v in data.get("task_params", {}).items()}}
-        return build_spec(data["task"], data["cell"], data.get("dataset"), settings,
-                          seed=data.get("seed", 0), device=data.get("device", "auto"))
+        """Re-validate a stored spec (e.g. a run record's) against the installed plugins. A
+        parameter the stored spec lacks takes its `Param.before`: the spec was written before
+        the parameter existed, and means what the code did then."""
+        task, cell = registry.get_task(data["task"]), registry.get_cell(data["cell"])
+        dataset = data.get("dataset") or task.default_dataset
+        settings: dict[str, Any] = {}
+        for prefix, stored, params in (
+                ("", data.get("hparams", {}), core_params_for(task, dataset)),
+                ("cell.", data.get("cell_params", {}), cell.params),
+                ("task.", data.get("task_params", {}), task.params)):
+            settings.update({f"{prefix}{p.name}": p.before for p in params
+                             if p.before is not None and p.name not in stored})
+            settings.update({f"{prefix}{k}": v for k, v in stored.items()})
+        return build_spec(task, cell, dataset, settings, seed=data.get("seed", 0),
+                          device=data.get("device", "auto"), threads=data.get("threads"))
 
     def with_settings(self, settings: Mapping[str, Any]) -> RunSpec:
         """This spec with some hyperparameters changed, validated like any other."""
         return build_spec(self.task, self.cell, self.dataset, {**self.settings(), **settings},
-                          seed=self.seed, device=self.device)
+                          seed=self.seed, device=self.device, threads=self.threads)
+
+    def with_threads(self, threads: int) -> RunSpec:
+        """This spec with its thread count decided (`seqbench.threads.decide`)."""
+        return _trusted({**self.to_dict(), "threads": check_threads(threads)})
 
     def command(self) -> str:
-        """The `seqbench run` command line that reproduces this spec."""
-        parts = ["seqbench run", f"--task {self.task}", f"--dataset {self.dataset}",
-                 f"--cell {self.cell}", f"--seed {self.seed}"]
-        parts += [f"--set {k}={v}" for k, v in self.settings().items()]
-        return " ".join(parts)
+        """The `seqbench run` command line that reproduces this spec, quoted for a POSIX
+        shell (a path with spaces in a setting stays one argument)."""
+        parts = ["seqbench", "run", "--task", self.task, "--dataset", self.dataset,
+                 "--cell", self.cell, "--seed", str(self.seed)]
+        parts += ["--threads", str(self.threads)] if self.threads is not None else []
+        for key, value in self.settings().items():
+            parts += ["--set", f"{key}={value}"]
+        return shlex.join(parts)
 
 
 def _trusted(data: Mapping[str, Any]) -> RunSpec:
@@ -177,6 +199,7 @@ def build_spec(
     settings: Mapping[str, Any] | None = None,
     seed: int = 0,
     device: str = "auto",
+    threads: int | None = None,
 ) -> RunSpec:
     """Validate names and every hyperparameter; return a fully resolved `RunSpec`.
 
@@ -198,5 +221,6 @@ def build_spec(
         hparams=resolved.hparams,
         cell_params=resolved.cell_params,
         task_params=resolved.task_params,
+        threads=check_threads(threads),
         _token=_VALIDATED,
     )

@@ -12,9 +12,20 @@ console = Console(stderr=True)
 T = TypeVar("T")
 
 
+def note(message: str) -> None:
+    """One `note:` line on stderr for something the user should know that is no error. Never
+    wrapped at the terminal's width and never read as markup, so a path in it stays whole
+    (and one holding '[' stays as written), and a test or a script can find it."""
+    from rich.text import Text
+
+    console.print(Text.assemble(("note:", "yellow"), " ", message), soft_wrap=True,
+                  highlight=False)
+
+
 def progress(description: str, items: Iterable[T], total: int | None = None) -> Iterable[T]:
-    """Show a progress bar while iterating (used by tasks when they build caches)."""
-    return track(items, description=description, total=total, console=console, transient=False)
+    """Show a progress bar while iterating (used by tasks when they build caches). It goes
+    when done, so a file refused on the way is one error line, not a bar and the line."""
+    return track(items, description=description, total=total, console=console, transient=True)
 
 
 def format_value(value: Any) -> str:
@@ -24,24 +35,20 @@ def format_value(value: Any) -> str:
 
 
 def training_progress(monitor: str, mode: str = "min") -> Any:
-    """The progress bar of one training (see `TrainingProgress`); `mode`: min or max, the
-    direction of `monitor`."""
-    from lightning.pytorch.callbacks.progress.progress_bar import ProgressBar
+    """The progress display of one training: Lightning's RichProgressBar, as
+    `TrainingProgress` adjusts it; `mode`: min or max, the direction of `monitor`."""
+    from lightning.pytorch.callbacks import RichProgressBar
 
-    # Built on first use so that importing this module never imports Lightning; it must be
-    # a ProgressBar, or the Trainer adds a bar of its own.
-    return type("TrainingProgress", (TrainingProgress, ProgressBar), {})(monitor, mode)
+    # Built on first use so that importing this module never imports Lightning.
+    return type("TrainingProgress", (TrainingProgress, RichProgressBar), {})(
+        monitor, mode, console_kwargs={"stderr": True})
 
 
 class TrainingProgress:
-    """The run's progress in batches (not Lightning's chunks of batches), 1-based epochs.
-
-    Lightning's bars count its own steps, which here are chunks of several batches
-    (`seqbench.loaders`), number epochs from 0, and add bars for every validation and test
-    pass. This bar shows what a user can check against history.csv: "epoch 3/20", the
-    batches of that epoch, the selection metric of the last validation, and a second line
-    for the whole run with an ETA (an upper bound, since early stopping may end it sooner).
-    Validation and test passes show nothing.
+    """What RichProgressBar shows, with epochs numbered from 1 (as in history.csv), a second
+    line for the whole run with an ETA (an upper bound, since early stopping may end it
+    sooner), and no bars for validation and test passes, which are short and would only
+    flicker. The train loss and the selection metric show beside the epoch's bar.
 
     A run that ends before its last epoch says why: early stopping (the run line is closed
     at what was trained, not left frozen at "640/4000 ... ETA 0:03:44"), or divergence. When
@@ -49,84 +56,75 @@ class TrainingProgress:
     would print nothing until it stops, but one plain line per epoch, as history.csv has it.
     """
 
-    def __init__(self, monitor: str, mode: str = "min") -> None:
-        super().__init__()
+    def __init__(self, monitor: str, mode: str = "min", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.monitor = monitor
         self.sign = 1.0 if mode == "min" else -1.0
-        self._enabled = True
-        self._bar: Any = None
-        self._epoch_task: Any = None
         self._run_task: Any = None
-        self._lines: Any = None
+        self._lines: EpochLines | None = None
 
-    def disable(self) -> None:
-        self._enabled = False
+    def configure_columns(self, trainer: Any) -> list:
+        from rich.progress import TextColumn
 
-    def enable(self) -> None:
-        self._enabled = True
+        columns = super().configure_columns(trainer)  # type: ignore[misc]
+        return [*columns[:3], TextColumn("batches"), *columns[3:]]
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
-
-        if not self._enabled:
-            return
         if not console.is_terminal:
+            self.disable()  # type: ignore[attr-defined]
             self._lines = EpochLines(trainer.max_epochs, self.monitor, self.sign,
                                      getattr(pl_module, "epoch_listeners", None))
-            return
-        self.batches = batches_per_epoch(trainer)
-        self._bar = Progress(TextColumn("{task.description}"), BarColumn(),
-                             MofNCompleteColumn(), TextColumn("batches"),
-                             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                             TextColumn("{task.fields[note]}"), console=console)
-        self._bar.start()
-        self._epoch_task = self._bar.add_task("epoch", total=self.batches, note="")
-        self._run_task = self._bar.add_task("run", total=self.batches * trainer.max_epochs,
-                                            note="")
+        super().on_train_start(trainer, pl_module)  # type: ignore[misc]
+        self._run_task = None
+        if self.progress is not None:
+            batches = self.total_train_batches
+            self._run_task = self.progress.add_task(
+                "run", total=batches * trainer.max_epochs,
+                completed=batches * trainer.current_epoch)
 
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
-        if self._bar is not None:
-            self._bar.reset(self._epoch_task, total=self.batches,
-                            description=f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}")
+        super().on_train_epoch_start(trainer, pl_module)  # type: ignore[misc]
+        if self.progress is not None and self.train_progress_bar_id is not None:
+            self.progress.update(self.train_progress_bar_id, description=(
+                f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"))
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
-        if self._bar is not None:
-            done = len(batch) if isinstance(batch, list) else 1
-            self._bar.advance(self._epoch_task, done)
-            self._bar.advance(self._run_task, done)
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)  # type: ignore[misc]
+        if self.progress is not None and self._run_task is not None:
+            self.progress.advance(self._run_task)
 
-    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
-        value = pl_module.last_metrics.get("val", {}).get(self.monitor)
-        if self._bar is not None and value is not None:
-            note = f"{self.monitor} {format_value(value)}"
-            self._bar.update(self._epoch_task, note=note)
+    def on_validation_batch_start(self, *args: Any, **kwargs: Any) -> None:
+        """No validation bar."""
+
+    def on_test_batch_start(self, *args: Any, **kwargs: Any) -> None:
+        """No test bar."""
 
     def on_train_end(self, trainer: Any, pl_module: Any) -> None:
         epochs = trainer.current_epoch
         if trainer.should_stop and epochs < trainer.max_epochs:
             reason = next((c.stop_reason for c in trainer.callbacks
                            if getattr(c, "stop_reason", None)), "stopped by a callback")
-            if self._bar is not None:  # close the run line at what was trained
-                done = next(t.completed for t in self._bar.tasks if t.id == self._run_task)
-                self._bar.update(self._run_task, total=done,
-                                 description=f"run (stopped early, epoch {epochs}/"
-                                 f"{trainer.max_epochs})")
+            progress = getattr(self, "progress", None)
+            if progress is not None and self._run_task is not None:
+                done = next(t.completed for t in progress.tasks if t.id == self._run_task)
+                progress.update(self._run_task, total=done, description=(
+                    f"run (stopped early, epoch {epochs}/{trainer.max_epochs})"))
             self._stop()
             console.print(f"stopped early after epoch {epochs} of {trainer.max_epochs}: "
                           f"{reason}.", soft_wrap=True, highlight=False)
         self._stop()
 
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
-        if self._bar is not None and type(exception).__name__ == "DivergedError":
-            self._bar.update(self._run_task, description="run (diverged)")
+        progress = getattr(self, "progress", None)
+        if (progress is not None and self._run_task is not None
+                and type(exception).__name__ == "DivergedError"):
+            progress.update(self._run_task, description="run (diverged)")
         self._stop()
 
     def _stop(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-            self._bar = None
+        if hasattr(self, "_stop_progress"):  # RichProgressBar's, when mixed in
+            self._stop_progress()
         if self._lines is not None:
             self._lines.close()
             self._lines = None
@@ -134,7 +132,8 @@ class TrainingProgress:
 
 class EpochLines:
     """One plain line per finished epoch ("epoch 3/20  1.2 s  train_loss 0.51  val_nll 0.46
-    (best)"), printed from the model's epoch rows: the same numbers history.csv records."""
+    (best so far)"), printed from the model's epoch rows: the same numbers history.csv
+    records."""
 
     def __init__(self, max_epochs: int, monitor: str, sign: float, listeners: list | None
                  ) -> None:
@@ -160,10 +159,3 @@ class EpochLines:
     def close(self) -> None:
         if self.listeners is not None and self in self.listeners:
             self.listeners.remove(self)
-
-
-def batches_per_epoch(trainer: Any) -> int:
-    """Batches (not chunks) in one pass over the training split."""
-    loader = trainer.train_dataloader
-    count = getattr(loader, "num_batches", None)
-    return int(count) if count is not None else int(trainer.num_training_batches)

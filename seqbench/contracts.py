@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from seqbench.errors import SeqbenchError
+from seqbench.errors import PluginContractError, SeqbenchError
 from seqbench.params import Param
+from seqbench.plugin_api import PLUGIN_API, warn_api_1_0_task_modules
 
 if TYPE_CHECKING:
     import torch
@@ -47,6 +48,8 @@ class Cell:
     of tensors, batch in whichever dimension (nn.LSTM's `[layers, B, H]`, a step cell's
     `[B, H, K]` per layer). The core never indexes into it: when a task carries state across
     windows, the core detaches it and passes it back only to a batch of the same size.
+    `plugin_api` is the contract version the cell was written for (`seqbench.PLUGIN_API`);
+    the registry refuses a cell that targets one this seqbench does not provide.
     """
 
     name: str
@@ -54,6 +57,7 @@ class Cell:
     build: Callable[..., nn.Module]
     params: tuple[Param, ...] = ()
     family: str = "recurrent"
+    plugin_api: str | None = None
 
 
 @dataclass
@@ -105,9 +109,27 @@ class TaskData(ABC):
     #: Width of the encoder's output, i.e. the cell's `input_size`.
     input_size: int
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> TaskData:
+        # Python's own refusal is a TypeError that reaches the user as a traceback from deep
+        # inside `prepare()`; a plugin written for another contract deserves one line.
+        missing = sorted(getattr(cls, "__abstractmethods__", ()))
+        if missing:
+            raise PluginContractError(
+                f"{cls.__module__}.{cls.__qualname__} cannot be used: it lacks "
+                f"{', '.join(name + '()' for name in missing)}, which the TaskData contract "
+                f"requires (seqbench plugin API {PLUGIN_API}; see docs/plugins.md, 'Changes "
+                "for plugin authors').")
+        return super().__new__(cls)
+
     @abstractmethod
     def batches(self, split: str, batch_size: int, seed: int | None = None) -> Iterable[Batch]:
-        """Iterate over `split` ("train", "valid", "test"). With a seed, shuffle reproducibly."""
+        """Iterate over `split` ("train", "valid", "test"). With a seed, shuffle reproducibly.
+
+        The same seed gives the same order, another seed another one; the global torch,
+        numpy and `random` generators are neither read nor reseeded (use
+        `np.random.default_rng(seed)` or a `torch.Generator`). Each example's targets stay
+        with its inputs whatever the batch size and order.
+        """
 
     @abstractmethod
     def num_batches(self, split: str, batch_size: int) -> int:
@@ -117,13 +139,24 @@ class TaskData(ABC):
         """`(encoder, head)`: the encoder maps `Batch.inputs` to features `[B, T, input_size]`,
         the head maps the cell's output `[B, T, hidden_size]` to the task's predictions.
 
-        One hook builds both so that modules sharing weights (a language model's tied input
-        and output embeddings) are wired in one place, whatever order the core calls in and
-        with no state left on the data object between two calls. Every task implements it,
-        except one that composes cells (`Task.composes_cells`), which implements `network`.
+        `params` holds the task's own hyperparameters (every `Task.params` name, validated,
+        defaults filled in), the same mapping `prepare()` received. One hook builds both so
+        that modules sharing weights (a language model's tied input and output embeddings)
+        are wired in one place, whatever order the core calls in and with no state left on
+        the data object between two calls; it is also where a head starts from the training
+        data's prior (its bias set to the class log-priors). Every task implements it, except
+        one that composes cells (`Task.composes_cells`), which implements `network`.
+
+        The default serves a `TaskData` written for plugin API 1.0, which has `encoder(params)`
+        and `head(hidden_size, params)` instead, with a `DeprecationWarning`.
         """
-        raise SeqbenchError(f"{type(self).__name__} implements neither modules() (encoder, "
-                            "head) nor, for a task that composes cells, network().")
+        encoder, head = getattr(self, "encoder", None), getattr(self, "head", None)
+        if callable(encoder) and callable(head):
+            warn_api_1_0_task_modules(type(self).__name__)
+            return encoder(params), head(hidden_size, params)
+        raise PluginContractError(
+            f"{type(self).__name__} implements neither modules(hidden_size, params) -> "
+            "(encoder, head) nor, for a task that composes cells, network().")
 
     def network(self, cells: CellFactory, hidden_size: int,
                 params: Mapping[str, Any]) -> nn.Module:
@@ -136,16 +169,20 @@ class TaskData(ABC):
         is compared inside the same model and `--param-budget` counts the whole of it. The
         module's `forward(batch)` returns the outputs that `loss`, `statistics` and
         `item_scores` receive; no state is carried across batches. Inputs and targets may
-        differ in length (a sentence and its translation): `Batch.mask` then marks the
-        targets' real steps, and a decoder's teacher-forced inputs come from
-        `Batch.targets` (shifted), so the kit can check that no output sees its target.
+        differ in length (a sentence and its translation): `Batch.mask` then marks the real
+        steps of the sequence the outputs follow, the targets' for a decoder (one output
+        per target position), the inputs' for CTC (one output per input step); a
+        decoder's teacher-forced inputs come from `Batch.targets` (shifted), so the kit can
+        check that no output sees its target. Padding is padded steps' values as the task
+        makes them (a PAD id, zeros): the kit adds more of them to check it is ignored.
         """
-        raise SeqbenchError(f"{type(self).__name__} declares that its task composes cells "
-                            "but does not implement network().")
+        raise PluginContractError(f"{type(self).__name__} declares that its task composes "
+                                  "cells but does not implement network().")
 
     @abstractmethod
     def loss(self, outputs: torch.Tensor, batch: Batch) -> torch.Tensor:
-        """Scalar training loss for one batch."""
+        """Scalar (0-d) training loss for one batch, averaged over real steps only: with
+        `batch.mask`, padded steps count neither in the sum nor in the divisor."""
 
     @abstractmethod
     def statistics(self, outputs: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
@@ -156,8 +193,10 @@ class TaskData(ABC):
     def metrics(self, totals: Mapping[str, Any]) -> dict[str, float]:
         """Turn statistics summed over a split into the task's metrics (unprefixed names).
 
-        A 0-d statistic arrives as a float, a larger one as a flat list of floats
-        (`plain_totals` does that conversion).
+        `totals` maps each `statistics` key to plain Python numbers, never tensors: a 0-d
+        statistic arrives as a `float`, a larger one as a flat `list` of floats
+        (`plain_totals` does that conversion). Return `{name: float}`; a 0-d tensor or numpy
+        number is accepted too, and the core converts it with `float()`.
         """
 
     def split_sizes(self) -> dict[str, int]:
@@ -167,10 +206,11 @@ class TaskData(ABC):
     def describe(self) -> dict[str, Any]:
         """Facts about the loaded data for `seqbench data`, beyond `split_sizes`.
 
-        Optional keys: `lengths` ({split: per-item lengths}), `balance` ({split: {class or
-        key: count}}), `notes` (lines: files skipped, notes out of range, how the split was
-        made), `cache` (the preprocessed file). A practitioner checks these before spending
-        hours of training on data that was read wrongly.
+        A dict with any of these keys (others are ignored): `"lengths"`: `{split: [int,
+        ...]}`, every item's length; `"balance"`: `{split: {class or key name: int count}}`;
+        `"notes"`: `[str, ...]`, one line each (files skipped, notes out of range, how the
+        split was made); `"cache"`: `str`, the preprocessed file. A practitioner checks these
+        before spending hours of training on data that was read wrongly.
         """
         return {}
 
@@ -208,12 +248,16 @@ class TaskData(ABC):
 
     def item_scores(self, outputs: torch.Tensor, batch: Batch) -> tuple[torch.Tensor,
                                                                          torch.Tensor] | None:
-        """Per-item `(value[B], weight[B])` of the primary metric, or None if not itemisable.
+        """Per-item `(value, weight)` of the primary metric, or None if not itemisable.
 
-        The primary test metric must equal sum(value) / sum(weight) over the test split
-        (accuracy: correct 0/1 and 1; NLL per frame: the item's NLL sum and its frames). Every
-        cell is scored on the same items, so reports compare cells pairwise item by item
-        (McNemar, paired permutation), which is far more sensitive than comparing seed means.
+        Both are 1-D float tensors of shape `[B]`, one entry per row of `batch.inputs` (a
+        test item: a sequence, a forecast window, an evaluation window of a stream), with
+        `outputs` as `loss` receives them. The primary test metric must equal sum(value) /
+        sum(weight) over the test split (accuracy: correct 0/1 and 1; NLL per frame: the
+        item's NLL sum and its frames), and the items, in order, must not depend on the
+        batch size (each cell is tested at its own tuned one). Every cell is scored on the
+        same items, so reports compare cells pairwise item by item (McNemar, paired
+        permutation), which is far more sensitive than comparing seed means.
         """
         return None
 
@@ -290,6 +334,12 @@ class Task(ABC):
     #: Folds a sweep validates each trial on, per dataset (absent = the dataset's own split).
     #: Needs `TaskData.fold`; final runs always train on the dataset's own split.
     selection_folds: Mapping[str, int] = {}
+    #: Splits drawn from the training data stratified by class (sequence classification,
+    #: e.g. `("valid",)`): the kit checks that their class shares match training's.
+    stratified: tuple[str, ...] = ()
+    #: The contract version the task was written for (`seqbench.PLUGIN_API`); the registry
+    #: refuses a task that targets one this seqbench does not provide.
+    plugin_api: str | None = None
 
     def defaults_for(self, dataset: str | None) -> dict[str, Any]:
         """Core-hyperparameter defaults for `dataset`."""
@@ -319,6 +369,10 @@ class Task(ABC):
 
     #: Options `generate` accepts, declared like hyperparameters.
     generate_params: tuple[Param, ...] = ()
+
+    #: Optional: `forecast(model, data, options) -> pandas.DataFrame` predicts past the end of
+    #: the data (`Run.forecast(n)`; `options`: `generate_params` values with `horizon=n`).
+    forecast: Callable[[Any, TaskData, Mapping[str, Any]], Any] | None = None
 
     def restore(self, dataset: str, params: Mapping[str, Any], run_dir: Path) -> TaskData | None:
         """Optional: the data `generate` needs, rebuilt from what the run folder holds (e.g.

@@ -64,6 +64,17 @@ CORE_PARAMS: tuple[Param, ...] = (
     Param("refit", bool, False, "train on the training and validation data together for "
           "exactly `epochs` epochs and keep the last weights (no early stopping): how a sweep's "
           "finals train a configuration chosen by k-fold validation", tune=False),
+    # Where one run trains. Results depend on them (each device trains on its own share of
+    # every epoch's batches, averaging gradients: the effective batch is devices x
+    # num_nodes x batch_size), so they are part of the spec and of its command.
+    Param("devices", int, 1, "devices one run trains on with DDP: CPU processes, or GPUs",
+          low=1, high=4096, tune=False),
+    Param("num_nodes", int, 1, "machines one run spans, each with `devices` devices", low=1,
+          high=4096, tune=False),
+    Param("strategy", str, "auto", "auto (DDP when there are several devices) or ddp",
+          choices=("auto", "ddp"), tune=False),
+    Param("precision", str, "32", "32-bit, or mixed precision (bf16-mixed; 16-mixed on GPU)",
+          choices=("32", "bf16-mixed", "16-mixed"), tune=False),
 )
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from seqbench.errors import SeqbenchError
+from seqbench.files import replaced_atomically
 
 DATA_DIR_ENV = "SEQBENCH_DATA_DIR"
 CACHE_DIR_ENV = "SEQBENCH_CACHE_DIR"
@@ -96,23 +96,20 @@ def _writable_target(file: RemoteFile, data_dir: Path) -> Path:
 
 def download(file: RemoteFile, target: Path, timeout: float = 60.0) -> Path:
     """Fetch `file.url` to `target` atomically, verifying sha256 when it is known."""
-    fd, tmp_name = tempfile.mkstemp(prefix=".partial-", dir=target.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(file.url, timeout=timeout) as resp:
+    digest = hashlib.sha256()
+    with replaced_atomically(target, binary=True) as out:
+        with urllib.request.urlopen(file.url, timeout=timeout) as resp:
             for chunk in iter(lambda: resp.read(1 << 20), b""):
                 out.write(chunk)
+                digest.update(chunk)
         if file.sha256 is not None:
-            actual = sha256_of(tmp)
+            actual = digest.hexdigest()
             if actual != file.sha256:
                 raise SeqbenchError(
                     f"download of '{file.name}' from {file.url} has sha256 {actual}, "
                     f"expected {file.sha256}; not saved."
                 )
-        os.replace(tmp, target)
-        return target
-    finally:
-        tmp.unlink(missing_ok=True)
+    return target
 
 
 def find(file: RemoteFile, data_dir: Path) -> Path | None:
@@ -154,7 +151,11 @@ CACHES_USED: list[Path] = []
 
 
 def cached(path: Path, build: Callable[[], Any]) -> Any:
-    """Load the pickle at `path`, or build it and write it atomically for next time."""
+    """Load the pickle at `path`, or build it and write it atomically for next time.
+
+    A cache that cannot be written (a full disk, a read-only folder) costs only the next
+    run's time: the value is returned anyway, with one note, and no partial file is left.
+    """
     CACHES_USED.append(Path(path))
     if path.is_file():
         try:
@@ -163,9 +164,13 @@ def cached(path: Path, build: Callable[[], Any]) -> Any:
         except (pickle.UnpicklingError, EOFError, AttributeError, ImportError):
             path.unlink(missing_ok=True)  # stale or truncated cache: rebuild it
     value = build()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".partial-", dir=path.parent)
-    with os.fdopen(fd, "wb") as handle:
-        pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(tmp_name, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with replaced_atomically(path, binary=True) as handle:
+            pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    except OSError as exc:
+        from seqbench.console import note
+
+        note(f"could not write the cache '{path}' ({exc.strerror or exc}); the data is used "
+             "without it.")
     return value

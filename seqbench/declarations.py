@@ -6,6 +6,8 @@ instead of failing with a traceback in the middle of a run; and the conformance 
 (`seqbench.testing`) runs the same functions as its `check_params_declared` and
 `check_declarations`, so an author sees exactly what the registry will refuse.
 Each function returns the problems found, one sentence each; an empty list means fine.
+`contract_problems` is apart: not a malformed declaration but a plugin written for another
+contract (`seqbench.plugin_api`), which the registry reports as incompatible.
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ from seqbench.contracts import FAMILIES
 from seqbench.core_params import CORE_PARAMS
 from seqbench.errors import SeqbenchError, unknown_name
 from seqbench.params import Param
+from seqbench.plugin_api import PLUGIN_API, incompatibility
 
 #: `Cell.build`'s own arguments; a declared parameter of the same name would clash.
 BUILD_ARGUMENTS = ("input_size", "hidden_size", "num_layers", "dropout")
 DIRECTIONS = ("minimize", "maximize")
+#: Splits a task may declare drawn from the training data stratified by class.
+DRAWN_SPLITS = ("valid", "test")
 
 
 def valid(param: Param, value: Any) -> bool:
@@ -65,6 +70,18 @@ def param_problems(params: Iterable[Param], group: str,
     return problems
 
 
+def contract_problems(plugin: Any) -> list[str]:
+    """Why a plugin (a `Cell`, a `Task` or a `Task` class) cannot work with this seqbench:
+    a method the contract requires that it lacks, or a `plugin_api` it targets that this
+    seqbench does not provide."""
+    kind = plugin if isinstance(plugin, type) else type(plugin)
+    missing = sorted(getattr(kind, "__abstractmethods__", ()))
+    problems = [f"{kind.__qualname__} lacks {', '.join(name + '()' for name in missing)}, "
+                f"which a Task must implement (plugin API {PLUGIN_API})"] if missing else []
+    reason = incompatibility(getattr(plugin, "plugin_api", None))
+    return problems + ([reason] if reason else [])
+
+
 def cell_problems(cell: Any) -> list[str]:
     """What is wrong with a `Cell`'s declaration (name, summary, build, family, params)."""
     problems = [f"Cell.{attribute} must be a non-empty string, got {getattr(cell, attribute)!r}"
@@ -100,6 +117,10 @@ def task_problems(task: Any) -> list[str]:
                                        or task.select_by[1] not in DIRECTIONS):
         problems.append(f"Task.select_by must be (metric, one of {DIRECTIONS}), got "
                         f"{task.select_by!r}")
+    drawn = getattr(task, "stratified", ())
+    if not (isinstance(drawn, tuple) and set(drawn) <= set(DRAWN_SPLITS)):
+        problems.append(f"Task.stratified must be a tuple of splits among {DRAWN_SPLITS}, got "
+                        f"{drawn!r}")
     if getattr(task, "composes_cells", False) and task.carry_state:
         problems.append("Task.composes_cells and Task.carry_state cannot both be true: a "
                         "network a task composes carries no state across batches")

@@ -97,6 +97,23 @@ class Run:
 
         return export(self.dir, format, out, self.data_dir).path
 
+    def forecast(self, n: int, **options: Any) -> pandas.DataFrame:
+        """The next `n` steps past the end of the data, for every series, with prediction
+        intervals (a forecasting task's `generate --horizon n`, as a DataFrame); `options`
+        are the task's generate options (e.g. `samples`, `level`)."""
+        from seqbench.params import resolve
+
+        task = registry.get_task(self.spec.task)
+        if task.forecast is None:
+            raise SeqbenchError(f"task '{task.name}' does not forecast; forecast(n) is for "
+                                "forecasting runs.")
+        resolved = resolve(task.generate_params, {**options, "horizon": n},
+                           f"forecast for task '{task.name}'")
+        from seqbench.train import quiet_lightning
+
+        quiet_lightning()
+        return task.forecast(*self._generation_pair(), resolved)
+
     def _generation_pair(self) -> tuple[SequenceModel, TaskData]:
         """The loaded model and data, else (once) the model with what the run folder holds
         for generating (`Task.restore`), so no dataset is loaded where none is needed."""
@@ -110,9 +127,20 @@ class Run:
         return self._for_generation
 
 
+def as_path(value: Any, name: str, optional: bool = False) -> Path | None:
+    """An argument that names a file or folder, checked at the boundary: a number or None
+    given by mistake would otherwise fail deep inside as a TypeError."""
+    if value is None and optional:
+        return None
+    if isinstance(value, (str, os.PathLike)) and str(value):
+        return Path(value)
+    raise SeqbenchError(f"{name} must be a path (a str or pathlib.Path), got {value!r}.")
+
+
 def load(run_dir: PathLike, data_dir: PathLike | None = None) -> Run:
     """Open a finished run folder (the model is loaded when first used)."""
-    run_dir = Path(run_dir)
+    run_dir = as_path(run_dir, "run_dir")
+    as_path(data_dir, "data_dir", optional=True)
     spec = runs.read_spec(run_dir)
     path = run_dir / runs.METRICS
     metrics = runs.read_json(path) if path.is_file() else {}

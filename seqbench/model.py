@@ -1,15 +1,18 @@
 """The one model: the task's encoder, the cell, the task's head, as a LightningModule.
 
-Two choices keep it as fast as a hand-written loop (see benchmarks/throughput.py):
+Plain Lightning: one optimisation step per batch under automatic optimisation, so gradient
+clipping, mixed precision and DDP's gradient averaging are Lightning's own. Two things are
+seqbench's, because a comparison needs them exact:
 
-* Lightning sees *chunks* of batches (`loaders.SplitBatches`), and each `training_step`
-  performs one ordinary optimisation step per batch in its chunk. This is Keras's
-  `steps_per_execution`: the same updates in the same order, with Lightning's per-step
-  machinery (hooks, closures, progress refresh) paid once per chunk instead of per batch.
-* Optimisation is manual and plain PyTorch (backward, clip, step; the step goes through
-  Lightning's optimizer wrapper only so that checkpointing sees the step count), and metrics are
-  accumulated as exact sums on the device and read once per epoch, so there is no host
-  sync per step.
+* Validation and test metrics come from sums (`TaskData.statistics`) over the whole split,
+  added across processes before the task turns them into metrics (a perplexity or an F1
+  is not the mean of per-process values), then logged (`sync_dist=True`) for
+  ModelCheckpoint, EarlyStopping, the progress bar and `trainer.callback_metrics`.
+* The training loss is summed on the device and read once per epoch (one reduction across
+  processes), not logged per step, so there is no host sync and no logging cost per batch.
+
+Every epoch's row (epoch, seconds, lr, train loss, validation metrics) goes to the epoch
+listeners (history.csv, a tracker), which only the process writing the run record has.
 """
 
 from __future__ import annotations
@@ -70,16 +73,23 @@ class DivergedError(SeqbenchError):
     """The loss or a validation metric became NaN or infinite."""
 
 
-class SequenceModel(pl.LightningModule):
-    """`encoder -> cell -> head`, trained and evaluated with the task's loss and statistics."""
+def full_precision(outputs: Any) -> Any:
+    """Outputs of a mixed-precision forward in float32, so losses and the exact sums behind
+    metrics are not computed in 16 bits (other outputs pass through)."""
+    if isinstance(outputs, torch.Tensor) and outputs.dtype in (torch.float16, torch.bfloat16):
+        return outputs.float()
+    return outputs
 
-    def __init__(self, task: Task, data: TaskData, cell: Cell, spec: RunSpec,
-                 progress_bar: bool = False) -> None:
+
+class SequenceModel(pl.LightningModule):
+    """`encoder -> cell -> head`, trained and evaluated with the task's loss and statistics.
+
+    Loaders yield `(batch, counted)` items (`seqbench.loaders`): an uncounted batch pads a
+    process's share of an evaluation split and adds nothing to its sums.
+    """
+
+    def __init__(self, task: Task, data: TaskData, cell: Cell, spec: RunSpec) -> None:
         super().__init__()
-        #: Metrics reach callbacks through `last_metrics`; `self.log` (about a millisecond
-        #: per call) is used only to show the primary metric on a progress bar.
-        self.progress_bar = progress_bar
-        self.automatic_optimization = False
         self.task = task
         self.data = data
         self.spec = spec
@@ -96,6 +106,10 @@ class SequenceModel(pl.LightningModule):
             recurrent = build_cell(cell, data.input_size, spec)
             encoder, head = data.modules(spec.hparams["hidden_size"], spec.task_params)
             self.encoder, self.cell, self.head = encoder, recurrent, head
+        #: The reported metric (a non-finite value means the run diverged) and the one that
+        #: selects the epoch (shown on the progress bar), unprefixed.
+        self.primary = task.primary(spec.dataset)
+        self.selected = task.selection(spec.dataset)[0]
         # Mutable containers assigned once: nn.Module.__setattr__ is too slow for per-step use.
         self._run_state: dict[str, Any] = {"state": None}
         self._totals: dict[str, torch.Tensor] = {}
@@ -113,99 +127,115 @@ class SequenceModel(pl.LightningModule):
         features, state = self.cell(self.encoder(inputs), state)
         return self.head(features), state
 
-    def _outputs(self, batch: Batch) -> torch.Tensor:
-        """Predictions for one batch, carrying (detached) state if the task asks for it."""
+    def _outputs(self, batch: Batch) -> Any:
+        """Predictions for one batch (in float32), carrying (detached) state if the task
+        asks for it."""
         if self.composed:
-            return self.network(batch)
+            return full_precision(self.network(batch))
         if not self.task.carry_state:
-            return self(batch.inputs)[0]
+            return full_precision(self(batch.inputs)[0])
         batch_size = batch.inputs.shape[0]
         outputs, state = self(batch.inputs, carried_state(self._run_state["state"], batch_size))
         self._run_state["state"] = (batch_size, state)
-        return outputs
+        return full_precision(outputs)
 
     def _reset(self) -> None:
         self._run_state["state"] = None
         self._totals.clear()
 
-    def transfer_batch_to_device(self, chunk: Sequence[Batch], device, dataloader_idx: int):
-        return [batch.to(device) for batch in chunk]
+    def transfer_batch_to_device(self, item: tuple[Batch, bool], device: Any,
+                                 dataloader_idx: int) -> tuple[Batch, bool]:
+        batch, counted = item
+        return batch.to(device), counted
+
+    def _summed(self, tensor: torch.Tensor) -> torch.Tensor:
+        """`tensor` added up over every process of the run (itself when there is one)."""
+        if self._trainer is None or self.trainer.world_size == 1:
+            return tensor
+        return self.trainer.strategy.reduce(tensor, reduce_op="sum")
 
     # ---- training ----
     def on_train_epoch_start(self) -> None:
         self._reset()
-        self._epoch.update(started=time.perf_counter(), loss=torch.zeros((), device=self.device),
-                           steps=0, timesteps=0)
+        zero = torch.zeros((), device=self.device, dtype=torch.float64)
+        self._epoch.update(started=time.perf_counter(), loss=zero.clone(), steps=0,
+                           timesteps=zero.clone())
 
-    def training_step(self, chunk: Sequence[Batch], chunk_idx: int) -> None:
-        optimizer = self.optimizers()  # Lightning's wrapper: its step() keeps global_step right
-        clip = self.spec.hparams["clip"]
-        for batch in chunk:
-            loss = self.data.loss(self._outputs(batch), batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if clip:
-                nn.utils.clip_grad_norm_(self.parameters(), clip)
-            optimizer.step()
-            self._epoch["loss"] += loss.detach()
-            self._epoch["steps"] += 1
-            self._epoch["timesteps"] += (
-                batch.inputs.shape[0] * batch.inputs.shape[1] if batch.mask is None
-                else batch.mask.sum()
-            )
+    def training_step(self, item: tuple[Batch, bool], index: int) -> torch.Tensor:
+        batch = item[0]
+        loss = self.data.loss(self._outputs(batch), batch)
+        epoch = self._epoch
+        epoch["loss"] += loss.detach()
+        epoch["steps"] += 1
+        epoch["timesteps"] += (batch.inputs.shape[0] * batch.inputs.shape[1]
+                               if batch.mask is None else batch.mask.sum())
+        return loss
 
     def on_train_epoch_end(self) -> None:
-        mean = float(self._epoch["loss"]) / max(self._epoch["steps"], 1)
+        epoch = self._epoch
+        loss, steps, timesteps = self._summed(torch.stack(
+            [epoch["loss"], torch.full_like(epoch["loss"], epoch["steps"]),
+             epoch["timesteps"]])).tolist()
+        mean = loss / max(steps, 1)
         if not math.isfinite(mean):
             raise DivergedError(
                 f"training loss became {mean} in epoch {self.current_epoch + 1}; the run "
                 "diverged (try a lower lr or a smaller clip)."
             )
-        seconds = time.perf_counter() - self._epoch["started"]
+        seconds = time.perf_counter() - epoch["started"]
         self.last_metrics["train"] = {
             "train_loss": mean,
             # Real (unpadded) time steps per second: tokens/s for language models.
-            "train_timesteps_per_second": round(float(self._epoch["timesteps"]) / seconds, 1),
+            "train_timesteps_per_second": round(timesteps / seconds, 1),
         }
+        self.log("train_loss", mean, prog_bar=True, sync_dist=True)
         row = {"epoch": self.current_epoch + 1, "seconds": round(seconds, 4),
                "lr": self.optimizers().param_groups[0]["lr"], "train_loss": mean,
                **self.last_metrics.get("val", {})}
-        schedule = self.lr_schedulers()
-        if schedule is not None:
-            schedule.step()
         for listener in self.epoch_listeners:
             listener(row)
 
     # ---- evaluation: exact sums over the whole split ----
-    def _evaluate(self, chunk: Sequence[Batch], keep_items: bool = False) -> None:
-        for batch in chunk:
-            outputs = self._outputs(batch)
-            for key, value in self.data.statistics(outputs, batch).items():
-                value = value.detach()
-                self._totals[key] = self._totals[key] + value if key in self._totals else value
-            items = self.data.item_scores(outputs, batch) if keep_items else None
-            if items is not None:
-                self.test_items.append(tuple(part.detach() for part in items))
+    def _evaluate(self, item: tuple[Batch, bool], keep_items: bool = False) -> None:
+        batch, counted = item
+        outputs = self._outputs(batch)
+        for key, value in self.data.statistics(outputs, batch).items():
+            value = value.detach() if counted else torch.zeros_like(value)
+            self._totals[key] = self._totals[key] + value if key in self._totals else value
+        items = self.data.item_scores(outputs, batch) if keep_items and counted else None
+        if items is not None:
+            self.test_items.append(tuple(part.detach() for part in items))
+
+    def _summed_totals(self) -> dict[str, torch.Tensor]:
+        """This split's statistics summed over every process, in one reduction."""
+        if self._trainer is None or self.trainer.world_size == 1 or not self._totals:
+            return self._totals
+        keys = sorted(self._totals)
+        flat = self._summed(torch.cat([self._totals[k].double().reshape(-1) for k in keys]))
+        sizes = [self._totals[k].numel() for k in keys]
+        return {key: part.reshape(self._totals[key].shape)
+                for key, part in zip(keys, flat.split(sizes))}
 
     def _finish(self, stage: str) -> None:
-        totals = plain_totals(self._totals)
+        totals = plain_totals(self._summed_totals())
         metrics = {f"{stage}_{k}": float(v) for k, v in self.data.metrics(totals).items()}
         self.last_metrics[stage] = metrics
-        primary = f"{stage}_{self.task.primary(self.spec.dataset)}"
+        primary = f"{stage}_{self.primary}"
         value = metrics.get(primary, math.nan)
         if not math.isfinite(value):
             raise DivergedError(
                 f"{primary} is {value} after epoch {self.current_epoch + 1}; the run diverged "
                 "(try a lower lr or a smaller clip)."
             )
-        if self.progress_bar and stage == "val" and primary in metrics:
-            self.log(primary, metrics[primary], prog_bar=True)
+        if self._trainer is not None:
+            for name, number in metrics.items():
+                self.log(name, number, prog_bar=name == f"val_{self.selected}", sync_dist=True)
 
     def on_validation_epoch_start(self) -> None:
         self._reset()
 
-    def validation_step(self, chunk: Sequence[Batch], chunk_idx: int) -> None:
-        self._evaluate(chunk)
+    def validation_step(self, item: tuple[Batch, bool], index: int) -> None:
+        self._evaluate(item)
 
     def on_validation_epoch_end(self) -> None:
         self._finish("val")
@@ -214,23 +244,38 @@ class SequenceModel(pl.LightningModule):
         self._reset()
         self.test_items.clear()
 
-    def test_step(self, chunk: Sequence[Batch], chunk_idx: int) -> None:
-        self._evaluate(chunk, keep_items=True)
+    def test_step(self, item: tuple[Batch, bool], index: int) -> None:
+        self._evaluate(item, keep_items=True)
 
     def on_test_epoch_end(self) -> None:
         self._finish("test")
+        if self.trainer.world_size > 1:
+            self.test_items = gathered_items(self.test_items)
 
     def configure_optimizers(self) -> Any:
         optimizer = make_optimizer(self.parameters(), self.spec.hparams)
         decay, start = self.spec.hparams["lr_decay"], self.spec.hparams["lr_decay_start"]
         if decay == 1.0:
             return optimizer
-        # The factor for epoch k (1-based) is decay ** max(0, k - start); the scheduler is
-        # stepped once at the end of every epoch, so after epoch i it sets epoch i + 1's lr.
+        # The factor for epoch k (1-based) is decay ** max(0, k - start); Lightning steps
+        # the scheduler at the end of every epoch, so after epoch i it sets epoch i + 1's lr.
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda finished: decay ** max(0, finished + 1 - start)
         )
         return {"optimizer": optimizer, "lr_scheduler": schedule}
+
+
+def gathered_items(items: Sequence[tuple[torch.Tensor, torch.Tensor]]
+                   ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Every process's per-item test scores in rank order, which (contiguous shares, see
+    `seqbench.loaders`) is the split's own order."""
+    import torch.distributed as dist
+
+    mine = ((torch.cat([v.reshape(-1) for v, _ in items]).cpu(),
+             torch.cat([w.reshape(-1) for _, w in items]).cpu()) if items else None)
+    every: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(every, mine)
+    return [pair for pair in every if pair is not None]
 
 
 def make_optimizer(parameters: Any, hparams: Mapping[str, Any]) -> torch.optim.Optimizer:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,9 @@ from seqbench.errors import SeqbenchError, unknown_name
 
 #: Seeds reach numpy, which takes 0 .. 2**32 - 1.
 MAX_SEED = 2**32 - 1
+#: More threads than any machine has cores; OpenMP would refuse a larger value with a
+#: warning of its own and run on its default instead.
+MAX_THREADS = 4096
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -33,6 +36,10 @@ class Param:
     of `choices` worth searching for a categorical parameter. `search_by` makes the range
     conditional on a categorical parameter, `(name, {choice: (low, high)})`: a learning rate
     that trains with Adam diverges with SGD, so one range for every optimizer wastes trials.
+    `before` is what a stored spec written before the parameter existed meant (None: the
+    default): a plugin that adds a parameter with a new default behaviour sets it to the old
+    behaviour, so an old run record re-runs, resumes and matches a sweep's cache as what it
+    was (`RunSpec.from_dict`), while new runs get the new default.
     """
 
     name: str
@@ -46,6 +53,7 @@ class Param:
     tune: bool = True
     search: tuple[Any, ...] | None = None
     search_by: tuple[str, Mapping[Any, tuple[float, float]]] | None = None
+    before: Any = None
 
     @property
     def search_range(self) -> tuple[float | None, float | None]:
@@ -169,3 +177,32 @@ def number(bound: float) -> str:
     """A bound as people write it: whole numbers in full (a seed's 4294967295, not
     4.29497e+09), others in `:g` form."""
     return str(bound) if isinstance(bound, int) else f"{bound:g}"
+
+
+class ReadRecorder(Mapping):
+    """A read-only view of a parameter dict that remembers which keys were looked at."""
+
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        self._params = params
+        self.read: set[str] = set()
+
+    def __getitem__(self, key: str) -> Any:
+        self.read.add(key)
+        return self._params[key]
+
+    def __iter__(self) -> Iterator[str]:
+        self.read.update(self._params)  # iterating exposes every key
+        return iter(self._params)
+
+    def __len__(self) -> int:
+        return len(self._params)
+
+
+def check_threads(threads: Any, what: str = "threads") -> int | None:
+    """A spec's thread count: None (not decided yet) or a whole number in 1..MAX_THREADS."""
+    if threads is None:
+        return None
+    threads = whole_number(threads, what)
+    if not 1 <= threads <= MAX_THREADS:
+        raise SeqbenchError(f"{what}={threads} is out of range: use 1 to {MAX_THREADS}.")
+    return threads

@@ -7,6 +7,8 @@ with a one-line message; `seqbench list` shows all of them, with the full traceb
 A plugin that loads but declares itself wrongly (a search range outside its bounds, a task
 default that is not a core hyperparameter) is refused the same way, by the conformance
 kit's own declaration checks (`seqbench.declarations`), before any run can trip on it.
+So is a plugin written for a contract this seqbench does not provide (`seqbench.plugin_api`:
+it targets a newer or removed version, or lacks a method the contract requires).
 
 Like pytest's `-p no:NAME` and `PYTEST_DISABLE_PLUGIN_AUTOLOAD`, a plugin can be switched
 off without uninstalling it: `SEQBENCH_DISABLE_PLUGINS=name,...` (or `--disable-plugin`)
@@ -27,7 +29,7 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Literal
 
 from seqbench.contracts import Cell, Task
-from seqbench.declarations import cell_problems, task_problems
+from seqbench.declarations import cell_problems, contract_problems, task_problems
 from seqbench.errors import SeqbenchError, unknown_name
 
 Kind = Literal["cell", "task"]
@@ -59,6 +61,10 @@ class PluginEntry:
     @property
     def summary(self) -> str:
         return getattr(self.plugin, "summary", "") if self.plugin is not None else ""
+
+
+#: How `seqbench list` and a command selecting the plugin introduce `contract_problems`.
+INCOMPATIBLE = "incompatible with this seqbench: "
 
 
 def installed_entry_points(kind: Kind) -> tuple[EntryPoint, ...]:
@@ -116,6 +122,9 @@ def _load(kind: Kind, ep: EntryPoint) -> PluginEntry:
                            details="".join(traceback.format_exception(exc)))
     expected = _EXPECTED[kind]
     if isinstance(obj, type) and issubclass(obj, expected):
+        lacking = contract_problems(obj)
+        if lacking:
+            return PluginEntry(**base, error=INCOMPATIBLE + "; ".join(lacking))
         try:
             obj = obj()
         except Exception as exc:  # noqa: BLE001
@@ -130,6 +139,9 @@ def _load(kind: Kind, ep: EntryPoint) -> PluginEntry:
         return PluginEntry(
             **base, error=f"entry point is named '{ep.name}' but the plugin says '{obj.name}'"
         )
+    incompatible = contract_problems(obj)
+    if incompatible:
+        return PluginEntry(**base, error=INCOMPATIBLE + "; ".join(incompatible))
     problems = (cell_problems if kind == "cell" else task_problems)(obj)
     if problems:
         return PluginEntry(**base, error="malformed declaration: " + "; ".join(problems))
@@ -174,12 +186,14 @@ def register(plugin: Cell | Task | type[Task]) -> Cell | Task:
     unambiguous. Worker processes (`--jobs > 1`) do not see these plugins.
     """
     if isinstance(plugin, type) and issubclass(plugin, Task):
+        _refuse_incompatible(plugin)
         plugin = plugin()
     kinds = [kind for kind, expected in _EXPECTED.items() if isinstance(plugin, expected)]
     if not kinds:
         raise SeqbenchError(f"register() takes a seqbench.Cell or seqbench.Task, not a "
                             f"{type(plugin).__name__}.")
     kind = kinds[0]
+    _refuse_incompatible(plugin)
     problems = (cell_problems if kind == "cell" else task_problems)(plugin)
     if problems:
         raise SeqbenchError(f"{kind} '{plugin.name}': malformed declaration: "
@@ -195,6 +209,13 @@ def register(plugin: Cell | Task | type[Task]) -> Cell | Task:
         target=f"{origin.__module__}:{getattr(origin, '__qualname__', '?')}",
         distribution=IN_PROCESS, version="", plugin=plugin)
     return plugin
+
+
+def _refuse_incompatible(plugin: Any) -> None:
+    problems = contract_problems(plugin)
+    if problems:
+        name = getattr(plugin, "name", getattr(plugin, "__name__", "?"))
+        raise SeqbenchError(f"'{name}' is {INCOMPATIBLE}" + "; ".join(problems))
 
 
 def plugins(kind: Kind) -> dict[str, PluginEntry]:

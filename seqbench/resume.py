@@ -1,11 +1,13 @@
 """Runs that survive being stopped: resume points, and Ctrl-C that leaves one behind.
 
 A resume point is Lightning's own checkpoint (`Trainer.save_checkpoint`: weights, optimizer,
-LR schedule, loop counters and every callback's state, early stopping's included), written
-to `RUN_DIR/resume.ckpt` at the end of an epoch, plus what Lightning does not keep and a
-run's result depends on: the random number generators and the training data order (the
-pass counter of `SplitBatches`). `trainer.fit(ckpt_path=...)` restores it, and the resumed
-run then takes exactly the steps the uninterrupted one would have taken.
+LR schedule, loop counters and every callback's state, the best epoch and early stopping's
+included), written to `RUN_DIR/resume.ckpt` at the end of an epoch, plus what Lightning does
+not keep and a run's result depends on: every process's random number generators. The
+data order needs nothing: it is a function of the seed and the epoch (`seqbench.loaders`).
+`trainer.fit(ckpt_path=...)` restores it, and the resumed run then takes exactly the steps
+the uninterrupted one would have taken. It holds only tensors, numbers, strings and
+containers of them, so it loads with `weights_only=True`.
 
 Cadence: a checkpoint costs about as much as serialising the model and optimizer, which on
 small models is several percent of a sub-second epoch. So after each write its cost is
@@ -13,10 +15,11 @@ measured and the next one waits until training has run `1 / BUDGET` times as lon
 writes cost at most `BUDGET` of training time, and long epochs (the ones worth resuming) get
 a resume point every epoch. The last epoch writes none; the run record is complete instead.
 A killed run therefore continues from its last resume point, not always its last epoch.
+With several processes the first decides and writes; all of them take part.
 
-Ctrl-C during training asks the run to stop at the next chunk of batches; the run folder
-keeps its last resume point, and the message says how to continue. A second Ctrl-C
-interrupts at once, as usual.
+Ctrl-C (or SIGTERM, a scheduler's stop) during training asks the run to stop at the next
+batch (all processes together); the run folder keeps its last resume point, and the message
+says how to continue. A second Ctrl-C interrupts at once, as usual.
 """
 
 from __future__ import annotations
@@ -25,19 +28,24 @@ import csv
 import os
 import random
 import signal
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Checkpoint
 
-from seqbench.loaders import SplitBatches
+from seqbench import runs, stopping
+from seqbench.errors import SeqbenchError
+from seqbench.loaders import world
+from seqbench.run_state import run_status, start_again, stopped_run
 from seqbench.runs import RESUME_POINT, HistoryWriter
+
+if TYPE_CHECKING:
+    from seqbench.config import RunSpec
 
 #: Largest share of training time that writing resume points may take.
 BUDGET = 0.02
@@ -55,7 +63,7 @@ class StopTraining(Exception):
 
 
 class StopRequest:
-    """Set by the SIGINT handler, read by `ResumePoint` between chunks of batches."""
+    """Set by the Ctrl-C and SIGTERM handler, read by `ResumePoint` between batches."""
 
     def __init__(self) -> None:
         self.requested = False
@@ -63,42 +71,29 @@ class StopRequest:
 
 @contextmanager
 def first_ctrl_c_stops_gracefully(request: StopRequest) -> Iterator[None]:
-    """While training, the first SIGINT only sets `request`; the previous handler is back
-    for a second one. Outside the main thread signals cannot be handled: nothing changes."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.getsignal(signal.SIGINT)
-
-    def handler(signum: int, frame: Any) -> None:
+    """While training, the first Ctrl-C or SIGTERM only sets `request`. A second Ctrl-C gets
+    the handler from before (it interrupts at once); a second SIGTERM is ignored, since a
+    scheduler's SIGTERM to a whole process group reaches a sweep's worker twice (directly,
+    and forwarded by its parent), and the stop it asks for is already under way."""
+    def stop(signum: int, previous: dict[int, Any]) -> None:
         request.requested = True
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGINT, previous[signal.SIGINT])
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
-    signal.signal(signal.SIGINT, handler)
-    try:
+    with stopping.on_stop(stop):
         yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 @contextmanager
 def ctrl_c_raises_stop() -> Iterator[None]:
-    """While testing, SIGINT raises `StopTraining` instead of KeyboardInterrupt, which
-    Lightning would turn into `sys.exit(1)` (exit code 1, no word on what was kept)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.getsignal(signal.SIGINT)
-
-    def handler(signum: int, frame: Any) -> None:
-        signal.signal(signal.SIGINT, previous)
+    """While testing, Ctrl-C and SIGTERM raise `StopTraining` instead of KeyboardInterrupt,
+    which Lightning would turn into `sys.exit(1)` (exit code 1, no word on what was kept)."""
+    def stop(signum: int, previous: dict[int, Any]) -> None:
+        stopping.restore(previous)
         raise StopTraining
 
-    signal.signal(signal.SIGINT, handler)
-    try:
+    with stopping.on_stop(stop):
         yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _rng_state() -> dict[str, Any]:
@@ -142,14 +137,14 @@ def keep_history(writer: HistoryWriter, epochs: int) -> None:
 
 class ResumePoint(Checkpoint):
     """Writes the resume point at epoch ends (at the cadence above) and restores what
-    Lightning does not: RNG, data order, history and the training time so far."""
+    Lightning does not: every process's RNG, the history and the training time so far."""
 
-    def __init__(self, path: Path | None, batches: SplitBatches, history: HistoryWriter,
+    def __init__(self, path: Path | None, history: HistoryWriter | None,
                  request: StopRequest) -> None:
         """`path=None` writes nothing (sweep trials are re-run, not resumed) but still
-        times the run and honours Ctrl-C."""
+        times the run and honours Ctrl-C. Only the first process needs `path` and
+        `history`; the others learn from it whether resume points are written."""
         self.path = path
-        self.batches = batches
         self.history = history
         self.request = request
         self.cost = ASSUMED_FIRST_COST
@@ -167,35 +162,100 @@ class ResumePoint(Checkpoint):
         """Training time of the whole run so far, across interruptions."""
         return self.earlier_seconds + time.perf_counter() - self.started
 
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        self.path = trainer.strategy.broadcast(self.path)
+
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         self.started = self.last_write = time.perf_counter()
         if self.restored is not None:
-            _set_rng_state(self.restored["rng"])
-            self.batches.passes = self.restored["passes"]
-            keep_history(self.history, self.restored["epochs"])
+            generators = self.restored["rng"]
+            _set_rng_state(generators[world()[0] % len(generators)])
+            if self.history is not None:
+                keep_history(self.history, self.restored["epochs"])
             self.earlier_seconds = self.restored["seconds"]
             self.saved_epochs = self.restored["epochs"]
 
     def on_train_batch_end(self, trainer: Any, *args: Any) -> None:
-        if self.request.requested:
+        requested = self.request.requested
+        if trainer.world_size > 1:  # every process stops at the same batch, or none does
+            requested = trainer.strategy.reduce_boolean_decision(requested, all=False)
+        if requested:
             raise StopTraining()
 
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         last = trainer.should_stop or trainer.current_epoch + 1 >= (trainer.max_epochs or 0)
         now = time.perf_counter()
-        if self.path is None or last or (now - self.last_write) * BUDGET < self.cost:
+        due = self.path is not None and not last and (now - self.last_write) * BUDGET >= self.cost
+        if trainer.world_size > 1:
+            due = trainer.strategy.broadcast(due)
+        if not due:
             return
         self.saved_epochs = trainer.current_epoch + 1
         tmp = self.path.with_suffix(".partial")
-        trainer.save_checkpoint(tmp)
-        os.replace(tmp, self.path)
+        try:
+            trainer.save_checkpoint(tmp)  # written by the first process only
+            if trainer.is_global_zero:
+                os.replace(tmp, self.path)
+        except OSError:  # a full disk: the last complete resume point is kept, and no part
+            tmp.unlink(missing_ok=True)
+            raise
         self.last_write = time.perf_counter()
         self.cost = self.last_write - now
         self.spent += self.cost
 
     def state_dict(self) -> dict[str, Any]:
-        return {"rng": _rng_state(), "passes": self.batches.passes, "epochs": self.saved_epochs,
-                "seconds": self.seconds()}
+        """Called on every process as the resume point is made: each one's generators."""
+        generators = [_rng_state()]
+        if world()[1] > 1:
+            import torch.distributed as dist
+
+            generators = [None] * world()[1]
+            dist.all_gather_object(generators, _rng_state())
+        return {"rng": generators, "epochs": self.saved_epochs, "seconds": self.seconds()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.restored = state_dict
+
+
+#: What `Trainer.save_checkpoint` writes beside the weights and `fit(ckpt_path=)` reads back.
+TRAINING_STATE = {"pytorch-lightning_version", "loops", "optimizer_states"}
+
+
+def resumable(run_dir: Path | None) -> Path:
+    """The checked resume point of a stopped run (`run_state.stopped_run`, then the file
+    itself), or a one-line error saying why there is none."""
+    point = stopped_run(run_dir)
+    check_resume_point(point, start_again(Path(point).parent))
+    return point
+
+
+def check_resume_point(point: Path, remedy: str) -> None:
+    """Checked as best.ckpt is: Lightning would fail deep inside `fit` with a traceback on a
+    damaged or foreign file."""
+    if not TRAINING_STATE <= runs.load_checkpoint(point, remedy).keys():
+        raise SeqbenchError(f"'{point}' is not a resume point (no training state); {remedy}")
+
+
+def load_weights(model: Any, checkpoint: Path, remedy: str) -> None:
+    """Load `checkpoint`'s weights into `model`, or say in one line that they are not this
+    model's (config.json edited, or files mixed between runs), before Lightning fails on
+    them with a traceback."""
+    try:
+        model.load_state_dict(runs.load_checkpoint(checkpoint, remedy)["state_dict"])
+    except RuntimeError as exc:  # shapes or names that config.json's model does not have
+        raise SeqbenchError(f"'{checkpoint}' does not fit the model in {runs.CONFIG} "
+                            f"({str(exc).strip().splitlines()[-1].strip()}).") from None
+
+
+def can_resume(run_dir: Path, spec: RunSpec) -> bool:
+    """Whether `run_dir` holds a stopped run of exactly `spec` with a usable resume point: a
+    sweep's final run, killed or interrupted, continues such a folder instead of starting
+    over (and starts over where the resume point is damaged)."""
+    if not ((run_dir / RESUME_POINT).is_file() and (run_dir / runs.CONFIG).is_file()
+            and run_status(run_dir) in (None, "interrupted") and runs.read_spec(run_dir) == spec):
+        return False
+    try:
+        check_resume_point(run_dir / RESUME_POINT, "the sweep trains this final again")
+    except SeqbenchError:
+        return False
+    return True

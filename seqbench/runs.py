@@ -5,52 +5,63 @@ written *before* training so a crash never loses what was attempted), `history.c
 row per epoch, appended as training goes), `best.ckpt` (the best validation epoch's weights,
 a plain dict that `seqbench.best` saves with torch.save, not a Lightning checkpoint) and, at
 the end, `metrics.json`. Reports read only these files.
+
+One process at a time writes a run folder: it holds an exclusive lock on the folder's
+`.seqbench-lock` while it trains (a second `--resume` of the same folder would append its
+epochs to the same history). The kernel drops the lock when the process ends, however it
+ends, so a killed run never leaves its folder locked; the file only says who held it last.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import os
 import platform
-import tempfile
+import re
+import shlex
+import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from seqbench import registry
 from seqbench.config import RunSpec
-from seqbench.errors import Interrupted, SeqbenchError
+from seqbench.errors import Interrupted, SeqbenchError, writing
+from seqbench.files import replaced_atomically
 
 CONFIG = "config.json"
 METRICS = "metrics.json"
 HISTORY = "history.csv"
 CHECKPOINT = "best.ckpt"
 ITEMS = "test_items.csv"
+LOCK = ".seqbench-lock"
 #: A stopped run's training state (`seqbench.resume`); removed when the run finishes.
 RESUME_POINT = "resume.ckpt"
 
 
 def write_json(path: Path, payload: Mapping[str, Any]) -> None:
-    """Write JSON atomically so a reader never sees half a file.
-
-    `mkstemp` creates its file with mode 0600; the record is given the mode every other
-    file gets (0666 less the umask, usually 0644) so it can be shared like the rest.
-    """
-    fd, tmp = tempfile.mkstemp(prefix=".partial-", dir=path.parent)
-    os.fchmod(fd, 0o666 & ~current_umask())
-    with os.fdopen(fd, "w") as handle:
+    """Write JSON atomically so a reader never sees half a file (`files.replaced_atomically`)."""
+    with replaced_atomically(path) as handle:
         json.dump(payload, handle, indent=2, sort_keys=False)
         handle.write("\n")
-    os.replace(tmp, path)
 
 
-def current_umask() -> int:
-    """The process umask (reading it means setting it, so it is set straight back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+def save_checkpoint(payload: Mapping[str, Any], path: Path) -> None:
+    """`torch.save` atomically. Serialised in memory first: torch's own writer, out of disk
+    space, raises a RuntimeError naming neither the file nor the cause."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(dict(payload), buffer)
+    with replaced_atomically(path, binary=True) as handle:
+        handle.write(buffer.getbuffer())
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -114,28 +125,114 @@ def read_run_config(path: Path) -> dict[str, Any]:
     return payload
 
 
-def read_checkpoint(path: Path) -> dict[str, Any]:
-    """The weights in a run's best.ckpt; an empty, truncated or foreign file is a user error."""
-    return load_checkpoint(path, "re-run the training that made it")["state_dict"]
+def load_checkpoint(path: Path, remedy: str) -> dict[str, Any]:
+    """A whole checkpoint with its weights, or one line saying what is wrong and `remedy`.
 
-
-def load_checkpoint(path: Path, remedy: str, *, weights_only: bool = True) -> dict[str, Any]:
-    """A whole checkpoint with its weights, or one line saying what is wrong and `remedy`."""
+    The one place seqbench reads a checkpoint, always with `weights_only=True`: a run folder
+    is data that people share, and unpickling anything else can run code. Everything
+    seqbench writes (weights, optimizer and loop state, the random generators' states as
+    tensors and lists) loads this way, so a file that needs more was made elsewhere.
+    """
     import pickle
     import zipfile
 
     import torch
 
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=weights_only)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        refused = unsafe_global(exc)
+        if refused is None:  # not a pickle at all, or a damaged one
+            raise SeqbenchError(f"'{path}' is not a readable checkpoint "
+                                f"({unpickler_reason(exc)}); {remedy}.") from None
+        raise SeqbenchError(f"'{path}' holds Python objects that seqbench never writes "
+                            f"({refused}); it was not loaded, since loading it could run "
+                            f"code; {remedy}.") from None
     except (RuntimeError, EOFError, OSError, KeyError, TypeError, ValueError, AttributeError,
-            ImportError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SeqbenchError(f"'{path}' is not a readable checkpoint ({reason}); "
+            ImportError, zipfile.BadZipFile) as exc:
+        raise SeqbenchError(f"'{path}' is not a readable checkpoint ({first_line(exc)}); "
                             f"{remedy}.") from None
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
         raise SeqbenchError(f"'{path}' holds no weights; {remedy}.")
     return checkpoint
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's first line of text, or its type's name when it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def unsafe_global(exc: BaseException) -> str | None:
+    """What torch's weights-only unpickler refused to import ("io.open"), if that was it."""
+    found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+    return found.group(1) if found else None
+
+
+def unpickler_reason(exc: BaseException) -> str:
+    """The cause in torch's weights-only error ("Unsupported operand 197"), without the
+    advice around it to load the file unsafely."""
+    reason = str(exc).partition("WeightsUnpickler error:")[2].strip()
+    return reason.splitlines()[0] if reason else first_line(exc)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+#: The run folder locks taken inside the current `releases_run_folders` call.
+_held: ContextVar[ExitStack | None] = ContextVar("seqbench_run_folder_locks", default=None)
+
+
+def releases_run_folders(function: F) -> F:
+    """Release the run folders `function` locked (`lock_run_folder`) when it returns or
+    raises. A decorator, so that a long function such as `train` takes its lock where it
+    first knows the folder, without its whole body inside a `with` block."""
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with ExitStack() as locks:
+            token = _held.set(locks)
+            try:
+                return function(*args, **kwargs)
+            finally:
+                _held.reset(token)
+    return wrapper  # type: ignore[return-value]
+
+
+def lock_run_folder(run_dir: Path) -> None:
+    """Take `run_dir`'s exclusive lock until the enclosing `releases_run_folders` call ends,
+    or fail in one line naming the process that holds it and what to do. Until then, a
+    write that fails for want of space or permission names the folder (`errors.writing`)."""
+    locks = _held.get()
+    if locks is None:
+        raise RuntimeError("lock_run_folder is called inside a @releases_run_folders function")
+    locks.enter_context(exclusive(Path(run_dir)))
+    locks.enter_context(writing(Path(run_dir)))
+
+
+@contextmanager
+def exclusive(run_dir: Path) -> Iterator[None]:
+    """Hold the lock on `run_dir` (see the module docstring)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows has no flock; there two processes are not kept apart
+        yield
+        return
+    with open(run_dir / LOCK, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            pid = holder.split()[1] if holder.startswith("process ") else None
+            stop = f"stop it (kill {pid} on its host)" if pid else "stop it"
+            raise SeqbenchError(
+                f"run folder '{run_dir}' is in use by {holder}; two processes writing one run "
+                f"would mix their epochs. Wait for it to end, or {stop}, then continue it "
+                f"with: seqbench run --resume {shlex.quote(str(run_dir))}") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()} on {socket.gethostname()} since "
+                     f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        handle.flush()
+        yield
 
 
 def create_run_dir(output_dir: Path, spec: RunSpec) -> Path:
@@ -172,13 +269,18 @@ def environment() -> dict[str, Any]:
     }
 
 
-def note_machine_change(config: Mapping[str, Any]) -> None:
+def note_machine_change(config: Mapping[str, Any], threads: int | None) -> None:
     """Print one line where this machine differs from the one a run record ran on (a run
-    re-run from its spec, or resumed), since the metrics may then differ too."""
+    re-run from its spec, or resumed), since the metrics may then differ too. `threads` is
+    the count the run will train on where its spec decides it (`seqbench.threads`): torch's
+    count before training is not the run's."""
     from seqbench import machine
     from seqbench.console import console
 
-    line = machine.difference(config.get("environment", {}), environment())
+    now = environment()
+    if threads is not None:
+        now["cpu_threads"] = threads
+    line = machine.difference(config.get("environment", {}), now)
     if line:
         console.print(line, highlight=False, markup=False, soft_wrap=True)
 
@@ -258,13 +360,31 @@ class HistoryWriter:
             csv.writer(handle).writerow([row.get(c, "") for c in self.columns])
 
 
+def refuse_non_finite(metrics: Mapping[str, Any], run_dir: Path) -> None:
+    """A result is a number: a test metric that came out infinite or NaN (an overflow the
+    task did not guard against) marks the run failed, in one line, instead of entering a
+    table as a result."""
+    import math
+
+    bad = [(key, value) for key, value in metrics.items() if key.startswith("test_")
+           and isinstance(value, float) and not math.isfinite(value)]
+    if bad:
+        key, value = bad[0]
+        message = (f"the run's {key} is {value}, not a number a result can be; the data's "
+                   "values may be too large to compute with (rescale them). Run record: "
+                   f"{run_dir}")
+        write_json(run_dir / METRICS, {"status": "failed", "error": message})
+        raise SeqbenchError(message)
+
+
 def interrupted(run_dir: Path, epochs: int, resumable_from: int | None = None) -> Interrupted:
     """Mark a run stopped by Ctrl-C in its metrics.json; say what it kept and how to go on:
     continue from its resume point (after `resumable_from` epochs) if it has one."""
     kept = [CONFIG] + [name for name in (HISTORY, CHECKPOINT) if (run_dir / name).is_file()]
     write_json(run_dir / METRICS, {"status": "interrupted", "epochs": epochs})
-    how = (f"Continue it from epoch {resumable_from} with `seqbench run --resume {run_dir}`."
+    how = (f"Continue it from epoch {resumable_from} with "
+           f"`seqbench run --resume {shlex.quote(str(run_dir))}`."
            if resumable_from is not None else
-           f"Start it again with `seqbench run --spec {run_dir / CONFIG}`.")
+           f"Start it again with `seqbench run --spec {shlex.quote(str(run_dir / CONFIG))}`.")
     return Interrupted(f"the run stopped after {epochs} finished epoch(s); kept "
                        f"{', '.join(kept)} in {run_dir}. {how}")

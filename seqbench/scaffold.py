@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from string import Template
 
-from seqbench import __version__
+from seqbench import PLUGIN_API, __version__
 from seqbench import scaffold_templates as t
 from seqbench.errors import SeqbenchError
 
@@ -53,7 +53,8 @@ def scaffold(kind: str, name: str, directory: Path | None = None) -> list[Path]:
     """Write the `seqbench-NAME` distribution for a cell or task plugin; return its files.
 
     `directory` defaults to `./seqbench-NAME`; it must not exist or be empty, so nothing
-    of the author's is ever overwritten.
+    of the author's is ever overwritten. It names only the folder: the distribution is
+    `seqbench-NAME` and the import package `seqbench_NAME` wherever they are written.
     """
     if not NAME.fullmatch(name):
         raise SeqbenchError(f"plugin name '{name}' must be lowercase letters, digits and "
@@ -67,7 +68,7 @@ def scaffold(kind: str, name: str, directory: Path | None = None) -> list[Path]:
     description, files = LAYOUTS[kind]
     values = {"name": name, "package": f"seqbench_{name}", "group": kind,
               "cls": "".join(part.capitalize() for part in name.split("_")),
-              "seqbench": __version__, "description": description,
+              "seqbench": __version__, "plugin_api": PLUGIN_API, "description": description,
               "torch_module": "`step.py`" if kind == "cell" else "`data.py`"}
     values["run"] = Template(RUN[kind]).substitute(values)
     files = {"pyproject.toml": t.PYPROJECT, "README.md": t.README, **files}

@@ -1,7 +1,8 @@
 """The files `seqbench new cell|task NAME` writes, as `string.Template`s.
 
 Placeholders: `$name` (the plugin name), `$package` (`seqbench_<name>`, the import name),
-`$cls` (the name in CamelCase) and `$seqbench` (the seqbench version it was made with).
+`$cls` (the name in CamelCase), `$seqbench` (the seqbench version it was made with) and
+`$plugin_api` (the plugin contract version it targets).
 Each template is a working plugin, not a skeleton: the scaffold test installs both and
 runs the conformance kit and `seqbench run` on them, so they cannot rot.
 """
@@ -71,6 +72,7 @@ cell = Cell(
     build=build,
     params=(Param("leak", float, 0.5, "share of the new state written each step",
                   low=0.01, high=1.0),),
+    plugin_api="$plugin_api",  # the seqbench plugin contract this cell is written for
 )
 '''
 
@@ -148,6 +150,7 @@ class ${cls}Task(Task):
     direction = "minimize"
     params = (Param("length", int, 20, "steps per sequence", low=1, high=100_000, tune=False),)
     defaults = {"epochs": 5, "hidden_size": 32, "batch_size": 32, "lr": 3e-3}
+    plugin_api = "$plugin_api"          # the seqbench plugin contract this task is written for
 
     def prepare(self, dataset, context, params):
         from $package.data import ${cls}Data, generate

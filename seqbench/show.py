@@ -6,6 +6,8 @@ line's part alone, kept here so that `seqbench.cli` stays a list of thin command
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,7 +26,10 @@ def run_result(m: dict, run_dir: Path) -> None:
 
     from seqbench import summary
     from seqbench.runs import ITEMS, read_spec
+    from seqbench.train import first_process
 
+    if not first_process():  # a run on several devices ends once per device
+        return
     typer.echo("")
     Console().print(summary.table(m, read_spec(run_dir)))
     note = summary.baseline_note(m)
@@ -136,3 +141,15 @@ def data_check(checked: DataCheck) -> None:
                           if isinstance(value, (int, float)))
         console.print(f"baseline {name} on test: {shown}")
     console.print(f"cache: {checked.facts.get('cache') or 'none (read directly)'}")
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's own flush at exit does not fail again on
+    the same full device (with an "Exception ignored" traceback)."""
+    try:
+        target = sys.stdout.fileno()
+    except (OSError, ValueError):  # not a real file (a notebook, pytest's capture)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, target)
+    os.close(devnull)

@@ -1,23 +1,29 @@
-"""How many intra-op threads a training process uses, decided before torch loads.
+"""How many intra-op threads a training process uses: never what the machine is doing now.
 
-Two things make a recurrent run crawl on a machine that is not idle. `os.cpu_count()`
-counts the host's cores, not the ones this process may use (its CPU affinity, and a
-container's cgroup quota), so torch starts more threads than it gets cores. And OpenMP's
-default wait policy spins: a thread that reaches a barrier first burns its core waiting for
-one that shares a core with someone else's process, which turned a 2 s run into 55 s beside
-one busy process. So the thread count comes from affinity and quota, and OpenMP is told to
-wait passively (`OMP_WAIT_POLICY=PASSIVE`); both are read by OpenMP once, when torch is
-imported, which is why `configure` must run first.
+The thread count changes a run's numbers (it changes the order of floating-point sums: a
+speech LSTM's test NLL moves in the seventh digit between one thread and two, and a whole
+training can end a point of accuracy apart), so it is decided only from things that stay
+the same between runs of one spec on one machine, and recorded in the spec (`RunSpec.threads`,
+so `--spec` and `--resume` train on the recorded count):
 
-Passive waiting alone still leaves a run with one thread per core waiting at every parallel
-region for the thread that shares its core with the neighbour (about 2x slower beside one
-busy process on two cores). So the cores that are busy right now (over 50% used in a 0.1 s
-sample of /proc/stat) are not counted either: a run beside a busy process takes the cores
-that are actually free. For the small recurrent models seqbench trains, one thread fewer
-costs far less than one thread stalled.
+* the cores this process may use: its CPU affinity and its container's cgroup quota, never
+  `os.cpu_count()` (the host's) and never a sample of which cores are busy right now;
+* the model's size: below `ONE_THREAD_BELOW` parameters one thread is fastest, because the
+  products are too small to split and each parallel region costs a synchronisation
+  (benchmarks/threads_by_size.py: two threads take 1.5-5x as long for models of 10^4-10^5
+  parameters, and pay only from about 10^6); larger models get every usable core, divided
+  between the processes of a sweep (`--jobs`).
 
-Precedence for the count: `--threads N`, else `$OMP_NUM_THREADS` (a user's explicit
-choice), else the free usable cores divided between the processes of a sweep.
+A busy neighbour then costs little: OpenMP is told to wait passively
+(`OMP_WAIT_POLICY=PASSIVE`; a spinning thread that waits for one sharing its core with
+someone else's process turned a 2 s run into 55 s), and a run never starts more threads than
+it has usable cores. OpenMP reads its settings once, when torch is imported, which is why
+`configure` runs first; the count for a model is set when the model exists (`decide`).
+
+Precedence: the spec's count (`--threads`, or the one a re-run or resumed run recorded),
+else an explicit count in the environment (`--threads` of a sweep, or `$OMP_NUM_THREADS` as
+the user's shell set it), else the rule above. A count above the usable cores is capped
+(with a note: the numbers may then differ from the recorded run's).
 """
 
 from __future__ import annotations
@@ -25,50 +31,28 @@ from __future__ import annotations
 import math
 import os
 import sys
-import time
 from pathlib import Path
 
 from seqbench.errors import SeqbenchError
 
-#: The per-process count this process decided on; inherited by the workers it starts.
+#: An explicit per-process count (`--threads`, or the user's `$OMP_NUM_THREADS`), passed on
+#: to the worker processes of a sweep. Absent: the count follows the model's size.
 THREADS_ENV = "SEQBENCH_THREADS"
+#: The most threads one process of this command may use (usable cores / --jobs); set by
+#: `configure`, which also marks `$OMP_NUM_THREADS` as seqbench's own from then on.
+CEILING_ENV = "SEQBENCH_THREAD_CEILING"
+#: Models with fewer parameters train on one thread (see the module docstring).
+ONE_THREAD_BELOW = 1_000_000
 
 
 def usable_cores() -> int:
-    """Cores this process may use now: its affinity mask less the cores someone else keeps
-    busy, capped by a cgroup CPU quota."""
+    """Cores this process may use: its affinity mask, capped by a cgroup CPU quota."""
     try:
-        mask = os.sched_getaffinity(0)
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS and Windows have no affinity API
-        mask = set(range(os.cpu_count() or 1))
-    cores = max(1, len(mask) - busy_cores(mask))
+        cores = os.cpu_count() or 1
     quota = cgroup_quota()
-    return min(cores, quota) if quota else cores
-
-
-def busy_cores(mask: set[int], seconds: float = 0.1, stat: Path = Path("/proc/stat")) -> int:
-    """How many of the cores in `mask` were over half busy during a short sample."""
-    def sample() -> dict[int, tuple[int, int]]:
-        times = {}
-        for line in stat.read_text().splitlines():
-            name, *fields = line.split()
-            if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in mask:
-                ticks = [int(f) for f in fields[:8]]
-                times[int(name[3:])] = (sum(ticks), ticks[3] + ticks[4])  # total, idle+iowait
-        return times
-
-    try:
-        first = sample()
-        time.sleep(seconds)
-        second = sample()
-    except (OSError, ValueError):  # no /proc (macOS, Windows): assume the cores are free
-        return 0
-    busy = 0
-    for cpu, (total, idle) in second.items():
-        elapsed = total - first[cpu][0] if cpu in first else 0
-        if elapsed > 0 and 1 - (idle - first[cpu][1]) / elapsed > 0.5:
-            busy += 1
-    return busy
+    return max(1, min(cores, quota) if quota else cores)
 
 
 def cgroup_quota(root: Path = Path("/sys/fs/cgroup")) -> int | None:
@@ -88,25 +72,55 @@ def cgroup_quota(root: Path = Path("/sys/fs/cgroup")) -> int | None:
     return math.ceil(limit / period) if limit > 0 and period > 0 else None
 
 
-def per_process(jobs: int = 1) -> int:
-    """The thread count for one of `jobs` training processes (see the module docstring)."""
-    for name in (THREADS_ENV, "OMP_NUM_THREADS"):
-        value = os.environ.get(name, "")
-        if value.isdigit() and int(value) > 0:
-            return int(value)
-    return max(1, usable_cores() // max(1, jobs))
+def _count(name: str) -> int | None:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+def explicit() -> int | None:
+    """The count chosen outside seqbench's rule: `--threads` of this command or its parent,
+    else `$OMP_NUM_THREADS` as the user's shell set it (not as `configure` set it)."""
+    chosen = _count(THREADS_ENV)
+    if chosen is None and CEILING_ENV not in os.environ:
+        chosen = _count("OMP_NUM_THREADS")
+    return chosen
 
 
 def configure(threads: int | None = None, jobs: int = 1) -> int:
-    """Decide this process's threads (and its workers'), before torch loads; return it."""
+    """Before torch loads: OpenMP's pool (the explicit count, else this process's share of
+    the usable cores) and its passive waiting; return the pool's size."""
     if threads is not None:
         if threads < 1:
             raise SeqbenchError(f"--threads must be at least 1 (got {threads}).")
         os.environ[THREADS_ENV] = str(threads)
-    count = per_process(jobs)
-    os.environ[THREADS_ENV] = str(count)
-    os.environ["OMP_NUM_THREADS"] = str(count)
+    elif explicit() is not None:
+        os.environ[THREADS_ENV] = str(explicit())  # the user's, kept for the workers
+    ceiling = max(1, usable_cores() // max(1, jobs))
+    os.environ[CEILING_ENV] = str(ceiling)
+    pool = explicit() or ceiling
+    os.environ["OMP_NUM_THREADS"] = str(pool)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if "torch" in sys.modules:  # too late for OpenMP's settings, not for torch's pool size
-        sys.modules["torch"].set_num_threads(count)
+        sys.modules["torch"].set_num_threads(pool)
+    return pool
+
+
+def decide(parameters: int, recorded: int | None = None) -> int:
+    """The threads for training a model of `parameters` (see the module docstring), set
+    in torch; `recorded` is the spec's count."""
+    import torch
+
+    usable = usable_cores()
+    chosen = recorded or explicit()
+    if chosen is None:
+        ceiling = min(_count(CEILING_ENV) or usable, usable)
+        count = 1 if parameters < ONE_THREAD_BELOW else ceiling
+    else:
+        count = min(chosen, usable)
+        if count < chosen:
+            from seqbench.console import note
+
+            note(f"{chosen} threads were asked for but this process may use {usable} cores; "
+                 f"training on {usable} (the numbers may differ from a run on {chosen}).")
+    torch.set_num_threads(count)
     return count

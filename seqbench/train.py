@@ -1,11 +1,15 @@
 """Train one run from a spec: data, model, Lightning trainer, run record. Nothing else.
 
-The trainer is configured for honest comparisons and low overhead: early stopping and
-checkpointing on the task's primary validation metric, the best checkpoint restored before
-the single test evaluation, no sanity-check batches, no Lightning logger (the run record is
-our log), and a rich progress bar. Tested runs write resume points (`seqbench.resume`), so a
-killed or interrupted run continues with `resume=True`; `train` returns the best-epoch
-model with its data, so the Python API hands it over without loading anything again.
+The trainer is plain Lightning, set up for honest comparisons: ModelCheckpoint keeps the
+epoch with the best validation value of the task's selection metric and early stopping
+watches it (`seqbench.best`), the best weights are restored before the single test
+evaluation, there are no sanity-check batches and no Lightning logger (the run record is
+our log), and RichProgressBar shows progress. One spec trains on one device or on many
+(`devices`, `num_nodes`, `strategy`, `precision` in the spec; DDP on CPU or GPU): metrics
+are summed over every process, and only the first process writes the run record. Tested
+runs write resume points (`seqbench.resume`), so a killed or interrupted run continues with
+`resume=True`; `train` returns the best-epoch model with its data, so the Python API hands
+it over without loading anything again.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from seqbench.config import DEVICES, RunSpec
 from seqbench.console import progress
 from seqbench.contracts import DataContext, TaskData
 from seqbench.datafiles import resolve_cache_dir, resolve_data_dir
-from seqbench.errors import SeqbenchError, unknown_name
+from seqbench.errors import Interrupted, SeqbenchError, unknown_name
 
 
 @dataclass
@@ -35,6 +39,8 @@ class RunResult:
     metrics: dict[str, Any]
     model: Any
     data: TaskData
+    #: The spec as trained and recorded (with its thread count decided).
+    spec: RunSpec
 
 
 def quiet_lightning() -> None:
@@ -51,8 +57,18 @@ def quiet_lightning() -> None:
         ".*exists and is not empty.*",
         ".*treespec.*",
         ".*litlogger.*",
+        ".*IterableDataset.*has `__len__` defined.*",
+        ".*smaller than the logging interval.*",
     ):
         warnings.filterwarnings("ignore", message=message)
+
+
+def first_process() -> bool:
+    """Whether this process reports: the only one, or the first of a run on many devices
+    (known from the launcher's environment, and exactly once a Trainer exists)."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
 
 
 def accelerator_for(device: str) -> str:
@@ -91,43 +107,59 @@ def prepare_dataset(task: str, dataset: str, task_params: Mapping[str, Any],
 
 def make_trainer(
     spec: RunSpec,
-    run_dir: Path,
+    run_dir: Path | None,
     monitor: str,
     mode: str,
     show_progress: bool,
     extra_callbacks: Sequence[Any] = (),
     max_seconds: float | None = None,
 ):
+    """The run's Trainer; `run_dir` is where best.ckpt goes (None on a process that writes
+    nothing, or where the first process has not chosen the folder yet: then set the
+    checkpoint's `dirpath` before fitting)."""
     import lightning.pytorch as pl
-    from lightning.pytorch.callbacks import Checkpoint
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
 
-    from seqbench.best import BestEpoch
+    from seqbench.best import selection_callbacks
     from seqbench.console import training_progress
+    from seqbench.loaders import EpochOrder
 
     hp = spec.hparams
-    callbacks: list[Any] = [BestEpoch(run_dir / runs.CHECKPOINT, monitor, mode, hp["patience"],
-                                      hp["min_epochs"], hp["min_steps"], keep_last=hp["refit"])]
+    accelerator = accelerator_for(spec.device)
+    if hp["precision"] == "16-mixed" and accelerator == "cpu":
+        # Lightning would quietly train in bf16 instead, and the record would say fp16.
+        raise SeqbenchError("precision 16-mixed needs a GPU (float16 autocast is CUDA's); on "
+                            "CPU use bf16-mixed or 32.")
+    callbacks: list[Any] = [EpochOrder(), *selection_callbacks(run_dir, monitor, mode, hp)]
     if show_progress:
         callbacks.append(training_progress(monitor, mode))
     callbacks.extend(extra_callbacks)
-    return pl.Trainer(
-        max_epochs=hp["epochs"],
-        max_time=None if max_seconds is None else {"seconds": max_seconds},
-        accelerator=accelerator_for(spec.device),
-        devices=1,
-        deterministic=True,
-        logger=False,
-        # BestEpoch keeps the best epoch; a ResumePoint among the callbacks (train's own) is
-        # the only checkpointing, so Lightning must not add its every-epoch ModelCheckpoint.
-        enable_checkpointing=any(isinstance(c, Checkpoint) for c in callbacks),
-        callbacks=callbacks,
-        enable_progress_bar=show_progress,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        default_root_dir=run_dir,
-    )
+    try:
+        return pl.Trainer(
+            max_epochs=hp["epochs"],
+            max_time=None if max_seconds is None else {"seconds": max_seconds},
+            accelerator=accelerator,
+            devices=hp["devices"],
+            num_nodes=hp["num_nodes"],
+            strategy=hp["strategy"],
+            precision=hp["precision"],
+            gradient_clip_val=hp["clip"] or None,
+            gradient_clip_algorithm="norm",
+            deterministic=True,
+            logger=False,
+            callbacks=callbacks,
+            enable_progress_bar=show_progress,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            use_distributed_sampler=False,  # `seqbench.loaders` shares batches out itself
+        )
+    except MisconfigurationException as exc:  # e.g. more GPUs than there are
+        raise SeqbenchError(f"this machine cannot run devices={hp['devices']}, "
+                            f"num_nodes={hp['num_nodes']}, strategy={hp['strategy']}, "
+                            f"precision={hp['precision']}: {exc}") from None
 
 
+@runs.releases_run_folders
 def train(
     spec: RunSpec,
     output_dir: str | os.PathLike[str] = "runs",
@@ -152,18 +184,22 @@ def train(
     written into config.json (a sweep final's study and trial).
     Such trials are re-run rather than resumed, so they write no resume points; tested runs
     do (`seqbench.resume`), and `resume=True` continues the one in `run_dir`.
+    With several processes (DDP), each one calls this; only the first writes files. The
+    run folder is locked while this trains in it (`runs.lock_run_folder`).
     """
     quiet_lightning()
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
     import lightning.pytorch as pl
 
-    from seqbench import loggers, step
-    from seqbench.best import BestEpoch
-    from seqbench.loaders import SplitBatches
+    from seqbench import loggers, step, threads
+    from seqbench.best import kept_epoch
+    from seqbench.loaders import loader, order_seed
     from seqbench.model import DivergedError, SequenceModel, count_parameters
     from seqbench.resume import (
         RESUME_POINT,
         ResumePoint,
+        load_weights,
+        resumable,
         StopRequest,
         StopTraining,
         ctrl_c_raises_stop,
@@ -174,42 +210,44 @@ def train(
     accelerator_for(spec.device)  # fail before loading data if the device is impossible
     loggers.check(logger)
     if resume:
+        if first_process():  # the process that writes the record holds the folder
+            runs.lock_run_folder(run_dir)
         resume_point = resumable(run_dir)
     data = as_trained(spec, data if data is not None else prepare_data(spec, data_dir))
     pl.seed_everything(spec.seed, workers=True, verbose=False)
-    model = SequenceModel(task, data, cell, spec, progress_bar=show_progress)
-
-    if run_dir is None:
-        run_dir = runs.create_run_dir(Path(output_dir), spec)
-    else:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        runs.write_config(run_dir, spec, origin)
-    history = runs.HistoryWriter(run_dir / runs.HISTORY)
-    model.epoch_listeners.append(history)
-    tracker = loggers.start(logger, spec, run_dir)
-    if tracker is not None:
-        model.epoch_listeners.append(tracker)
+    model = SequenceModel(task, data, cell, spec)
+    if resume:
+        load_weights(model, resume_point, f"start it again with: {spec.command()}")
+    spec = spec.with_threads(threads.decide(count_parameters(model), spec.threads))
 
     selected, direction = task.selection(spec.dataset)
     monitor = f"val_{selected}"
     mode = "min" if direction == "minimize" else "max"
     batch_size = spec.hparams["batch_size"]
-    train_batches = SplitBatches(data, "train", batch_size, seed=spec.seed)
-    valid_batches = SplitBatches(data, "valid", batch_size)
     stop = StopRequest()
     compiled_before = step.compile_report()["seconds"]
-    resume_points = ResumePoint(run_dir / RESUME_POINT if evaluate_test else None,
-                                train_batches, history, stop)
+    resume_points = ResumePoint(None, None, stop)
     trainer = make_trainer(spec, run_dir, monitor, mode, show_progress,
                            [*callbacks, resume_points], max_seconds)
+    writer, tracker = trainer.is_global_zero, None
+    if writer:
+        run_dir = record_folder(trainer, spec, output_dir, run_dir, resume, origin)
+        history = runs.HistoryWriter(run_dir / runs.HISTORY)
+        model.epoch_listeners.append(history)
+        tracker = loggers.start(logger, spec, run_dir)
+        if tracker is not None:
+            model.epoch_listeners.append(tracker)
+        resume_points.history = history
+        resume_points.path = run_dir / RESUME_POINT if evaluate_test else None
 
     try:
         with first_ctrl_c_stops_gracefully(stop):
-            trainer.fit(model, train_batches, valid_batches,
-                        ckpt_path=resume_point if resume else None, weights_only=False)
+            trainer.fit(model, loader(data, "train", batch_size, seed=spec.seed),
+                        loader(data, "valid", batch_size),
+                        ckpt_path=resume_point if resume else None, weights_only=True)
     except DivergedError as exc:
-        runs.write_json(run_dir / runs.METRICS, {"status": "diverged", "error": str(exc)})
+        if writer:
+            runs.write_json(run_dir / runs.METRICS, {"status": "diverged", "error": str(exc)})
         if tracker is not None:
             tracker.finish({}, "failed")
         raise DivergedError(f"{exc} Run record: {run_dir}") from None
@@ -218,13 +256,15 @@ def train(
         # into SystemExit(1).
         if not isinstance(exc, StopTraining) and not trainer.interrupted:
             raise
-        raise stopped(run_dir, trainer.current_epoch, resume_points.saved_epochs, tracker) \
-            from None
+        raise stopped(run_dir, trainer.current_epoch, resume_points.saved_epochs, tracker,
+                      writer) from None
     if stop.requested:  # Ctrl-C in the last epoch's validation: stop before testing
-        raise stopped(run_dir, trainer.current_epoch, resume_points.saved_epochs, tracker)
+        raise stopped(run_dir, trainer.current_epoch, resume_points.saved_epochs, tracker,
+                      writer)
+    run_dir = Path(trainer.checkpoint_callback.dirpath)  # the first process's choice
     train_seconds = resume_points.seconds()
     epochs_run = trainer.current_epoch
-    best = next(c for c in trainer.callbacks if isinstance(c, BestEpoch))
+    best_score, best_epoch = kept_epoch(trainer, model, monitor)
 
     metrics = {
         "status": "completed",
@@ -243,115 +283,84 @@ def train(
         "compile_seconds": round(step.compile_report()["seconds"] - compiled_before, 3),
         "split_sizes": data.split_sizes(),
         "selection_metric": monitor,
-        f"best_{monitor}": best.score,
-        "best_epoch": best.epoch,
+        f"best_{monitor}": best_score,
+        "best_epoch": best_epoch,
+        # The seed that shuffled each epoch's training batches (`seqbench.loaders`).
+        "order_seeds": [order_seed(spec.seed, epoch) for epoch in range(epochs_run)],
         **model.last_metrics.get("train", {}),
     }
-    best.restore(model)
     if evaluate_test:
         try:
             with ctrl_c_raises_stop():
-                metrics.update(test_once(trainer, model, data, valid_batches, run_dir,
+                metrics.update(test_once(trainer, model, data, batch_size,
+                                         run_dir if writer else None,
                                          metrics["primary_metric"]))
         except (StopTraining, KeyboardInterrupt, SystemExit) as exc:
             # The resume point is still there: resuming trains from it and tests again.
             if isinstance(exc, SystemExit) and not trainer.interrupted:
                 raise
-            raise stopped(run_dir, epochs_run, resume_points.saved_epochs, tracker) from None
+            raise stopped(run_dir, epochs_run, resume_points.saved_epochs, tracker,
+                          writer) from None
+        if writer:
+            runs.refuse_non_finite(metrics, run_dir)
     if tracker is not None:
         tracker.finish(metrics)
-    runs.write_json(run_dir / runs.METRICS, metrics)
-    (run_dir / RESUME_POINT).unlink(missing_ok=True)  # finished: best.ckpt is what is kept
-    return RunResult(run_dir=run_dir, metrics=metrics, model=model.eval(), data=data)
+    if writer:
+        runs.write_json(run_dir / runs.METRICS, metrics)
+        (run_dir / RESUME_POINT).unlink(missing_ok=True)  # finished: best.ckpt is kept
+    return RunResult(run_dir=run_dir, metrics=metrics, model=model.eval(), data=data,
+                     spec=spec)
 
 
-def stopped(run_dir: Path, epochs: int, resumable_from: int | None, tracker: Any):
+def record_folder(trainer: Any, spec: RunSpec, output_dir: str | os.PathLike[str],
+                  run_dir: Path | None, resume: bool,
+                  origin: Mapping[str, Any] | None) -> Path:
+    """The run folder, made by the process that writes the record (a new one unless
+    given), with config.json written unless the run resumes, and best.ckpt pointed there."""
+    if run_dir is None:
+        run_dir = runs.create_run_dir(Path(output_dir), spec)
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        runs.lock_run_folder(run_dir)
+        runs.write_config(run_dir, spec, origin)
+    trainer.checkpoint_callback.dirpath = str(run_dir)
+    return run_dir
+
+
+def stopped(run_dir: Path | None, epochs: int, resumable_from: int | None, tracker: Any,
+            writer: bool = True):
     """What a run stopped by Ctrl-C raises (`Interrupted`, saying how to go on), after its
-    tracker got every row it kept."""
+    tracker got every row it kept and (by the writing process) its status was recorded."""
     if tracker is not None:
         tracker.finish({}, "killed")
+    if not writer:
+        return Interrupted(f"the run stopped after {epochs} finished epoch(s).")
     return runs.interrupted(run_dir, epochs, resumable_from)
 
 
-def test_once(trainer: Any, model: Any, data: TaskData, valid_batches: Any, run_dir: Path,
-              primary_metric: str) -> dict[str, Any]:
+def test_once(trainer: Any, model: Any, data: TaskData, batch_size: int,
+              run_dir: Path | None, primary_metric: str) -> dict[str, Any]:
     """The best epoch's validation and test metrics, per-item test scores, the baselines
-    and the task's artifacts (the one look at the test split a run gets)."""
-    from seqbench.loaders import SplitBatches
+    and the task's artifacts (the one look at the test split a run gets). Every process
+    evaluates its share; the one with `run_dir` writes the files."""
+    from seqbench.loaders import loader
 
-    trainer.validate(model, valid_batches, verbose=False)
-    trainer.test(model, SplitBatches(data, "test", valid_batches.batch_size), verbose=False)
+    trainer.validate(model, loader(data, "valid", batch_size), verbose=False)
+    trainer.test(model, loader(data, "test", batch_size), verbose=False)
     metrics = {**model.last_metrics.get("val", {}), **model.last_metrics.get("test", {})}
+    if run_dir is None:
+        return metrics
     if model.test_items:
         metrics["test_items"] = runs.write_items(run_dir, model.test_items, primary_metric)
-    baselines = data.baselines()
+    baselines = {name: {f"test_{key}": value for key, value in values.items()}
+                 for name, values in data.baselines().items()}
     if baselines:
-        metrics["baselines"] = {name: {f"test_{key}": value for key, value in values.items()}
-                                for name, values in baselines.items()}
+        metrics["baselines"] = baselines
     model.eval()
     metrics["artifacts"] = [str(path.relative_to(run_dir))
                             for path in data.artifacts(model, run_dir)]
     return metrics
-
-
-#: What `Trainer.save_checkpoint` writes beside the weights and `fit(ckpt_path=)` reads back.
-TRAINING_STATE = {"pytorch-lightning_version", "loops", "optimizer_states"}
-
-
-def stopped_run(run_dir: Path | None) -> Path:
-    """The resume point of a stopped run, or a one-line error saying why there is none, from
-    the folder's record files alone: a finished run is refused at once, before torch and
-    Lightning are imported (seconds) to read the point itself (`resumable`)."""
-    if run_dir is None or not (Path(run_dir) / runs.CONFIG).is_file():
-        raise SeqbenchError(f"'{run_dir}' is not a run folder (no {runs.CONFIG}).")
-    status = _status(Path(run_dir))
-    if status not in (None, "interrupted"):
-        raise SeqbenchError(f"run '{run_dir}' has already ended ({status}); there is nothing "
-                            "to resume.")
-    point = Path(run_dir) / runs.RESUME_POINT
-    if not point.is_file():
-        raise SeqbenchError(f"run '{run_dir}' stopped before its first resume point; "
-                            f"{start_again(run_dir)}")
-    return point
-
-
-def start_again(run_dir: Path) -> str:
-    return f"start it again with: {runs.read_spec(Path(run_dir)).command()}"
-
-
-def resumable(run_dir: Path | None) -> Path:
-    """The checked resume point of a stopped run (`stopped_run`, then the file itself)."""
-    point = stopped_run(run_dir)
-    check_resume_point(point, start_again(run_dir))
-    return point
-
-
-def check_resume_point(point: Path, remedy: str) -> None:
-    """Checked as best.ckpt is: Lightning would fail deep inside `fit` with a traceback on a
-    damaged or foreign file."""
-    if not TRAINING_STATE <= runs.load_checkpoint(point, remedy, weights_only=False).keys():
-        raise SeqbenchError(f"'{point}' is not a resume point (no training state); {remedy}")
-
-
-def can_resume(run_dir: Path, spec: RunSpec) -> bool:
-    """Whether `run_dir` holds a stopped run of exactly `spec` with a usable resume point: a
-    sweep's final run, killed or interrupted, continues such a folder instead of starting
-    over (and starts over where the resume point is damaged)."""
-    point = run_dir / runs.RESUME_POINT
-    if not (point.is_file() and (run_dir / runs.CONFIG).is_file()
-            and _status(run_dir) in (None, "interrupted") and runs.read_spec(run_dir) == spec):
-        return False
-    try:
-        check_resume_point(point, "the sweep trains this final again")
-    except SeqbenchError:
-        return False
-    return True
-
-
-def _status(run_dir: Path) -> str | None:
-    """The status in a run's metrics.json, or None while it has none (running, or killed)."""
-    path = run_dir / runs.METRICS
-    return runs.read_json(path).get("status") if path.is_file() else None
 
 
 def as_trained(spec: RunSpec, data: TaskData) -> TaskData:
@@ -372,6 +381,7 @@ def load_trained(run_dir: str | os.PathLike[str], data_dir=None, device: str = "
     (`Task.restore`: enough to generate, not to evaluate), else from the dataset.
     """
     from seqbench.model import SequenceModel
+    from seqbench.resume import load_weights
 
     run_dir = Path(run_dir)
     spec = runs.read_spec(run_dir)
@@ -382,10 +392,6 @@ def load_trained(run_dir: str | os.PathLike[str], data_dir=None, device: str = "
     restored = task.restore(spec.dataset, spec.task_params, run_dir) if restore else None
     data = restored if restored is not None else as_trained(spec, prepare_data(spec, data_dir))
     model = SequenceModel(task, data, cell, spec)
-    try:
-        model.load_state_dict(runs.read_checkpoint(checkpoint))
-    except RuntimeError as exc:  # shapes or names that config.json's model does not have
-        raise SeqbenchError(f"'{checkpoint}' does not fit the model in {runs.CONFIG} "
-                            f"({str(exc).strip().splitlines()[-1].strip()}).") from None
+    load_weights(model, checkpoint, "re-run the training that made it")
     target = "cuda" if accelerator_for(device) == "gpu" else "cpu"
     return spec, data, model.to(target).eval()

@@ -159,6 +159,13 @@ def read_csv_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     return header, body
 
 
+def read_header(path: Path) -> list[str]:
+    """The column names of a CSV that `read_csv_rows` has already read without complaint."""
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        first = next((row for row in csv.reader(handle) if "".join(row).strip()), [])
+    return [name.strip() for name in first]
+
+
 def check_header(path: Path, header: list[str]) -> None:
     """Refuse a column named twice, and a one-column header holding another separator."""
     if len(header) == 1:

@@ -56,7 +56,8 @@ def install_plugins(tmp_path, monkeypatch):
             lines.append(f"[{group}]")
             lines += [f"{name} = {target}" for name, target in items.items()]
         (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
-        for filename, source in (modules or {}).items():
+        for filename, source in (modules or {}).items():  # "pkg/mod.py" makes the package
+            (root / filename).parent.mkdir(parents=True, exist_ok=True)
             (root / filename).write_text(textwrap.dedent(source))
         registry.discover.cache_clear()
         return root

@@ -126,3 +126,71 @@ def test_from_step_names_the_broken_part_of_the_step_protocol():
         from_step(Wide)(3, 4, 1, 0.0)
     with pytest.raises(StepProtocolError, match="from_step needs a step class or factory"):
         from_step("ElmanStep")
+
+
+#: The built-in GRU and RNN cells' CPU recurrence against PyTorch's own modules.
+RECURRENCES = [("gru", nn.GRU, {}), ("rnn", nn.RNN, {"nonlinearity": "tanh"}),
+               ("rnn", nn.RNN, {"nonlinearity": "relu"})]
+
+
+@pytest.mark.parametrize(("name", "reference", "extra"), RECURRENCES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(("layers", "batch_first"), [(1, True), (3, False)])
+def test_the_cpu_recurrence_matches_pytorchs_module(name, reference, extra, dtype, layers,
+                                                    batch_first):
+    """Outputs, final states and every gradient (inputs, initial state, all weights) agree
+    with nn.GRU / nn.RNN given the same weights, to float tolerance."""
+    from seqbench_cells import recurrence
+
+    torch.manual_seed(0)
+    ours = getattr(recurrence, reference.__name__)(6, 9, num_layers=layers,
+                                                   batch_first=batch_first, **extra).to(dtype)
+    theirs = reference(6, 9, num_layers=layers, batch_first=batch_first, **extra).to(dtype)
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(5, 11, 6, dtype=dtype)
+    h0 = torch.randn(layers, 5 if batch_first else 11, 9, dtype=dtype)
+    results = []
+    for module in (ours, theirs):
+        inputs, state = x.clone().requires_grad_(), h0.clone().requires_grad_()
+        y, h_n = module(inputs, state)
+        (y.sin().sum() + (h_n * h_n).sum()).backward()
+        results.append([y, h_n, inputs.grad, state.grad,
+                        *(p.grad for p in module.parameters())])
+    for ours_value, their_value in zip(*results, strict=True):
+        torch.testing.assert_close(ours_value, their_value)
+
+
+@pytest.mark.parametrize("name", ["gru", "rnn"])
+def test_the_cpu_recurrence_serves_the_built_in_cells_and_drops_out_as_pytorch_does(name):
+    from seqbench_cells import recurrence
+
+    module = build(name, layers=2, dropout=0.4)
+    assert isinstance(module, (recurrence.GRU, recurrence.RNN))
+    plain = (nn.GRU if name == "gru" else nn.RNN)(5, 7, num_layers=2, dropout=0.4,
+                                                   batch_first=True)
+    plain.load_state_dict(module.state_dict())
+    x = torch.randn(3, 8, 5)
+    torch.manual_seed(1)
+    ours, _ = module(x)  # training mode: dropout between the layers draws its mask
+    torch.manual_seed(1)
+    theirs, _ = plain(x)
+    torch.testing.assert_close(ours, theirs)
+
+
+def test_pytorchs_own_forward_serves_what_the_recurrence_does_not():
+    """Evaluation without autograd, autocast, half precision, unbatched input and
+    bidirectional layers take nn.GRU's own path (as CUDA does), and still work."""
+    from seqbench_cells.recurrence import GRU, _runs_here
+
+    module, x = GRU(4, 6, batch_first=True), torch.randn(2, 5, 4)
+    assert _runs_here(module, x)
+    with torch.no_grad():
+        assert not _runs_here(module, x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not _runs_here(module, x)
+    assert not _runs_here(module, x.to(torch.bfloat16))
+    assert not _runs_here(module, x[0])
+    assert module(x[0])[0].shape == (5, 6)
+    both_ways = GRU(4, 6, batch_first=True, bidirectional=True)
+    assert not _runs_here(both_ways, x)
+    assert both_ways(x)[0].shape == (2, 5, 12)

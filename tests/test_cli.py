@@ -188,15 +188,18 @@ def test_lstm_on_real_jsb_chorales_end_to_end(real_data_dir, tmp_path, capsys):
 
 
 #: Options that are hyperparameters (the API function's keyword settings), by command.
-SETTING_OPTIONS = {"run": {"settings", "epochs", "hidden_size", "layers", "lr", "batch_size"},
+SETTING_OPTIONS = {"run": {"settings", "epochs", "hidden_size", "layers", "lr", "batch_size",
+                           "devices", "num_nodes", "strategy", "precision"},
                    "sweep": {"settings", "epochs"}, "data": {"settings"},
-                   "generate": {"settings", "steps", "temperature", "seed", "num", "inputs"}}
+                   "generate": {"settings", "steps", "temperature", "seed", "num", "horizon",
+                                "inputs"}}
 #: Options named in the plural for the setting they fill (`--input A --input B` is input=A,B).
 SETTING_NAMES = {"inputs": "input"}
 #: Where Python says it otherwise: `--quiet` is `progress=False`; the subcommand of
 #: `seqbench new` is `new(kind=...)`.
 RENAMED = {("run", "quiet"): "progress"}
-IMPLIED = {"new cell": {"kind"}, "new task": {"kind"}}
+IMPLIED = {"new cell": {"kind"}, "new task": {"kind"},
+           "suite check": {"progress"}}  # the command prints each dataset as it loads
 
 
 def test_every_command_is_one_api_function_and_every_option_one_of_its_parameters():
@@ -222,7 +225,8 @@ def test_every_command_is_one_api_function_and_every_option_one_of_its_parameter
 
     api = {"run": sb.run, "sweep": sb.sweep, "report": sb.report, "publish": sb.publish,
            "data": sb.data, "list": sb.list, "generate": sb.generate, "export": sb.export,
-           "new cell": sb.new, "new task": sb.new}
+           "new cell": sb.new, "new task": sb.new, "suite list": sb.suites,
+           "suite show": sb.suite_plan, "suite check": sb.suite_check, "suite run": sb.suite}
     found = dict(commands(typer.main.get_command(cli.app)))
     assert sorted(found) == sorted(api)
     generate_options = {p.name for entry in registry.plugins("task").values() if entry.plugin

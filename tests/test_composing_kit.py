@@ -67,7 +67,13 @@ def test_the_translation_task_passes_every_check_including_learning():
     assert outcomes["check_input_size"] == outcomes["check_learns"] == "passed"
 
 
-@pytest.mark.parametrize("network, check, message", [
+def run_planted_network(network_class):
+    """The kit (without real data) on the translation task building `network_class`."""
+    return check_task(translation, data=planted(network_class), real_data=False)
+
+
+#: (planted network, the check that must catch it, what its message says)
+COMPOSING_BUGS = [
     (PeekingTranslator, "check_targets_unseen",
      "expected the outputs at target positions 0..0 unchanged when the targets from "
      "position 0 on change"),
@@ -79,10 +85,13 @@ def test_the_translation_task_passes_every_check_including_learning():
      "stacks with the cell factory, got none built"),
     (OwnCellTranslator, "check_parameter_budget", "expected more parameters at "
      "hidden_size=16 than at 8"),
-])
+]
+
+
+@pytest.mark.parametrize("network, check, message", COMPOSING_BUGS)
 def test_each_planted_composing_bug_is_caught_by_its_check(network, check, message):
     with pytest.raises(CheckFailed) as failed:
-        check_task(translation, data=planted(network), real_data=False)
+        run_planted_network(network)
     lines = [line for line in str(failed.value).splitlines() if message in line]
     assert lines and check in lines[0], str(failed.value)
 

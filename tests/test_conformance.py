@@ -39,8 +39,9 @@ def test_built_in_cells_conform(check):
 #: PTB repeats 40 of its 7,810 valid and test windows of 8 x 20 tokens (newswire
 #: boilerplate); music21's Bach chorales hold one test harmonisation twice, once in train.
 KNOWN_OVERLAP = {"lm": 0.01, "music": 0.02}
-#: Parsing the chorales takes about 30 s, so the music task's real data is a slow test.
-SLOW_REAL_DATA = {"music"}
+#: Parsing the chorales takes about 30 s, and the asr checks prepare fsdd-connected (MFCCs
+#: of 3,000 recordings) once per task option, about 3.5 minutes: slow tests.
+SLOW_REAL_DATA = {"music", "asr"}
 
 
 @parametrize_task_checks(*tasks_with_a_check_case(), real_data=False)
@@ -62,7 +63,7 @@ def test_slow_tasks_conform_on_their_real_default_data(task):
 
 
 def test_every_built_in_task_supplies_a_check_case():
-    assert {"music", "lm", "speech", "forecasting", "translation"} <= set(
+    assert {"music", "lm", "speech", "forecasting", "translation", "asr"} <= set(
         tasks_with_a_check_case())
 
 

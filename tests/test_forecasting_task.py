@@ -12,9 +12,12 @@ import torch
 
 from seqbench import DataContext, SeqbenchError
 from seqbench.cli import main
+from seqbench_tasks.forecasting.future import forecast_windows
 from seqbench_tasks.forecasting.metrics import error_sums, metrics_from, seasonal_scale
 from seqbench_tasks.forecasting.series import Series, load_series
 from seqbench_tasks.forecasting.task import ForecastData
+
+BASELINES = {"naive", "seasonal_naive", "linear", "ets", "theta", "auto_arima"}
 
 
 def toy_series(values, borders, season=2, test_windows="sliding") -> Series:
@@ -106,7 +109,7 @@ def write_csv(path: Path, rows) -> Path:
         ([["t", "a"], ["1", "2"], ["2", ""]], "a", "line 3: a missing or NaN value in column "
                                                   "'a'"),
         ([["t", "a"], ["1", "2"], ["2", "nan"]], "a", "missing or NaN value"),
-        ([["t", "a"], ["1", "2"]], "b", "unknown target column 'b' in data; columns: a"),
+        ([["t", "a"], ["1", "2"]], "b", "unknown target column 'b' in '.*data.csv'; columns: a"),
         ([["t", "a"], ["1949-05", "1"], ["1949-03", "2"]], "a",
          "line 3: time '1949-03' is not after '1949-05' on line 2; sort the file by time"),
         ([["t", "a"], ["1", "1"], ["2", "2"], ["2", "3"]], "a",
@@ -168,11 +171,16 @@ def test_a_season_longer_than_the_training_rows_on_the_cli_is_exit_2(capsys, tmp
                  "--output-dir", str(tmp_path / "runs")])
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(lines) == 1, lines
-    assert lines[0].startswith("error: const: season 150 leaves no seasonal difference"), lines
+    assert lines[0].startswith(f"error: '{path}': season 150 leaves no seasonal difference"), lines
     assert not (tmp_path / "runs").exists()
 
 
-def test_airline_end_to_end_with_baselines_and_a_forecast_plot(tmp_path, capsys):
+def test_airline_end_to_end_forecasts_twelve_future_months_with_intervals(tmp_path, capsys):
+    """Issue 40's acceptance: `generate --horizon 12` on airline writes the 12 months after
+    the data with prediction intervals and a dated plot; the run itself scores every
+    baseline and plots the test period."""
+    import seqbench as sb
+
     code = main(["run", "--cell", "gru", "--task", "forecasting", "--epochs", "3",
                  "--output-dir", str(tmp_path / "runs"), "--quiet"])
     assert code == 0, capsys.readouterr().err
@@ -180,22 +188,68 @@ def test_airline_end_to_end_with_baselines_and_a_forecast_plot(tmp_path, capsys)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["primary_metric"] == "test_mase"
     assert metrics["baselines"]["seasonal_naive"]["test_mape"] == pytest.approx(13.19, abs=0.01)
-    assert set(metrics["baselines"]) == {"naive", "seasonal_naive", "linear"}
+    assert set(metrics["baselines"]) == BASELINES
     assert (run_dir / "forecast.png").stat().st_size > 0
     capsys.readouterr()
-    assert main(["generate", str(run_dir), "--output", str(tmp_path / "out")]) == 0
+    assert main(["generate", str(run_dir), "--horizon", "12", "--set", "samples=20",
+                 "--output", str(tmp_path / "future")]) == 0
+    paths = {Path(p).name: Path(p) for p in capsys.readouterr().out.split()}
+    assert set(paths) == {"future.csv", "future.json", "future.png"}
+    rows = list(csv.DictReader(open(paths["future.csv"])))
+    assert [r["time"] for r in rows] == [f"1961-{m:02d}" for m in range(1, 13)]
+    for row in rows:
+        assert float(row["lower_95"]) < float(row["forecast"]) < float(row["upper_95"])
+    said = json.loads(paths["future.json"].read_text())
+    assert said["intervals"]["samples"] == 20 and "MC dropout" in said["intervals"]["method"]
+    assert 0 <= said["coverage_on_test"] <= 1 and paths["future.png"].stat().st_size > 0
+    frame = sb.load(run_dir).forecast(12, samples=20)  # the same from Python
+    assert frame["time"].tolist() == [r["time"] for r in rows]
+    assert frame["forecast"].round(4).tolist() == [float(r["forecast"]) for r in rows]
+    assert main(["generate", str(run_dir), "--output", str(tmp_path / "test")]) == 0
     paths = [Path(p) for p in capsys.readouterr().out.split()]
     rows = list(csv.reader(open(paths[0])))
-    assert rows[0] == ["date", "passengers_true", "passengers_forecast"] and len(rows) == 37
-    assert rows[1][0] == "1958-01"
+    assert rows[0] == ["series", "time", "true", "forecast", "lower_95", "upper_95"]
+    assert len(rows) == 37 and rows[1][:2] == ["passengers", "1958-01"]
+
+
+def test_a_forecast_longer_than_the_models_horizon_is_refused_before_any_work():
+    data = ForecastData(toy_series(np.arange(60.0), (40, 50, 60)), lookback=6, horizon=3,
+                        features="S")
+    with pytest.raises(SeqbenchError, match="forecasts 3 steps at once .* horizon=4"):
+        forecast_windows(data, None, "future", steps=4)  # the model is never touched
 
 
 @pytest.mark.realdata
-def test_etth1_follows_informers_borders(real_data_dir, tmp_path):
-    series = load_series("etth1", DataContext(real_data_dir, tmp_path), "", "", 1)
+@pytest.mark.parametrize("dataset", ["etth1", "etth2"])
+def test_ett_follows_informers_borders(real_data_dir, tmp_path, dataset):
+    series = load_series(dataset, DataContext(real_data_dir, tmp_path), "", "", 1)
     data = ForecastData(series, lookback=96, horizon=24, features="S")
     assert data.split_sizes() == {"train": 8640 - 96 - 24 + 1, "valid": 2880 - 24 + 1,
                                   "test": 2880 - 24 + 1}
     assert data.input_size == 1 and series.target == "OT"
     multi = ForecastData(series, lookback=96, horizon=24, features="M")
     assert multi.input_size == 7 and len(multi.outputs) == 7
+
+
+def test_lynx_ships_with_aeon_and_shows_in_seqbench_data(capsys):
+    """The aeon-file kind end to end: read offline, split 70/10/20, every baseline."""
+    import seqbench as sb
+
+    data = sb.data("forecasting", "lynx").data
+    assert data.source().items == {"train": ["1821..1899"], "valid": ["1900..1911"],
+                                   "test": ["1912..1934"]}
+    assert data.split_sizes() == {"train": 55, "valid": 8, "test": 19}  # look-back 20, h 5
+    assert main(["data", "--task", "forecasting", "--dataset", "lynx"]) == 0
+    out = capsys.readouterr().out
+    for name in BASELINES:
+        assert f"baseline {name} on test:" in out, out
+
+
+def test_a_csv_with_one_value_column_needs_no_target(tmp_path):
+    context = DataContext(tmp_path, tmp_path)
+    one = write_csv(tmp_path / "one.csv", [["month", "sales"], ["2001-01", "3"], ["2001-02", "4"]])
+    assert load_series("csv", context, "", str(one), 1).target == "sales"
+    two = write_csv(tmp_path / "two.csv", [["month", "sales", "price"], ["2001-01", "3", "1"]])
+    with pytest.raises(SeqbenchError, match="has 2 value columns \\(sales, price\\); say which "
+                                            "to forecast with --set target=COLUMN"):
+        load_series("csv", context, "", str(two), 1)

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import random
+import shlex
 import shutil
 import signal
 import subprocess
@@ -159,6 +160,33 @@ CASES = {
                                                 "--output-dir", t], "corrupt at line 1"),
     "sweep storage is a folder": (lambda w, t: [*SWEEP, "--storage", w["data"], "--output-dir", t],
                                   "is a folder"),
+    "sweep storage is /dev/null": (lambda w, t: [*SWEEP, "--storage", "/dev/null",
+                                                 "--output-dir", t], "is not a regular file"),
+    "sweep on a journal record missing a field": (lambda w, t: [*SWEEP, "--storage", journal_with(
+        w, t, lambda records: records[1].pop("study_id")), "--output-dir", t],
+        "corrupt at line 2 (operation 2 without its 'study_id' field)"),
+    "report on a journal record missing a field": (lambda w, t: ["report", "--storage",
+        journal_with(w, t, lambda records: records[0].pop("study_name")), "--output-dir", t],
+        "corrupt at line 1 (operation 0 without its 'study_name' field)"),
+    "sweep on an unknown journal operation": (lambda w, t: [*SWEEP, "--storage", journal_with(
+        w, t, lambda records: records[2].update(op_code=42)), "--output-dir", t],
+        "corrupt at line 3 (unknown operation 42)"),
+    "report on an unknown journal operation": (lambda w, t: ["report", "--storage",
+        journal_with(w, t, lambda records: records.append({"op_code": "x", "worker_id": "w"})),
+        "--output-dir", t], "(unknown operation 'x')"),
+    "report without --study on a storage of other sweeps": (lambda w, t: [
+        "report", "--storage", journal_with(w, t, lambda records: [
+            r.update(study_name=r["study_name"].replace("seqbench/", "mine/"))
+            for r in records if "study_name" in r]), "--output-dir", t],
+        "its sweeps are mine: pick them with --study NAME"),
+    "sweep on a trial of a study the journal lacks": (lambda w, t: [
+        *SWEEP, "--storage", journal_with(w, t, lambda records: records.append(
+            {"op_code": 4, "worker_id": "w", "study_id": 7, "datetime_start": None})),
+        "--output-dir", t], "(study 7, which no earlier line creates)"),
+    "report on a record of a trial the journal lacks": (lambda w, t: [
+        "report", "--storage", journal_with(w, t, lambda records: records.insert(2, {
+            "op_code": 8, "worker_id": "w", "trial_id": 99, "user_attr": {"a": 1}})),
+        "--output-dir", t], "corrupt at line 3 (trial 99, which no earlier line creates)"),
     "report output is a file": (lambda w, t: ["report", "--storage", w["journal"],
                                               "--output-dir", w["file"]], "is a file"),
     "report output under a file": (lambda w, t: ["report", "--storage", w["journal"],
@@ -220,6 +248,9 @@ CASES = {
     "resume from a corrupt resume point": (lambda w, t: [
         "run", "--quiet", "--resume", broken_run(w, t, stopped_with(BINARY))],
         "is not a readable checkpoint"),
+    "resume from a resume point of other shapes": (lambda w, t: [
+        "run", "--quiet", "--resume", broken_run(w, t, lambda r: (
+            stopped_with(resume_point_of(w, t))(r), wrong_shapes(r)))], "does not fit the model"),
     "resume from a checkpoint without training state": (lambda w, t: [
         "run", "--quiet", "--resume", broken_run(w, t, stopped_with(
             (w["run"] / "best.ckpt").read_bytes()))], "is not a resume point"),
@@ -252,10 +283,40 @@ def respec(world, tmp: Path, **changes) -> Path:
     return write(tmp / "spec.json", json.dumps(config))
 
 
+def journal_with(world, tmp: Path, edit) -> Path:
+    """A copy of the sweep's journal with `edit(records)` applied to its parsed records."""
+    records = [json.loads(line) for line in world["journal"].read_text().splitlines()]
+    edit(records)
+    return write(tmp / "edited.journal", "".join(json.dumps(r) + "\n" for r in records))
+
+
 def dangling(tmp: Path) -> Path:
     link = tmp / "sweeps.journal"
     link.symlink_to(tmp / "gone" / "sweeps.journal")
     return link
+
+
+def resume_point_of(world, tmp: Path) -> bytes:
+    """A real resume point of the world's spec: a run stopped as Ctrl-C stops it, after one
+    epoch, with its resume point written at once."""
+    from lightning.pytorch.callbacks import Callback
+
+    import seqbench.resume
+    from seqbench.errors import Interrupted
+    from seqbench.runs import read_spec
+    from seqbench.train import train
+
+    class StopAfterOneEpoch(Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            if trainer.current_epoch == 1:
+                raise seqbench.resume.StopTraining
+
+    run_dir = tmp / "stopped"
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(Interrupted):
+        patch.setattr(seqbench.resume, "ASSUMED_FIRST_COST", 0.0)
+        train(read_spec(world["run"]).with_settings({"epochs": 3}), run_dir=run_dir,
+              show_progress=False, callbacks=[StopAfterOneEpoch()])
+    return (run_dir / "resume.ckpt").read_bytes()
 
 
 def stopped_with(resume_point: bytes):
@@ -304,10 +365,12 @@ def sweep_argv(out: Path, trials: int, *extra) -> list[str]:
 
 
 def test_the_report_command_a_sweep_suggests_works(world, tmp_path, capsys):
-    out = tmp_path / "sweeps"
+    """Copied as printed, spaces in the paths included (quoted as a shell reads them)."""
+    out = tmp_path / "my sweeps"
     assert main(sweep_argv(out, 1)) == 0
-    suggested = capsys.readouterr().out.split("tables: ")[1].split()
+    suggested = shlex.split(capsys.readouterr().out.split("tables: ")[1])
     assert suggested[:2] == ["seqbench", "report"] and suggested[-2] == "--output-dir"
+    assert str(out / "sweeps.journal") in suggested
     assert main([*suggested[1:-1], str(tmp_path / "reports")]) == 0, capsys.readouterr().err
 
 
@@ -369,15 +432,74 @@ def test_storage_urls_are_redacted_and_the_password_travels_in_the_environment(s
     assert storage_url("runs/x.journal", Path("out")) == "runs/x.journal"
 
 
-def test_no_file_or_output_of_a_postgres_sweep_and_report_holds_the_password(
-    world, tmp_path, capfd, postgres_url, storage_env
-):
+#: Every place a URL may carry a credential (issue 38): the user info (with an '@' in the
+#: password, written %40), and libpq's password, sslpassword and passfile parameters.
+SECRET_FORMS = {
+    "user info": f"postgresql://me:{SECRET}@db.example:5432/studies",
+    "@ in the password": f"postgresql://me:p%40{SECRET}@db.example:5432/studies",
+    "password parameter": f"postgresql://me@db.example/studies?password={SECRET}",
+    "sslpassword parameter": f"postgresql://me@db.example/studies?sslmode=require&"
+                             f"sslpassword={SECRET}",
+    "passfile parameter": f"postgresql://me@db.example/studies?passfile=/home/{SECRET}/.pgpass",
+    "all at once": f"postgresql://me:{SECRET}@db.example/studies?password={SECRET}&"
+                   f"sslpassword={SECRET}&passfile={SECRET}",
+}
+
+
+@pytest.mark.parametrize("form", list(SECRET_FORMS))
+def test_every_credential_of_a_url_is_redacted_and_travels_in_the_environment(
+        form, storage_env, monkeypatch):
+    url = SECRET_FORMS[form]
+    shown = storage_url(url, Path("out"))
+    assert SECRET not in shown and "***" in shown and shown == redact(url) == redact(shown)
+    assert connect_url(shown) == url
+    monkeypatch.delenv(SECRET_ENV)
+    bare = connect_url(shown)  # then PGPASSWORD, ~/.pgpass or a service file give it
+    assert SECRET not in bare and "***" not in bare and "db.example" in bare
+
+
+@pytest.mark.parametrize("url, fragment", [
+    (f"postgresql://me:{SECRET}@127.0.0.1:fivefour/db", "its port is not a number"),
+    (f"postgresql://me:p@{SECRET}@127.0.0.1/db", "write an '@' in the user name or password"),
+    (f"postgresql://me:{SECRET}@[::1/db?password={SECRET}", "not a valid database URL"),
+])
+@pytest.mark.parametrize("command", ["sweep", "report"])
+def test_a_malformed_storage_url_is_one_line_without_its_secret(url, fragment, command, world,
+                                                                 storage_env, tmp_path, capsys):
+    argv = [*SWEEP, "--output-dir", tmp_path] if command == "sweep" else [
+        "report", "--output-dir", tmp_path]
+    assert main([*map(str, argv), "--storage", url]) == 2
+    out, err = capsys.readouterr()
+    assert len(err.strip().splitlines()) == 1 and fragment in err, err
+    assert SECRET not in out + err and "Traceback" not in err
+
+
+def with_credentials(base: str, form: str) -> str:
+    """The loopback server's URL carrying SECRET in `form` (its server trusts loopback, so
+    every form connects; what matters is where the secret shows up)."""
     from sqlalchemy.engine import make_url
 
-    url = make_url(postgres_url).set(password=SECRET).render_as_string(hide_password=False)
+    parsed = make_url(base)
+    if form in ("user info", "@ in the password"):
+        password = SECRET if form == "user info" else f"p@{SECRET}"
+        return parsed.set(password=password).render_as_string(hide_password=False)
+    query = {"password parameter": {"password": SECRET},
+             "sslpassword parameter": {"sslpassword": SECRET},
+             "passfile parameter": {"passfile": f"/nonexistent/{SECRET}/.pgpass"},
+             "all at once": {"password": SECRET, "sslpassword": SECRET}}[form]
+    if form == "all at once":
+        parsed = parsed.set(password=SECRET)
+    return parsed.update_query_dict(query).render_as_string(hide_password=False)
+
+
+@pytest.mark.parametrize("form", list(SECRET_FORMS))
+def test_no_file_or_output_of_a_postgres_sweep_and_report_holds_the_password(
+    form, world, tmp_path, capfd, postgres_url, storage_env
+):
+    url = with_credentials(postgres_url, form)
     study = f"pw{os.getpid()}x{time.time_ns()}"
     out, reports = tmp_path / "sweeps", tmp_path / "reports"
-    assert main(sweep_argv(out, 2, "--epochs", "2", "--storage", url, "--study", study)) == 0
+    assert main(sweep_argv(out, 1, "--epochs", "1", "--storage", url, "--study", study)) == 0
     assert main(["report", "--storage", url, "--study", study, "--output-dir", str(reports)]) == 0
     captured = capfd.readouterr()
     assert SECRET not in captured.out + captured.err
@@ -429,9 +551,13 @@ def stopped_after_two_epochs(out: Path, sig: int) -> tuple[subprocess.Popen, str
     return process, process.communicate(timeout=120)[1]
 
 
-def test_ctrl_c_mid_training_exits_130_keeps_the_record_and_says_so(world, untouched, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_mid_training_exits_130_keeps_the_record_and_says_so(
+        sig, world, untouched, tmp_path):
+    """A batch scheduler stops a job with SIGTERM: the run stops as on Ctrl-C (exit 143
+    before, with no word and no resume point)."""
     out = tmp_path / "runs"
-    process, err = stopped_after_two_epochs(out, signal.SIGINT)
+    process, err = stopped_after_two_epochs(out, sig)
     assert process.returncode == 130, err
     (run_dir,) = out.iterdir()
     line = err.strip().splitlines()[-1]
@@ -513,3 +639,83 @@ def test_every_sampling_seed_is_bounded_like_the_command_lines():
     assert {"music", "lm"} <= set(seeds)
     assert {name: (p.low, p.high) for name, p in seeds.items()} == {
         name: (0, MAX_SEED) for name in seeds}
+
+
+# ---- a run folder is data, never code (issue 38) ----
+
+
+class _Payload:
+    """Unpickling this calls `open(marker, "w")`: a payload that leaves a file behind."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def payload_checkpoint(marker: Path) -> bytes:
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save({"state_dict": {}, "pytorch-lightning_version": "2.6.0", "loops": {},
+                "optimizer_states": [], "callbacks": _Payload(marker)}, buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("command", ["resume", "generate", "load"])
+def test_a_crafted_checkpoint_never_runs_and_is_one_line_naming_it(command, world, untouched,
+                                                                   tmp_path, capsys):
+    marker = tmp_path / "pwned"
+    payload = payload_checkpoint(marker)
+    if command == "resume":
+        run_dir = broken_run(world, tmp_path, stopped_with(payload))
+        argv, named = ["run", "--quiet", "--resume", run_dir], run_dir / "resume.ckpt"
+    else:
+        run_dir = broken_run(world, tmp_path, lambda r: write(r / "best.ckpt", payload))
+        argv, named = ["generate", run_dir, "--output", tmp_path / "g"], run_dir / "best.ckpt"
+    if command == "load":
+        import seqbench
+
+        with pytest.raises(seqbench.SeqbenchError) as error:
+            seqbench.load(run_dir).model  # noqa: B018 - loading is the test
+        lines = [f"error: {error.value}"]
+    else:
+        assert main([str(a) for a in argv]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+    assert not marker.exists(), "the checkpoint's payload ran"
+    assert len(lines) == 1 and lines[0].startswith("error: ") and str(named) in lines[0], lines
+    assert "could run code" in lines[0], lines
+
+
+# ---- one process per run folder (issue 38) ----
+
+
+def test_a_run_folder_is_written_by_one_process_at_a_time(world, tmp_path, capsys):
+    """A resume while the original still trains, and a second resume beside a first, are
+    refused in one line naming the process that holds the folder."""
+    out = tmp_path / "runs"
+    original = start([*LONG_RUN, "--output-dir", out])
+    try:
+        wait_for(lambda: history_rows(out) >= 2, 120, "two epochs")
+        (run_dir,) = out.iterdir()
+        assert main(["run", "--quiet", "--resume", str(run_dir)]) == 2
+        err = capsys.readouterr().err
+        assert f"is in use by process {original.pid} on " in err and \
+            f"seqbench run --resume {run_dir}" in err and len(err.strip().splitlines()) == 1, err
+        wait_for(lambda: (run_dir / "resume.ckpt").is_file(), 120, "a resume point")
+    finally:
+        original.send_signal(signal.SIGINT)
+    assert original.wait(timeout=120) == 130
+
+    first = start(["run", "--quiet", "--resume", run_dir])
+    try:
+        wait_for(lambda: f"process {first.pid} " in (run_dir / ".seqbench-lock").read_text()
+                 or first.poll() is not None, 120, "the first resume to take the folder")
+        assert main(["run", "--quiet", "--resume", str(run_dir)]) == 2
+        assert f"is in use by process {first.pid} on " in capsys.readouterr().err
+    finally:
+        first.send_signal(signal.SIGINT)
+    assert first.wait(timeout=120) == 130, first.communicate()

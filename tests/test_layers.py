@@ -19,9 +19,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "seqbench"
 #: Top to bottom. Each layer is a tuple of groups; groups of one layer do not import each
 #: other (reports never train, sweeps never format tables), modules of one group may.
 LAYERS: list[tuple[tuple[str, ...], ...]] = [
-    (("seqbench.__main__", "seqbench.cli", "seqbench.cli_help", "seqbench.show",
-      "seqbench.summary"),),
+    (("seqbench.__main__", "seqbench.cli", "seqbench.cli_suite", "seqbench.cli_options",
+      "seqbench.cli_help", "seqbench.show", "seqbench.summary", "seqbench.benchsuite.show"),),
     (("seqbench.api", "seqbench.handles"),),
+    (("seqbench.benchsuite",),),
     (("seqbench.reports",),
      ("seqbench.sweeps.runner", "seqbench.sweeps.search", "seqbench.sweeps.select",
       "seqbench.sweeps.finals", "seqbench.sweeps.validation", "seqbench.sweeps.studies",
@@ -30,14 +31,16 @@ LAYERS: list[tuple[tuple[str, ...], ...]] = [
      ("seqbench.sweeps.publish",), ("seqbench.datacheck",), ("seqbench.exporter",),
      ("seqbench.scaffold", "seqbench.scaffold_templates"), ("seqbench.testing",)),
     (("seqbench.sweeps.plan", "seqbench.sweeps.space", "seqbench.sweeps.record",
-      "seqbench.sweeps.seeds", "seqbench.sweeps.storage", "seqbench.sweeps"),),
+      "seqbench.sweeps.seeds", "seqbench.sweeps.storage", "seqbench.sweeps.locks",
+      "seqbench.sweeps"),),
     (("seqbench.train", "seqbench.model", "seqbench.step", "seqbench.best",
-      "seqbench.loaders", "seqbench.resume", "seqbench.loggers", "seqbench.runs",
+      "seqbench.loaders", "seqbench.resume", "seqbench.run_state", "seqbench.loggers",
+      "seqbench.runs",
       "seqbench.threads", "seqbench.machine"),),
     (("seqbench.config", "seqbench.registry", "seqbench.declarations", "seqbench.contracts",
       "seqbench.core_params", "seqbench.params", "seqbench.batching", "seqbench.datafiles",
       "seqbench.userdata", "seqbench"),),
-    (("seqbench.errors", "seqbench.console", "seqbench.renamed"),),
+    (("seqbench.errors", "seqbench.console", "seqbench.renamed", "seqbench.stopping"),),
 ]
 ALLOWED = {("seqbench", "seqbench.api")}
 

@@ -31,15 +31,21 @@ def test_a_run_off_a_terminal_prints_one_line_per_epoch_and_a_readable_summary(
 
 
 def test_early_stopping_is_said_and_the_summary_gives_the_reason(capsys):
-    from seqbench.best import BestEpoch
+    import torch
+    from lightning.pytorch.trainer.states import TrainerFn
 
-    best = BestEpoch(path=None, monitor="val_nll", mode="min", patience=2)
+    from seqbench.best import EarlyStoppingAfterMinimum
+
+    best = EarlyStoppingAfterMinimum("val_nll", "min", patience=2, min_epochs=1, min_steps=0)
     trainer = SimpleNamespace(sanity_checking=False, current_epoch=0, global_step=10,
-                              should_stop=False, max_epochs=50, callbacks=[best])
-    model = SimpleNamespace(last_metrics={}, state_dict=dict)
+                              should_stop=False, max_epochs=50, callbacks=[best],
+                              fast_dev_run=False, state=SimpleNamespace(fn=TrainerFn.FITTING),
+                              strategy=SimpleNamespace(reduce_boolean_decision=lambda d, **_: d),
+                              callback_metrics={})
+    model = SimpleNamespace()
     for epoch, value in enumerate([1.0, 0.8, 0.9, 0.85]):
         trainer.current_epoch = epoch
-        model.last_metrics["val"] = {"val_nll": value}
+        trainer.callback_metrics["val_nll"] = torch.tensor(value)
         best.on_validation_end(trainer, model)
     assert trainer.should_stop and best.stop_reason == (
         "no better val_nll for 2 epochs after epoch 2, whose weights are kept")

@@ -394,21 +394,29 @@ def test_speech_prior_bias_and_the_majority_class_baseline():
     assert majority["accuracy"] == pytest.approx(np.mean(test == chosen))
 
 
-def test_early_stopping_waits_for_the_declared_minimum(tmp_path):
+def test_early_stopping_waits_for_the_declared_minimum_and_counts_from_the_best_epoch():
+    """Patience runs out at epoch 3, but nothing stops before epoch 6; epoch 5 improved, so
+    the run stops at epoch 7, two epochs after its best (Lightning's own min_epochs would
+    have stopped it at 6 on the request left from epoch 3)."""
     from types import SimpleNamespace
 
-    from seqbench.best import BestEpoch
+    import torch
+    from lightning.pytorch.trainer.states import TrainerFn
 
-    stopper = BestEpoch(tmp_path / "best.ckpt", "val_nll", "min", patience=2, min_epochs=6)
-    module = SimpleNamespace(last_metrics={"val": {"val_nll": 1.0}}, state_dict=dict)
-    trainer = SimpleNamespace(sanity_checking=False, should_stop=False, global_step=0,
-                              current_epoch=0)
-    for epoch in range(8):
+    from seqbench.best import EarlyStoppingAfterMinimum
+
+    stopper = EarlyStoppingAfterMinimum("val_nll", "min", patience=2, min_epochs=6, min_steps=0)
+    trainer = SimpleNamespace(
+        sanity_checking=False, fast_dev_run=False, should_stop=False, global_step=0,
+        current_epoch=0, state=SimpleNamespace(fn=TrainerFn.FITTING), callback_metrics={},
+        strategy=SimpleNamespace(reduce_boolean_decision=lambda decision, all=True: decision))
+    for epoch, value in enumerate([1.0, 1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.5, 0.5]):
         trainer.current_epoch = epoch
-        stopper.on_validation_end(trainer, module)
+        trainer.callback_metrics = {"val_nll": torch.tensor(value)}
+        stopper.on_validation_end(trainer, None)
         if trainer.should_stop:
             break
-    assert trainer.current_epoch + 1 == 6  # patience ran out at epoch 3; stopped at the minimum
+    assert trainer.current_epoch + 1 == 7
 
 
 def test_a_task_default_outside_the_searched_choices_is_searched_too():

@@ -22,9 +22,9 @@ from seqbench.cli import main
 from seqbench.config import build_spec
 from seqbench.resume import RESUME_POINT
 from seqbench.runs import read_json
-from seqbench.train import can_resume
+from seqbench.resume import can_resume
 
-SETTINGS = {"epochs": 16, "layers": 2, "dropout": 0.3, "patience": 4, "min_epochs": 0,
+SETTINGS = {"epochs": 16, "layers": 2, "dropout": 0.3, "patience": 3, "min_epochs": 0,
             "hidden_size": 16}
 
 STOPPED_RUN = """
@@ -104,8 +104,8 @@ def test_a_killed_run_resumes_to_the_same_metrics_as_an_uninterrupted_one(
     assert "differs from the run record's (cpu Another CPU -> " in printed.err
     resumed, reference = read_json(run_dir / "metrics.json"), read_json(uninterrupted /
                                                                         "metrics.json")
-    assert resumed["epochs"] < SETTINGS["epochs"]  # early stopping, restored, still stopped it
     assert {k: resumed[k] for k in RESULT_KEYS} == {k: reference[k] for k in RESULT_KEYS}
+    assert resumed["epochs"] < SETTINGS["epochs"]  # early stopping, restored, still stopped it
     assert history(run_dir) == history(uninterrupted)  # no epoch lost or logged twice
     assert not (run_dir / RESUME_POINT).exists()  # finished runs keep best.ckpt only
     assert f"Run record: {run_dir}" in printed.out

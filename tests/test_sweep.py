@@ -289,15 +289,36 @@ def test_a_worker_stopped_by_ctrl_c_or_sigterm_exits_130_without_a_traceback():
     import multiprocessing
 
     from seqbench.errors import Interrupted
-    from seqbench.sweeps.workers import _child
+    from seqbench.sweeps.workers import Job, _child
 
     def stopped():
         raise Interrupted("the run stopped after 3 finished epoch(s)")
 
     receive, send = multiprocessing.Pipe(duplex=False)
     with pytest.raises(SystemExit) as exit_info:
-        _child(stopped, (), send)
+        _child(Job("stopped", stopped), False, send)
     assert exit_info.value.code == 130 and not receive.poll()
+
+
+def test_a_worker_that_cannot_write_a_folder_sends_one_line_not_a_traceback(tmp_path):
+    """A read-only trials folder under --jobs 2 gave 64 tracebacks, then "worker died 4
+    times ... (is the machine out of memory?)": the wrong cause. The OS error is the
+    user's to fix, so it comes back as the one error line, naming the folder."""
+    import errno
+    import multiprocessing
+
+    from seqbench.sweeps.workers import Job, _child
+
+    folder = tmp_path / "trials"
+
+    def read_only():
+        raise OSError(errno.EROFS, "Read-only file system", str(folder))
+
+    receive, send = multiprocessing.Pipe(duplex=False)
+    with pytest.raises(SystemExit) as exit_info:
+        _child(Job("trial", read_only), False, send)
+    assert exit_info.value.code == 2
+    assert receive.recv() == f"cannot use '{folder}': the file system is read-only."
 
 
 @pytest.mark.parametrize("direction, best_so_far, values, reported", [

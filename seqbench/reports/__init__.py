@@ -4,6 +4,7 @@ from a sweep's storage and run records alone."""
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 from seqbench.reports import budget, compare, html, plots, ranking, tables, verdict
@@ -55,10 +56,7 @@ def write_reports(storage: str, output_dir: Path, study: str = "seqbench",
         # A sweep run in stages (`--cells lstm,gru`, later `--cells rnn`) has one command
         # per stage; every distinct one is needed to regenerate the table.
         commands = list(dict.fromkeys(c.command for c in cells if c.command)) + [
-            f"seqbench report --storage {storage} --study {study} --task {task_name} "
-            f"--dataset {dataset_name}" + (f" --against {against}" if against else "")
-            + f" --output-dir {output_dir}"
-        ]
+            report_command(storage, study, against, output_dir, task_name, dataset_name)]
         pairs = compare.pairwise(cells, against)
         table_rows = tables.rows(cells, pairs)
         headline = verdicts[task_name, dataset_name] = verdict.for_dataset(
@@ -85,7 +83,15 @@ def write_reports(storage: str, output_dir: Path, study: str = "seqbench",
         written.append(folder)
     if overview:
         ranking.write_page(output_dir, grouped, dict(zip(sorted(grouped), written)), verdicts,
-                           f"seqbench report --storage {storage} --study {study} "
-                           + (f"--against {against} " if against else "")
-                           + f"--output-dir {output_dir}")
+                           report_command(storage, study, against, output_dir))
     return written
+
+
+def report_command(storage: str, study: str, against: str | None, output_dir: Path,
+                   task: str | None = None, dataset: str | None = None) -> str:
+    """The `seqbench report` command that regenerates a report, quoted for a shell (a path
+    with spaces stays one argument)."""
+    parts = ["seqbench", "report", "--storage", str(storage), "--study", study]
+    parts += ["--task", task, "--dataset", dataset] if task else []
+    parts += ["--against", against] if against else []
+    return shlex.join([*parts, "--output-dir", str(output_dir)])

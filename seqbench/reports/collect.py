@@ -186,9 +186,13 @@ def studies_named(study_prefix: str, names: list[str], storage_url: str) -> list
     wanted = study_prefix.split(",")
     found = {name.split("/")[0] for name in names}
     missing = [prefix for prefix in wanted if prefix not in found]
-    if missing and len(missing) < len(wanted):
+    if missing and found:
         raise SeqbenchError(f"no '{missing[0]}' studies in '{storage_url}'; its sweeps are "
-                            f"{', '.join(sorted(found))}.")
+                            f"{', '.join(sorted(found))}: pick them with --study NAME "
+                            "(several: --study a,b).")
+    if missing:
+        raise SeqbenchError(f"'{storage_url}' holds no studies yet; run `seqbench sweep` "
+                            "with this --storage first.")
     return [name for name in names if name.split("/")[0] in wanted]
 
 

@@ -58,7 +58,7 @@ def train(request: Request, data: PreparedData, *, logger: str | None = None,
     """The metrics of the requested run: read back where its record has them, else trained
     (or continued); see the module docstring. `pruning` (a search trial's callback) trains
     afresh every time."""
-    from seqbench.train import can_resume
+    from seqbench.resume import can_resume
     from seqbench.train import train as train_run
 
     resume = False

@@ -11,10 +11,12 @@ seed give other numbers on another number of threads.
 
 from __future__ import annotations
 
+import socket
 import statistics
 from pathlib import Path
 from typing import Any
 
+from seqbench.config import RunSpec
 from seqbench.console import console
 from seqbench.errors import SeqbenchError
 from seqbench.sweeps import cache, record, seeds
@@ -29,7 +31,8 @@ def final_jobs(plan: SweepPlan) -> list[Job]:
     """One job per cell and final seed, covering every repeat: repeats that chose the same
     configuration share the run (same spec, same seed), which one job trains once."""
     count = len(record.read(open_study(plan, plan.cells[0]).user_attrs).final_seeds)
-    return [Job(f"{cell}/final-{index}", final, (plan, cell, index))
+    return [Job(f"{cell}/final-{index}", final, (plan, cell, index),
+                lock=(plan.storage, f"{plan.study_name(cell)}: final {index}"))
             for cell in plan.cells for index in range(count)]
 
 
@@ -50,9 +53,13 @@ def final(plan: SweepPlan, cell: str, index: int) -> None:
         seed = recorded.final_seeds[index]
         spec = plan.spec(cell, final_settings(plan, cell, study, recorded, repeat, chosen), seed)
         request, metrics = next(((r, m) for r, m in trained if r.spec == spec), (None, None))
+        earlier = next((f for f in recorded.finals if f.seed == seed), None)
+        run_dir = plan.folder("finals", cell, repeat) / f"seed{seed}"
+        if request is None and done_elsewhere(earlier, chosen, spec, run_dir):
+            continue
         if request is None:
             request = cache.Request(
-                spec=spec, run_dir=plan.folder("finals", cell, repeat) / f"seed{seed}",
+                spec=spec, run_dir=run_dir,
                 test=True, max_seconds=plan.max_seconds,
                 # The trial is recorded before training, so a final the user resumes by hand
                 # (`seqbench run --resume`) is still recognised as this trial's final.
@@ -60,13 +67,30 @@ def final(plan: SweepPlan, cell: str, index: int) -> None:
                         "seed_origin": recorded.seeding.origin(seeds.FINAL, index)})
             metrics = cache.train(request, data, logger=plan.logger)
             trained.append((request, metrics))
-        earlier = next((f for f in recorded.finals if f.seed == seed), None)
-        if earlier is None or (earlier.trial, earlier.run_dir, earlier.metrics) != (
-                chosen, str(request.run_dir), metrics):
+        now = record.Final(seed, str(request.run_dir), chosen, metrics, spec.to_dict(),
+                           socket.gethostname())
+        if earlier != now:
             console.print(f"  {cell}{f' repeat {repeat}' if repeat else ''} final seed {seed}: "
                           f"{metrics['primary_metric']} "
                           f"{metrics[metrics['primary_metric']]:.4g}")
-            record.write_final(study, record.Final(seed, str(request.run_dir), chosen, metrics))
+            record.write_final(study, now)
+
+
+def done_elsewhere(earlier: record.Final | None, chosen: int, spec: RunSpec,
+                   run_dir: Path) -> bool:
+    """Whether another worker, whose run folders are not this one's (another machine, or
+    another output folder), recorded this final trained to completion: the chosen trial
+    and the same spec. A final recorded in this worker's own folder goes through the run
+    cache instead (read back, continued from its resume point, or trained again)."""
+    if earlier is None or earlier.spec is None or earlier.trial != chosen or \
+            earlier.metrics.get("status") != "completed":
+        return False
+    if earlier.host == socket.gethostname() and earlier.run_dir == str(run_dir):
+        return False
+    try:
+        return RunSpec.from_dict(earlier.spec) == spec
+    except SeqbenchError:  # no longer valid (a plugin renamed a parameter since)
+        return False
 
 
 def chosen_trial(study: Any, recorded: record.StudyRecord) -> int | None:

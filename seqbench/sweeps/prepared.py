@@ -11,33 +11,14 @@ the contract asks of it anyway.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
 from typing import Any
 
 from seqbench.config import RunSpec
 from seqbench.contracts import TaskData
+from seqbench.params import ReadRecorder
 
 #: Prepared datasets kept per worker; older ones are dropped first.
 KEEP = 4
-
-
-class ReadRecorder(Mapping):
-    """A read-only view of a parameter dict that remembers which keys were looked at."""
-
-    def __init__(self, params: Mapping[str, Any]) -> None:
-        self._params = params
-        self.read: set[str] = set()
-
-    def __getitem__(self, key: str) -> Any:
-        self.read.add(key)
-        return self._params[key]
-
-    def __iter__(self) -> Iterator[str]:
-        self.read.update(self._params)  # iterating exposes every key
-        return iter(self._params)
-
-    def __len__(self) -> int:
-        return len(self._params)
 
 
 class PreparedData:

@@ -35,6 +35,7 @@ VERSION = 2
 #: of freedom and the rule decides on noise.
 MIN_PAIRS = 5
 FINAL_PREFIX = "final_seed"
+RERUN_PREFIX = "rerun_"
 REPEAT_PREFIX = "repeat-"
 
 # Trial user attributes (the schema's per-trial part).
@@ -85,6 +86,11 @@ class Final:
     run_dir: str
     trial: int | None
     metrics: Mapping[str, Any]
+    #: The spec it trained (`RunSpec.to_dict()`), so that a worker on another machine, which
+    #: cannot see the run folder, knows it is done (None: recorded before seqbench kept it).
+    spec: Mapping[str, Any] | None = None
+    #: The machine that trained it (None: recorded before seqbench kept it).
+    host: str | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +119,10 @@ class StudyRecord:
     refit_epochs: int | None
     #: The final runs the reports count, in seed order.
     finals: tuple[Final, ...]
+    #: Each selection re-run's validation values per fold, by (trial, re-run index); None
+    #: where that seed diverged. Recorded by the worker that trained it, so that the choice,
+    #: made wherever, reads them without the run folders.
+    reruns: Mapping[tuple[int, int], list[float] | None] = field(default_factory=dict)
 
     @property
     def final_seeds(self) -> list[int]:
@@ -150,7 +160,7 @@ def read(attrs: Mapping[str, Any]) -> StudyRecord:
         protocol=Protocol(**protocol) if protocol is not None else None,
         seeding=seeds.from_record(attrs["seeding"]) if "seeding" in attrs else None,
         seeds=listed, selection=_selection(attrs), refit_epochs=attrs.get("refit_epochs"),
-        finals=finals)
+        finals=finals, reruns=_reruns(attrs))
 
 
 def _migrate_v1(attrs: Mapping[str, Any]) -> dict[str, Any]:
@@ -184,7 +194,17 @@ def _finals(attrs: Mapping[str, Any], planned: list[int] | None) -> list[Final]:
             seed = int(key.removeprefix(FINAL_PREFIX))
             if planned is None or seed in planned:
                 found.append(Final(seed, value["run_dir"], value.get("trial"),
-                                   value.get("metrics", {})))
+                                   value.get("metrics", {}), value.get("spec"),
+                                   value.get("host")))
+    return found
+
+
+def _reruns(attrs: Mapping[str, Any]) -> dict[tuple[int, int], list[float] | None]:
+    found = {}
+    for key, values in attrs.items():
+        if key.startswith(RERUN_PREFIX):
+            trial, _, index = key.removeprefix(RERUN_PREFIX).partition("_")
+            found[int(trial), int(index)] = values
     return found
 
 
@@ -240,8 +260,15 @@ def write_refit_epochs(study: Any, epochs: int) -> None:
 
 
 def write_final(study: Any, final: Final) -> None:
-    study.set_user_attr(f"{FINAL_PREFIX}{final.seed}", {
-        "run_dir": final.run_dir, "trial": final.trial, "metrics": dict(final.metrics)})
+    value = {"run_dir": final.run_dir, "trial": final.trial, "metrics": dict(final.metrics)}
+    if final.spec is not None:
+        value.update(spec=dict(final.spec), host=final.host)
+    study.set_user_attr(f"{FINAL_PREFIX}{final.seed}", value)
+
+
+def write_rerun(study: Any, trial: int, index: int, values: list[float] | None) -> None:
+    """One selection re-run's values (one key each, as the finals: workers write at once)."""
+    study.set_user_attr(f"{RERUN_PREFIX}{trial}_{index}", values)
 
 
 # ---- names: STUDY/TASK/DATASET/CELL, and /repeat-R for the repeats after the first ----

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import statistics
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 from seqbench.console import console
@@ -45,8 +46,7 @@ def search(plan: SweepPlan, cell: str, repeat: int = 0) -> int:
             # A task default outside its own search range is still trialled as given (that
             # is the point of the first trial); Optuna's warning would only alarm the user.
             warnings.filterwarnings("ignore", message="Fixed parameter .* is out of range")
-            study.optimize(lambda trial: objective(plan, cell, repeat, trial, data),
-                           n_trials=1, catch=(SeqbenchError,))
+            optimize_once(study, lambda trial: objective(plan, cell, repeat, trial, data))
         ran += 1
         mine = [t for t in study.get_trials(deepcopy=False)
                 if t.user_attrs.get(WORKER_ATTR) == this_worker()][-1]
@@ -57,6 +57,18 @@ def search(plan: SweepPlan, cell: str, repeat: int = 0) -> int:
             raise SeqbenchError(f"{cell}: {failures_in_a_row} trials in a row failed; the last "
                                 f"because {mine.user_attrs.get(record.REASON, '')}")
     return ran
+
+
+def optimize_once(study: Any, objective: Callable[[Any], float]) -> None:
+    """One trial of `objective`. Where the storage cannot record the trial's end (a journal
+    on a full disk), optuna asserts "Should not reach" over the OSError that says why; the
+    OSError is what the user must see (`errors.writing` names the path and the cause)."""
+    try:
+        study.optimize(objective, n_trials=1, catch=(SeqbenchError,))
+    except AssertionError as exc:
+        if isinstance(exc.__context__, OSError):
+            raise exc.__context__ from None
+        raise
 
 
 def objective(plan: SweepPlan, cell: str, repeat: int, trial: Any, data: PreparedData) -> float:

@@ -60,33 +60,48 @@ def rerun_folder(plan: SweepPlan, cell: str, repeat: int, trial: int, index: int
 
 
 def rerun_jobs(plan: SweepPlan) -> list[Job]:
-    """Every selection re-run of every study as its own job (candidate x fresh seed)."""
-    return [Job(f"{cell}{f'/repeat-{repeat}' if repeat else ''}/trial{trial.number}-rerun{i}",
-                rerun, (plan, cell, repeat, trial.number, i))
-            for repeat in range(plan.repeats) for cell in plan.cells
-            for trial in candidates(plan, open_study(plan, cell, repeat))
-            for i in range(plan.rerun_count())]
+    """Every selection re-run of every study as its own job (candidate x fresh seed), each
+    under a lock of its own, so that among many workers one trains it."""
+    jobs = []
+    for repeat in range(plan.repeats):
+        for cell in plan.cells:
+            study = open_study(plan, cell, repeat)
+            for trial in candidates(plan, study):
+                for i in range(plan.rerun_count()):
+                    name = (f"{cell}{f'/repeat-{repeat}' if repeat else ''}"
+                            f"/trial{trial.number}-rerun{i}")
+                    jobs.append(Job(name, rerun, (plan, cell, repeat, trial.number, i),
+                                    lock=(plan.storage, f"{study.study_name}: {name}")))
+    return jobs
 
 
 def rerun(plan: SweepPlan, cell: str, repeat: int, trial: int, index: int,
           data: PreparedData | None = None) -> list[float] | None:
     """One candidate trained on re-run seed `index`; its validation value per fold, or None
-    when that seed diverged (a missing seed, not a failed sweep)."""
+    when that seed diverged (a missing seed, not a failed sweep). The values are recorded in
+    the study, and a recorded re-run is read back: a worker on another machine, whose run
+    folders are not here, trained it already."""
     from seqbench.model import DivergedError
 
+    study = open_study(plan, cell, repeat)
+    recorded = record.read(study.user_attrs).reruns
+    if (trial, index) in recorded:
+        return recorded[trial, index]
     try:
-        values, _ = validation.values(plan, rerun_requests(plan, cell, repeat, trial, index),
-                                      data or PreparedData(plan.data_dir))
+        values, _ = validation.values(
+            plan, rerun_requests(plan, cell, repeat, trial, index, study),
+            data or PreparedData(plan.data_dir))
     except DivergedError as exc:
         console.print(f"  {cell} trial {trial} re-run {index}: diverged ({exc})")
-        return None
+        values = None
+    record.write_rerun(study, trial, index, values)
     return values
 
 
-def rerun_requests(plan: SweepPlan, cell: str, repeat: int, trial: int,
-                   index: int) -> list[cache.Request]:
+def rerun_requests(plan: SweepPlan, cell: str, repeat: int, trial: int, index: int,
+                   study: Any = None) -> list[cache.Request]:
     """The runs of re-run `index` of a candidate: one per fold, at the re-run's seeds."""
-    study = open_study(plan, cell, repeat)
+    study = study or open_study(plan, cell, repeat)
     return validation.fold_requests(
         plan, cell, record.trial_settings(study.get_trials(deepcopy=False)[trial]),
         rerun_folder(plan, cell, repeat, trial, index), record.read(study.user_attrs).seeding,
@@ -95,7 +110,9 @@ def rerun_requests(plan: SweepPlan, cell: str, repeat: int, trial: int,
 
 
 def choose_jobs(plan: SweepPlan) -> list[Job]:
-    return [Job(f"{cell}/choose", choose, (plan, cell, repeat))
+    """One choice per study, under its lock (it trains a re-run a dead worker left missing)."""
+    return [Job(f"{cell}/choose", choose, (plan, cell, repeat),
+                lock=(plan.storage, f"{plan.study_name(cell, repeat)}: choose"))
             for repeat in range(plan.repeats) for cell in plan.cells]
 
 

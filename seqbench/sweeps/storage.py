@@ -8,9 +8,12 @@ recognised by its host and process id when the sweep is started again on that ho
 
 Two things here protect what users publish and what they have already computed:
 
-* Credentials. A storage URL is stored and shown only in SQLAlchemy's redacted rendering
-  (`postgresql://user:***@host/db`), because studies' attributes and report tables end up in
-  committed `results/` folders. A URL given with its password travels to the workers this
+* Credentials. A storage URL is stored and shown only redacted: the password of the user
+  info and libpq's `password`, `sslpassword` and `passfile` query parameters become ***
+  (`postgresql://user:***@host/db?sslpassword=***`), because studies' attributes and report
+  tables end up in committed `results/` folders. A URL that does not parse (a port that is
+  not a number, an '@' in the password not written %40) is one line with those parts
+  hidden, and a driver's error message has them hidden too. A URL given with its password travels to the workers this
   process starts in the environment, never in their arguments; a redacted URL given back
   to seqbench (e.g. a report's "regenerate" command) takes its password from
   `$SEQBENCH_STORAGE_URL` (which `--storage` also defaults to) when the rest matches, else
@@ -66,43 +69,87 @@ def storage_url(storage: str | None, output_dir: Path) -> str:
     return shown
 
 
+#: Query parameters that carry a credential (libpq's names, which SQLAlchemy passes on).
+SECRET_PARAMETERS = ("password", "sslpassword", "passfile")
+
+
 def redact(url: str) -> str:
-    """`url` with any password replaced by *** (SQLAlchemy's rendering); paths unchanged."""
+    """`url` with every credential replaced by *** (the password in the user info and the
+    SECRET_PARAMETERS in the query); a file path is returned unchanged."""
     if "://" not in url:
         return url
+    parsed = parse_url(url)
+    hidden = {key: HIDDEN for key in parsed.query if key in SECRET_PARAMETERS}
+    shown = parsed.update_query_dict(hidden) if hidden else parsed
+    return shown.render_as_string(hide_password=True).replace(_QUOTED_HIDDEN, HIDDEN)
+
+
+_QUOTED_HIDDEN = "%2A%2A%2A"  # HIDDEN as SQLAlchemy quotes it in a query string
+
+
+def parse_url(url: str) -> Any:
+    """SQLAlchemy's URL of `url`, or one line (with the credentials hidden) saying why it is
+    not one. An '@' inside the password must be written %40: written as it is, SQLAlchemy
+    and libpq take what follows it for the host, and would print it in their errors."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
+    authority = url.partition("://")[2].partition("?")[0]
+    if authority.count("@") > 1:
+        raise SeqbenchError(f"storage '{scrub(url)}' has more than one '@' before the host; "
+                            "write an '@' in the user name or password as %40.")
     try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        raise SeqbenchError(f"storage '{_scrub(url)}' is not a valid database URL "
-                            "(dialect://user@host/db).") from None
+        return make_url(url)
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
+        detail = " (its port is not a number)" if isinstance(exc, ValueError) else ""
+        raise SeqbenchError(f"storage '{scrub(url)}' is not a valid database URL{detail}; "
+                            "write dialect://user@host:port/database.") from None
 
 
-def _scrub(text: str) -> str:
-    """Hide a password in text we could not parse as a URL: everything between : and @."""
+def scrub(text: str) -> str:
+    """Hide the credentials in a URL that could not be parsed: the password (everything
+    between the user name and the last '@' before the query) and SECRET_PARAMETERS."""
+    import re
+
     scheme, sep, rest = text.partition("://")
-    user, at, host = rest.rpartition("@")
-    if not sep or not at or ":" not in user:
+    if not sep:
         return text
-    return f"{scheme}://{user.split(':', 1)[0]}:{HIDDEN}@{host}"
+    before_query, question, query = rest.partition("?")
+    user, at, host = before_query.rpartition("@")
+    if at and ":" in user:
+        before_query = f"{user.split(':', 1)[0]}:{HIDDEN}@{host}"
+    names = "|".join(SECRET_PARAMETERS)
+    query = re.sub(rf"(^|&)({names})=[^&]*", rf"\1\2={HIDDEN}", query)
+    return f"{scheme}://{before_query}{question}{query}"
 
 
 def connect_url(url: str) -> str:
-    """The URL to connect with: a redacted password comes from $SEQBENCH_STORAGE_URL or the
-    URL this process was given (when the rest matches), else is dropped so that the
-    driver's own sources (PGPASSWORD, ~/.pgpass) supply it."""
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    if parsed.password != HIDDEN:
+    """The URL to connect with: redacted credentials come from $SEQBENCH_STORAGE_URL or the
+    URL this process was given (when the rest matches), else are dropped so that the
+    driver's own sources (PGPASSWORD, ~/.pgpass, a service file) supply them."""
+    parsed = parse_url(url)
+    hidden = [key for key in SECRET_PARAMETERS if parsed.query.get(key) == HIDDEN]
+    if parsed.password != HIDDEN and not hidden:
         return url
     for name in (SECRET_ENV, STORAGE_ENV):
         secret = os.environ.get(name, "")
         if "://" in secret and redact(secret) == redact(url):
             return secret
-    return parsed._replace(password=None).render_as_string(hide_password=False)  # namedtuple API
+    bare = parsed.difference_update_query(hidden)
+    if parsed.password == HIDDEN:
+        bare = bare._replace(password=None)  # namedtuple API
+    return bare.render_as_string(hide_password=False)
+
+
+def hide_secrets(text: str, url: str) -> str:
+    """`text` (a driver's error message) with the credentials of `url` replaced by ***."""
+    parsed = parse_url(url)
+    secrets = [parsed.password, *(parsed.query.get(key) for key in SECRET_PARAMETERS)]
+    for secret in secrets:
+        for value in (secret if isinstance(secret, tuple) else (secret,)):
+            if value and value != HIDDEN:
+                text = text.replace(str(value), HIDDEN)
+    return text
 
 
 def open_storage(url: str, *, repair: bool = False) -> Any:
@@ -149,7 +196,8 @@ def open_journal(path: Path, *, repair: bool) -> Any:
     if path.is_symlink() and not path.exists():
         raise SeqbenchError(f"storage '{path}' is a broken link (to '{os.readlink(path)}').")
     if path.exists() and not path.is_file():
-        raise SeqbenchError(f"storage '{path}' is a folder, not a journal file; give a file "
+        kind = "a folder" if path.is_dir() else "not a regular file (a device or a pipe)"
+        raise SeqbenchError(f"storage '{path}' is {kind}, not a journal file; give a file "
                             "path (e.g. sweeps/sweeps.journal) or a database URL.")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -195,16 +243,68 @@ def _validate(path: Path, data: bytes) -> int:
     lines = data.split(b"\n")
     tail = lines.pop()  # b"" when the file ends with a newline
     foreign = tail and tail[:1] != b"{"
+    replay = _Replay()
     for number, line in enumerate([*lines, tail] if foreign else lines, start=1):
         try:
             record = json.loads(line)
         except (UnicodeDecodeError, json.JSONDecodeError):
             record = None
-        if not isinstance(record, dict) or "op_code" not in record:
+        problem = "not an Optuna journal record" if not isinstance(record, dict) or \
+            "op_code" not in record else replay.apply(record)
+        if problem:
             raise SeqbenchError(
-                f"journal '{path}' is corrupt at line {number} (not an Optuna journal "
-                "record); restore it from a backup, or move it away to start a new study.")
+                f"journal '{path}' is corrupt at line {number} ({problem}); restore it from a "
+                "backup, or move it away to start a new study.")
     return len(tail)
+
+
+#: The fields Optuna's replay reads from each kind of record (`optuna.storages.journal`'s
+#: `JournalOperation` codes: create study, delete study, set a study's user or system
+#: attribute, create trial, set a trial's parameter, state, intermediate value, user or
+#: system attribute; 10, discarding trials, is written only by Rustuna and skipped).
+RECORD_FIELDS: dict[int, tuple[str, ...]] = {
+    0: ("study_name", "directions"), 1: ("study_id",), 2: ("study_id", "user_attr"),
+    3: ("study_id", "system_attr"), 4: ("study_id", "datetime_start"),
+    5: ("trial_id", "param_name", "param_value_internal", "distribution"),
+    6: ("trial_id", "state", "values"), 7: ("trial_id", "step", "intermediate_value"),
+    8: ("trial_id", "user_attr"), 9: ("trial_id", "system_attr"), 10: (),
+}
+
+
+class _Replay:
+    """The ids a journal's records create, replayed as Optuna replays them, to find a record
+    Optuna would choke on (a missing field, an unknown operation) or silently drop (one for
+    a study or trial that no earlier record creates) and name its line. Records about a
+    study deleted earlier are a normal race between workers and pass, as in Optuna."""
+
+    def __init__(self) -> None:
+        self.studies: dict[int, str] = {}  # id -> name, of the studies that exist now
+        self.study_ids = 0  # ids handed out so far (a deleted study keeps its id)
+        self.trial_ids = 0
+
+    def apply(self, record: dict[str, Any]) -> str | None:
+        """What is wrong with `record`, or None (after taking the ids it creates)."""
+        op = record["op_code"]
+        if isinstance(op, bool) or op not in RECORD_FIELDS:
+            return f"unknown operation {op!r}"
+        missing = [name for name in ("worker_id", *RECORD_FIELDS[op]) if name not in record]
+        if missing:
+            return f"operation {op} without its '{missing[0]}' field"
+        for key in ("study_id", "trial_id"):
+            if key in record and (isinstance(record[key], bool) or
+                                  not isinstance(record[key], int)):
+                return f"{key} {record[key]!r} is not a number"
+        for key, created in (("study_id", self.study_ids), ("trial_id", self.trial_ids)):
+            if key in record and not 0 <= record[key] < created:
+                return f"{key[:5]} {record[key]}, which no earlier line creates"
+        if op == 0 and record["study_name"] not in self.studies.values():
+            self.studies[self.study_ids] = record["study_name"]
+            self.study_ids += 1
+        elif op == 1:
+            self.studies.pop(record["study_id"], None)
+        elif op == 4 and record["study_id"] in self.studies:
+            self.trial_ids += 1
+        return None
 
 
 def _open_rdb(url: str, attempts: int = 5) -> Any:
@@ -226,8 +326,8 @@ def _open_rdb(url: str, attempts: int = 5) -> Any:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             attempt += 1
             if "duplicate key" not in reason or attempt >= attempts:
-                raise SeqbenchError(f"cannot open storage '{shown}': "
-                                    f"{reason.replace(real, shown)}") from None
+                reason = hide_secrets(reason.replace(real, shown), real)
+                raise SeqbenchError(f"cannot open storage '{shown}': {reason}") from None
             time.sleep(0.5 * attempt)
 
 
@@ -249,7 +349,10 @@ def fail_dead_local_trials(study: Any) -> int:
     """Mark RUNNING trials whose worker process on this host is gone as FAIL; count them.
 
     A failed trial does not count against the budget, so its configuration's slot is
-    sampled again; completed and pruned trials are never touched.
+    sampled again; completed and pruned trials are never touched. This process runs none
+    while it calls this (between trials, or waiting for other workers), so a RUNNING trial
+    of its own was left by an earlier sweep call in it that failed (a full disk could not
+    record the trial's end) and counts as dead too: waiting for it would wait forever.
     """
     from optuna.trial import TrialState
 
@@ -257,7 +360,8 @@ def fail_dead_local_trials(study: Any) -> int:
     failed = 0
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner_host, _, pid = trial.user_attrs.get(WORKER_ATTR, "").rpartition(":")
-        if owner_host == host and pid.isdigit() and not _alive(int(pid)):
+        if owner_host == host and pid.isdigit() and (int(pid) == os.getpid()
+                                                     or not _alive(int(pid))):
             study.tell(trial.number, state=TrialState.FAIL)
             failed += 1
     return failed

@@ -23,8 +23,8 @@ Or get one pytest test per check, with the check's name as the test id::
 `cell_checks(...)` and `task_checks(...)` return the `Check` objects themselves (named
 callables) for other test runners. `skip={"check_name": "reason"}` opts out of a check
 knowingly; `learn=True` adds a short "can it learn" run; `check_task` also prepares the
-task's real default dataset and every `choices` value offline (`real_data=False` skips
-that). `check_step_equation(make_step, equation)` tests a step module against its
+task's real default dataset offline, with every option value, twice and watching the
+global generators (`real_data=False` skips that). `check_step_equation(make_step, equation)` tests a step module against its
 equation written out by hand. A root cause that breaks several checks is reported once.
 The checks, and what each one promises, are listed in docs/plugins.md.
 """
@@ -35,10 +35,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from seqbench.contracts import Cell, Task, TaskData
+from seqbench.contracts import Task
+from seqbench.testing.cell_probe import CellLike
 from seqbench.testing.cells import cell_checks, cell_label
 from seqbench.testing.kit import Check, CheckFailed, CheckSkipped, Result, parametrize, run_all
 from seqbench.testing.steps import check_step_equation
+from seqbench.testing.task_subject import TaskDataLike
 from seqbench.testing.tasks import task_checks, task_label
 
 __all__ = [
@@ -55,8 +57,6 @@ __all__ = [
     "task_checks",
 ]
 
-CellLike = str | Cell | Callable[..., Any]
-TaskDataLike = TaskData | Callable[[], TaskData] | None
 
 
 def check_cell(cell: CellLike, *, skip: Mapping[str, str] | None = None,
@@ -77,9 +77,9 @@ def check_task(task: str | Task, data: TaskDataLike = None, *, dataset: str | No
     The data probed is `data` (a `TaskData` or a function making one) if given, else
     `task.prepare(dataset, ...)` from `data_dir` if a dataset is named, else the task's
     `check_case()` data, else its default dataset. `params` sets task hyperparameters.
-    With `real_data` (the default) the default dataset and every value of every `choices`
-    parameter are also prepared, offline, and checked (skipped, saying why, when the files
-    are not here); `learn=True` adds `check_learns`. `max_overlap` is the share of valid
+    With `real_data` (the default) the default dataset is also prepared, offline, and
+    checked: as it is, with every value of every option, twice (repeatable) and for what it
+    does to the global generators (skipped, saying why, when the files are not here); `learn=True` adds `check_learns`. `max_overlap` is the share of valid
     and test examples allowed to repeat content of an earlier split, for corpora known to
     repeat themselves (0 by default: any shared example fails).
     """

@@ -26,8 +26,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from seqbench.contracts import Batch
 from seqbench.testing.kit import CheckSkipped, expect
+from seqbench.testing.task_subject import PROBE_CELL, PROBE_HIDDEN, outputs_of
 
 #: Target positions `check_targets_unseen` perturbs (from the first), bounding its cost.
 MAX_POSITIONS = 32
@@ -61,8 +61,6 @@ class RecordedStack(nn.Module):
 
 
 def check_stacks(subject) -> None:
-    from seqbench.testing.tasks import PROBE_CELL, PROBE_HIDDEN
-
     _require_composing(subject)
     built: list[RecordedStack] = []
 
@@ -142,8 +140,3 @@ def check_parameter_budget(subject) -> None:
 
 
 COMPOSING_CHECKS = (check_targets_unseen, check_parameter_budget)
-
-
-def outputs_of(model, batch: Batch):
-    """What `model` predicts for `batch`: a composed network reads the whole batch."""
-    return model(batch if getattr(model, "composed", False) else batch.inputs)[0]

@@ -29,6 +29,7 @@ from seqbench_tasks.asr.ctc import edit_distance
 from seqbench_tasks.asr.utterances import SPLITS, Utterances
 from seqbench_tasks.speech.audio import FSDD_NAME, SAMPLE_RATE, fsdd_recordings, mfcc_frames, \
     read_audio
+from seqbench_tasks.speech.minirocket import classifier as minirocket_classifier
 
 #: Bump when generation or features change, so stale caches are rebuilt.
 VERSION = 1
@@ -129,11 +130,6 @@ def oracle_reference(audio: Mapping[str, np.ndarray],
     (results/speech-fsdd: 0.989-0.991). A transcriber that must find the digits itself
     tries to approach it.
     """
-    from aeon.transformations.collection.convolution_based import MiniRocket
-    from sklearn.linear_model import RidgeClassifierCV
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     train, test = (sorted({name for spoken in plans[split] for name in spoken.recordings})
                    for split in ("train", "test"))
     frames = {name: mfcc_frames(audio[name]) for name in train + test}
@@ -143,8 +139,7 @@ def oracle_reference(audio: Mapping[str, np.ndarray],
         return np.stack([np.pad(frames[n].T, ((0, 0), (0, longest - len(frames[n]))))
                          for n in names])
 
-    classifier = make_pipeline(MiniRocket(random_state=0), StandardScaler(),
-                               RidgeClassifierCV(alphas=np.logspace(-3, 3, 10)))
+    classifier = minirocket_classifier()
     classifier.fit(padded(train), np.array([n[0] for n in train]))
     said = dict(zip(test, classifier.predict(padded(test))))
     edits = labels = correct = 0

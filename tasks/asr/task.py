@@ -287,6 +287,12 @@ class AsrTask(Task):
         return AsrData(dataset, connected.splits, "0123456789", params, source=source,
                        references={"oracle_segments_minirocket": connected.oracle})
 
+    def check_case(self):
+        """Hand-checkable transcripts for the conformance kit (see `check.py`)."""
+        from seqbench_tasks.asr.check import asr_check_case
+
+        return asr_check_case()
+
     def restore(self, dataset: str, params: Mapping[str, Any], run_dir: Path) -> AsrData | None:
         """Where your recordings' folder is gone, the alphabet and scaling from the run
         folder's asr.json, so `generate --input` needs none of the training files. While

@@ -34,7 +34,7 @@ def forecasting_check_case() -> CheckCase:
                     borders=(8, 11, 15), season=1, dates=[str(i) for i in range(len(VALUES))],
                     report_scale="original", test_windows="sliding")
     return CheckCase(
-        data=ForecastData(series, lookback=2, horizon=2, features="S"),
+        data=ForecastData(series, lookback=2, horizon=2, features="S", norm="last"),
         predict=_repeat_last,
         expected={"mae": 11 / 6, "mse": 27 / 6, "mase": 11 / 12,
                   "mape": 100 * np.mean([abs(t - p) / t for p, t in PAIRS]),

@@ -41,10 +41,15 @@ def seasonal_scale(train: np.ndarray, season: int) -> np.ndarray:
 def error_sums(predicted, truth, mean, std, mase_scale, report_standardized: bool,
                per_window: bool = False) -> dict:
     """Sums of squared/absolute/percentage errors over every window, step and channel
-    (over steps and channels only, one value per window, with `per_window`)."""
+    (over steps and channels only, one value per window, with `per_window`).
+
+    In float64: the models compute in float32, but a series near float32's largest value
+    (any value up to 3.4e38 is accepted) squares to infinity there, and the metrics would be
+    reported as inf."""
     import torch
 
     dims = (1, 2) if per_window else None
+    predicted, truth, mean, std = (x.double() for x in (predicted, truth, mean, std))
     original_p, original_t = predicted * std + mean, truth * std + mean
     report_error = (predicted - truth) if report_standardized else (original_p - original_t)
     error = (original_p - original_t).abs()

@@ -15,7 +15,6 @@ target.
 
 from __future__ import annotations
 
-import csv
 import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -24,21 +23,18 @@ from typing import Any
 
 import numpy as np
 
-from seqbench import Batch, DataContext, SeqbenchError, cached, content_key, sha256_of
+from seqbench import DataContext, SeqbenchError, cached, content_key, sha256_of
 from seqbench.userdata import (
     UserSource,
     check_time_order,
     is_number,
+    read_csv_rows,
     read_long_table,
     refuse_float32_overflow,
     user_path,
 )
-from seqbench_tasks.forecasting.metrics import (
-    check_season,
-    error_sums,
-    metrics_from,
-    seasonal_scale,
-)
+from seqbench_tasks.forecasting.metrics import check_season, seasonal_scale
+from seqbench_tasks.forecasting.series import only_column
 from seqbench_tasks.forecasting.task import ForecastData
 
 SPLITS = ("train", "valid", "test")
@@ -85,7 +81,9 @@ def read_long_series(path: Path, id_column: str, target: str, season: int,
     """A long CSV: one row per time step of one series; the first column labels the time,
     `id_column` names the series, `target` holds the value and `covariates` name exogenous
     columns. Rows of a series in file order, their time labels strictly increasing where
-    they are numbers or dates (`check_time_order`, per series)."""
+    they are numbers or dates (`check_time_order`, per series). Without a `target`, the
+    one numeric column besides the time, the id and the covariates is the target."""
+    target = target or value_column(path, {id_column, *covariates})
     _, (where, *numeric), body = read_long_table(path, [
         ("id", id_column), ("target", target), *(("covariates", c) for c in covariates)])
     names = (target, *covariates)
@@ -111,8 +109,15 @@ def read_long_series(path: Path, id_column: str, target: str, season: int,
         check_time_order(path, times, lines)
     ids = list(series)
     table = [np.asarray(series[i][2]) for i in ids]
-    return Panel(path.stem, ids, [t[:, 0] for t in table], [series[i][0] for i in ids], season,
+    return Panel(f"'{path}'", ids, [t[:, 0] for t in table], [series[i][0] for i in ids], season,
                  covariates, future, [t[:, 1:] for t in table])
+
+
+def value_column(path: Path, roles: set[str]) -> str:
+    """The one column of numbers that is neither the time (the first) nor in `roles`."""
+    header, body = read_csv_rows(path)
+    return only_column(path, [name for at, name in enumerate(header) if at and name not in roles
+                              and all(is_number(row[at]) for _, row in body)])
 
 
 def load_panel(dataset: str, params: Mapping[str, Any], context: DataContext) -> Panel:
@@ -125,8 +130,6 @@ def load_panel(dataset: str, params: Mapping[str, Any], context: DataContext) ->
     if params["path"] and params["csv"] and params["path"] != params["csv"]:
         raise SeqbenchError("path and csv name the same file; give one of them.")
     path = user_path(params["path"] or params["csv"], "csv", "a CSV file", folder=False)
-    if not params["target"]:
-        raise SeqbenchError(f"'{path}': say which column to forecast with --set target=COLUMN.")
     covariates, future = (tuple(c.strip() for c in params[k].split(",") if c.strip())
                           for k in ("covariates", "future_covariates"))
     unknown = [c for c in future if c not in covariates]
@@ -136,22 +139,27 @@ def load_panel(dataset: str, params: Mapping[str, Any], context: DataContext) ->
     options = (params["id"], params["target"], params["season"], covariates, future)
     key = content_key("panel", PANEL_VERSION, sha256_of(path), options)
     panel = cached(context.cache_dir / f"panel-{key}.pkl", lambda: read_long_series(path, *options))
-    return replace(panel, name=path.stem)  # the same content may come under another name
+    return replace(panel, name=f"'{path}'")  # the same content may come under another name
 
 
 class PanelData(ForecastData):
     """Windows over every series of a panel, each scaled by its own training statistics.
 
-    Reuses the single-series model, head, loss and linear baseline; what differs is that
-    mean, scale and MASE denominator travel with each window instead of being one per run.
+    Reuses the single-series normalisation, model, head, loss, metrics and baselines; what
+    differs is that mean, scale and MASE denominator travel with each window instead of
+    being one per run, and that the windows are read from each series' padded values.
     """
 
-    def __init__(self, panel: Panel, lookback: int, horizon: int, primary: str = "mase") -> None:
+    def __init__(self, panel: Panel, lookback: int, horizon: int, primary: str = "mase",
+                 norm: str = "revin", cache_dir: Path | None = None) -> None:
         self.panel, self.lookback, self.horizon, self.primary = panel, lookback, horizon, primary
+        self.norm, self.cache_dir, self.season = norm, cache_dir, panel.season
+        self.name = panel.name
+        self.report_standardized = False
         self.inputs = self.outputs = self._out_in_inputs = [0]
-        self.future = [panel.covariates.index(c) for c in panel.future]
+        self.future_columns = [panel.covariates.index(c) for c in panel.future]
         # target, covariates, and a "this step is in the future" flag when some are known ahead
-        self.input_size = 1 + len(panel.covariates) + bool(self.future)
+        self.input_size = 1 + len(panel.covariates) + bool(self.future_columns)
         short = [(key, len(v)) for key, v in zip(panel.ids, panel.values)
                  if len(v) < 2 * horizon + 2]
         if short:
@@ -202,49 +210,46 @@ class PanelData(ForecastData):
         return {"train": [(0, n - 2 * h) for n in ends],
                 "valid": [(n - 2 * h, n - h) for n in ends], "test": [(n - h, n) for n in ends]}
 
-    def windows(self, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(inputs relative to the last value, targets relative to it, the last values)."""
-        x = np.stack([self.padded[s][t : t + self.lookback] for s, t in starts])[:, :, None]
-        y = np.stack([self.padded[s][self.lookback + t : self.lookback + t + self.horizon]
-                      for s, t in starts])[:, :, None]
-        last = x[:, -1:, :]
-        return x - last, y - last, last[:, 0, :]
+    def history(self, starts: np.ndarray, steps: int) -> np.ndarray:
+        """The `steps` values before each `(series, origin)` (left-padded), `[N, steps, 1]`."""
+        at = self.lookback
+        return np.stack([self.padded[s][at + t - steps : at + t] for s, t in starts])[:, :, None]
+
+    def truth(self, starts: np.ndarray) -> np.ndarray:
+        at = self.lookback
+        return np.stack([self.padded[s][at + t : at + t + self.horizon]
+                         for s, t in starts])[:, :, None]
 
     def model_inputs(self, starts: np.ndarray, x: np.ndarray) -> np.ndarray:
-        """The model's input: the target windows `x`, beside the covariates' past values
-        (standardised per series), then, when some covariates are known ahead, `horizon`
-        more steps carrying only those, flagged as future."""
+        """The model's input: the normalised target windows `x`, beside the covariates' past
+        values (standardised per series), then, when some covariates are known ahead,
+        `horizon` more steps carrying only those, flagged as future."""
         if not self.padded_extra:
             return x
         past = np.stack([self.padded_extra[s][t : t + self.lookback] for s, t in starts])
         x = np.concatenate([x, past], axis=2)
-        if not self.future:
+        if not self.future_columns:
             return x
+        if any(len(self.padded_extra[s]) < self.lookback + t + self.horizon for s, t in starts):
+            raise SeqbenchError(
+                f"this model reads the future values of {', '.join(self.panel.future)} "
+                "(future_covariates), which the data does not have past its end; forecast "
+                "with a model trained without future_covariates.")
         ahead = np.zeros((len(starts), self.horizon, self.input_size))
-        ahead[:, :, 1 + np.array(self.future)] = np.stack([
+        ahead[:, :, 1 + np.array(self.future_columns)] = np.stack([
             self.padded_extra[s][self.lookback + t : self.lookback + t + self.horizon]
-            for s, t in starts])[:, :, self.future]
+            for s, t in starts])[:, :, self.future_columns]
         ahead[:, :, -1] = 1.0
         return np.concatenate([np.concatenate([x, np.zeros(x.shape[:2] + (1,))], 2), ahead], 1)
 
-    def scales(self, split: str, starts: np.ndarray):
+    def scoring(self, split: str, starts: np.ndarray) -> dict[str, Any]:
         """Per-window mean, std and MASE scale as `[N, 1, 1]` tensors."""
         import torch
 
         columns = np.array([(self.scale[s][0], self.scale[s][1], self.scale[s][2][split])
                             for s, _ in starts]).reshape(-1, 3)
-        return [torch.tensor(c, dtype=torch.float32).view(-1, 1, 1) for c in columns.T]
-
-    def collate(self, split: str, rows: np.ndarray) -> Batch:
-        import torch
-
-        starts = self.starts[split][rows]
-        x, y, last = self.windows(starts)
-        mean, std, mase = self.scales(split, starts)
-        return Batch(inputs=torch.tensor(self.model_inputs(starts, x), dtype=torch.float32),
-                     targets=torch.tensor(y, dtype=torch.float32),
-                     extra={"last": torch.tensor(last, dtype=torch.float32), "mean": mean,
-                            "std": std, "mase_scale": mase})
+        return {name: torch.tensor(c, dtype=torch.float32).view(-1, 1, 1)
+                for name, c in zip(("mean", "std", "mase_scale"), columns.T)}
 
     def fold(self, index: int, folds: int):
         raise SeqbenchError("rolling-origin folds need one series; a panel validates on the "
@@ -254,38 +259,27 @@ class PanelData(ForecastData):
         raise SeqbenchError("a panel cannot train on its validation horizons yet (refit); "
                             "leave refit off.")
 
-    def _panel_sums(self, predicted, truth, extra, per_window=False):
-        return error_sums(predicted, truth, extra["mean"], extra["std"], extra["mase_scale"],
-                          report_standardized=False, per_window=per_window)
+    def statistical_jobs(self, starts: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per window: its series' original values and its one origin."""
+        return [(self.panel.values[s], np.array([t])) for s, t in starts]
 
-    def statistics(self, outputs, batch: Batch):
-        last = batch.extra["last"].unsqueeze(1)
-        return self._panel_sums(outputs + last, batch.targets + last, batch.extra)
+    def from_original(self, starts: np.ndarray, forecasts: list[np.ndarray]) -> np.ndarray:
+        return np.stack([(f[0] - self.scale[s][0]) / self.scale[s][1]
+                         for f, (s, _) in zip(forecasts, starts)])[:, :, None]
 
-    def item_scores(self, outputs, batch: Batch):
-        last = batch.extra["last"].unsqueeze(1)
-        sums = self._panel_sums(outputs + last, batch.targets + last, batch.extra, True)
-        key = {"mase": "scaled_ae", "mse": "se", "mae": "ae"}.get(self.primary, "scaled_ae")
-        return sums[key], sums["count"]
+    def origins(self, split: str) -> np.ndarray:
+        """Every series' test origin, or (`"future"`) the end of every series."""
+        if split == "future":
+            return np.array([(s, len(v)) for s, v in enumerate(self.panel.values)])
+        return self.starts["test"]
 
-    def baselines(self) -> dict[str, dict[str, float]]:
-        """Naive, seasonal naive and the global least-squares linear model, per series."""
-        import torch
+    def track(self, origin) -> tuple[str, list[str], np.ndarray, int]:
+        series, row = origin
+        return self.panel.ids[series], self.panel.times[series], self.panel.values[series], \
+            int(row)
 
-        starts = self.starts["test"]
-        x, y, last = self.windows(starts)
-        season = self.panel.season
-        seasonal = np.stack([[self.padded[s][self.lookback + t - season + (h % season)]
-                              for h in range(self.horizon)] for s, t in starts])[:, :, None]
-        weights = self.fit_linear()
-        linear = np.einsum("nlc,lh->nhc", x, weights[:-1]) + weights[-1][None, :, None]
-        extra = dict(zip(("mean", "std", "mase_scale"), self.scales("test", starts)))
-        truth = torch.tensor(y + last[:, None, :], dtype=torch.float32)
-        predictions = {"naive": np.repeat(last[:, None, :], self.horizon, axis=1),
-                       "seasonal_naive": seasonal, "linear": linear + last[:, None, :]}
-        return {name: metrics_from({k: float(v) for k, v in self._panel_sums(
-                    torch.tensor(p, dtype=torch.float32), truth, extra).items()})
-                for name, p in predictions.items()}
+    def target_output(self) -> int:
+        return 0
 
     def describe(self):
         lengths = [len(v) for v in self.panel.values]
@@ -298,25 +292,7 @@ class PanelData(ForecastData):
                             "test": [self.horizon] * len(lengths)}, **facts}
 
     def artifacts(self, model, run_dir: Path) -> list[Path]:
-        """`forecast.csv` (every series' test forecast) and the split record."""
-        import torch
+        """`forecast.csv` and `forecast.png` (every series' test forecast), the split record."""
+        from seqbench_tasks.forecasting.future import write_forecast
 
-        starts = self.starts["test"]
-        x, y, last = self.windows(starts)
-        with torch.no_grad():
-            device = next(model.parameters()).device
-            out = model(torch.tensor(self.model_inputs(starts, x), dtype=torch.float32,
-                                     device=device))[0].cpu().numpy()
-        run_dir.mkdir(parents=True, exist_ok=True)
-        path = run_dir / "forecast.csv"
-        with open(path, "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["series", "time", "true", "forecast"])
-            for row, (s, t) in enumerate(starts):
-                mean, std = self.scale[s][:2]
-                for h in range(self.horizon):
-                    writer.writerow([self.panel.ids[s], self.panel.times[s][t + h],
-                                     round(float(self.panel.values[s][t + h]), 4),
-                                     round(float((out[row, h, 0] + last[row, 0]) * std + mean),
-                                           4)])
-        return [path, *self.split.write(run_dir)]
+        return [*write_forecast(self, model, run_dir, "test"), *self.split.write(run_dir)]

@@ -4,11 +4,13 @@
   examples hold out the last 36 months; we forecast them in one 36-month shot from the end
   of the training period, which is where "repeat last year" scores MAPE 13.2%. The 36
   months before them validate; the rest trains.
-* `etth1`: ETT-small hourly transformer 1 (Zhou et al. 2021, Informer): 12/4/4 months
-  train/valid/test by row borders 8640/11520/14400, evaluation windows sliding by one hour,
-  metrics on the scale standardised with training statistics, as the paper reports them.
+* `etth1`, `etth2`: ETT-small hourly transformers 1 and 2 (Zhou et al. 2021, Informer):
+  12/4/4 months train/valid/test by row borders 8640/11520/14400, evaluation windows
+  sliding by one hour, metrics on the scale standardised with training statistics, as the
+  paper reports them. ETTh2's oil temperature is the harder of the two (larger shifts
+  between the years), which is why the literature reports both.
 * `csv`: a user file with a numeric `target` column (and any other numeric columns),
-  split chronologically 70/10/20.
+  split chronologically 70/10/20; a file with one value column needs no `target`.
 """
 
 from __future__ import annotations
@@ -51,9 +53,14 @@ class Series:
     fold_step: int = 1
 
 
-ETTH1 = RemoteFile("ETTh1.csv", "ett",
-                   "https://raw.githubusercontent.com/zhouhaoyi/ETDataset/main/ETT-small/ETTh1.csv",
-                   "f18de3ad269cef59bb07b5438d79bb3042d3be49bdeecf01c1cd6d29695ee066")
+#: The ETT-small hourly files by dataset name, with their sha256.
+ETT_HOURLY = {
+    name: RemoteFile(f"{file}.csv", "ett", "https://raw.githubusercontent.com/zhouhaoyi/"
+                     f"ETDataset/main/ETT-small/{file}.csv", sha256)
+    for name, file, sha256 in (
+        ("etth1", "ETTh1", "f18de3ad269cef59bb07b5438d79bb3042d3be49bdeecf01c1cd6d29695ee066"),
+        ("etth2", "ETTh2", "a3dc2c597b9218c7ce1cd55eb77b283fd459a1d09d753063f944967dd6b9218b"))
+}
 
 
 def load_airline() -> Series:
@@ -99,12 +106,13 @@ def read_table(path: Path) -> tuple[list[str], list[str], np.ndarray]:
     return times, columns, values
 
 
-def load_etth1(context: DataContext, target: str) -> Series:
-    dates, columns, values = read_table(locate(ETTH1, context.data_dir))
+def load_ett(dataset: str, context: DataContext, target: str) -> Series:
+    file = ETT_HOURLY[dataset]
+    dates, columns, values = read_table(locate(file, context.data_dir))
     if values.shape != (17420, 7):
-        raise SeqbenchError(f"ETTh1.csv has shape {values.shape}, expected (17420, 7); "
+        raise SeqbenchError(f"{file.name} has shape {values.shape}, expected (17420, 7); "
                             "replace the file.")
-    return Series("etth1", values, columns, target or "OT", (8640, 11520, 14400), season=24,
+    return Series(dataset, values, columns, target or "OT", (8640, 11520, 14400), season=24,
                   dates=dates, report_scale="standardized", test_windows="sliding")
 
 
@@ -112,8 +120,21 @@ def load_user_csv(path_text: str, target: str, season: int) -> Series:
     path = user_path(path_text, "csv", "a CSV file", folder=False)  # as the many-series CSV
     dates, columns, values = read_table(path)
     end = len(values)
-    return Series(path.stem, values, columns, target, (int(end * 0.7), int(end * 0.8), end),
-                  season=season, dates=dates, report_scale="original", test_windows="sliding")
+    return Series(f"'{path}'", values, columns, target or only_column(path, columns),
+                  (int(end * 0.7), int(end * 0.8), end), season=season, dates=dates,
+                  report_scale="original", test_windows="sliding")
+
+
+def only_column(path: Path, candidates: list[str]) -> str:
+    """The target when `--set target=` is not given: the file's one value column."""
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        raise SeqbenchError(f"'{path}' has no column of numbers to forecast (besides the time "
+                            "in the first column, the id and the covariates).")
+    raise SeqbenchError(f"'{path}' has {len(candidates)} value columns "
+                        f"({', '.join(candidates)}); say which to forecast with --set "
+                        "target=COLUMN.")
 
 
 def load_series(dataset: str, context: DataContext, target: str, csv_path: str,
@@ -121,13 +142,19 @@ def load_series(dataset: str, context: DataContext, target: str, csv_path: str,
     if dataset == "airline":
         series = load_airline()
         target = target or series.target
-    elif dataset == "etth1":
-        series = load_etth1(context, target)
+    elif dataset in ETT_HOURLY:
+        series = load_ett(dataset, context, target)
         target = series.target
     else:
         series = load_user_csv(csv_path, target, season)
+        target = series.target
+    series.target = check_target(series, target)
+    return series
+
+
+def check_target(series: Series, target: str) -> str:
+    """`target`, if it names one of the series' columns."""
     if target not in series.columns:
         raise SeqbenchError(f"unknown target column '{target}' in {series.name}; columns: "
                             f"{', '.join(series.columns)}.")
-    series.target = target
-    return series
+    return target

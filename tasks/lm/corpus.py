@@ -9,7 +9,9 @@ from the training split only; the streams are cached by the files' checksums.
 
 from __future__ import annotations
 
+import itertools
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,6 +116,58 @@ def vocabulary(tokenizer) -> list[str]:
     return [token for token, _ in sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])]
 
 
+#: Characters of text the tokenizers see at a time. HF tokenizers keep an Encoding (ids,
+#: offsets, token strings) for every token of what they are given, about 450 bytes a token:
+#: a 20 MB text encoded at once peaked at 9.3 GB, a 200 MB one aborted.
+PIECE = 1 << 15
+#: Characters encoded in one call (pieces, or lines at word level), so the threads have
+#: work and the Encodings of one call stay around a hundred megabytes.
+BATCH = 8 * PIECE
+#: Where a text may be cut without changing its tokens: after a line break, or before a
+#: space, between two non-space characters. Every pre-tokenizer used here (one token per
+#: character; whitespace-split words; GPT-2's byte-level split, whose tokens carry a
+#: leading space and whose whitespace runs stay whole) splits there anyway.
+LINE_CUT = re.compile(r"(?<=\S)\n(?=\S)")
+SPACE_CUT = re.compile(r"(?<=\S) (?=\S)")
+
+
+def pieces(text: str, size: int = PIECE, within_lines: bool = True) -> Iterator[str]:
+    """`text` in pieces of about `size` characters, cut only where the tokens stay those of
+    the whole text (see LINE_CUT): after a line break, or, `within_lines`, before a space.
+    A piece grows past `size` only where no such place comes sooner."""
+    start = 0
+    while start < len(text):
+        cuts = [found.end() for found in [LINE_CUT.search(text, start + size)] if found]
+        if within_lines:
+            cuts += [found.start() for found in [SPACE_CUT.search(text, start + size)] if found]
+        end = min(cuts, default=len(text))
+        yield text[start:end]
+        start = end
+
+
+def encode(tokenizer, texts: Iterable[str]) -> np.ndarray:
+    """The token ids of `texts` one after another, encoded about BATCH characters at a time
+    (bounded memory: see PIECE)."""
+    parts, batch, size = [np.zeros(0, dtype=np.int64)], [], 0
+    for text in itertools.chain(texts, [None]):  # None: the end, encode what is left
+        if text is not None:
+            batch.append(text)
+            size += len(text)
+        if batch and (size >= BATCH or text is None):
+            encodings = tokenizer.encode_batch(batch)
+            parts.append(np.fromiter(itertools.chain.from_iterable(e.ids for e in encodings),
+                                     dtype=np.int64))
+            batch, size = [], 0
+    return np.concatenate(parts)
+
+
+def lines_of(text: str) -> Iterator[str]:
+    """`text.splitlines()`, a piece at a time (a list of every line of a large corpus costs
+    ~50 bytes a line on top of the text)."""
+    for piece in pieces(text, within_lines=False):
+        yield from piece.splitlines()
+
+
 def word_streams(texts: dict[str, str], vocab_size: int = 0, add_unk: bool = False) -> Streams:
     """Whitespace words, `<eos>` per line; `vocab_size` > 0 keeps the most frequent words
     of the training split. `add_unk` gives `<unk>` an id for words outside the vocabulary
@@ -122,16 +176,17 @@ def word_streams(texts: dict[str, str], vocab_size: int = 0, add_unk: bool = Fal
 
     # `<eos>` ends every line, blank ones included, as in the standard loaders (WikiText-2
     # train: 2,051,910 words + 36,718 lines = 2,088,628 tokens).
-    lines = {s: [f"{line} {EOS}" for line in text.splitlines()] for s, text in texts.items()}
+    def lines(split: str) -> Iterator[str]:
+        return (f"{line} {EOS}" for line in lines_of(texts[split]))
+
     tokenizer = Tokenizer(models.WordLevel(unk_token=UNK))
     tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     # No special tokens: `<unk>` and `<eos>` are ordinary words of these corpora (listing
     # them as specials too would give them two ids each).
     trainer = trainers.WordLevelTrainer(min_frequency=1, vocab_size=vocab_size or 10_000_000,
                                         special_tokens=[UNK] if add_unk else [])
-    tokenizer.train_from_iterator(lines["train"], trainer=trainer)
-    ids = {s: np.fromiter((i for enc in tokenizer.encode_batch(lines[s]) for i in enc.ids),
-                          dtype=np.int64) for s in SPLITS}
+    tokenizer.train_from_iterator(lines("train"), trainer=trainer)
+    ids = {s: encode(tokenizer, lines(s)) for s in SPLITS}
     return Streams(ids, vocabulary(tokenizer), "word", tokenizer.to_str())
 
 
@@ -141,9 +196,7 @@ def char_streams(parts: dict[str, str]) -> Streams:
     tokenizer = Tokenizer(models.WordLevel(unk_token=UNK))
     tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
     trainer = trainers.WordLevelTrainer(special_tokens=[UNK], vocab_size=10_000)
-    tokenizer.train_from_iterator([parts["train"]], trainer=trainer)
-    ids = {s: np.asarray(tokenizer.encode(parts[s]).ids, dtype=np.int64) for s in SPLITS}
-    return Streams(ids, vocabulary(tokenizer), "char", tokenizer.to_str())
+    return trained(tokenizer, trainer, parts, "char")
 
 
 def bpe_streams(parts: dict[str, str], vocab_size: int) -> Streams:
@@ -156,9 +209,14 @@ def bpe_streams(parts: dict[str, str], vocab_size: int) -> Streams:
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tokenizer.train_from_iterator([parts["train"]], trainer=trainer)
-    ids = {s: np.asarray(tokenizer.encode(parts[s]).ids, dtype=np.int64) for s in SPLITS}
-    return Streams(ids, vocabulary(tokenizer), "bpe", tokenizer.to_str())
+    return trained(tokenizer, trainer, parts, "bpe")
+
+
+def trained(tokenizer, trainer, parts: dict[str, str], level: str) -> Streams:
+    """Train `tokenizer` on the training text and encode every split, a piece at a time."""
+    tokenizer.train_from_iterator(pieces(parts["train"]), trainer=trainer)
+    ids = {s: encode(tokenizer, pieces(parts[s])) for s in SPLITS}
+    return Streams(ids, vocabulary(tokenizer), level, tokenizer.to_str())
 
 
 def load_streams(name: str, context: DataContext) -> Streams:

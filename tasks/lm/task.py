@@ -35,6 +35,7 @@ from seqbench import (
 from seqbench.params import MAX_SEED
 from seqbench.userdata import UserSource, refuse_foreign_options
 from seqbench_tasks.lm.corpus import CORPORA, SPLITS, Streams, load_streams, restored_streams
+from seqbench_tasks.lm.ngram import kneser_ney
 from seqbench_tasks.lm.text import LEVELS, load_text
 
 
@@ -143,7 +144,10 @@ class LanguageData(TaskData):
 
     def baselines(self) -> dict[str, dict[str, float]]:
         """Count models scored on the tokens the network is scored on (every test token after
-        the first): the training unigram distribution, and a bigram interpolated with it.
+        the first): the training unigram distribution, a bigram interpolated with it, and
+        interpolated modified Kneser-Ney of the order that fits validation best (`ngram.py`;
+        named with its order, e.g. `kneser_ney_5gram`: PTB test perplexity 141.1, the
+        published KN5's 141.2).
 
         Hand-written (a sparse count over token pairs) because the n-gram libraries of the
         field (KenLM, nltk.lm) are either a C++ build or far too slow for a 10k vocabulary;
@@ -151,15 +155,19 @@ class LanguageData(TaskData):
         (Jelinek & Mercer 1980), never the test stream.
         """
         unigram = np.exp(self.unigram_log_frequencies().double().numpy())
-        train, valid, test = (self.streams.ids[split].astype(np.int64) for split in SPLITS)
-        pairs, counts = np.unique(train[:-1] * self.vocab_size + train[1:], return_counts=True)
+        train, valid, test = (np.asarray(self.streams.ids[split], dtype=np.int64)
+                              for split in SPLITS)
+        pairs, counts = pair_counts(train, self.vocab_size)
         before = np.bincount(train[:-1], minlength=self.vocab_size)
         tuning, scoring = (self._bigram_parts(pairs, counts, before, stream, unigram)
                            for stream in (valid, test))
         weight = min(np.linspace(0.05, 0.95, 19), key=lambda w: _mixture_nll(*tuning, w))
+        order, kneser_ney_nll = kneser_ney(train, valid, test, self.vocab_size,
+                                           self.streams.level)
         return {name: self.metrics({"nll": nll, "tokens": 1})
                 for name, nll in (("unigram", float(-np.log(scoring[2]).mean())),
-                                  ("bigram", _mixture_nll(*scoring, weight)))}
+                                  ("bigram", _mixture_nll(*scoring, weight)),
+                                  (f"kneser_ney_{order}gram", kneser_ney_nll))}
 
     def _bigram_parts(self, pairs: np.ndarray, counts: np.ndarray, before: np.ndarray,
                       scored: np.ndarray, unigram: np.ndarray):
@@ -199,6 +207,22 @@ class LanguageData(TaskData):
         if self.streams.level == "char":
             result["bpc"] = per_token / math.log(2)
         return result
+
+
+def pair_counts(stream: np.ndarray, vocab_size: int, chunk: int = 1 << 22
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct codes `previous * vocab_size + token` of consecutive tokens (sorted) and
+    how often each occurs, counted a chunk at a time: the codes of a whole large corpus at
+    once cost 8 bytes a token, and sorting them as much again."""
+    codes, counts = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
+    for start in range(0, len(stream) - 1, chunk):
+        part = stream[start : start + chunk + 1]
+        found, times = np.unique(part[:-1] * vocab_size + part[1:], return_counts=True)
+        codes.append(found)
+        counts.append(times)
+    pairs, where = np.unique(np.concatenate(codes), return_inverse=True)
+    return pairs, np.bincount(where, weights=np.concatenate(counts),
+                              minlength=len(pairs)).astype(np.int64)
 
 
 def _mixture_nll(conditional: np.ndarray, seen: np.ndarray, unigram: np.ndarray,

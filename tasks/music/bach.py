@@ -42,14 +42,15 @@ def transposition_to_c(score) -> int:
     return shift_to_c(score.analyze("key").tonic.pitchClass)
 
 
-def chorale_to_roll(score, transpose: int = 0) -> np.ndarray:
-    """Sample `score` at every quarter-note beat: a key is on if a note sounds at the beat."""
+def chorale_to_roll(score, transpose: int = 0, steps_per_quarter: int = 1) -> np.ndarray:
+    """Sample `score` `steps_per_quarter` times per quarter note (the chorales: once, at
+    every beat): a key is on if a note sounds at the sampling point."""
     notes = list(score.flatten().notes)
-    length = int(np.ceil(float(score.highestTime)))
+    length = int(np.ceil(float(score.highestTime) * steps_per_quarter))
     roll = np.zeros((length, NUM_KEYS), dtype=np.uint8)
     for element in notes:
-        start = float(element.offset)
-        end = start + float(element.quarterLength)
+        start = float(element.offset) * steps_per_quarter
+        end = start + float(element.quarterLength) * steps_per_quarter
         beats = np.arange(np.ceil(start), min(np.ceil(end), length), dtype=int)
         for pitch in element.pitches:
             key = pitch.midi + transpose - LOWEST_PITCH

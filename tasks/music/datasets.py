@@ -29,6 +29,7 @@ from seqbench import (
     sha256_of,
 )
 from seqbench_tasks.music.bach import load_bach
+from seqbench_tasks.music.essen import load_essen
 from seqbench_tasks.music.pianoroll import NUM_KEYS, steps_to_roll
 
 FOLDER = "polyphonic-music"
@@ -73,6 +74,8 @@ CANONICAL: dict[str, Canonical] = {
 
 DATASETS: dict[str, str] = {
     "bach": "Bach chorales from music21's corpus, quarter-note frames, in C (offline default)",
+    "essen": "Essen folk tunes from music21's corpus: 8,462 melodies, eighth-note frames, in C "
+             "(offline)",
     **{name: f"{c.title} (Boulanger-Lewandowski et al. 2012), {'/'.join(map(str, c.sizes))} "
        "pieces" for name, c in CANONICAL.items()},
     "midi": "your folder of MIDI files (--set path=DIR [--set steps_per_beat=4] "
@@ -82,8 +85,8 @@ DATASETS: dict[str, str] = {
 #: Time steps per quarter note, used only to give written MIDI a sensible tempo. JSB and the
 #: Bach set are sampled per quarter note; the other pickles do not record their grid, and an
 #: eighth-note reading sounds right for them.
-STEPS_PER_BEAT: dict[str, int] = {"bach": 1, "jsb": 1, "nottingham": 2, "musedata": 2,
-                                  "piano-midi": 2}
+STEPS_PER_BEAT: dict[str, int] = {"bach": 1, "essen": 2, "jsb": 1, "nottingham": 2,
+                                  "musedata": 2, "piano-midi": 2}
 
 
 def read_pickle(path: Path) -> dict[str, list[np.ndarray]]:
@@ -171,6 +174,8 @@ def load_splits(name: str, context: DataContext) -> dict[str, list[np.ndarray]]:
     """Rolls (`uint8[T, 88]`) per split for dataset `name`."""
     if name == "bach":
         return load_bach(context)
+    if name == "essen":
+        return load_essen(context)
     if name not in CANONICAL:
         raise SeqbenchError(f"unknown music dataset '{name}'; choose from {', '.join(DATASETS)}.")
     return load_canonical(name, context)

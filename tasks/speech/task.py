@@ -24,6 +24,8 @@ from seqbench.userdata import (
     refuse_foreign_options,
 )
 from seqbench_tasks.speech.datasets import DATASETS, LOADERS, Sequences
+from seqbench_tasks.speech.minirocket import minirocket_predictions
+from seqbench_tasks.speech.packaged import PACKAGED, load_packaged
 from seqbench_tasks.speech.user_files import aeon_sets, load_user_sequences
 
 
@@ -90,14 +92,18 @@ class SpeechData(IndexedData):
 
     def __init__(self, dataset: str, splits: Mapping[str, Sequences], valid_fraction: float,
                  valid_seed: int, pooling: str, source: UserSource | None = None,
-                 fold: tuple[int, int] | None = None, refit: bool = False) -> None:
+                 cache_dir: Path | None = None, fold: tuple[int, int] | None = None,
+                 refit: bool = False) -> None:
         """`source` is set for the user's files: the split record then names every
-        sequence id of train, valid and test."""
+        sequence id of train, valid and test. `cache_dir` keeps the MiniRocket baseline's
+        predictions (None: computed on every call)."""
         import torch
 
         train, test = splits["train"], splits["test"]
         self.dataset, self.classes, self.pooling = dataset, train.classes, pooling
-        self._arguments = (dataset, splits, valid_fraction, valid_seed, pooling, source)
+        self.official, self.cache_dir = splits, cache_dir
+        self._arguments = (dataset, splits, valid_fraction, valid_seed, pooling, source,
+                           cache_dir)
         self.input_size = train.features[0].shape[1]
         keep, held = (stratified_split(train.labels, valid_fraction, valid_seed) if fold is None
                       else stratified_fold(train.labels, *fold, seed=valid_seed))
@@ -169,7 +175,9 @@ class SpeechData(IndexedData):
         return correct, correct.new_ones(correct.shape)
 
     def baselines(self) -> dict[str, dict[str, float]]:
-        """The majority class of the training split, predicted with the class prior."""
+        """The majority class of the training split, predicted with the class prior, and
+        MiniRocket (`minirocket.py`: the strong non-recurrent reference; it gives no
+        probabilities, so no NLL)."""
         import torch
         import torch.nn.functional as F
 
@@ -179,7 +187,13 @@ class SpeechData(IndexedData):
         confusion = torch.bincount(test * classes + logits.argmax(-1), minlength=classes ** 2)
         totals = {"nll": float(F.cross_entropy(logits, test, reduction="sum")),
                   "confusion": confusion.double().tolist()}
-        return {"majority_class": self.metrics(totals)}
+        predicted = minirocket_predictions(self.official["train"], self.official["test"],
+                                           self.cache_dir)
+        rocket = np.bincount(test.numpy() * classes + predicted,
+                             minlength=classes ** 2).reshape(classes, classes)
+        return {"majority_class": self.metrics(totals),
+                "minirocket": {"accuracy": float(np.trace(rocket) / rocket.sum()),
+                               "macro_f1": macro_f1(rocket)}}
 
     def logits(self, outputs, batch: Batch):
         """Per-sequence logits from per-frame ones: the last real frame, or the real mean."""
@@ -313,16 +327,22 @@ class SpeechTask(Task):
     summary = ("Labelled-sequence classification (speech features by default): a label per "
                "variable-length sequence (accuracy, macro-F1)")
     datasets = {**DATASETS, **{name: f"{folder.name} from the UCR/UEA archive (ships with "
-                                     "aeon, offline)" for name, folder in aeon_sets().items()}}
+                                     "aeon, offline)" for name, folder in aeon_sets().items()},
+                **{name: packaged.summary for name, packaged in PACKAGED.items()}}
     default_dataset = "japanese-vowels"
     primary_metric = "accuracy"
     direction = "maximize"
     select_by = ("nll", "minimize")  # ~40 validation sequences: accuracy saturates at 1.0
+    stratified = ("valid",)  # held out of train per class (the conformance kit checks it)
     defaults = {"epochs": 100, "hidden_size": 64, "batch_size": 32, "lr": 1e-2, "patience": 20,
                 "min_epochs": 10}
     search = {"hidden_size": (16, 256), "layers": (1, 2), "batch_size": (8, 64)}
-    #: 270 training recordings: one 40-sequence validation split picks winners by luck.
-    selection_folds = {"japanese-vowels": 5}
+    #: 270 training recordings: one 40-sequence validation split picks winners by luck, and
+    #: the smaller archive sets would validate on a handful of series (Coffee: 4; PigCVP,
+    #: one per class, would hold out half its training set).
+    selection_folds = {name: 5 for name in (
+        "japanese-vowels", "acsf1", "arrow-head", "basic-motions", "coffee", "gun-point",
+        "italy-power-demand", "osu-leaf", "pickup-gesture-wiimote-z", "pig-cvp")}
     params = (
         Param("pooling", str, "last", "read the label from the last real frame or the mean",
               choices=("last", "mean")),
@@ -346,12 +366,17 @@ class SpeechTask(Task):
             "path": ("csv", "ts"), "test": ("csv", "ts"), "id": ("csv",), "label": ("csv",)})
         if dataset in LOADERS:
             splits, source = LOADERS[dataset](context), None
+        elif dataset in PACKAGED:
+            splits, source = load_packaged(dataset, context)
         else:
             splits, source = load_user_sequences(dataset, params, context)
         for split, data in splits.items():
             check_sequences(data.features, data.features[0].shape[1], f"{dataset} {split}")
+        # Packaged sets load without a context (a notebook's `prepare(name, None, ...)`);
+        # the MiniRocket baseline is then computed uncached.
+        cache_dir = context.cache_dir if context is not None else None
         return SpeechData(dataset, splits, params["valid_fraction"], params["valid_seed"],
-                          params["pooling"], source)
+                          params["pooling"], source, cache_dir)
 
     def check_case(self):
         """Hand-checkable sequences for the conformance kit (see `check.py`)."""

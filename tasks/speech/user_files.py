@@ -29,6 +29,7 @@ from seqbench.userdata import (
     UserSource,
     hash_split,
     is_number,
+    read_header,
     read_long_table,
     refuse_float32_overflow,
     user_path,
@@ -36,7 +37,7 @@ from seqbench.userdata import (
 from seqbench_tasks.speech.datasets import Sequences
 
 #: Bump when the reading changes so stale caches are rebuilt.
-ENCODING_VERSION = 1
+ENCODING_VERSION = 2
 #: Share of sequence ids hashed into the test split when there is no test file.
 TEST_PERCENT = 20
 #: aeon's copy of Japanese Vowels has its own loader and name here already.
@@ -90,11 +91,28 @@ def read_ts(path: Path) -> Labelled:
     return ids, sequences, [str(label) for label in y]
 
 
-def read_long_csv(path: Path, id_column: str, label_column: str) -> Labelled:
-    """One row per frame; rows grouped by the id column in order of first appearance."""
+def read_long_csv(path: Path, id_column: str, label_column: str,
+                  match: Path | None = None) -> Labelled:
+    """One row per frame; rows grouped by the id column in order of first appearance.
+
+    With `match` (the training file, when this is the test file) the feature columns are
+    taken by the names in `match`'s header, in its order: a test file whose columns come in
+    another order reads correctly, and one with other columns is refused, instead of
+    feeding the model each feature in another's place.
+    """
     header, (where, label_at), body = read_long_table(path, [("id", id_column),
                                                              ("label", label_column)])
     features = [i for i in range(len(header)) if i not in (where, label_at)]
+    if match is not None:
+        wanted = [name for name in read_header(match) if name not in (id_column, label_column)]
+        missing = [name for name in wanted if name not in header]
+        extra = [header[i] for i in features if header[i] not in wanted]
+        if missing or extra:
+            what = (f"lacks the feature column '{missing[0]}' of" if missing else
+                    f"has a feature column '{extra[0]}' that is not in")
+            raise SeqbenchError(f"'{path}' {what} the training file '{match}'; a test file "
+                                "needs the training file's feature columns (in any order).")
+        features = [header.index(name) for name in wanted]
     if not features:
         raise SeqbenchError(f"'{path}' has no feature columns besides '{id_column}' and "
                             f"'{label_column}'.")
@@ -154,9 +172,12 @@ def hashed(data: Labelled) -> tuple[Labelled, Labelled]:
     return tuple(tuple([part[i] for i in rows] for part in data) for rows in pick)
 
 
-def read_user_file(dataset: str, path: Path, params: Mapping[str, Any]) -> Labelled:
+def read_user_file(dataset: str, path: Path, params: Mapping[str, Any],
+                   match: Path | None = None) -> Labelled:
+    """One file's sequences; `match`: the training file whose CSV columns a test file's
+    are matched to by name."""
     data = read_ts(path) if dataset != "csv" else \
-        read_long_csv(path, params["id"], params["label"])
+        read_long_csv(path, params["id"], params["label"], match)
     if not data[0]:
         raise SeqbenchError(f"'{path}' has no sequences.")
     widths = {s.shape[1] for s in data[1]}
@@ -186,7 +207,7 @@ def load_user_sequences(dataset: str, params: Mapping[str, Any],
         train = read_user_file(dataset, path, params)
         if test_path is None:
             return hashed(train)
-        test = read_user_file(dataset, test_path, params)
+        test = read_user_file(dataset, test_path, params, match=path)
         if test[1][0].shape[1] != train[1][0].shape[1]:
             raise SeqbenchError(f"'{test_path}' has {test[1][0].shape[1]} features per frame, "
                                 f"'{path}' has {train[1][0].shape[1]}.")

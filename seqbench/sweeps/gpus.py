@@ -1,0 +1,60 @@
+"""Which GPU each sweep worker process sees: the visible GPUs shared out round-robin.
+
+Without this, `seqbench sweep --jobs 8 --device cuda` started eight processes that each
+trained on "cuda", which is the first GPU of every process: seven GPUs idled while one
+ran eight trials. A worker process is given its GPU the only way that holds for
+everything it runs (Lightning, a cell's own kernels, a task's generate step): its own
+`CUDA_VISIBLE_DEVICES`, set before the process starts, so CUDA numbers it 0 there.
+
+Workers fill slots 0..jobs-1 (a finished worker's slot goes to the next job) and slot `i`
+gets visible GPU `i mod GPUs`. So with more jobs than GPUs the GPUs are shared evenly
+(8 jobs on 4 GPUs: two per GPU), and every GPU is busy as soon as there are as many jobs
+as GPUs. Visible GPUs are the entries of this process's own `CUDA_VISIBLE_DEVICES` when it
+is set (indices or UUIDs, kept as given, so a SLURM allocation or a user's restriction is
+respected), else the devices torch counts.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+
+from seqbench.errors import SeqbenchError
+
+VISIBLE = "CUDA_VISIBLE_DEVICES"
+
+
+def visible_gpus(environ: Mapping[str, str] = os.environ,
+                 count: Callable[[], int] | None = None) -> list[str]:
+    """This process's GPUs as `CUDA_VISIBLE_DEVICES` entries (`count` is torch's device
+    count, asked only when the variable is unset)."""
+    if VISIBLE in environ:
+        kept: list[str] = []
+        for entry in environ[VISIBLE].split(","):
+            entry = entry.strip()
+            if not entry or entry.startswith("-"):  # CUDA stops at the first invalid entry
+                break
+            kept.append(entry)
+        return kept
+    if count is None:
+        import torch
+
+        count = torch.cuda.device_count
+    return [str(index) for index in range(count())]
+
+
+def slot_environment(device: str, environ: Mapping[str, str] = os.environ,
+                     count: Callable[[], int] | None = None
+                     ) -> Callable[[int], dict[str, str]] | None:
+    """What worker slot `i` adds to its environment, or None when workers need nothing
+    (`--device cpu`, or `auto` on a machine without GPUs). `--device cuda` with no GPU
+    visible is the user's error, said once here rather than by every worker."""
+    if device == "cpu":
+        return None
+    gpus = visible_gpus(environ, count)
+    if not gpus:
+        if device == "cuda":
+            raise SeqbenchError("--device cuda was requested but no CUDA device is visible "
+                                f"({VISIBLE}={environ.get(VISIBLE, 'unset')}).")
+        return None
+    return lambda slot: {VISIBLE: gpus[slot % len(gpus)]}

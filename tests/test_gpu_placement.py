@@ -1,0 +1,86 @@
+"""Sweep workers spread over the visible GPUs (`seqbench.sweeps.gpus`), tested without a
+GPU: the device count and `CUDA_VISIBLE_DEVICES` are given, and the worker processes that
+`run_jobs` really starts report the environment they were started with."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from seqbench.errors import SeqbenchError
+from seqbench.sweeps.gpus import VISIBLE, slot_environment, visible_gpus
+from seqbench.sweeps.workers import Job, run_jobs
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("3,5", ["3", "5"]),
+    (" 0 , 2", ["0", "2"]),
+    ("GPU-8f2a,GPU-77c1", ["GPU-8f2a", "GPU-77c1"]),  # UUIDs, as SLURM may set them
+    ("", []),  # hides every GPU
+    ("1,-1,2", ["1"]),  # CUDA stops at the first invalid entry
+])
+def test_visible_gpus_are_this_process_own_list_when_it_has_one(value, expected):
+    asked = []
+    assert visible_gpus({VISIBLE: value}, count=lambda: asked.append(1) or 8) == expected
+    assert not asked  # torch is not asked when the variable says it
+
+
+def test_visible_gpus_are_torchs_count_without_the_variable():
+    assert visible_gpus({}, count=lambda: 4) == ["0", "1", "2", "3"]
+
+
+def test_worker_slots_take_the_gpus_round_robin():
+    placement = slot_environment("cuda", {}, count=lambda: 4)
+    assert [placement(slot)[VISIBLE] for slot in range(8)] == list("01230123")
+    restricted = slot_environment("auto", {VISIBLE: "5,7"}, count=lambda: 8)
+    assert [restricted(slot) for slot in range(3)] == [{VISIBLE: g} for g in ("5", "7", "5")]
+
+
+def test_no_placement_on_cpu_and_a_clear_error_for_cuda_without_a_gpu():
+    assert slot_environment("cpu", {}, count=lambda: 4) is None
+    assert slot_environment("auto", {}, count=lambda: 0) is None
+    with pytest.raises(SeqbenchError, match=r"no CUDA device is visible \(CUDA_VISIBLE_DEVICES=unset\)"):
+        slot_environment("cuda", {}, count=lambda: 0)
+    with pytest.raises(SeqbenchError, match="CUDA_VISIBLE_DEVICES=\\)"):
+        slot_environment("cuda", {VISIBLE: ""}, count=lambda: 4)
+
+
+def test_the_sweep_says_which_gpu_each_worker_gets(monkeypatch, capsys):
+    from seqbench.sweeps.runner import worker_gpus
+
+    monkeypatch.setenv(VISIBLE, "2,3")
+    placement = worker_gpus(SimpleNamespace(jobs=3, device="cuda"))
+    assert [placement(slot)[VISIBLE] for slot in range(3)] == ["2", "3", "2"]
+    assert "round-robin: 2, 3, 2" in capsys.readouterr().err
+    assert worker_gpus(SimpleNamespace(jobs=1, device="cuda")) is None  # runs in-process
+    assert worker_gpus(SimpleNamespace(jobs=3, device="cpu")) is None
+
+
+def note_gpu(folder: str, name: str) -> None:
+    """A worker job: write down the GPU it was started with, and when it ran."""
+    started = time.time()
+    time.sleep(0.5)
+    Path(folder, f"{name}.json").write_text(json.dumps(
+        {"gpu": os.environ.get(VISIBLE), "start": started, "end": time.time()}))
+
+
+def test_worker_processes_start_with_their_slots_gpu_and_never_share_one(tmp_path,
+                                                                         monkeypatch):
+    """Four jobs, two at a time, on two (pretend) GPUs: each process sees one GPU, two jobs
+    running at once never see the same one, and this process's environment is unchanged."""
+    monkeypatch.setenv(VISIBLE, "3,5")
+    placement = slot_environment("cuda")
+    run_jobs([Job(f"job{i}", note_gpu, (str(tmp_path), f"job{i}")) for i in range(4)], 2,
+             placement=placement)
+    seen = [json.loads((tmp_path / f"job{i}.json").read_text()) for i in range(4)]
+    assert {s["gpu"] for s in seen} == {"3", "5"}
+    for a in seen:
+        for b in seen:
+            if a is not b and a["start"] < b["end"] and b["start"] < a["end"]:
+                assert a["gpu"] != b["gpu"]
+    assert os.environ[VISIBLE] == "3,5"
