@@ -109,8 +109,6 @@ def run(
     from seqbench.train import first_process, train
 
     as_path(data_dir, "data_dir", optional=True)
-    # A run on several devices starts this once per device: only the first one speaks.
-    speaks = first_process()
     if resume is not None:
         given = (task, cell, dataset, seed, spec, device, threads)
         if settings or any(value is not None for value in given):
@@ -119,6 +117,9 @@ def run(
                                 "or settings with it.")
         run_dir = as_path(resume, "resume")
         stopped_run(run_dir)  # a finished run is refused before Lightning is imported
+    # A run on several devices starts this once per device: only the first one speaks.
+    speaks = first_process()
+    if resume is not None:
         run_spec = runs.read_spec(run_dir)
         if speaks:
             runs.note_machine_change(runs.read_run_config(run_dir), run_spec.threads)
