@@ -2,8 +2,8 @@
 
 Two audiences, one import. Plugin authors get the contracts (`Cell`, `Task`, `TaskData`,
 `Param`, ...) and their version, `PLUGIN_API`; notebooks and scripts get the API of
-`seqbench.api`, one function per `seqbench` command: `run`, `load`, `generate`, `sweep`,
-`report`, `publish`, `data`, `list`, `new`, and `cells`, `tasks`, `register` (see
+`seqbench.api`, one function per `seqbench` command: `run`, `load`, `generate`, `export`,
+`sweep`, `report`, `publish`, `data`, `list`, `new`, and `cells`, `tasks`, `register` (see
 docs/python.md). Nothing here imports torch, and the API
 is loaded on first use, so `import seqbench` and `seqbench --help` stay fast.
 """
@@ -30,9 +30,9 @@ from seqbench.renamed import alias
 alias("seqbench.data", "seqbench.datafiles")  # the module's old name; `sb.data` is the API's
 
 #: Names served by `seqbench.api`, imported when first used.
-_API = ("Comparison", "Run", "RunSpec", "cells", "data", "generate", "list", "load", "new",
-        "publish", "register", "report", "run", "spec_for", "suite", "suite_check", "suite_plan",
-        "suites", "sweep", "tasks")
+_API = ("Comparison", "Run", "RunSpec", "cells", "data", "export", "generate", "list", "load",
+        "new", "publish", "register", "report", "run", "spec_for", "suite", "suite_check",
+        "suite_plan", "suites", "sweep", "tasks")
 
 __all__ = [
     "Batch",

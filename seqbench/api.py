@@ -1,7 +1,8 @@
 """The Python API: every `seqbench` command is one function here, and the command line is a
 thin shell over them (it parses, calls one of these, and prints).
 
-`run`, `load`, `generate`: train a run, open a run folder, use its model. `sweep`, `report`,
+`run`, `load`, `generate`, `export`: train a run, open a run folder, use its model, write it
+for use without seqbench. `sweep`, `report`,
 `publish`: compare cells and write or publish the tables. `suites`, `suite_plan`,
 `suite_check`, `suite`: the benchmark suites that ship, one suite's budgets and cost, whether
 its datasets load here, and running it over any number of workers. `data`, `list`, `cells`, `tasks`,
@@ -29,6 +30,7 @@ from seqbench.config import RunSpec, build_spec
 from seqbench.contracts import Cell, Task
 from seqbench.datacheck import DataCheck
 from seqbench.errors import SeqbenchError
+from seqbench.exporter import Exported
 from seqbench.handles import Comparison, Run, as_path, load  # noqa: F401 - seqbench.load
 from seqbench.params import Param, whole_number
 
@@ -103,11 +105,10 @@ def run(
 
     loggers.check(logger)  # a mistyped tracker is refused before anything is said or written
     thread_policy.configure(threads)  # before this process imports torch, if it has not
+    from seqbench.run_state import stopped_run
     from seqbench.train import first_process, train
 
     as_path(data_dir, "data_dir", optional=True)
-    # A run on several devices starts this once per device: only the first one speaks.
-    speaks = first_process()
     if resume is not None:
         given = (task, cell, dataset, seed, spec, device, threads)
         if settings or any(value is not None for value in given):
@@ -115,6 +116,10 @@ def run(
                                 "included); give no task, cell, dataset, seed, device, spec "
                                 "or settings with it.")
         run_dir = as_path(resume, "resume")
+        stopped_run(run_dir)  # a finished run is refused before Lightning is imported
+    # A run on several devices starts this once per device: only the first one speaks.
+    speaks = first_process()
+    if resume is not None:
         run_spec = runs.read_spec(run_dir)
         if speaks:
             runs.note_machine_change(runs.read_run_config(run_dir), run_spec.threads)
@@ -170,6 +175,16 @@ def generate(run_dir: PathLike, out_dir: PathLike | None = None, device: str = "
     opened = Run(dir=Path(run_dir), spec=runs.read_spec(Path(run_dir)), metrics={},
                  data_dir=data_dir, device=device)
     return opened.generate(out_dir, **options)
+
+
+def export(run_dir: PathLike, format: str = "torchscript", out: PathLike | None = None,
+           data_dir: PathLike | None = None) -> Exported:
+    """Export a finished run's network (`encoder -> cell -> head`) as `format`, torchscript or
+    onnx, to `out` (default RUN_DIR/model.pt or model.onnx), after checking that it gives the
+    run's outputs on test inputs; the file and how closely it matched (`seqbench.exporter`)."""
+    from seqbench import exporter
+
+    return exporter.export(run_dir, format, out, data_dir)
 
 
 def sweep(
@@ -250,8 +265,8 @@ def sweep(
                       dataset=plan.dataset, cells=names)
 
 
-def report(output_dir: PathLike, storage: str = DEFAULT_STORAGE, task: str | None = None,
-           dataset: str | None = None, study: str = "seqbench",
+def report(output_dir: PathLike = "reports", storage: str = DEFAULT_STORAGE,
+           task: str | None = None, dataset: str | None = None, study: str = "seqbench",
            against: str | None = None) -> list[Path]:
     """Write a sweep's tables, significance tests and plots, one folder per (task, dataset)
     under `output_dir` (and, for every dataset at once, `index.html` ranking the cells);

@@ -51,12 +51,19 @@ class EarlyStoppingAfterMinimum(EarlyStopping):
         super().__init__(monitor, patience=patience, mode=mode, check_finite=False,
                          check_on_train_epoch_end=False)
         self.minimum = (min_epochs, min_steps)
+        #: Why this callback ended the run, in words (None while it has not): the progress
+        #: display says it instead of leaving a bar frozen short of its total.
+        self.stop_reason: str | None = None
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
         requested = trainer.should_stop
         super().on_validation_end(trainer, pl_module)
         if not past_minimum(trainer, *self.minimum):
             trainer.should_stop = requested
+        elif trainer.should_stop and not requested:
+            best = trainer.current_epoch + 1 - self.wait_count
+            self.stop_reason = (f"no better {self.monitor} for {self.wait_count} epochs after "
+                                f"epoch {best}, whose weights are kept")
 
 
 def selection_callbacks(run_dir: Path | None, monitor: str, mode: str,

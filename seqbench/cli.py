@@ -20,6 +20,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from seqbench.cli_help import TaskOptionsHelp, complete_cell_list, complete_cells
+from seqbench.cli_help import complete_datasets, complete_tasks
 from seqbench import stopping
 from seqbench.cli_options import STORAGE_ENV, ThreadsOption, interruptible
 from seqbench.cli_suite import suite_app
@@ -112,9 +114,9 @@ def parse_settings(pairs: list[str] | None) -> dict[str, str]:
 
 @app.command()
 def run(
-    cell: Annotated[Optional[str], typer.Option(help="Cell plugin name (see `seqbench list`).")] = None,
-    task: Annotated[Optional[str], typer.Option(help="Task plugin name (see `seqbench list`).")] = None,
-    dataset: Annotated[Optional[str], typer.Option(help="Dataset of the task (default: the task's).")] = None,
+    cell: Annotated[Optional[str], typer.Option(autocompletion=complete_cells, help="Cell plugin name (see `seqbench list`).")] = None,
+    task: Annotated[Optional[str], typer.Option(autocompletion=complete_tasks, help="Task plugin name (see `seqbench list`).")] = None,
+    dataset: Annotated[Optional[str], typer.Option(autocompletion=complete_datasets, help="Dataset of the task (default: the task's).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Maximum epochs.")] = None,
     hidden_size: Annotated[Optional[int], typer.Option(help="Units per layer.")] = None,
     layers: Annotated[Optional[int], typer.Option(help="Stacked layers.")] = None,
@@ -170,7 +172,7 @@ def list_plugins() -> None:
     show.listing(api.list())
 
 
-@app.command()
+@app.command(cls=TaskOptionsHelp)
 def generate(
     run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")],
     out_dir: Annotated[Optional[Path], typer.Option("--output", help="Folder for the outputs (default: RUN_DIR/generated).")] = None,
@@ -198,9 +200,23 @@ def generate(
 
 
 @app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")],
+    format: Annotated[str, typer.Option("--format", help="torchscript or onnx (onnx: pip install 'seqbench\\[export]').")] = "torchscript",
+    out: Annotated[Optional[Path], typer.Option("--output", help="File to write (default: RUN_DIR/model.pt or model.onnx).")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Canonical data files (the check runs the model on test inputs).")] = None,
+) -> None:
+    """Export the trained network (encoder, cell, head) for use without seqbench, checked
+    against the run's model on its test inputs."""
+    from seqbench import api, show
+
+    show.exported(api.export(run_dir, format, out, data_dir))
+
+
+@app.command()
 def data(
-    task: Annotated[str, typer.Option(help="Task plugin name.")],
-    dataset: Annotated[Optional[str], typer.Option(help="Dataset of the task (default: the task's).")] = None,
+    task: Annotated[str, typer.Option(autocompletion=complete_tasks, help="Task plugin name.")],
+    dataset: Annotated[Optional[str], typer.Option(autocompletion=complete_datasets, help="Dataset of the task (default: the task's).")] = None,
     settings: SetOption = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Canonical data files.")] = None,
 ) -> None:
@@ -212,9 +228,9 @@ def data(
 
 @app.command()
 def sweep(
-    task: Annotated[str, typer.Option(help="Task plugin name.")],
-    cells: Annotated[str, typer.Option(help="Comma-separated cell names, e.g. lstm,gru,rnn.")],
-    dataset: Annotated[Optional[str], typer.Option(help="Dataset of the task (default: the task's).")] = None,
+    task: Annotated[str, typer.Option(autocompletion=complete_tasks, help="Task plugin name.")],
+    cells: Annotated[str, typer.Option(autocompletion=complete_cell_list, help="Comma-separated cell names, e.g. lstm,gru,rnn.")],
+    dataset: Annotated[Optional[str], typer.Option(autocompletion=complete_datasets, help="Dataset of the task (default: the task's).")] = None,
     trials: Annotated[int, typer.Option(help="Search budget per cell (completed + pruned trials; the first is the task's defaults, a third are random start-up).")] = 30,
     seeds: Annotated[int, typer.Option(help="Final runs per cell with the selected configuration (seeds apart from the search's).")] = 10,
     top: Annotated[int, typer.Option(help="Configurations re-run with fresh seeds before one is selected.")] = 3,
@@ -260,10 +276,10 @@ def sweep(
 
 @app.command()
 def report(
-    output_dir: Annotated[Path, typer.Option(help="Where tables and plots are written (one folder per task/dataset).")],
+    output_dir: Annotated[Path, typer.Option(help="Where tables and plots are written (one folder per task/dataset).")] = Path("reports"),
     storage: Annotated[str, typer.Option(envvar=STORAGE_ENV, show_envvar=True, help="The sweep's storage (RDB URL or journal file).")] = "sweeps/sweeps.journal",
-    task: Annotated[Optional[str], typer.Option(help="Only this task.")] = None,
-    dataset: Annotated[Optional[str], typer.Option(help="Only this dataset.")] = None,
+    task: Annotated[Optional[str], typer.Option(autocompletion=complete_tasks, help="Only this task.")] = None,
+    dataset: Annotated[Optional[str], typer.Option(autocompletion=complete_datasets, help="Only this dataset.")] = None,
     study: Annotated[str, typer.Option(help="Study name prefix used by the sweep.")] = "seqbench",
     against: Annotated[Optional[str], typer.Option(help="Compare every cell with this one only (a reference chosen in advance, e.g. lstm-vanilla), instead of every pair.")] = None,
 ) -> None:
@@ -281,7 +297,7 @@ def publish(
     study: Annotated[str, typer.Option(help="Study name prefix of the sweep (several: a,b).")],
     to: Annotated[Path, typer.Option(help="Results folder: its studies.journal gets the studies, and the final runs' small files go beside it.")],
     storage: Annotated[str, typer.Option(envvar=STORAGE_ENV, show_envvar=True, help="The sweep's storage (RDB URL or journal file).")] = "sweeps/sweeps.journal",
-    cells: Annotated[Optional[str], typer.Option(help="Only these cells' studies (a,b); default all, each of which must be finished.")] = None,
+    cells: Annotated[Optional[str], typer.Option(autocompletion=complete_cell_list, help="Only these cells' studies (a,b); default all, each of which must be finished.")] = None,
 ) -> None:
     """Copy a sweep's studies and final-run records (no checkpoints) into a results folder,
     so `seqbench report --storage TO/studies.journal` rebuilds from committed files."""

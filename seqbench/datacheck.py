@@ -36,11 +36,15 @@ def check(task: str, dataset: str | None, settings: Mapping[str, Any],
           data_dir: str | os.PathLike[str] | None) -> DataCheck:
     """Load the dataset with the task's and the core's options validated as `build_spec`
     validates them (no cell is needed to look at data)."""
+    from seqbench.datafiles import CACHES_USED
     from seqbench.train import prepare_dataset
 
     resolved = resolve_settings(task, dataset, settings)
+    CACHES_USED.clear()  # the cache named below is this dataset's only
     data = prepare_dataset(resolved.task.name, resolved.dataset, resolved.task_params, data_dir)
     rows, facts = summary_rows(data)
+    if not facts.get("cache") and CACHES_USED:  # the task did not say; `cached` knows
+        facts["cache"] = ", ".join(map(str, dict.fromkeys(CACHES_USED)))
     return DataCheck(resolved.task.name, resolved.dataset, data, rows, facts)
 
 

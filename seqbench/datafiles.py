@@ -145,12 +145,18 @@ def content_key(*parts: Any) -> str:
     return digest.hexdigest()[:16]
 
 
+#: Every cache file `cached` read or wrote in this process, in order, so `seqbench data` can
+#: say where a task's cache is even when the task's `describe()` does not.
+CACHES_USED: list[Path] = []
+
+
 def cached(path: Path, build: Callable[[], Any]) -> Any:
     """Load the pickle at `path`, or build it and write it atomically for next time.
 
     A cache that cannot be written (a full disk, a read-only folder) costs only the next
     run's time: the value is returned anyway, with one note, and no partial file is left.
     """
+    CACHES_USED.append(Path(path))
     if path.is_file():
         try:
             with open(path, "rb") as handle:

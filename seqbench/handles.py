@@ -90,6 +90,13 @@ class Run:
         model, data = self._generation_pair()
         return task.generate(model, data, target, resolved)
 
+    def export(self, format: str = "torchscript", out: PathLike | None = None) -> Path:
+        """Write the model as TorchScript or ONNX, checked against it on test inputs
+        (`seqbench.export`); return the file."""
+        from seqbench.exporter import export
+
+        return export(self.dir, format, out, self.data_dir).path
+
     def forecast(self, n: int, **options: Any) -> pandas.DataFrame:
         """The next `n` steps past the end of the data, for every series, with prediction
         intervals (a forecasting task's `generate --horizon n`, as a DataFrame); `options`

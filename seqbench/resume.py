@@ -41,12 +41,12 @@ from lightning.pytorch.callbacks import Checkpoint
 from seqbench import runs, stopping
 from seqbench.errors import SeqbenchError
 from seqbench.loaders import world
-from seqbench.runs import HistoryWriter
+from seqbench.run_state import run_status, start_again, stopped_run
+from seqbench.runs import RESUME_POINT, HistoryWriter
 
 if TYPE_CHECKING:
     from seqbench.config import RunSpec
 
-RESUME_POINT = "resume.ckpt"
 #: Largest share of training time that writing resume points may take.
 BUDGET = 0.02
 #: What the first write is assumed to cost before one has been measured: so the first resume
@@ -222,18 +222,10 @@ TRAINING_STATE = {"pytorch-lightning_version", "loops", "optimizer_states"}
 
 
 def resumable(run_dir: Path | None) -> Path:
-    """The resume point of a stopped run, or a one-line error saying why there is none."""
-    if run_dir is None or not (Path(run_dir) / runs.CONFIG).is_file():
-        raise SeqbenchError(f"'{run_dir}' is not a run folder (no {runs.CONFIG}).")
-    status = run_status(Path(run_dir))
-    if status not in (None, "interrupted"):
-        raise SeqbenchError(f"run '{run_dir}' has already ended ({status}); there is nothing "
-                            "to resume.")
-    point = Path(run_dir) / RESUME_POINT
-    again = f"start it again with: {runs.read_spec(Path(run_dir)).command()}"
-    if not point.is_file():
-        raise SeqbenchError(f"run '{run_dir}' stopped before its first resume point; {again}")
-    check_resume_point(point, again)
+    """The checked resume point of a stopped run (`run_state.stopped_run`, then the file
+    itself), or a one-line error saying why there is none."""
+    point = stopped_run(run_dir)
+    check_resume_point(point, start_again(Path(point).parent))
     return point
 
 
@@ -242,12 +234,6 @@ def check_resume_point(point: Path, remedy: str) -> None:
     damaged or foreign file."""
     if not TRAINING_STATE <= runs.load_checkpoint(point, remedy).keys():
         raise SeqbenchError(f"'{point}' is not a resume point (no training state); {remedy}")
-
-
-def run_status(run_dir: Path) -> str | None:
-    """The status in a run's metrics.json, or None while it has none (running, or killed)."""
-    path = run_dir / runs.METRICS
-    return runs.read_json(path).get("status") if path.is_file() else None
 
 
 def load_weights(model: Any, checkpoint: Path, remedy: str) -> None:

@@ -40,6 +40,8 @@ HISTORY = "history.csv"
 CHECKPOINT = "best.ckpt"
 ITEMS = "test_items.csv"
 LOCK = ".seqbench-lock"
+#: A stopped run's training state (`seqbench.resume`); removed when the run finishes.
+RESUME_POINT = "resume.ckpt"
 
 
 def write_json(path: Path, payload: Mapping[str, Any]) -> None:

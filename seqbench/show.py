@@ -16,75 +16,77 @@ import typer
 if TYPE_CHECKING:
     from seqbench.api import Listing
     from seqbench.datacheck import DataCheck
+    from seqbench.exporter import Exported
 
 
 def run_result(m: dict, run_dir: Path) -> None:
-    """The end of `seqbench run` (fresh or resumed): the summary table, files, the folder."""
+    """The end of `seqbench run` (fresh or resumed): the summary table against the baselines
+    (`seqbench.summary`), the files written, the folder."""
     from rich.console import Console
 
-    from seqbench.console import key_value_table
+    from seqbench import summary
+    from seqbench.runs import ITEMS, read_spec
     from seqbench.train import first_process
 
     if not first_process():  # a run on several devices ends once per device
         return
     typer.echo("")
-    Console().print(key_value_table(f"{m['task']}/{m['dataset']} · {m['cell']}", summary(m)))
-    for artifact in m.get("artifacts", []):
+    Console().print(summary.table(m, read_spec(run_dir)))
+    note = summary.baseline_note(m)
+    if note:
+        typer.echo(note)
+    for artifact in [*m.get("artifacts", []), *([ITEMS] if "test_items" in m else [])]:
         typer.echo(f"Wrote: {run_dir / artifact}")
     typer.echo(f"Run record: {run_dir}")
 
 
-#: Run-record fields that are bookkeeping, not results (they stay in metrics.json).
-INTERNAL = {"status", "task", "dataset", "cell", "split_sizes", "baselines", "artifacts",
-            "direction", "selection_metric", "train_timesteps_per_second",
-            "seconds_per_epoch"}
+def exported(done: Exported) -> None:
+    """`seqbench export`: the file, and what it was checked with and how closely it matched."""
+    shapes = " and ".join("x".join(map(str, shape)) for shape in done.checked_on)
+    typer.echo(f"{done.path}")
+    typer.echo(f"checked with {done.checked_with} on test inputs of (batch x length) {shapes}: "
+               f"largest difference from the run's model {done.max_difference:.2g}")
 
 
-def summary(metrics: dict) -> dict:
-    """What a person reads after a run: results and cost, with baselines beside them."""
-    shown = {k: v for k, v in metrics.items() if k not in INTERNAL}
-    for name, values in metrics.get("baselines", {}).items():
-        shown.update({f"{key} ({name} baseline)": value for key, value in values.items()})
-    return shown
+#: Narrower than this (80 columns, say), a six-column plugin table folds dataset names and
+#: options mid-word; each plugin is then a block of lines wrapped at spaces instead.
+TABLE_WIDTH = 140
 
 
 def listing(found: Listing) -> None:
     """`seqbench list`: the core hyperparameters, then every plugin, then each load error
     in full."""
     from rich.console import Console
+    from rich.padding import Padding
     from rich.table import Table
+    from rich.text import Text
 
+    console = Console()
     core = Table(title="core hyperparameters (every run; a task may change the defaults)",
                  title_justify="left")
     core.add_column("name", no_wrap=True)
-    core.add_column("default and range", overflow="fold")
+    core.add_column("default and range")
     core.add_column("meaning")
     for param in found.core:
-        core.add_row(param.name, param.describe().partition("=")[2], param.help)
-    table = Table(title="seqbench plugins", title_justify="left")
-    for column in ("kind", "name", "family", "summary", "provided by"):
-        table.add_column(column)
-    table.add_column("options", overflow="fold")  # fold long words, never cut them
-    broken = []
-    for kind, entries in (("cell", found.cells), ("task", found.tasks)):
-        for name, entry in sorted(entries.items()):
-            source = f"{entry.distribution} {entry.version}"
-            if entry.disabled is not None:
-                table.add_row(kind, name, "", f"[yellow]{entry.disabled}[/]", source, "")
-                continue
-            if entry.error is not None:
-                broken.append(entry)
-                table.add_row(kind, name, "", "[red]failed to load (see below)[/]", source, "")
-                continue
-            plugin = entry.plugin
-            options = [p.describe() for p in plugin.params]
-            if kind == "task":
-                options.insert(0, "datasets: " + ", ".join(
-                    f"{d}{'*' if d == plugin.default_dataset else ''}" for d in plugin.datasets))
-            family = plugin.family if kind == "cell" else ""
-            table.add_row(kind, name, family, plugin.summary, source, "\n".join(options))
-    Console().print(core)
-    Console().print(table)
+        core.add_row(param.name, Text(param.describe().partition("=")[2]), param.help)
+    console.print(core)
+    rows = plugin_rows(found)
+    if console.width >= TABLE_WIDTH:
+        table = Table(title="seqbench plugins", title_justify="left")
+        for column in ("kind", "name", "family", "summary", "provided by", "options"):
+            table.add_column(column)
+        for kind, name, family, summary, source, options in rows:
+            table.add_row(kind, name, family, summary, source, Text("\n".join(options)))
+        console.print(table)
+    else:
+        console.print(Text("seqbench plugins", style="italic"))
+        for kind, name, family, summary, source, options in rows:
+            console.print(Text.assemble(f"{kind} ", (name, "bold"), "  ",
+                                        (" · ".join(filter(None, (family, source))), "dim")))
+            for line in [Text.from_markup(summary), *map(Text, options)]:
+                console.print(Padding(line, (0, 0, 0, 4)))
+    broken = [entry for entries in (found.cells, found.tasks) for entry in entries.values()
+              if entry.disabled is None and entry.error is not None]
     for entry in broken:
         # In full and unwrapped: this is what the plugin's author needs to fix it.
         typer.echo(f"\nfailed: {entry.kind} plugin '{entry.name}' ({entry.target}) from "
@@ -94,6 +96,30 @@ def listing(found: Listing) -> None:
     if broken:
         typer.echo(f"{len(broken)} plugin(s) failed to load; commands that do not select them "
                    "still work.")
+
+
+def plugin_rows(found: Listing) -> list[tuple[str, str, str, str, str, list[str]]]:
+    """(kind, name, family, summary with its markup, source, options) of every plugin; a task's
+    options start with its datasets, the default starred."""
+    rows = []
+    for kind, entries in (("cell", found.cells), ("task", found.tasks)):
+        for name, entry in sorted(entries.items()):
+            source = f"{entry.distribution} {entry.version}"
+            if entry.disabled is not None:
+                rows.append((kind, name, "", f"[yellow]{entry.disabled}[/]", source, []))
+                continue
+            if entry.error is not None:
+                rows.append((kind, name, "", "[red]failed to load (see below)[/]", source, []))
+                continue
+            plugin = entry.plugin
+            options = [p.describe() for p in plugin.params]
+            if kind == "task":
+                options.insert(0, "datasets: " + ", ".join(
+                    f"{d}{'*' if d == plugin.default_dataset else ''}" for d in plugin.datasets))
+            family = plugin.family if kind == "cell" else ""
+            rows.append((kind, name, family, plugin.summary.replace("[", "\\["), source,
+                         options))
+    return rows
 
 
 def data_check(checked: DataCheck) -> None:
@@ -114,7 +140,7 @@ def data_check(checked: DataCheck) -> None:
         shown = ", ".join(f"{key} {value:.4g}" for key, value in values.items()
                           if isinstance(value, (int, float)))
         console.print(f"baseline {name} on test: {shown}")
-    console.print(f"cache: {checked.facts.get('cache', 'none (read directly)')}")
+    console.print(f"cache: {checked.facts.get('cache') or 'none (read directly)'}")
 
 
 def silence_stdout() -> None:

@@ -132,7 +132,7 @@ def make_trainer(
                             "CPU use bf16-mixed or 32.")
     callbacks: list[Any] = [EpochOrder(), *selection_callbacks(run_dir, monitor, mode, hp)]
     if show_progress:
-        callbacks.append(training_progress())
+        callbacks.append(training_progress(monitor, mode))
     callbacks.extend(extra_callbacks)
     try:
         return pl.Trainer(

@@ -224,9 +224,9 @@ def test_every_command_is_one_api_function_and_every_option_one_of_its_parameter
             yield " ".join(path), command
 
     api = {"run": sb.run, "sweep": sb.sweep, "report": sb.report, "publish": sb.publish,
-           "data": sb.data, "list": sb.list, "generate": sb.generate, "new cell": sb.new,
-           "new task": sb.new, "suite list": sb.suites, "suite show": sb.suite_plan,
-           "suite check": sb.suite_check, "suite run": sb.suite}
+           "data": sb.data, "list": sb.list, "generate": sb.generate, "export": sb.export,
+           "new cell": sb.new, "new task": sb.new, "suite list": sb.suites,
+           "suite show": sb.suite_plan, "suite check": sb.suite_check, "suite run": sb.suite}
     found = dict(commands(typer.main.get_command(cli.app)))
     assert sorted(found) == sorted(api)
     generate_options = {p.name for entry in registry.plugins("task").values() if entry.plugin

@@ -270,3 +270,55 @@ def test_the_probe_sees_a_console_error_and_a_broken_image(tmp_path):
     result = json.loads(re.search(r'data-probe="([^"]*)"', run.stdout).group(1)
                         .replace("&quot;", '"'))
     assert result == {"images": 1, "broken": 1, "tables": 1, "empty": 1}
+
+
+def verdict_of(page: Path) -> str:
+    """The paragraph right under a page's title."""
+    return re.search(r'</h1>\s*<p class="verdict">(.*?)</p>', page.read_text()).group(1)
+
+
+def test_every_page_opens_with_a_verdict_in_words(report):
+    # alpha: lower is better and the majority baseline (0.5) is under every cell's values
+    assert verdict_of(report / "alpha-a" / "index.html").startswith(
+        "The majority baseline beats every cell: test score 0.5 (lower is better) against 1.1 "
+        "for the best cell, lstm, beyond every cell&#x27;s 95% interval, so try the baseline "
+        "before a recurrent cell on this data. Among the cells, try lstm first: it beats gru "
+        "and rnn")
+    beta = verdict_of(report / "beta-b" / "index.html")
+    assert beta.startswith("Try gru first: it beats lstm and rnn on test score (0.95) by "
+                           "differences that survive the Holm-corrected test over final seeds")
+    assert "a fresh gru run beats a fresh run of lstm with probability 1.00 [1, 1], of rnn" in beta
+    assert "baseline" not in beta  # 0.5 is far below every cell where higher is better
+    table = (report / "beta-b" / "table.md").read_text().splitlines()
+    assert table[2].startswith("**Verdict.** Try gru first")
+    overview = verdict_of(report / "index.html")
+    assert overview.startswith("No cell is best in general: lstm has the best average rank "
+                               "(1.33) over 3 datasets, but the Friedman test finds no "
+                               "difference between the cells&#x27; ranks")
+    assert overview.endswith("Per dataset, one cell beats every other significantly on 3 of 3: "
+                             "alpha/a (lstm), beta/b (gru), gamma/g (lstm); a baseline beats "
+                             "every cell on 2: alpha/a (majority), gamma/g (majority).")
+
+
+def test_a_verdict_says_when_no_cell_clearly_wins(tmp_path):
+    close = {("delta", "d"): ("maximize", {"lstm": [0.90, 0.95, 0.92],
+                                           "gru": [0.91, 0.93, 0.94]})}
+    (folder,) = write_reports(fake_storage(tmp_path, close), tmp_path / "report")
+    text = verdict_of(folder / "index.html")
+    assert text.startswith("No cell clearly wins: gru has the best mean test score (0.9267), so "
+                           "try it first, but the Holm-corrected test over final seeds does not "
+                           "separate gru from lstm (Holm p ≥ ")
+    assert "a fresh gru run beats a fresh run of lstm with probability" in text
+    same = {("delta", "d"): ("maximize", {"lstm": [0.90, 0.95], "gru": [0.90, 0.95]})}
+    (tmp_path / "tie").mkdir()
+    (folder,) = write_reports(fake_storage(tmp_path / "tie", same), tmp_path / "tie-report")
+    assert verdict_of(folder / "index.html").startswith(
+        "No cell clearly wins: gru and lstm share the best mean test score (0.925), so try "
+        "either first, but the Holm-corrected test over final seeds does not separate gru "
+        "from lstm (Holm p = 1)")
+
+
+def test_the_budget_table_cannot_be_read_as_a_ranking(report):
+    page = (report / "index.html").read_text()
+    assert "Not a ranking of the test results above" in page
+    assert "<th>best validation after 1 trial</th>" in page

@@ -50,3 +50,9 @@ def test_every_published_report_is_what_its_printed_command_rebuilds(
     for cells in collect(journal, studies).values():  # curves come from committed records
         assert all(len(cell.validation_curves()) == len(cell.seeds["final"]) >= 3
                    for cell in cells)
+
+
+def test_the_airline_page_opens_by_saying_the_linear_baseline_beats_every_cell():
+    page = (ROOT / "results" / "forecasting-airline" / "index.html").read_text()
+    first = page.split("</h1>", 1)[1].split("</p>", 1)[0]
+    assert "The linear baseline beats every cell: test mase 0.7127" in first

@@ -7,7 +7,7 @@ import json
 import shlex
 from pathlib import Path
 
-from seqbench.reports import budget, compare, html, plots, ranking, tables
+from seqbench.reports import budget, compare, html, plots, ranking, tables, verdict
 from seqbench.reports.collect import CellSummary, collect
 
 
@@ -30,6 +30,12 @@ def fanova(cells: list[CellSummary]) -> dict[str, dict[str, float]]:
     return result
 
 
+def completed_trials(cell: CellSummary) -> int:
+    from optuna.trial import TrialState
+
+    return len(cell.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
 def write_reports(storage: str, output_dir: Path, study: str = "seqbench",
                   task: str | None = None, dataset: str | None = None,
                   against: str | None = None) -> list[Path]:
@@ -42,7 +48,7 @@ def write_reports(storage: str, output_dir: Path, study: str = "seqbench",
     if against is not None:  # every folder or none: check before writing any
         for (task_name, dataset_name), cells in grouped.items():
             compare.check_reference(cells, against, f"{task_name}/{dataset_name}")
-    written = []
+    written, verdicts = [], {}
     for (task_name, dataset_name), cells in sorted(grouped.items()):
         cells = sorted(cells, key=lambda c: c.cell)
         folder = Path(output_dir) / f"{task_name}-{dataset_name}"
@@ -53,7 +59,10 @@ def write_reports(storage: str, output_dir: Path, study: str = "seqbench",
             report_command(storage, study, against, output_dir, task_name, dataset_name)]
         pairs = compare.pairwise(cells, against)
         table_rows = tables.rows(cells, pairs)
-        (folder / "table.md").write_text(tables.markdown(cells, table_rows, pairs, commands))
+        headline = verdicts[task_name, dataset_name] = verdict.for_dataset(
+            cells, pairs, tables.baseline_values(cells))
+        (folder / "table.md").write_text(tables.markdown(cells, table_rows, pairs, commands,
+                                                         headline.text))
         tables.write_csv(folder / "table.csv", table_rows + tables.baseline_rows(cells),
                          list(table_rows[0]))
         tables.write_csv(folder / "pairwise.csv", tables.pair_rows(pairs), tables.PAIR_FIELDS)
@@ -67,12 +76,13 @@ def write_reports(storage: str, output_dir: Path, study: str = "seqbench",
         plots.validation_curves(cells, folder / "validation_curves.png")
         importances = fanova(cells)
         if importances:
-            plots.importance(importances, folder / "importance.png")
+            plots.importance(importances, {c.cell: completed_trials(c) for c in cells},
+                             folder / "importance.png")
         (folder / "importance.json").write_text(json.dumps(importances, indent=2) + "\n")
-        html.write_page(folder, cells, table_rows, pairs, commands, overview)
+        html.write_page(folder, cells, table_rows, pairs, commands, headline.text, overview)
         written.append(folder)
     if overview:
-        ranking.write_page(output_dir, grouped, dict(zip(sorted(grouped), written)),
+        ranking.write_page(output_dir, grouped, dict(zip(sorted(grouped), written)), verdicts,
                            report_command(storage, study, against, output_dir))
     return written
 

@@ -31,6 +31,8 @@ body { font: 15px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 72re
        padding: 0 1rem; color: #1d1d1f; background: #fff; }
 h1 { font-size: 1.6rem; margin-bottom: .2rem; } h2 { margin-top: 2rem; font-size: 1.2rem; }
 .note { color: #555; max-width: 60rem; }
+.verdict { font-size: 1.05rem; max-width: 60rem; border-left: 4px solid #2563eb;
+           padding: .4rem .8rem; background: #f5f8ff; }
 table { border-collapse: collapse; margin: .6rem 0; }
 th, td { border-bottom: 1px solid #ddd; padding: .3rem .6rem; text-align: right; }
 th { background: #f3f4f6; } td:first-child, th:first-child { text-align: left; }
@@ -57,7 +59,8 @@ CAPTIONS = {
     "validation_curves.png": "Validation metric per epoch of every final run.",
     "budget_curves.png": "Expected best validation value against the number of trials.",
     "optimization_history.png": "Every completed trial's validation value, best so far.",
-    "importance.png": "Hyperparameter importance (fANOVA) per cell.",
+    "importance.png": "Hyperparameter importance (fANOVA) per cell, from the completed trials "
+                      "its title counts.",
 }
 
 
@@ -196,13 +199,16 @@ def figures(folder: Path) -> list[str]:
 
 
 def write_page(folder: Path, cells: list[CellSummary], rows: list[dict[str, Any]],
-               pairwise: Pairwise, commands: list[str], overview: bool = False) -> Path:
-    """Write `folder/index.html` from the rows and figures the other writers produced;
-    `overview`: link to the page over every comparison in the parent folder."""
+               pairwise: Pairwise, commands: list[str], headline: str = "",
+               overview: bool = False) -> Path:
+    """Write `folder/index.html` from the rows and figures the other writers produced, opening
+    with the `headline` (`verdict.for_dataset`); `overview`: link to the page over every
+    comparison in the parent folder."""
     first = cells[0]
     extra = [line for line in (tables.seeds_line(cells), tables.provenance(cells)) if line]
     body = [
         f"<h1>{escape(first.task)} / {escape(first.dataset)}</h1>",
+        *([f'<p class="verdict">{escape(headline)}</p>'] if headline else []),
         f'<p class="note">{len(cells)} cells compared by seqbench with the same search budget, '
         "seeds and early-stopping rule."
         + (f' <a href="../{PAGE}">All comparisons</a>' if overview else "") + "</p>",

@@ -90,8 +90,17 @@ def budget_curves(cells: list[CellSummary], curves: dict[str, list[float]], path
     return _save(fig, path)
 
 
-def importance(importances: dict[str, dict[str, float]], path: Path) -> Path:
-    """Hyperparameter importance (fANOVA) per cell, as grouped horizontal bars."""
+#: Fewer completed trials per cell than this, and the plot says its importances are a hint
+#: only: fANOVA fits a random forest to the trials, and a handful of points spread over
+#: seven or more hyperparameters cannot separate one's effect from another's or from the
+#: seed's (a judgement, not a theorem: about three trials per hyperparameter).
+IMPORTANCE_TRIALS = 20
+
+
+def importance(importances: dict[str, dict[str, float]], trials: dict[str, int],
+               path: Path) -> Path:
+    """Hyperparameter importance (fANOVA) per cell, as grouped horizontal bars, titled with
+    the number of completed trials it was drawn from (and a caveat where that is few)."""
     plt = _pyplot()
     names = sorted({name for values in importances.values() for name in values})
     fig, ax = plt.subplots(figsize=(6, 0.4 * len(names) * max(len(importances), 1) + 1.5))
@@ -102,7 +111,12 @@ def importance(importances: dict[str, dict[str, float]], path: Path) -> Path:
     ax.set_yticks([i + 0.4 - height / 2 for i in range(len(names))], names)
     ax.set_xlabel("fANOVA importance")
     ax.legend()
-    ax.set_title("Hyperparameter importance")
+    counts = sorted(trials[cell] for cell in importances)
+    shown = f"{counts[0]}" if counts[0] == counts[-1] else f"{counts[0]}-{counts[-1]}"
+    title = f"Hyperparameter importance from {shown} completed trials per cell"
+    if counts[0] < IMPORTANCE_TRIALS:
+        title += f"\n(fewer than {IMPORTANCE_TRIALS}: too few to rank them; a hint at most)"
+    ax.set_title(title, fontsize=10)
     return _save(fig, path)
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seqbench.reports import bayes, budget, html
+from seqbench.reports import bayes, budget, html, verdict
 from seqbench.reports.collect import CellSummary
 
 ALPHA = 0.05
@@ -167,11 +167,11 @@ def ranking_table(ranking: Ranking, grouped: dict[tuple[str, str], list[CellSumm
     return html.table(["task / dataset", "metric", *map(escape, ranking.cells)], rows)
 
 
-def statistics_section(ranking: Ranking, root: Path) -> list[str]:
+def statistics_section(ranking: Ranking, root: Path, p: float | None) -> list[str]:
+    """Friedman's verdict (`p`, None where it cannot run) and the diagram."""
     problem = ranking.diagram_problem()
     if problem:
         return [f"<p>No critical-difference diagram: {escape(problem)}</p>"]
-    p = friedman_p(ranking)
     verdict = ("the cells' ranks differ more than chance explains; the diagram joins the cells "
                "whose average ranks are within the Nemenyi critical difference"
                if p < ALPHA else "no significant difference between the cells' ranks, so the "
@@ -283,12 +283,16 @@ def budget_section(grouped: dict[tuple[str, str], list[CellSummary]],
                      f"{escape(leaders[most])} ({most})" if leaders else "–"])
     return [
         "<h2>Does the winner depend on the tuning budget?</h2>",
-        '<p class="note">The cell with the best expected validation value of the best of n '
-        "trials drawn from its search (Dodge et al. 2019, unbiased estimator of Tang et al. "
-        "2020; validation, not test). Follow a dataset's link for its curves "
+        '<p class="note">Not a ranking of the test results above: each entry names the cell '
+        "whose <i>validation</i> value would be expected best had every search stopped after "
+        "n trials (the best of n trials drawn from its search; for n = 1, one random "
+        "configuration, untuned). A cell can lead here and rank last on test: tuning, the "
+        "selection re-runs and the final seeds come after. Dodge et al. 2019, unbiased "
+        "estimator of Tang et al. 2020. Follow a dataset's link for its curves "
         "(budget_curves.png, with budget_curves.csv beside it).</p>",
-        html.table(["task / dataset", *(f"after {n} trial{'s' if n > 1 else ''}"
-                                         for n in BUDGETS), "after all (fewest any cell ran)"], rows),
+        html.table(["task / dataset", *(f"best validation after {n} trial{'s' if n > 1 else ''}"
+                                         for n in BUDGETS),
+                    "best validation after all (fewest any cell ran)"], rows),
     ]
 
 
@@ -300,19 +304,26 @@ def environment() -> str:
 
 
 def write_page(root: Path, grouped: dict[tuple[str, str], list[CellSummary]],
-               folders: dict[tuple[str, str], Path], command: str) -> Path:
-    """Write `root/index.html` (and ranking.csv) over every comparison in the storage."""
+               folders: dict[tuple[str, str], Path],
+               verdicts: dict[tuple[str, str], verdict.Verdict], command: str) -> Path:
+    """Write `root/index.html` (and ranking.csv) over every comparison in the storage,
+    opening with what the ranks and the per-dataset `verdicts` support, in words."""
     root = Path(root)
     ranking = rank(grouped)
     write_csv(ranking, root / TABLE)
+    p = None if ranking.diagram_problem() else friedman_p(ranking)
+    headline = verdict.for_overview(
+        ranking.datasets, {cell: ranking.average_rank(cell) for cell in ranking.cells}, p,
+        verdicts, ALPHA)
     body = [
         "<h1>seqbench: every comparison</h1>",
+        f'<p class="verdict">{escape(headline)}</p>',
         f'<p class="note">{len(ranking.datasets)} (task, dataset) comparisons, '
         f"{len(ranking.cells)} cells. Each entry: the cell's mean final test value and, in "
         "brackets, its rank on that dataset (1 = best, ties share the mean rank). Follow a "
         "dataset's link for its tables, tests, figures and hyperparameters.</p>",
         "<h2>Ranking across datasets</h2>", ranking_table(ranking, grouped, folders, root),
-        *statistics_section(ranking, root),
+        *statistics_section(ranking, root, p),
         *evidence_section(ranking, grouped),
         *budget_section(grouped, folders, root),
         "<h2>Environment of this report</h2>", environment(),

@@ -211,7 +211,9 @@ def pairwise_markdown(pairwise: Pairwise) -> list[str]:
 
 
 def markdown(cells: list[CellSummary], rows_: list[dict[str, Any]], pairwise: Pairwise,
-             commands: list[str]) -> str:
+             commands: list[str], headline: str = "") -> str:
+    """The table, the pairwise tests and the regenerate commands, after the `headline`
+    (`verdict.for_dataset`: what the table says, in words)."""
     first = cells[0]
     metric = f"test {first.primary_metric}"
     arrow = "lower is better" if first.direction == "minimize" else "higher is better"
@@ -219,6 +221,7 @@ def markdown(cells: list[CellSummary], rows_: list[dict[str, Any]], pairwise: Pa
     lines = [
         f"# {first.task} / {first.dataset}",
         "",
+        *([f"**Verdict.** {headline}", ""] if headline else []),
         f"| cell | {metric}: mean | {level} CI | seeds "
         f"| val {first.selection_metric}: search / re-runs | parameters | s/epoch "
         "| trials done/pruned/failed | better than (Holm p) |",

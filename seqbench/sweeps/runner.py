@@ -37,7 +37,7 @@ from seqbench.sweeps import locks, studies
 from seqbench.sweeps.finals import final_jobs
 from seqbench.sweeps.plan import SweepPlan
 from seqbench.sweeps.search import MAX_FAILURES_IN_A_ROW, counted, search
-from seqbench.sweeps.select import choose_jobs, rerun_jobs
+from seqbench.sweeps.select import choose_jobs, rerun_jobs, selection_line
 from seqbench.sweeps.storage import WORKER_ATTR, fail_dead_local_trials
 from seqbench.sweeps.workers import Job, run_jobs
 
@@ -69,8 +69,7 @@ def run_sweep(plan: SweepPlan, search_only: bool = False) -> None:
         console.print("search done; selection and finals are left to the same command "
                       "without --search-only")
         return
-    console.print(f"[bold]selection[/]: the top {plan.top} and the defaults, "
-                  f"{plan.rerun_count()} fresh seeds each")
+    console.print(f"[bold]selection[/]: {selection_line(plan)}")
     run_jobs(rerun_jobs(plan), plan.jobs, on_death=run_again, placement=placement)
     run_jobs(choose_jobs(plan), 1)  # reads the re-runs back: nothing left to spread
     console.print(f"[bold]finals[/]: {plan.seeds} seeds per cell")

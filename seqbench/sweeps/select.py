@@ -40,6 +40,21 @@ def candidates(plan: SweepPlan, study: Any) -> list[Any]:
     return chosen if len(chosen) > 1 and plan.rerun_count() else []
 
 
+def selection_line(plan: SweepPlan) -> str:
+    """What selection is about to do, counted from the studies: "the top 3" is not said
+    where a study has only two configurations to choose between."""
+    counts = [len(candidates(plan, open_study(plan, cell, repeat)))
+              for repeat in range(plan.repeats) for cell in plan.cells]
+    if not any(counts):
+        why = ("--rerun-seeds 0" if not plan.rerun_count()
+               else "fewer than two completed configurations")
+        return f"nothing to re-run ({why}); each cell's best trial is taken as it is"
+    low, high = min(counts), max(counts)
+    shown = f"{high}" if low == high else f"{low} to {high}"
+    return (f"{shown} configurations per cell (the best completed trials, up to --top "
+            f"{plan.top}, and the defaults), {plan.rerun_count()} fresh seeds each")
+
+
 def rerun_folder(plan: SweepPlan, cell: str, repeat: int, trial: int, index: int) -> Path:
     return plan.folder("selection", cell, repeat) / f"trial-{trial:04d}-rerun{index}"
 
