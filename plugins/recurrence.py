@@ -148,7 +148,8 @@ def _runs_here(module: nn.RNNBase, x: Any) -> bool:
             and x.dtype in (torch.float32, torch.float64) and module.bias
             and not module.bidirectional and x.shape[1 if module.batch_first else 0] > 0
             and not torch.is_autocast_enabled("cpu")
-            and not torch.jit.is_scripting() and not torch.compiler.is_compiling())
+            and not torch.jit.is_scripting() and not torch.jit.is_tracing()
+            and not torch.compiler.is_compiling())
 
 
 def _layers(module: nn.RNNBase, x: torch.Tensor, h0: torch.Tensor | None, recurrence: Any

@@ -116,7 +116,7 @@ def run(
                                 "included); give no task, cell, dataset, seed, device, spec "
                                 "or settings with it.")
         run_dir = as_path(resume, "resume")
-        stopped_run(run_dir)  # a finished run is refused before Lightning is imported
+        stopped_run(run_dir, check_free=True)  # refused before Lightning is imported
     # A run on several devices starts this once per device: only the first one speaks.
     speaks = first_process()
     if resume is not None:

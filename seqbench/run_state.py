@@ -12,15 +12,18 @@ from seqbench import runs
 from seqbench.errors import SeqbenchError
 
 
-def stopped_run(run_dir: Path | None) -> Path:
+def stopped_run(run_dir: Path | None, check_free: bool = False) -> Path:
     """The resume point of a stopped run (not yet checked), or a one-line error saying why
-    there is none."""
+    there is none. `check_free`: also refuse a folder another process holds, or one that
+    cannot be written (the quick check before this process takes the lock itself)."""
     if run_dir is None or not (Path(run_dir) / runs.CONFIG).is_file():
         raise SeqbenchError(f"'{run_dir}' is not a run folder (no {runs.CONFIG}).")
     status = run_status(Path(run_dir))
     if status not in (None, "interrupted"):
         raise SeqbenchError(f"run '{run_dir}' has already ended ({status}); there is nothing "
                             "to resume.")
+    if check_free:
+        runs.check_run_folder_free(Path(run_dir))
     point = Path(run_dir) / runs.RESUME_POINT
     if not point.is_file():
         raise SeqbenchError(f"run '{run_dir}' stopped before its first resume point; "

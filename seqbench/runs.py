@@ -207,9 +207,19 @@ def lock_run_folder(run_dir: Path) -> None:
     locks.enter_context(writing(Path(run_dir)))
 
 
+def check_run_folder_free(run_dir: Path) -> None:
+    """Fail as `lock_run_folder` would (in use by another process, or not writable), without
+    keeping the lock: `seqbench run --resume` says so before Lightning loads, and before
+    judging the folder's files, which another process may be writing. Training then takes
+    the lock itself."""
+    with writing(Path(run_dir)), exclusive(Path(run_dir), announce=False):
+        pass
+
+
 @contextmanager
-def exclusive(run_dir: Path) -> Iterator[None]:
-    """Hold the lock on `run_dir` (see the module docstring)."""
+def exclusive(run_dir: Path, announce: bool = True) -> Iterator[None]:
+    """Hold the lock on `run_dir` (see the module docstring); `announce`: write who holds it
+    into the lock file (not for a passing check, whose name would outlive its hold)."""
     try:
         import fcntl
     except ImportError:  # Windows has no flock; there two processes are not kept apart
@@ -227,11 +237,12 @@ def exclusive(run_dir: Path) -> Iterator[None]:
                 f"run folder '{run_dir}' is in use by {holder}; two processes writing one run "
                 f"would mix their epochs. Wait for it to end, or {stop}, then continue it "
                 f"with: seqbench run --resume {shlex.quote(str(run_dir))}") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"process {os.getpid()} on {socket.gethostname()} since "
-                     f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
-        handle.flush()
+        if announce:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"process {os.getpid()} on {socket.gethostname()} since "
+                         f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+            handle.flush()
         yield
 
 

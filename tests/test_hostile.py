@@ -374,7 +374,13 @@ def test_the_report_command_a_sweep_suggests_works(world, tmp_path, capsys):
     assert main([*suggested[1:-1], str(tmp_path / "reports")]) == 0, capsys.readouterr().err
 
 
-def test_progress_counts_batches_in_1_based_epochs_without_stray_bars(world, tmp_path, capsys):
+def test_progress_counts_batches_in_1_based_epochs_without_stray_bars(world, tmp_path, capsys,
+                                                                     monkeypatch):
+    """On a terminal (forced here: capsys is none, and off a terminal a plain line per epoch
+    replaces the bars, tests/test_progress.py)."""
+    import seqbench.console
+
+    monkeypatch.setattr(seqbench.console.console, "_force_terminal", True)
     assert main([*RUN[:-1], "--epochs", "2", "--output-dir", str(tmp_path)]) == 0
     err = capsys.readouterr().err
     assert "epoch 2/2" in err and "4/4 batches" in err and "8/8 batches" in err, err

@@ -261,6 +261,8 @@ def test_against_a_reference_compares_each_cell_with_it_only(tmp_path):
     assert "Holm-corrected over 2 comparisons, each cell against lstm, and" in table
     assert "--against lstm --output-dir" in table
     assert "Bold: not significantly worse than lstm." in table
+    assert "Against the reference lstm (test accuracy " in table  # the verdict, in words
+    assert "gru and rnn are significantly better" in table and "has the best mean" in table
     assert not (tmp_path / "other").exists()  # refused before any folder was written
     with pytest.raises(SeqbenchError, match="--against tcn: no final runs of that cell in "
                                             "fake/small; cells with final runs there: gru, "

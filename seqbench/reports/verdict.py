@@ -111,6 +111,8 @@ def _cells_sentence(means: dict[str, float], leaders: list[str], pairwise: Pairw
         return f"{lead}only {best} has final runs ({metric} {_fmt(means[best])}): there is " \
                "nothing to compare it with."
     counted = "final seeds and test items" if pairwise.models_test else "final seeds"
+    if pairwise.against is not None:
+        return _reference_sentence(means, best, pairwise, metric, counted, lead)
     others = [c for c in sorted(means) if c != best]
     beaten = {other for other, _ in pairwise.better_than(best)}
     odds = _odds(pairwise, best, others)
@@ -133,6 +135,27 @@ def _cells_sentence(means: dict[str, float], leaders: list[str], pairwise: Pairw
     if beaten:
         text += f" {best} is significantly better than {_names(sorted(beaten))}."
     return text
+
+
+def _reference_sentence(means: dict[str, float], best: str, pairwise: Pairwise, metric: str,
+                        counted: str, lead: str) -> str:
+    """Greff et al.'s design (`--against`): each cell was tested against the reference only,
+    so the verdict says how each one fares against it, not which cell wins."""
+    reference = pairwise.against
+    others = [c for c in sorted(means) if c != reference]
+    better = [c for c in others if reference in dict(pairwise.better_than(c))]
+    worse = [c for c in others if c in dict(pairwise.better_than(reference))]
+    tied = [c for c in others if c not in better and c not in worse]
+    groups = [f"{_names(better)} {'is' if len(better) == 1 else 'are'} significantly better"
+              if better else "",
+              f"{_names(worse)} {'is' if len(worse) == 1 else 'are'} significantly worse"
+              if worse else "",
+              f"{_names(tied, 'and')} {'is' if len(tied) == 1 else 'are'} not separated from it"
+              if tied else ""]
+    return (f"{lead}{'against' if lead else 'Against'} the reference {reference} ({metric} "
+            f"{_fmt(means[reference])}), {'; '.join(g for g in groups if g)}, by the "
+            f"Holm-corrected test over {counted}; {best} has the best mean "
+            f"({_fmt(means[best])}).")
 
 
 def for_overview(datasets: list[tuple[str, str]], average_ranks: dict[str, float],
