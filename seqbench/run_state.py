@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from seqbench import runs
+from seqbench import run_lock, runs
 from seqbench.errors import SeqbenchError
 
 
@@ -23,7 +23,7 @@ def stopped_run(run_dir: Path | None, check_free: bool = False) -> Path:
         raise SeqbenchError(f"run '{run_dir}' has already ended ({status}); there is nothing "
                             "to resume.")
     if check_free:
-        runs.check_run_folder_free(Path(run_dir))
+        run_lock.check_run_folder_free(Path(run_dir))
     point = Path(run_dir) / runs.RESUME_POINT
     if not point.is_file():
         raise SeqbenchError(f"run '{run_dir}' stopped before its first resume point; "

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from seqbench import registry, runs
+from seqbench import registry, run_lock, runs
 from seqbench.config import DEVICES, RunSpec
 from seqbench.console import progress
 from seqbench.contracts import DataContext, TaskData
@@ -159,7 +159,7 @@ def make_trainer(
                             f"precision={hp['precision']}: {exc}") from None
 
 
-@runs.releases_run_folders
+@run_lock.releases_run_folders
 def train(
     spec: RunSpec,
     output_dir: str | os.PathLike[str] = "runs",
@@ -185,7 +185,7 @@ def train(
     Such trials are re-run rather than resumed, so they write no resume points; tested runs
     do (`seqbench.resume`), and `resume=True` continues the one in `run_dir`.
     With several processes (DDP), each one calls this; only the first writes files. The
-    run folder is locked while this trains in it (`runs.lock_run_folder`).
+    run folder is locked while this trains in it (`run_lock.lock_run_folder`).
     """
     quiet_lightning()
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
@@ -211,7 +211,7 @@ def train(
     loggers.check(logger)
     if resume:
         if first_process():  # the process that writes the record holds the folder
-            runs.lock_run_folder(run_dir)
+            run_lock.lock_run_folder(run_dir)
         resume_point = resumable(run_dir)
     data = as_trained(spec, data if data is not None else prepare_data(spec, data_dir))
     pl.seed_everything(spec.seed, workers=True, verbose=False)
@@ -322,7 +322,7 @@ def record_folder(trainer: Any, spec: RunSpec, output_dir: str | os.PathLike[str
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
     if not resume:
-        runs.lock_run_folder(run_dir)
+        run_lock.lock_run_folder(run_dir)
         runs.write_config(run_dir, spec, origin)
     trainer.checkpoint_callback.dirpath = str(run_dir)
     return run_dir

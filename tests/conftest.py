@@ -14,12 +14,25 @@ from seqbench import registry
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+#: What `seqbench.threads.configure` writes into the environment (for its workers).
+THREAD_SETTINGS = ("SEQBENCH_THREADS", "SEQBENCH_THREAD_CEILING", "OMP_NUM_THREADS",
+                   "OMP_WAIT_POLICY")
+
+
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory, monkeypatch):
-    """Every test gets its own preprocessed-data cache; nothing leaks between tests."""
+    """Every test gets its own preprocessed-data cache; nothing leaks between tests, the
+    thread settings included: one test's `--threads 2` left in the environment made every
+    later in-process run of a small model use two threads, five times slower here."""
     monkeypatch.setenv("SEQBENCH_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    threads = {name: os.environ.get(name) for name in THREAD_SETTINGS}
     yield
     registry.discover.cache_clear()
+    for name, value in threads.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="session")

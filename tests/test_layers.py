@@ -35,7 +35,7 @@ LAYERS: list[tuple[tuple[str, ...], ...]] = [
       "seqbench.sweeps"),),
     (("seqbench.train", "seqbench.model", "seqbench.step", "seqbench.best",
       "seqbench.loaders", "seqbench.resume", "seqbench.run_state", "seqbench.loggers",
-      "seqbench.runs",
+      "seqbench.runs", "seqbench.run_lock",
       "seqbench.threads", "seqbench.machine"),),
     (("seqbench.config", "seqbench.registry", "seqbench.declarations", "seqbench.contracts",
       "seqbench.core_params", "seqbench.params", "seqbench.batching", "seqbench.datafiles",

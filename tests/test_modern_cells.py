@@ -37,19 +37,8 @@ def build(name, input_size=3, hidden=8, layers=2, seed=0, **extra):
     return cell.build(input_size, hidden, layers, 0.0, **params).double().eval()
 
 
-#: Two of issue 39's new kit checks fail on issue 43's reference models (found when both
-#: landed on main): the sliding-window Transformer's last step does not reach the first
-#: input within the probe's steps, and the TCN (weights N(0, 0.01), ReLU) leaves conv rows
-#: without a gradient. Whether the kit should let a windowed model declare its reach, or
-#: the models are wrong, is open (issues 39/43 notes); strict, so a fix shows up here.
-KNOWN = {("transformer", "check_gradient_through_time"), ("tcn", "check_no_unused_parameters")}
-
-
 @parametrize_cell_checks(*MODERN)
-def test_modern_cells_conform_to_the_seqbench_contract(check, request):
-    cell, name = request.node.callspec.id.split("-", 1)
-    if (cell, name) in KNOWN:
-        request.applymarker(pytest.mark.xfail(strict=True, reason="open: see KNOWN above"))
+def test_modern_cells_conform_to_the_seqbench_contract(check):
     check()
 
 

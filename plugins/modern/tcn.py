@@ -4,8 +4,13 @@ Generic Convolutional and Recurrent Networks for Sequence Modeling"): a referenc
 Layer i is the paper's residual block with dilation 2^i: two causal, dilated,
 weight-normalised convolutions (kernel k), each followed by ReLU and dropout, plus the input
 (through a 1x1 convolution where widths differ), then ReLU. Weights start N(0, 0.01) as in
-the authors' code. The receptive field is 1 + 2 (k - 1)(2^L - 1) steps; nothing older
-reaches the output, which is what a reader comparing it with a recurrent cell should know.
+the authors' code; biases (the 1x1 convolution's too) start at zero, which their code does
+not do. With PyTorch's default bias (uniform, about +-0.3 here) beside weights that small,
+a unit's sign at initialisation is its bias's: about half the ReLU units are dead for every
+input, never train, and still count against `--param-budget` (the kit's
+`check_no_unused_parameters` found it). The receptive field is 1 + 2 (k - 1)(2^L - 1)
+steps; nothing older reaches the output, which is what a reader comparing it with a
+recurrent cell should know.
 
 Causal padding is the past: the state of a block is the last (k - 1) * dilation inputs of
 each of its two convolutions (zeros at the start, exactly the paper's zero padding), so a
@@ -24,6 +29,7 @@ def causal_convolution(input_size: int, hidden_size: int, kernel_size: int,
                        dilation: int) -> nn.Module:
     convolution = nn.Conv1d(input_size, hidden_size, kernel_size, dilation=dilation)
     nn.init.normal_(convolution.weight, 0.0, 0.01)
+    nn.init.zeros_(convolution.bias)  # every unit alive at the start (module docstring)
     return weight_norm(convolution)
 
 
@@ -41,6 +47,7 @@ class TemporalBlock(nn.Module):
                          else nn.Identity())
         if input_size != hidden_size:
             nn.init.normal_(self.residual.weight, 0.0, 0.01)
+            nn.init.zeros_(self.residual.bias)  # as the convolutions' (module docstring)
         self.dropout = nn.Dropout(dropout)
 
     def initial_state(self, batch_size: int, device: torch.device, dtype: torch.dtype):

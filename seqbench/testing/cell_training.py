@@ -34,11 +34,15 @@ def check_gradients(cell: Cell) -> None:
 def check_gradient_through_time(cell: Cell) -> None:
     """Backpropagation through time is what trains the recurrence: the last step's output
     must have a gradient with respect to the first step's input. A state detached at every
-    step (or not used at all) gives exactly zero, and the cell learns no memory."""
+    step (or not used at all) gives exactly zero, and the cell learns no memory. The
+    output is weighted at random, not summed: the sum of a LayerNorm's outputs is the same
+    for every input, so a model ending in one (the reference Transformer) would have no
+    gradient at all."""
     module = build(cell, layers=2).train()
     x = inputs().requires_grad_()
     y, _ = call(module, x)
-    y[:, -1].sum().backward()
+    weights = torch.randn(y[:, -1].shape, generator=torch.Generator().manual_seed(2)).to(y)
+    (y[:, -1] * weights).sum().backward()
     reach = float(x.grad[:, 0].abs().sum()) if x.grad is not None else 0.0
     expect(reach > 0, "a non-zero gradient of the last step's output with respect to the "
            "first step's input (gradients flow across time)",
