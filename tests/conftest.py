@@ -14,21 +14,22 @@ from seqbench import registry
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-#: What `seqbench.threads.configure` writes into the environment (for its workers).
-THREAD_SETTINGS = ("SEQBENCH_THREADS", "SEQBENCH_THREAD_CEILING", "OMP_NUM_THREADS",
-                   "OMP_WAIT_POLICY")
+#: What `seqbench.threads.configure` writes into the environment (for its workers), as the
+#: session found it.
+THREAD_SETTINGS = {name: os.environ.get(name) for name in (
+    "SEQBENCH_THREADS", "SEQBENCH_THREAD_CEILING", "OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
 
 
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory, monkeypatch):
     """Every test gets its own preprocessed-data cache; nothing leaks between tests, the
-    thread settings included: one test's `--threads 2` left in the environment made every
-    later in-process run of a small model use two threads, five times slower here."""
+    thread settings included (restored to the session's, since a module's fixture may have
+    run a sweep before its first test): a leaked `--threads 2` made every later in-process
+    run of a small model use two threads, five times slower on two cores."""
     monkeypatch.setenv("SEQBENCH_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-    threads = {name: os.environ.get(name) for name in THREAD_SETTINGS}
     yield
     registry.discover.cache_clear()
-    for name, value in threads.items():
+    for name, value in THREAD_SETTINGS.items():
         if value is None:
             os.environ.pop(name, None)
         else:

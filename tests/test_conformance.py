@@ -39,9 +39,11 @@ def test_built_in_cells_conform(check):
 #: PTB repeats 40 of its 7,810 valid and test windows of 8 x 20 tokens (newswire
 #: boilerplate); music21's Bach chorales hold one test harmonisation twice, once in train.
 KNOWN_OVERLAP = {"lm": 0.01, "music": 0.02}
-#: Parsing the chorales takes about 30 s, and the asr checks prepare fsdd-connected (MFCCs
-#: of 3,000 recordings) once per task option, about 3.5 minutes: slow tests.
-SLOW_REAL_DATA = {"music", "asr"}
+#: Parsing the chorales takes about 30 s, the asr checks prepare fsdd-connected (MFCCs of
+#: 3,000 recordings) once per task option, about 3.5 minutes, and translation trains its
+#: BPE tokenizers on Multi30k (35 s; tests/test_translation_task.py keeps a small real
+#: run in the default set): slow tests.
+SLOW_REAL_DATA = {"music", "asr", "translation"}
 
 
 @parametrize_task_checks(*tasks_with_a_check_case(), real_data=False)

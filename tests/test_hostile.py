@@ -590,6 +590,7 @@ def children(pid: int) -> list[int]:
     return [int(c) for c in path.read_text().split()] if path.exists() else []
 
 
+@pytest.mark.slow  # 28 s; a killed worker is in the default set in tests/test_suite_run.py
 def test_two_jobs_one_worker_killed_loses_one_trial_and_completes_the_budget(world, tmp_path):
     out = tmp_path / "sweeps"
     # Trials of three seconds each, so that both workers are surely inside one at once.

@@ -9,6 +9,7 @@ import os
 import time
 
 import optuna
+import pytest
 
 from seqbench.sweeps.storage import open_storage
 from test_sweep import FAST, finished, postgres_url, sweep, sweep_process, trials_of  # noqa: F401
@@ -30,6 +31,7 @@ def test_search_only_leaves_selection_and_finals_to_the_same_command_without_it(
     assert all(json.loads(f.read_text())["status"] == "completed" for f in finals)
 
 
+@pytest.mark.slow  # 50 s; tests/test_workers.py keeps eight workers on one PostgreSQL study
 def test_eight_search_workers_on_one_postgres_study_lose_and_repeat_nothing(
         toy_task, tmp_path, postgres_url):  # noqa: F811
     """Eight `--search-only` workers (a SLURM array's tasks, here processes on loopback)

@@ -254,6 +254,7 @@ def postgres_url():
     return url
 
 
+@pytest.mark.slow  # 30 s; tests/test_workers.py runs eight workers on one PostgreSQL study
 def test_two_workers_share_one_postgres_study(toy_task, tmp_path, postgres_url):
     """Each trial runs for a fixed 6 seconds, so the four trials take one worker at least
     24 s: far longer than the other takes to start. With 8-epoch toy trials one worker
