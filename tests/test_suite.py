@@ -117,6 +117,10 @@ def test_the_cli_lists_and_shows_suites_and_refuses_bad_files_in_one_line(tmp_pa
     assert main(["suite", "show", str(write(tmp_path, GOOD))]) == 0
     out = capsys.readouterr().out
     assert "4 of 30 trials, 2 of 5 seeds" in out and "speech/japanese-vowels: offline" in out
+    rows = {line.split("│")[1].strip(): [cell.strip() for cell in line.split("│")[2:6]]
+            for line in out.splitlines() if line.startswith("│ ") and "/" in line}
+    assert rows["forecasting/airline"] == ["40", "50", "5", "3"]  # trials, epochs, seeds, repeats
+    assert rows["speech/japanese-vowels"][3] == "1"
     assert main(["suite", "show", "standrd"]) == 2
     assert "error: unknown suite 'standrd'. Did you mean 'standard'?" in capsys.readouterr().err
     assert main(["suite", "show", str(tmp_path / "none.toml")]) == 2

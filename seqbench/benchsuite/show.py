@@ -52,14 +52,14 @@ def suite_table(listing: Priced) -> None:
     cost and reason."""
     suite = listing.suite
     table = Table(title=f"suite {suite.name}: {suite.summary}", title_justify="left")
-    for column in ("task/dataset", "trials", "epochs", "seeds", "reduced", "core-hours",
-                   "of the bound"):
+    for column in ("task/dataset", "trials", "epochs", "seeds", "repeats", "reduced",
+                   "core-hours", "of the bound"):
         table.add_column(column, overflow="fold", no_wrap=column == "task/dataset")
     costs = {c.dataset.name: c for c in listing.costs}
     for item in suite.datasets:
         cost = costs.get(item.name)
         table.add_row(item.name, str(item.trials), str(item.epochs), str(item.seeds),
-                      ", ".join(item.reductions()) or "no",
+                      str(item.repeats), ", ".join(item.reductions()) or "no",
                       hours(cost.hours if cost else None),
                       f"{cost.factor:.2f}" if cost else "")
     console = Console()
