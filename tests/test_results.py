@@ -14,8 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 NUMBERS = ("table.csv", "pairwise.csv", "budget_curves.csv")
 #: (journal, studies, reference cell, output folder, report folders): the free-tuning
 #: sweeps, JSB and Nottingham with about 20k parameters per cell (as Chung et al. 2014
-#: compared them), Greff et al.'s LSTM variants against the vanilla LSTM, and the Japanese
-#: Vowels sweep extended to 60 trials per cell.
+#: compared them), Greff et al.'s LSTM variants against the vanilla LSTM, the Japanese
+#: Vowels sweep extended to 60 trials per cell, and sequential digits (issue 43's first
+#: stage: lstm, gru, rnn).
 PUBLISHED = [
     ("results/studies.journal", "jv,jsb,airline,m1,fsdd,etth1,shakespeare,nottingham", None,
      "results",
@@ -27,6 +28,8 @@ PUBLISHED = [
      ("music-jsb",)),
     ("results/jv-60-trials/studies.journal", "jv", None, "results/jv-60-trials",
      ("speech-japanese-vowels",)),
+    ("results/longrange-digits/studies.journal", "longrange", None,
+     "results/longrange-digits", ("speech-digits",)),
 ]
 
 
