@@ -48,7 +48,7 @@ def lock_run_folder(run_dir: Path) -> None:
     write that fails for want of space or permission names the folder (`errors.writing`)."""
     locks = _held.get()
     if locks is None:
-        raise RuntimeError("lock_run_folder is called inside a @releases_run_folders function")
+        raise RuntimeError("lock_run_folder must be called inside a @releases_run_folders function")
     locks.enter_context(exclusive(Path(run_dir)))
     locks.enter_context(writing(Path(run_dir)))
 
