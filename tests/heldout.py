@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from planted import declare_directions
 from seqbench import Cell, cached, content_key
 from seqbench_cells.modern.xlstm import SLSTMStep
 from seqbench_tasks.speech.task import SpeechData, SpeechTask, stratified_split
@@ -190,10 +191,7 @@ class PlantedSpeech(SpeechTask):
 
     def __init__(self, bug=None):
         self.bug = bug
-        if bug == "accuracy declared lower-is-better":
-            self.direction = "minimize"
-        if bug == "NLL declared higher-is-better":
-            self.select_by = ("nll", "maximize")
+        declare_directions(self, bug)
 
     def prepare(self, dataset, context, params):
         if self.bug == "torch.manual_seed in prepare()":

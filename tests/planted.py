@@ -404,6 +404,15 @@ class ClassData(IndexedData):
         return correct, torch.ones_like(correct)
 
 
+def declare_directions(task, bug) -> None:
+    """Plant the two metric-direction bugs on a task (its primary metric, or its selection
+    metric, declared the wrong way round); every planted task carries them alike."""
+    if bug == "accuracy declared lower-is-better":
+        task.direction = "minimize"
+    if bug == "NLL declared higher-is-better":
+        task.select_by = ("nll", "maximize")
+
+
 class ClassTask(Task):
     name = "lastclass"
     summary = "the class of a sequence's last value, with planted bugs"
@@ -418,10 +427,7 @@ class ClassTask(Task):
 
     def __init__(self, bug=None):
         self.bug = bug
-        if bug == "accuracy declared lower-is-better":
-            self.direction = "minimize"
-        if bug == "NLL declared higher-is-better":
-            self.select_by = ("nll", "maximize")
+        declare_directions(self, bug)
 
     def prepare(self, dataset, context, params):
         if self.bug == "torch.manual_seed in prepare()":
