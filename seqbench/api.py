@@ -199,6 +199,7 @@ def sweep(
     folds: int | None = None,
     repeats: int = 1,
     jobs: int = 1,
+    gpus_per_trial: int = 1,
     pruner: str = "median",
     param_budget: int | None = None,
     max_seconds: float | None = None,
@@ -222,7 +223,8 @@ def sweep(
     `top`/`rerun_seeds` the selection re-runs (default: enough seeds for five paired values),
     `folds` the validation folds per trial, `repeats` independent searches per cell (to
     measure the search's own variance), `threads` the intra-op threads of every training
-    process (recorded, and used by every final run). `search_only` stops after the search:
+    process (recorded, and used by every final run), `gpus_per_trial` the GPUs each trial
+    trains on with DDP (each worker of `jobs` gets its own). `search_only` stops after the search:
     how the workers of a cluster share one study, leaving selection and finals to a single
     process (README, "Scaling out").
     """
@@ -245,7 +247,8 @@ def sweep(
         cells=names, trials=trials, seeds=seeds, top=top, rerun_seeds=rerun_seeds, folds=folds,
         storage=storage_url(storage, Path(output_dir)), study=study,
         settings={key: str(value) for key, value in settings.items()},  # as --set gives them
-        max_seconds=max_seconds, jobs=jobs, pruner=pruner, param_budget=param_budget,
+        max_seconds=max_seconds, jobs=jobs, gpus_per_trial=gpus_per_trial, pruner=pruner,
+        param_budget=param_budget,
         seed=seed, device=device, output_dir=str(output_dir),
         data_dir=None if data_dir is None else str(data_dir), logger=logger, refit=refit,
         repeats=repeats, threads=threads)

@@ -241,7 +241,8 @@ def sweep(
     max_seconds: Annotated[Optional[float], typer.Option("--max-time", help="Time budget per trial in seconds (instead of, or with, --epochs).")] = None,
     storage: Annotated[Optional[str], typer.Option(envvar=STORAGE_ENV, show_envvar=True, help="Optuna storage: an RDB URL (postgresql://...) shared by many machines, or a journal file (default: OUTPUT_DIR/sweeps.journal). Give a password through the environment variable or the driver's own (PGPASSWORD, ~/.pgpass), never on the command line; it is shown and stored redacted.")] = None,
     study: Annotated[str, typer.Option(help="Study name prefix; studies are STUDY/TASK/DATASET/CELL.")] = "seqbench",
-    jobs: Annotated[int, typer.Option(help="Parallel trial processes on this machine (CPU threads are divided between them).")] = 1,
+    jobs: Annotated[int, typer.Option(help="Parallel trial processes on this machine (CPU threads are divided between them; with GPUs, each gets its own).")] = 1,
+    gpus_per_trial: Annotated[int, typer.Option(help="GPUs each trial trains on with DDP (the visible GPUs are grouped, one group per --jobs worker).")] = 1,
     pruner: Annotated[str, typer.Option(help="median, hyperband or none.")] = "median",
     param_budget: Annotated[Optional[int], typer.Option(help="Match parameter counts: each cell's hidden size is chosen to fit this many parameters.")] = None,
     refit: Annotated[bool, typer.Option("--refit", help="Finals train on the training and validation items together, for the median best epoch of the chosen configuration's validation runs (scikit-learn's refit).")] = False,
@@ -264,7 +265,8 @@ def sweep(
                        "same command again to go on.", overrule=True), writing(output_dir):
         done = api.sweep(task, split_names(cells), trials, seeds, dataset=dataset, top=top,
                          rerun_seeds=rerun_seeds, folds=folds, repeats=repeats, jobs=jobs,
-                         pruner=pruner, param_budget=param_budget, max_seconds=max_seconds,
+                         gpus_per_trial=gpus_per_trial, pruner=pruner,
+                         param_budget=param_budget, max_seconds=max_seconds,
                          seed=seed, device=device, study=study, storage=storage,
                          output_dir=output_dir, data_dir=data_dir, refit=refit, logger=logger,
                          threads=threads, search_only=search_only, **given)

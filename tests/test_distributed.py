@@ -135,3 +135,34 @@ def test_bf16_mixed_precision_trains_on_cpu_and_fp16_is_refused_there(toy_task, 
         train(build_spec("toymusic", "gru", settings={**settings, "precision": "16-mixed"},
                          device="cpu"), output_dir=tmp_path / "fp16", show_progress=False)
     assert not (tmp_path / "fp16").exists()  # refused before a run folder was made
+
+
+def test_a_sweep_of_two_process_runs_trains_each_run_once_with_its_own_command(toy_task,
+                                                                               tmp_path):
+    """Lightning starts a DDP run's second process by repeating the first one's command; in
+    a sweep that command is the sweep, so each run is trained by a command of its own
+    (`seqbench.sweeps.multidevice`). The search takes exactly its budget (a repeated sweep
+    would have asked for more trials), the pruning callback reports every epoch from the
+    first process, and each run records its two devices."""
+    import optuna
+
+    import seqbench as sb
+    from seqbench.sweeps.storage import open_storage
+
+    journal = tmp_path / "sweeps.journal"
+    sb.sweep(toy_task, ["gru"], trials=3, seeds=1, top=1, rerun_seeds=0, device="cpu",
+             storage=str(journal), output_dir=tmp_path / "sweeps",
+             **{**SETTINGS, "epochs": 2})
+    storage = open_storage(str(journal))
+    (summary,) = optuna.get_all_study_summaries(storage)
+    trials = optuna.load_study(study_name=summary.study_name, storage=storage).trials
+    assert len(trials) == 3 and {t.state.name for t in trials} <= {"COMPLETE", "PRUNED"}
+    completed = [t for t in trials if t.state.name == "COMPLETE"]
+    assert completed and all(sorted(t.intermediate_values) == [1, 2] for t in completed)
+    records = sorted((tmp_path / "sweeps").rglob("metrics.json"))
+    assert len(records) == 4  # three trials and one final
+    for record in records:
+        config = read_json(record.parent / "config.json")
+        assert config["spec"]["hparams"]["devices"] == 2
+    (final,) = [r for r in records if "finals" in r.parts]
+    assert read_json(final)["status"] == "completed" and "test_nll" in read_json(final)

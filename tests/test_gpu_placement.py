@@ -54,11 +54,11 @@ def test_the_sweep_says_which_gpu_each_worker_gets(monkeypatch, capsys):
     from seqbench.sweeps.runner import worker_gpus
 
     monkeypatch.setenv(VISIBLE, "2,3")
-    placement = worker_gpus(SimpleNamespace(jobs=3, device="cuda"))
+    placement = worker_gpus(SimpleNamespace(jobs=3, device="cuda", gpus_per_trial=1))
     assert [placement(slot)[VISIBLE] for slot in range(3)] == ["2", "3", "2"]
-    assert "round-robin: 2, 3, 2" in capsys.readouterr().err
-    assert worker_gpus(SimpleNamespace(jobs=1, device="cuda")) is None  # runs in-process
-    assert worker_gpus(SimpleNamespace(jobs=3, device="cpu")) is None
+    assert "round-robin: 2; 3; 2" in capsys.readouterr().err
+    assert worker_gpus(SimpleNamespace(jobs=1, device="cuda", gpus_per_trial=1)) is None  # runs in-process
+    assert worker_gpus(SimpleNamespace(jobs=3, device="cpu", gpus_per_trial=1)) is None
 
 
 def note_gpu(folder: str, name: str) -> None:
@@ -84,3 +84,38 @@ def test_worker_processes_start_with_their_slots_gpu_and_never_share_one(tmp_pat
             if a is not b and a["start"] < b["end"] and b["start"] < a["end"]:
                 assert a["gpu"] != b["gpu"]
     assert os.environ[VISIBLE] == "3,5"
+
+
+def test_a_trial_of_several_gpus_takes_a_group_and_a_remainder_stays_idle():
+    pairs = slot_environment("cuda", {}, count=lambda: 5, per_trial=2)  # GPU 4 has no pair
+    assert [pairs(slot)[VISIBLE] for slot in range(4)] == ["0,1", "2,3", "0,1", "2,3"]
+    uuids = slot_environment("auto", {VISIBLE: "GPU-a,GPU-b,GPU-c"}, per_trial=3)
+    assert uuids(1) == {VISIBLE: "GPU-a,GPU-b,GPU-c"}
+
+
+def test_more_gpus_per_trial_than_visible_is_said_once():
+    with pytest.raises(SeqbenchError, match=r"--gpus-per-trial 4 needs at least 4 visible "
+                                            r"GPUs; this machine shows 2 \(CUDA_VISIBLE_DEVICES=0,1\)"):
+        slot_environment("auto", {VISIBLE: "0,1"}, per_trial=4)
+    with pytest.raises(SeqbenchError, match="needs at least 2 visible GPUs; this machine shows 0"):
+        slot_environment("auto", {}, count=lambda: 0, per_trial=2)
+
+
+def test_gpus_per_trial_sets_the_runs_devices_and_is_checked_where_the_plan_is_made():
+    from seqbench.sweeps.plan import SweepPlan
+
+    base = dict(task="music", dataset="jsb", cells=("lstm",), storage="s.journal")
+    plan = SweepPlan(**base, gpus_per_trial=2, device="cuda")
+    assert plan.settings["devices"] == "2"
+    assert plan.spec("lstm").hparams["devices"] == 2
+    assert "--gpus-per-trial 2" in plan.command() and "devices=" not in plan.command()
+    assert SweepPlan(**base, gpus_per_trial=2, settings={"devices": 2}).settings["devices"] == "2"
+    for wrong, message in [
+            (dict(gpus_per_trial=2, device="cpu"), "--device cpu has none; for several CPU "
+                                                   "processes per run use --set devices=N"),
+            (dict(gpus_per_trial=2, settings={"devices": "4"}),
+             "--gpus-per-trial 2 and --set devices=4 disagree"),
+            (dict(gpus_per_trial=0), "--gpus-per-trial must be at least 1")]:
+        with pytest.raises(SeqbenchError, match=message):
+            SweepPlan(**base, **wrong)
+    assert "devices" not in SweepPlan(**base).settings

@@ -340,11 +340,45 @@ def test_pruning_compares_each_trial_by_its_best_value_so_far(direction, best_so
     pruning = OptunaPruning(trial, "val_nll", best_so_far=best_so_far)
     for epoch, value in enumerate(values):
         trainer = SimpleNamespace(sanity_checking=False, current_epoch=epoch, global_step=epoch,
-                                  should_stop=False)
+                                  should_stop=False, is_global_zero=True, world_size=1)
         module = SimpleNamespace(last_metrics={"val": {"val_nll": value}})
         pruning.on_validation_end(trainer, module)
     stored = trial.study.trials[0].intermediate_values
     assert [stored[step] for step in sorted(stored)] == reported
+
+
+def test_the_pruning_callback_moves_to_another_process_with_its_trial(tmp_path):
+    """A sweep's run on several devices is trained by a command of its own: the pickled
+    callback reloads its trial from the storage, keeps its pruner and running best, and only
+    the first of the run's processes reports, the decision reaching every process."""
+    import pickle
+    from types import SimpleNamespace
+
+    from seqbench.errors import SeqbenchError
+    from seqbench.sweeps.pruning import OptunaPruning
+    from seqbench.sweeps.storage import open_storage
+
+    journal = str(tmp_path / "s.journal")
+    pruner = optuna.pruners.ThresholdPruner(upper=1.0)  # prunes any value above 1
+    study = optuna.create_study(study_name="x", storage=open_storage(journal), pruner=pruner)
+    trial = study.ask()
+    with pytest.raises(SeqbenchError, match="without its storage's address"):
+        pickle.dumps(OptunaPruning(trial, "val_nll"))
+    moved = pickle.loads(pickle.dumps(OptunaPruning(trial, "val_nll", storage=journal)))
+    assert moved.trial.number == trial.number and isinstance(moved.trial.study.pruner,
+                                                             optuna.pruners.ThresholdPruner)
+
+    decisions = []
+    for rank, decided in ((1, True), (0, True)):  # rank 1 learns rank 0's decision
+        trainer = SimpleNamespace(
+            sanity_checking=False, current_epoch=0, global_step=1, should_stop=False,
+            is_global_zero=rank == 0, world_size=2,
+            strategy=SimpleNamespace(broadcast=lambda value, src: decided))
+        moved.on_validation_end(trainer, SimpleNamespace(last_metrics={"val": {"val_nll": 2.0}}))
+        decisions.append(trainer.should_stop)
+    assert decisions == [True, True] and moved.pruned_at == 1
+    stored = optuna.load_study(study_name="x", storage=open_storage(journal)).trials[0]
+    assert stored.intermediate_values == {1: 2.0}  # reported once, by rank 0
 
 
 

@@ -15,6 +15,9 @@ For a run folder asked for again under the same key:
 - stopped with a resume point (a tested run, killed or interrupted): it continues from there;
 - anything else (no record, another key, a damaged resume point): trained from scratch.
 
+A run on several devices is trained by a command of its own (`seqbench.sweeps.multidevice`),
+since Lightning starts its other processes by repeating the command that started the first.
+
 Search trials are the exception: a pruner stops them on what the other trials reported at
 the time, so their result is not a function of the key. Optuna keeps their state, and a
 trial that died is sampled again under a new number, in a new folder.
@@ -59,6 +62,7 @@ def train(request: Request, data: PreparedData, *, logger: str | None = None,
     (or continued); see the module docstring. `pruning` (a search trial's callback) trains
     afresh every time."""
     from seqbench.resume import can_resume
+    from seqbench.sweeps.multidevice import needs_launch, train_launched
     from seqbench.train import train as train_run
 
     resume = False
@@ -73,6 +77,8 @@ def train(request: Request, data: PreparedData, *, logger: str | None = None,
         resume = request.test and can_resume(request.run_dir, request.spec)
     if not resume:
         shutil.rmtree(request.run_dir, ignore_errors=True)
+    if needs_launch(request.spec):
+        return train_launched(request, data.data_dir, logger, resume, pruning)
     return train_run(request.spec, data=data.get(request.spec), run_dir=request.run_dir,
                      show_progress=False, callbacks=[pruning] if pruning is not None else [],
                      evaluate_test=request.test, max_seconds=request.max_seconds,

@@ -12,6 +12,10 @@ gets visible GPU `i mod GPUs`. So with more jobs than GPUs the GPUs are shared e
 as GPUs. Visible GPUs are the entries of this process's own `CUDA_VISIBLE_DEVICES` when it
 is set (indices or UUIDs, kept as given, so a SLURM allocation or a user's restriction is
 respected), else the devices torch counts.
+
+With `--gpus-per-trial G` a slot gets G GPUs instead of one: the visible GPUs are cut into
+groups of G (4 GPUs, G=2: "0,1" and "2,3"; a remainder smaller than G stays idle) and the
+slots take the groups round-robin; each trial then trains on its G GPUs with DDP.
 """
 
 from __future__ import annotations
@@ -44,17 +48,24 @@ def visible_gpus(environ: Mapping[str, str] = os.environ,
 
 
 def slot_environment(device: str, environ: Mapping[str, str] = os.environ,
-                     count: Callable[[], int] | None = None
+                     count: Callable[[], int] | None = None, per_trial: int = 1
                      ) -> Callable[[int], dict[str, str]] | None:
     """What worker slot `i` adds to its environment, or None when workers need nothing
     (`--device cpu`, or `auto` on a machine without GPUs). `--device cuda` with no GPU
-    visible is the user's error, said once here rather than by every worker."""
+    visible, or fewer GPUs than one trial asks for, is the user's error, said once here
+    rather than by every worker."""
     if device == "cpu":
         return None
     gpus = visible_gpus(environ, count)
+    if not gpus and device == "cuda":
+        raise SeqbenchError("--device cuda was requested but no CUDA device is visible "
+                            f"({VISIBLE}={environ.get(VISIBLE, 'unset')}).")
+    if per_trial > 1 and len(gpus) < per_trial:
+        raise SeqbenchError(f"--gpus-per-trial {per_trial} needs at least {per_trial} visible "
+                            f"GPUs; this machine shows {len(gpus)} "
+                            f"({VISIBLE}={environ.get(VISIBLE, 'unset')}).")
     if not gpus:
-        if device == "cuda":
-            raise SeqbenchError("--device cuda was requested but no CUDA device is visible "
-                                f"({VISIBLE}={environ.get(VISIBLE, 'unset')}).")
         return None
-    return lambda slot: {VISIBLE: gpus[slot % len(gpus)]}
+    groups = [",".join(gpus[start:start + per_trial])
+              for start in range(0, len(gpus) - per_trial + 1, per_trial)]
+    return lambda slot: {VISIBLE: groups[slot % len(groups)]}

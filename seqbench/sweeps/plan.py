@@ -55,6 +55,9 @@ class SweepPlan:
     settings: Mapping[str, Any] = field(default_factory=dict)
     max_seconds: float | None = None
     jobs: int = 1
+    #: GPUs each trial trains on with DDP (`seqbench.sweeps.gpus` gives each worker its own);
+    #: more than 1 sets the runs' `devices`.
+    gpus_per_trial: int = 1
     pruner: str = "median"
     param_budget: int | None = None
     #: The entropy of the sweep's SeedSequence (`seqbench.sweeps.seeds`).
@@ -74,13 +77,30 @@ class SweepPlan:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cells", tuple(self.cells))
-        object.__setattr__(self, "settings", dict(self.settings))
+        object.__setattr__(self, "settings", self._with_devices(dict(self.settings)))
         self._check_values()
         for cell in self.cells:  # every cell's defaults must be a valid first trial
             defaults = self.spec(cell)
             if self.selection_folds() > 1:
                 self.spec(cell, {**self.settings, "folds": self.selection_folds()})
             search_space.default_point(self.cell_space(cell), defaults.settings())
+
+    def _with_devices(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """The settings with `devices` set to `--gpus-per-trial` when it asks for several
+        GPUs (the runs' specs, and so the cache keys and the study record, say so)."""
+        per_trial = whole_number(self.gpus_per_trial, "--gpus-per-trial")
+        if per_trial < 1:
+            raise SeqbenchError(f"--gpus-per-trial must be at least 1 (got {per_trial}).")
+        if per_trial == 1:
+            return settings
+        if self.device == "cpu":
+            raise SeqbenchError("--gpus-per-trial gives each trial GPUs, and --device cpu has "
+                                "none; for several CPU processes per run use --set devices=N.")
+        given = settings.get("devices")
+        if given is not None and str(given) != str(per_trial):
+            raise SeqbenchError(f"--gpus-per-trial {per_trial} and --set devices={given} "
+                                "disagree; give one of them.")
+        return {**settings, "devices": str(per_trial)}
 
     def _check_values(self) -> None:
         from seqbench import loggers
@@ -172,6 +192,9 @@ class SweepPlan:
         parts += [f"--top {self.top}"]
         parts += [f"--rerun-seeds {self.rerun_seeds}"] if self.rerun_seeds is not None else []
         parts += [f"--repeats {self.repeats}"] if self.repeats > 1 else []
+        if self.gpus_per_trial > 1:
+            settings.pop("devices")
+            parts.append(f"--gpus-per-trial {self.gpus_per_trial}")
         parts += [f"--pruner {self.pruner}", f"--jobs {self.jobs}", f"--seed {self.seed}",
                   f"--study {self.study}", f"--storage {self.storage}",
                   f"--output-dir {self.output_dir}"]

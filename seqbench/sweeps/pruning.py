@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from lightning.pytorch.callbacks import Callback
 
 from seqbench.best import past_minimum, validation_value
+from seqbench.errors import SeqbenchError
 
 if TYPE_CHECKING:
     from seqbench.sweeps.plan import SweepPlan
@@ -49,16 +50,49 @@ def make_pruner(plan: SweepPlan) -> Any:
 
 
 class OptunaPruning(Callback):
+    """Reports to `trial` and stops the run when its pruner says so.
+
+    On a run of several processes only the first reports, and its decision is broadcast, so
+    every process stops after the same epoch. Pickled (a sweep's run on several devices is
+    trained by a command of its own, `seqbench.sweeps.multidevice`), it carries the trial's
+    storage address, study, id and pruner instead of the trial, and reloads it there.
+    """
+
     def __init__(self, trial: Any, monitor: str, min_epochs: int = 0, min_steps: int = 0,
-                 best_so_far: bool = True) -> None:
+                 best_so_far: bool = True, storage: str | None = None) -> None:
         self.trial = trial
         self.monitor = monitor
         self.minimum = (min_epochs, min_steps)
         #: False: report each epoch's own value, as studies begun before 2026-12-03 did.
         self.report_best = best_so_far
+        #: The storage's address, for a process that reloads the trial.
+        self.storage = storage
         self.better = min if trial.study.direction.name == "MINIMIZE" else max
         self.pruned_at: int | None = None
         self.best_so_far: float | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        if self.storage is None:
+            raise SeqbenchError("this pruning callback cannot move to another process: it "
+                                "was made without its storage's address")
+        state = {key: value for key, value in self.__dict__.items()
+                 if key not in ("trial", "better")}
+        study = self.trial.study
+        state["trial"] = (study.study_name, self.trial._trial_id, study.pruner,
+                          study.direction.name)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        import optuna
+
+        from seqbench.sweeps.storage import open_storage
+
+        study_name, trial_id, pruner, direction = state.pop("trial")
+        self.__dict__.update(state)
+        study = optuna.load_study(study_name=study_name, storage=open_storage(self.storage),
+                                  pruner=pruner)
+        self.trial = optuna.trial.Trial(study, trial_id)
+        self.better = min if direction == "MINIMIZE" else max
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
         value = validation_value(pl_module, self.monitor)
@@ -69,7 +103,13 @@ class OptunaPruning(Callback):
             self.best_so_far = value if self.best_so_far is None else self.better(
                 self.best_so_far, value)
         epoch = trainer.current_epoch + 1
-        self.trial.report(value if self.best_so_far is None else self.best_so_far, step=epoch)
-        if past_minimum(trainer, *self.minimum) and self.trial.should_prune():
+        prune = False
+        if trainer.is_global_zero:
+            self.trial.report(value if self.best_so_far is None else self.best_so_far,
+                              step=epoch)
+            prune = past_minimum(trainer, *self.minimum) and self.trial.should_prune()
+        if trainer.world_size > 1:
+            prune = trainer.strategy.broadcast(prune, src=0)
+        if prune:
             self.pruned_at = epoch
             trainer.should_stop = True

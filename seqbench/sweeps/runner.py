@@ -81,11 +81,11 @@ def worker_gpus(plan: SweepPlan) -> Callable[[int], dict[str, str]] | None:
     runs in this process, on this process's GPUs) or no GPU in use."""
     from seqbench.sweeps.gpus import VISIBLE, slot_environment
 
-    placement = slot_environment(plan.device)
+    placement = slot_environment(plan.device, per_trial=plan.gpus_per_trial)
     if plan.jobs == 1 or placement is None:
         return None
     slots = [placement(slot)[VISIBLE] for slot in range(plan.jobs)]
-    console.print(f"workers' GPUs ({VISIBLE}), round-robin: {', '.join(slots)}")
+    console.print(f"workers' GPUs ({VISIBLE}), round-robin: {'; '.join(slots)}")
     return placement
 
 

@@ -104,7 +104,8 @@ def run_trial(plan: SweepPlan, cell: str, repeat: int, trial: Any, data: Prepare
     hparams = plan.spec(cell, settings).hparams
     pruning = OptunaPruning(trial, validation.monitor(plan), hparams["min_epochs"],
                             hparams["min_steps"],
-                            best_so_far=recorded.protocol.pruning_sees_best_so_far)
+                            best_so_far=recorded.protocol.pruning_sees_best_so_far,
+                            storage=plan.storage)
     folder = plan.folder("trials", cell, repeat) / f"trial-{trial.number:04d}"
     trial.set_user_attr(record.RUN_DIR, str(folder))
     requests = validation.fold_requests(
