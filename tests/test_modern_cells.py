@@ -261,6 +261,26 @@ def test_tcn_equals_zero_padded_dilated_convolutions_and_streams_exactly():
     torch.testing.assert_close(torch.cat(pieces, 1), whole)
 
 
+def test_tcn_levels_deepen_each_layer_so_the_field_can_cover_a_64_step_digit():
+    """With the one or two layers a task searches for every cell, `levels` is what lets the
+    TCN's receptive field reach the sequence: the first output the last input changes is
+    within the field, and an input just outside it changes nothing."""
+    module = build("tcn", input_size=1, hidden=4, layers=1, kernel_size=3, levels=4)
+    assert [block.conv1.dilation[0] for block in module.layers] == [1, 2, 4, 8]
+    with torch.no_grad():  # positive weights and inputs: no ReLU hides a dependency
+        for parameter in module.parameters():
+            parameter.abs_()
+    field = 1 + 2 * (3 - 1) * (2**4 - 1)  # 61 steps
+    x = torch.rand(1, field + 1, 1, dtype=torch.float64)
+    moved = x.clone()
+    moved[0, 0] += 1.0  # one step older than the field of the last output
+    assert torch.equal(module(x)[0][0, -1], module(moved)[0][0, -1])
+    moved = x.clone()
+    moved[0, 1] += 1.0  # the oldest step inside it
+    assert not torch.equal(module(x)[0][0, -1], module(moved)[0][0, -1])
+    assert len(build("tcn", layers=2, kernel_size=3).layers) == 2  # default: a block a layer
+
+
 # ---- Transformer ----------------------------------------------------------------------------
 
 def plain_attention(attention, x):

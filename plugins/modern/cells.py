@@ -91,12 +91,20 @@ def build_indrnn(input_size: int, hidden_size: int, num_layers: int, dropout: fl
 
 
 def build_tcn(input_size: int, hidden_size: int, num_layers: int, dropout: float, *,
-              kernel_size: int):
+              kernel_size: int, levels: int = 1):
+    """`num_layers` x `levels` residual blocks, the dilation doubling at every block.
+
+    `levels` is the TCN's own depth: a task searches the same few layers for every cell
+    (speech: 1-2), which capped the TCN's receptive field below a 64-step digit (at most
+    1 + 2 (8 - 1)(2^2 - 1) = 43 steps), while Bai et al. choose the depth that covers the
+    sequence. The default 1 is the TCN of one block per layer (runs recorded before
+    `levels` existed build the same model)."""
     from seqbench_cells.modern.stack import LayerStack
     from seqbench_cells.modern.tcn import TemporalBlock
 
+    blocks = num_layers * levels
     return LayerStack(TemporalBlock(input_size if i == 0 else hidden_size, hidden_size,
-                                    kernel_size, 2**i, dropout) for i in range(num_layers))
+                                    kernel_size, 2**i, dropout) for i in range(blocks))
 
 
 def build_transformer(input_size: int, hidden_size: int, num_layers: int, dropout: float, *,
@@ -178,7 +186,10 @@ tcn = Cell(
             "residual blocks",
     build=build_tcn,
     params=(Param("kernel_size", int, 3, "convolution width k (receptive field "
-                  "1 + 2(k-1)(2^layers - 1))", low=2, high=16, search=(2, 8)),),
+                  "1 + 2(k-1)(2^(layers x levels) - 1))", low=2, high=16, search=(2, 8)),
+            Param("levels", int, 1, "residual blocks per layer, dilation doubling at each "
+                  "(the TCN's own depth, so its field can cover the sequence)", low=1,
+                  high=12, search=(1, 4))),
     family="convolution",
 )
 transformer = Cell(

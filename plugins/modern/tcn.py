@@ -8,9 +8,10 @@ the authors' code; biases (the 1x1 convolution's too) start at zero, which their
 not do. With PyTorch's default bias (uniform, about +-0.3 here) beside weights that small,
 a unit's sign at initialisation is its bias's: about half the ReLU units are dead for every
 input, never train, and still count against `--param-budget` (the kit's
-`check_no_unused_parameters` found it). The receptive field is 1 + 2 (k - 1)(2^L - 1)
-steps; nothing older reaches the output, which is what a reader comparing it with a
-recurrent cell should know.
+`check_no_unused_parameters` found it). The receptive field of L blocks is
+1 + 2 (k - 1)(2^L - 1) steps; nothing older reaches the output, which is what a reader
+comparing it with a recurrent cell should know. A seqbench layer holds `levels` blocks
+(`cells.build_tcn`), so the search can reach a field as long as the sequence.
 
 Causal padding is the past: the state of a block is the last (k - 1) * dilation inputs of
 each of its two convolutions (zeros at the start, exactly the paper's zero padding), so a
