@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from seqbench import registry, runs
+from seqbench.threads import scoped
 from seqbench.benchsuite import Priced, suites  # noqa: F401 - the API's `sb.suites()`
 from seqbench.benchsuite.check import DatasetCheck
 from seqbench.benchsuite.spec import SuiteDataset
@@ -71,6 +72,7 @@ def _name(plugin: str | Cell | Task) -> str:
     return plugin.name
 
 
+@scoped
 def run(
     task: str | Task | None = None,
     cell: str | Cell | None = None,
@@ -187,6 +189,7 @@ def export(run_dir: PathLike, format: str = "torchscript", out: PathLike | None 
     return exporter.export(run_dir, format, out, data_dir)
 
 
+@scoped
 def sweep(
     task: str | Task,
     cells: Iterable[str | Cell],
@@ -282,6 +285,7 @@ def report(output_dir: PathLike = "reports", storage: str = DEFAULT_STORAGE,
                          task=task, dataset=dataset, against=against)
 
 
+@scoped
 def suite(suite: str | PathLike, *, jobs: int = 1, study: str | None = None,
           storage: str | None = None, output_dir: PathLike = "sweeps",
           report_dir: PathLike | None = None, data_dir: PathLike | None = None,

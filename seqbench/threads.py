@@ -28,10 +28,13 @@ the user's shell set it), else the rule above. A count above the usable cores is
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from seqbench.errors import SeqbenchError
 
@@ -43,6 +46,10 @@ THREADS_ENV = "SEQBENCH_THREADS"
 CEILING_ENV = "SEQBENCH_THREAD_CEILING"
 #: Models with fewer parameters train on one thread (see the module docstring).
 ONE_THREAD_BELOW = 1_000_000
+#: Everything `configure` writes into the environment.
+SETTINGS = (THREADS_ENV, CEILING_ENV, "OMP_NUM_THREADS", "OMP_WAIT_POLICY")
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def usable_cores() -> int:
@@ -103,6 +110,30 @@ def configure(threads: int | None = None, jobs: int = 1) -> int:
     if "torch" in sys.modules:  # too late for OpenMP's settings, not for torch's pool size
         sys.modules["torch"].set_num_threads(pool)
     return pool
+
+
+def scoped(function: F) -> F:
+    """`function` (an API entry point that calls `configure`) leaves the thread settings as
+    it found them. `configure` writes them into this process's environment for the worker
+    processes it starts; left there, a notebook's `sb.run(threads=2)` made the next
+    `sb.run()` train its small model on two threads too, where the rule gives one (five
+    times slower on two cores, and other numbers than the same spec from the shell)."""
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        saved = {name: os.environ.get(name) for name in SETTINGS}
+        torch = sys.modules.get("torch")
+        pool = torch.get_num_threads() if torch is not None else None
+        try:
+            return function(*args, **kwargs)
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+            if pool is not None:
+                torch.set_num_threads(pool)
+    return wrapper  # type: ignore[return-value]
 
 
 def decide(parameters: int, recorded: int | None = None) -> int:

@@ -9,15 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from seqbench import registry
+from seqbench import registry, threads
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 #: What `seqbench.threads.configure` writes into the environment (for its workers), as the
 #: session found it.
-THREAD_SETTINGS = {name: os.environ.get(name) for name in (
-    "SEQBENCH_THREADS", "SEQBENCH_THREAD_CEILING", "OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
+THREAD_SETTINGS = {name: os.environ.get(name) for name in threads.SETTINGS}
 
 
 @pytest.fixture(autouse=True)

@@ -118,3 +118,27 @@ def test_the_count_is_recorded_and_reused_by_spec_and_resume(tmp_path, capsys):
     capsys.readouterr()
     assert main(["run", "--resume", str(run_dir), "--threads", "1"]) == 2
     assert "--resume continues the run's own spec" in capsys.readouterr().err
+
+
+def test_an_api_call_leaves_the_thread_settings_as_it_found_them(monkeypatch):
+    """`configure` writes the count into the environment for worker processes; an API entry
+    point must not leave it there, or a notebook's `sb.run(threads=2)` makes the next
+    `sb.run()` of a small model train on two threads where the rule gives one."""
+    import torch
+
+    import seqbench as sb
+
+    for name in threads.SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    before = torch.get_num_threads()
+
+    @threads.scoped
+    def entry_point():
+        threads.configure(3)
+        return os.environ[threads.THREADS_ENV], torch.get_num_threads()
+
+    assert entry_point() == ("3", 3)
+    assert not any(name in os.environ for name in threads.SETTINGS)
+    assert torch.get_num_threads() == before
+    for function in (sb.run, sb.sweep, sb.suite):  # the ones that call configure
+        assert function.__wrapped__.__name__ == function.__name__
