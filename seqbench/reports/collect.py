@@ -157,27 +157,9 @@ def count_trials(study: Any) -> dict[str, int]:
 def final_runs(found: StudyRecord, storage_url: str) -> list[dict[str, Any]]:
     """The study's finals in seed order, each with its seed and the folder its record is
     read from."""
-    return [{"run_dir": relocated(final.run_dir, found.output_dir, storage_url),
+    return [{"run_dir": record.relocated(final.run_dir, found.output_dir, storage_url),
              "trial": final.trial, "metrics": dict(final.metrics), "seed": final.seed}
             for final in found.finals]
-
-
-def relocated(run_dir: str, output_dir: str | None, storage_url: str) -> str:
-    """Where a final run's record is read from: beside the journal when a sweep folder was
-    moved or published there (e.g. into results/, `seqbench publish`), else as recorded.
-
-    The copy beside the journal wins even where the recorded folder still exists: on the
-    machine that ran the sweep, that folder may since hold other finals (the same command
-    re-run with other options), while the journal's copy is what was published with it.
-    """
-    if output_dir is None or "://" in storage_url:
-        return run_dir
-    try:
-        inside = Path(run_dir).relative_to(output_dir)
-    except ValueError:
-        return run_dir
-    moved = Path(storage_url).parent / inside
-    return str(moved) if moved.is_dir() else run_dir
 
 
 def studies_named(study_prefix: str, names: list[str], storage_url: str) -> list[str]:

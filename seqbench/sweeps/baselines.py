@@ -39,8 +39,6 @@ def add_missing_baselines(storage: str, study: str,
     before writing any."""
     import optuna
 
-    from seqbench.reports.collect import relocated
-
     source = open_storage(storage)
     prepared = PreparedData(data_dir)
     updates: list[tuple[Any, record.Final, Path, dict[str, Any]]] = []
@@ -51,7 +49,7 @@ def add_missing_baselines(storage: str, study: str,
             continue
         found = record.read(summary.user_attrs)
         for final in found.finals:
-            run_dir = Path(relocated(final.run_dir, found.output_dir, storage))
+            run_dir = Path(record.relocated(final.run_dir, found.output_dir, storage))
             spec = RunSpec.from_dict(runs.read_run_config(run_dir / runs.CONFIG)["spec"])
             recomputed = {name: {f"test_{key}": value for key, value in values.items()}
                           for name, values in prepared.get(spec).baselines().items()}

@@ -77,13 +77,13 @@ def train(request: Request, data: PreparedData, *, logger: str | None = None,
         resume = request.test and can_resume(request.run_dir, request.spec)
     if not resume:
         shutil.rmtree(request.run_dir, ignore_errors=True)
+    origin = {**request.origin, KEY: request.key()}
     if needs_launch(request.spec):
-        return train_launched(request, data.data_dir, logger, resume, pruning)
+        return train_launched(request, origin, data.data_dir, logger, resume, pruning)
     return train_run(request.spec, data=data.get(request.spec), run_dir=request.run_dir,
                      show_progress=False, callbacks=[pruning] if pruning is not None else [],
                      evaluate_test=request.test, max_seconds=request.max_seconds,
-                     logger=logger, resume=resume,
-                     origin={**request.origin, KEY: request.key()}).metrics
+                     logger=logger, resume=resume, origin=origin).metrics
 
 
 def _same_key(request: Request) -> bool:

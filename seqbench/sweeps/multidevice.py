@@ -44,6 +44,8 @@ class Job:
     """What the launched command trains: `seqbench.sweeps.cache.train`'s arguments."""
 
     request: Any  # cache.Request
+    #: What config.json records about the run's origin, the cache key included.
+    origin: dict[str, Any]
     data_dir: str | None
     logger: str | None
     resume: bool
@@ -51,8 +53,8 @@ class Job:
     outcome: str
 
 
-def train_launched(request: Any, data_dir: str | None, logger: str | None, resume: bool,
-                   pruning: Any = None) -> dict[str, Any]:
+def train_launched(request: Any, origin: dict[str, Any], data_dir: str | None,
+                   logger: str | None, resume: bool, pruning: Any = None) -> dict[str, Any]:
     """Train `request` with the launched command and return its metrics; a pruned trial's
     callback learns where it stopped, as it would in this process."""
     from seqbench.model import DivergedError
@@ -60,7 +62,7 @@ def train_launched(request: Any, data_dir: str | None, logger: str | None, resum
     with tempfile.TemporaryDirectory(prefix="seqbench-devices-") as folder:
         job_file, outcome_file = Path(folder, "job.pickle"), Path(folder, "outcome.json")
         job_file.write_bytes(pickle.dumps(
-            Job(request, data_dir, logger, resume, pruning, str(outcome_file))))
+            Job(request, origin, data_dir, logger, resume, pruning, str(outcome_file))))
         completed = subprocess.run([sys.executable, "-m", MODULE, str(job_file)], check=False)
         if completed.returncode == 130:
             raise KeyboardInterrupt
@@ -82,7 +84,6 @@ def train_launched(request: Any, data_dir: str | None, logger: str | None, resum
 def run_job(job: Job) -> dict[str, Any]:
     """Train the job's run in this process (one of the run's processes): its outcome."""
     from seqbench.model import DivergedError
-    from seqbench.sweeps.cache import KEY
     from seqbench.sweeps.prepared import PreparedData
     from seqbench.train import train
 
@@ -92,8 +93,7 @@ def run_job(job: Job) -> dict[str, Any]:
                        run_dir=request.run_dir, show_progress=False,
                        callbacks=[job.pruning] if job.pruning is not None else [],
                        evaluate_test=request.test, max_seconds=request.max_seconds,
-                       logger=job.logger, resume=job.resume,
-                       origin={**request.origin, KEY: request.key()})
+                       logger=job.logger, resume=job.resume, origin=job.origin)
     except DivergedError as exc:
         return {"diverged": str(exc)}
     except SeqbenchError as exc:

@@ -6,7 +6,7 @@ folder, beside checkpoints and resume points nobody should commit. `publish` cop
 studies of one sweep (by study prefix) into a results journal, replacing earlier copies of
 the same studies, and the final runs' small files (config, history, metrics, per-item test
 scores) to the same place relative to that journal, which is where reports look for a
-moved run record (`seqbench.reports.collect.relocated`). It reads the studies through their
+moved run record (`seqbench.sweeps.record.relocated`). It reads the studies through their
 record (`seqbench.sweeps.record`), as reports do, so both count the same finals.
 """
 

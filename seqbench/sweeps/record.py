@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from seqbench.errors import SeqbenchError
@@ -216,6 +217,24 @@ def _selection(attrs: Mapping[str, Any]) -> Selection | None:
                             attrs.get("selection", {}).items()},
                      standard_error=attrs.get("selection_standard_error"),
                      rule=attrs.get("selection_rule"))
+
+
+def relocated(run_dir: str, output_dir: str | None, storage_url: str) -> str:
+    """Where a final run's record is read from: beside the journal when a sweep folder was
+    moved or published there (e.g. into results/, `seqbench publish`), else as recorded.
+
+    The copy beside the journal wins even where the recorded folder still exists: on the
+    machine that ran the sweep, that folder may since hold other finals (the same command
+    re-run with other options), while the journal's copy is what was published with it.
+    """
+    if output_dir is None or "://" in storage_url:
+        return run_dir
+    try:
+        inside = Path(run_dir).relative_to(output_dir)
+    except ValueError:
+        return run_dir
+    moved = Path(storage_url).parent / inside
+    return str(moved) if moved.is_dir() else run_dir
 
 
 # ---- writing (a sweep's own stages are the only callers) ----
