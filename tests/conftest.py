@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 
 from seqbench import registry, threads
 
@@ -17,6 +18,12 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 #: What `seqbench.threads.configure` writes into the environment (for its workers), as the
 #: session found it.
 THREAD_SETTINGS = {name: os.environ.get(name) for name in threads.SETTINGS}
+# Every model the tests train is small, and the thread rule gives it one thread; the torch
+# work tests do directly (reference computations, export tracing) gets one too. An API call
+# restores the pool it found (`threads.scoped`), so without this that work ran on torch's
+# default of every core: on two cores, tracing an sLSTM for ONNX took 62 s instead of
+# seconds. The tests of the rule itself set the count they check.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
