@@ -137,6 +137,7 @@ def test_bf16_mixed_precision_trains_on_cpu_and_fp16_is_refused_there(toy_task, 
     assert not (tmp_path / "fp16").exists()  # refused before a run folder was made
 
 
+@pytest.mark.slow  # 45 s; CI keeps the two-process run above and the GPU grouping's tests
 def test_a_sweep_of_two_process_runs_trains_each_run_once_with_its_own_command(toy_task,
                                                                                tmp_path):
     """Lightning starts a DDP run's second process by repeating the first one's command; in
