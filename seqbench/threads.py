@@ -126,14 +126,19 @@ def scoped(function: F) -> F:
         try:
             return function(*args, **kwargs)
         finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+            restore(saved)
             if pool is not None:
                 torch.set_num_threads(pool)
     return wrapper  # type: ignore[return-value]
+
+
+def restore(saved: dict[str, str | None]) -> None:
+    """Put the thread settings back as `saved` ({name: value, None where unset}) has them."""
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def decide(parameters: int, recorded: int | None = None) -> int:

@@ -35,11 +35,7 @@ def isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("SEQBENCH_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     yield
     registry.discover.cache_clear()
-    for name, value in THREAD_SETTINGS.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
+    threads.restore(THREAD_SETTINGS)
 
 
 @pytest.fixture(scope="session")
