@@ -78,7 +78,6 @@ class Batch:
         def move(value: Any) -> Any:
             return value.to(device, non_blocking=True) if hasattr(value, "to") else value
 
-
         return Batch(
             inputs=move(self.inputs),
             targets=move(self.targets),

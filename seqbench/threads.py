@@ -12,7 +12,8 @@ so `--spec` and `--resume` train on the recorded count):
   products are too small to split and each parallel region costs a synchronisation
   (benchmarks/threads_by_size.py: two threads take 1.5-5x as long for models of 10^4-10^5
   parameters, and pay only from about 10^6); larger models get every usable core, divided
-  between the processes of a sweep (`--jobs`).
+  between the processes of a sweep (`--jobs`) and between a run's own processes (its
+  `devices`: a DDP run on N devices of one machine is N processes).
 
 A busy neighbour then costs little: OpenMP is told to wait passively
 (`OMP_WAIT_POLICY=PASSIVE`; a spinning thread that waits for one sharing its core with
@@ -113,11 +114,16 @@ def configure(threads: int | None = None, jobs: int = 1) -> int:
 
 
 def scoped(function: F) -> F:
-    """`function` (an API entry point that calls `configure`) leaves the thread settings as
-    it found them. `configure` writes them into this process's environment for the worker
+    """`function` (an API entry point that calls `configure`) leaves the thread settings
+    of the environment as it found them, and torch's pool size too where torch was loaded
+    before the call. `configure` writes them into this process's environment for the worker
     processes it starts; left there, a notebook's `sb.run(threads=2)` made the next
     `sb.run()` train its small model on two threads too, where the rule gives one (five
-    times slower on two cores, and other numbers than the same spec from the shell)."""
+    times slower on two cores, and other numbers than the same spec from the shell).
+
+    Two limits: a torch first imported inside the call keeps the pool the call gave it
+    (each later call sets the pool it needs anyway, `decide`), and the environment is the
+    process's, so API calls from several threads at once are not supported."""
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         saved = {name: os.environ.get(name) for name in SETTINGS}
@@ -141,15 +147,16 @@ def restore(saved: dict[str, str | None]) -> None:
             os.environ[name] = value
 
 
-def decide(parameters: int, recorded: int | None = None) -> int:
+def decide(parameters: int, recorded: int | None = None, processes: int = 1) -> int:
     """The threads for training a model of `parameters` (see the module docstring), set
-    in torch; `recorded` is the spec's count."""
+    in torch; `recorded` is the spec's count, `processes` how many processes of the run
+    share this machine's cores."""
     import torch
 
     usable = usable_cores()
     chosen = recorded or explicit()
     if chosen is None:
-        ceiling = min(_count(CEILING_ENV) or usable, usable)
+        ceiling = max(1, min(_count(CEILING_ENV) or usable, usable) // processes)
         count = 1 if parameters < ONE_THREAD_BELOW else ceiling
     else:
         count = min(chosen, usable)

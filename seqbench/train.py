@@ -218,7 +218,8 @@ def train(
     model = SequenceModel(task, data, cell, spec)
     if resume:
         load_weights(model, resume_point, f"start it again with: {spec.command()}")
-    spec = spec.with_threads(threads.decide(count_parameters(model), spec.threads))
+    spec = spec.with_threads(threads.decide(count_parameters(model), spec.threads,
+                                            processes=spec.hparams["devices"]))
 
     selected, direction = task.selection(spec.dataset)
     monitor = f"val_{selected}"

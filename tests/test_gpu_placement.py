@@ -23,6 +23,9 @@ from seqbench.sweeps.workers import Job, run_jobs
     ("GPU-8f2a,GPU-77c1", ["GPU-8f2a", "GPU-77c1"]),  # UUIDs, as SLURM may set them
     ("", []),  # hides every GPU
     ("1,-1,2", ["1"]),  # CUDA stops at the first invalid entry
+    ("NoDevFiles", []),  # what some schedulers set when a job has no GPU
+    ("none", []),
+    ("MIG-4f1c", ["MIG-4f1c"]),
 ])
 def test_visible_gpus_are_this_process_own_list_when_it_has_one(value, expected):
     asked = []
@@ -44,21 +47,44 @@ def test_worker_slots_take_the_gpus_round_robin():
 def test_no_placement_on_cpu_and_a_clear_error_for_cuda_without_a_gpu():
     assert slot_environment("cpu", {}, count=lambda: 4) is None
     assert slot_environment("auto", {}, count=lambda: 0) is None
-    with pytest.raises(SeqbenchError, match=r"no CUDA device is visible \(CUDA_VISIBLE_DEVICES=unset\)"):
+    with pytest.raises(SeqbenchError, match=r"no CUDA device is visible \(CUDA_VISIBLE_DEVICES unset\)"):
         slot_environment("cuda", {}, count=lambda: 0)
-    with pytest.raises(SeqbenchError, match="CUDA_VISIBLE_DEVICES=\\)"):
+    with pytest.raises(SeqbenchError, match=r"no CUDA device is visible \(CUDA_VISIBLE_DEVICES empty\)"):
         slot_environment("cuda", {VISIBLE: ""}, count=lambda: 4)
+    with pytest.raises(SeqbenchError, match=r"\(CUDA_VISIBLE_DEVICES=NoDevFiles\)"):
+        slot_environment("cuda", {VISIBLE: "NoDevFiles"}, count=lambda: 4)
 
 
 def test_the_sweep_says_which_gpu_each_worker_gets(monkeypatch, capsys):
     from seqbench.sweeps.runner import worker_gpus
 
     monkeypatch.setenv(VISIBLE, "2,3")
-    placement = worker_gpus(SimpleNamespace(jobs=3, device="cuda", gpus_per_trial=1))
+    plan = dict(device="cuda", gpus_per_trial=1, settings={})
+    placement = worker_gpus(SimpleNamespace(jobs=3, **plan))
     assert [placement(slot)[VISIBLE] for slot in range(3)] == ["2", "3", "2"]
     assert "round-robin: 2; 3; 2" in capsys.readouterr().err
-    assert worker_gpus(SimpleNamespace(jobs=1, device="cuda", gpus_per_trial=1)) is None  # runs in-process
-    assert worker_gpus(SimpleNamespace(jobs=3, device="cpu", gpus_per_trial=1)) is None
+    assert worker_gpus(SimpleNamespace(jobs=1, **plan)) is None  # runs in-process
+    assert worker_gpus(SimpleNamespace(jobs=3, **{**plan, "device": "cpu"})) is None
+
+
+def test_devices_per_run_above_one_gpu_per_worker_is_refused_with_the_option_to_use(
+        monkeypatch):
+    """`--set devices=2` with GPUs and several workers: each worker sees one GPU, so every
+    run would fail; the sweep says so once, before it records anything."""
+    from seqbench.sweeps.runner import worker_gpus
+
+    monkeypatch.setenv(VISIBLE, "0,1")
+    with pytest.raises(SeqbenchError, match="use --gpus-per-trial 2 instead"):
+        worker_gpus(SimpleNamespace(jobs=2, device="cuda", gpus_per_trial=1,
+                                    settings={"devices": "2"}))
+    assert worker_gpus(SimpleNamespace(jobs=2, device="cuda", gpus_per_trial=2,
+                                       settings={"devices": "2"}))(1) == {VISIBLE: "0,1"}
+
+
+def test_mig_instances_are_not_grouped():
+    with pytest.raises(SeqbenchError, match="cannot group MIG instances"):
+        slot_environment("cuda", {VISIBLE: "MIG-a,MIG-b"}, per_trial=2)
+    assert slot_environment("cuda", {VISIBLE: "MIG-a,MIG-b"})(1) == {VISIBLE: "MIG-b"}
 
 
 def note_gpu(folder: str, name: str) -> None:
@@ -115,7 +141,28 @@ def test_gpus_per_trial_sets_the_runs_devices_and_is_checked_where_the_plan_is_m
                                                    "processes per run use --set devices=N"),
             (dict(gpus_per_trial=2, settings={"devices": "4"}),
              "--gpus-per-trial 2 and --set devices=4 disagree"),
-            (dict(gpus_per_trial=0), "--gpus-per-trial must be at least 1")]:
+            (dict(gpus_per_trial=0), "--gpus-per-trial must be at least 1"),
+            (dict(settings={"num_nodes": "2"}), "--set num_nodes must stay 1")]:
         with pytest.raises(SeqbenchError, match=message):
             SweepPlan(**base, **wrong)
     assert "devices" not in SweepPlan(**base).settings
+    import numpy as np
+
+    recorded = SweepPlan(**base, gpus_per_trial=np.int64(2), device="cuda").gpus_per_trial
+    assert recorded == 2 and type(recorded) is int  # the study record holds plain data
+
+
+def test_a_gpu_shortfall_is_said_before_the_sweep_records_its_study(tmp_path, monkeypatch):
+    """A mistyped `--gpus-per-trial` must leave the study name usable: had the study been
+    recorded with its settings first, the corrected command would be refused as "run with
+    other options"."""
+    from seqbench.sweeps.plan import SweepPlan
+    from seqbench.sweeps.runner import run_sweep
+
+    monkeypatch.setenv(VISIBLE, "0")
+    journal = tmp_path / "sweeps.journal"
+    plan = SweepPlan(task="music", dataset="jsb", cells=("lstm",), storage=str(journal),
+                     jobs=2, gpus_per_trial=4, device="cuda", output_dir=str(tmp_path))
+    with pytest.raises(SeqbenchError, match="--gpus-per-trial 4 needs at least 4 visible"):
+        run_sweep(plan)
+    assert not journal.exists() or not journal.read_bytes()

@@ -364,22 +364,39 @@ def test_the_pruning_callback_moves_to_another_process_with_its_trial(tmp_path):
     trial = study.ask()
     with pytest.raises(SeqbenchError, match="without its storage's address"):
         pickle.dumps(OptunaPruning(trial, "val_nll"))
-    moved = pickle.loads(pickle.dumps(OptunaPruning(trial, "val_nll", storage=journal)))
+    original = OptunaPruning(trial, "val_nll", storage=journal)
+    original.best_so_far = 1.5  # the running best travels with the callback
+    shipped = pickle.dumps(original)
+    moved = pickle.loads(shipped)
     assert moved.trial.number == trial.number and isinstance(moved.trial.study.pruner,
                                                              optuna.pruners.ThresholdPruner)
+    assert moved.best_so_far == 1.5
 
-    decisions = []
-    for rank, decided in ((1, True), (0, True)):  # rank 1 learns rank 0's decision
+    def stored() -> dict[int, float]:
+        study = optuna.load_study(study_name="x", storage=open_storage(journal))
+        return study.trials[0].intermediate_values
+
+    def validate(rank: int, value: float, broadcast) -> bool:
+        """One process's copy of the callback at the end of epoch 1: whether it stops."""
         trainer = SimpleNamespace(
             sanity_checking=False, current_epoch=0, global_step=1, should_stop=False,
-            is_global_zero=rank == 0, world_size=2,
-            strategy=SimpleNamespace(broadcast=lambda value, src: decided))
-        moved.on_validation_end(trainer, SimpleNamespace(last_metrics={"val": {"val_nll": 2.0}}))
-        decisions.append(trainer.should_stop)
-    assert decisions == [True, True] and moved.pruned_at == 1
-    stored = optuna.load_study(study_name="x", storage=open_storage(journal)).trials[0]
-    assert stored.intermediate_values == {1: 2.0}  # reported once, by rank 0
+            is_global_zero=rank == 0, world_size=2, strategy=SimpleNamespace(
+                broadcast=broadcast))
+        copy = pickle.loads(shipped)  # every process unpickles its own
+        copy.on_validation_end(trainer, SimpleNamespace(last_metrics={"val": {"val_nll": value}}))
+        return trainer.should_stop
 
+    sent = []
+
+    def from_rank_0(value, src):  # what rank 0 broadcast: here, "prune"
+        sent.append((value, src))
+        return True
+
+    assert validate(1, 0.5, from_rank_0)  # rank 1's own value would not prune; it follows
+    assert stored() == {}  # and reports nothing
+    assert validate(0, 2.0, lambda value, src: sent.append((value, src)) or value)
+    assert sent[-1] == (True, 0)  # rank 0 broadcast its own decision: 1.5 is above 1
+    assert stored() == {1: 1.5}  # reported once, by rank 0: the running best, not 2.0
 
 
 def test_a_trial_the_task_refuses_is_logged_in_one_line_without_a_traceback():

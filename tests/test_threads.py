@@ -75,8 +75,11 @@ def test_the_count_follows_the_model_size_and_the_usable_cores_only(cores):
         cores(8)
         assert threads.decide(threads.ONE_THREAD_BELOW - 1) == 1
         assert threads.decide(threads.ONE_THREAD_BELOW) == 8 == torch.get_num_threads()
+        # a run of 2 processes on this machine (DDP, --devices 2): half the cores each
+        assert threads.decide(threads.ONE_THREAD_BELOW, processes=2) == 4
         assert threads.configure(jobs=3) == 2  # a sweep's share: 8 cores // 3 jobs
         assert threads.decide(threads.ONE_THREAD_BELOW) == 2
+        assert threads.decide(threads.ONE_THREAD_BELOW, processes=2) == 1
         assert threads.decide(10, recorded=4) == 4  # a recorded count wins over the rule
     finally:
         torch.set_num_threads(before)
@@ -120,7 +123,7 @@ def test_the_count_is_recorded_and_reused_by_spec_and_resume(tmp_path, capsys):
     assert "--resume continues the run's own spec" in capsys.readouterr().err
 
 
-def test_an_api_call_leaves_the_thread_settings_as_it_found_them(monkeypatch):
+def test_an_api_call_leaves_the_thread_settings_as_it_found_them(monkeypatch, tmp_path):
     """`configure` writes the count into the environment for worker processes; an API entry
     point must not leave it there, or a notebook's `sb.run(threads=2)` makes the next
     `sb.run()` of a small model train on two threads where the rule gives one."""
@@ -140,5 +143,8 @@ def test_an_api_call_leaves_the_thread_settings_as_it_found_them(monkeypatch):
     assert entry_point() == ("3", 3)
     assert not any(name in os.environ for name in threads.SETTINGS)
     assert torch.get_num_threads() == before
-    for function in (sb.run, sb.sweep, sb.suite):  # the ones that call configure
-        assert function.__wrapped__.__name__ == function.__name__
+    run = sb.run(task="speech", cell="gru", epochs=1, hidden_size=8, threads=2,
+                 output_dir=tmp_path, progress=False)  # the real entry point
+    assert run.spec.threads == 2
+    assert not any(name in os.environ for name in threads.SETTINGS)
+    assert torch.get_num_threads() == before

@@ -36,8 +36,8 @@ def visible_gpus(environ: Mapping[str, str] = os.environ,
         kept: list[str] = []
         for entry in environ[VISIBLE].split(","):
             entry = entry.strip()
-            if not entry or entry.startswith("-"):  # CUDA stops at the first invalid entry
-                break
+            if not (entry.isdigit() or entry.startswith(("GPU-", "MIG-"))):
+                break  # CUDA reads up to the first entry that is neither index nor UUID
             kept.append(entry)
         return kept
     if count is None:
@@ -59,13 +59,22 @@ def slot_environment(device: str, environ: Mapping[str, str] = os.environ,
     gpus = visible_gpus(environ, count)
     if not gpus and device == "cuda":
         raise SeqbenchError("--device cuda was requested but no CUDA device is visible "
-                            f"({VISIBLE}={environ.get(VISIBLE, 'unset')}).")
+                            f"({_shown(environ)}).")
     if per_trial > 1 and len(gpus) < per_trial:
         raise SeqbenchError(f"--gpus-per-trial {per_trial} needs at least {per_trial} visible "
-                            f"GPUs; this machine shows {len(gpus)} "
-                            f"({VISIBLE}={environ.get(VISIBLE, 'unset')}).")
+                            f"GPUs; this machine shows {len(gpus)} ({_shown(environ)}).")
+    if per_trial > 1 and any(gpu.startswith("MIG-") for gpu in gpus):
+        raise SeqbenchError(f"--gpus-per-trial {per_trial} cannot group MIG instances: CUDA "
+                            "gives a process one MIG instance only; use --gpus-per-trial 1.")
     if not gpus:
         return None
     groups = [",".join(gpus[start:start + per_trial])
               for start in range(0, len(gpus) - per_trial + 1, per_trial)]
     return lambda slot: {VISIBLE: groups[slot % len(groups)]}
+
+
+def _shown(environ: Mapping[str, str]) -> str:
+    """How this process's `CUDA_VISIBLE_DEVICES` reads, for an error line."""
+    if VISIBLE not in environ:
+        return f"{VISIBLE} unset"
+    return f"{VISIBLE}={environ[VISIBLE]}" if environ[VISIBLE].strip() else f"{VISIBLE} empty"

@@ -81,6 +81,11 @@ class SweepPlan:
         self._check_values()
         for cell in self.cells:  # every cell's defaults must be a valid first trial
             defaults = self.spec(cell)
+            if defaults.hparams["num_nodes"] != 1:
+                raise SeqbenchError("a sweep's runs train on the machine of the worker that "
+                                    "takes them, so --set num_nodes must stay 1; to use many "
+                                    "machines, start a sweep worker on each (README, "
+                                    "\"Scaling out\").")
             if self.selection_folds() > 1:
                 self.spec(cell, {**self.settings, "folds": self.selection_folds()})
             search_space.default_point(self.cell_space(cell), defaults.settings())
@@ -91,6 +96,7 @@ class SweepPlan:
         per_trial = whole_number(self.gpus_per_trial, "--gpus-per-trial")
         if per_trial < 1:
             raise SeqbenchError(f"--gpus-per-trial must be at least 1 (got {per_trial}).")
+        object.__setattr__(self, "gpus_per_trial", per_trial)  # as recorded: a plain int
         if per_trial == 1:
             return settings
         if self.device == "cpu":

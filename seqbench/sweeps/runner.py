@@ -47,6 +47,7 @@ def run_sweep(plan: SweepPlan, search_only: bool = False) -> None:
     only the search: the workers of a cluster fill one budget together, and one process
     then runs selection and finals, so each of those runs exactly once; README, "Scaling
     out")."""
+    placement = worker_gpus(plan)  # before anything is recorded: a GPU shortfall is a typo
     studies.check(plan)
     check_data(plan)
     # One worker at a time records a new study and enqueues its defaults (eight workers
@@ -55,7 +56,6 @@ def run_sweep(plan: SweepPlan, search_only: bool = False) -> None:
         for repeat in range(plan.repeats):
             for cell in plan.cells:
                 studies.create(plan, cell, repeat)
-    placement = worker_gpus(plan)
     console.print(f"[bold]search[/]: {plan.trials} trials per cell"
                   + (f", {plan.repeats} times" if plan.repeats > 1 else ""))
     while True:
@@ -84,6 +84,11 @@ def worker_gpus(plan: SweepPlan) -> Callable[[int], dict[str, str]] | None:
     placement = slot_environment(plan.device, per_trial=plan.gpus_per_trial)
     if plan.jobs == 1 or placement is None:
         return None
+    devices = int(plan.settings.get("devices", 1))  # checked when the plan was made
+    if devices != plan.gpus_per_trial:
+        raise SeqbenchError(f"--set devices={devices} asks for {devices} GPUs per run, but "
+                            f"each of the {plan.jobs} workers sees only its own "
+                            f"{plan.gpus_per_trial}; use --gpus-per-trial {devices} instead.")
     slots = [placement(slot)[VISIBLE] for slot in range(plan.jobs)]
     console.print(f"workers' GPUs ({VISIBLE}), round-robin: {'; '.join(slots)}")
     return placement
