@@ -5,6 +5,9 @@ Each unit sees only its own past, so its gradient through T steps is a product o
 own u (times ReLU slopes): it neither vanishes nor explodes when |u| <= 2^(1/T). The paper
 keeps that bound by clipping the recurrent weights (Section 3.1, with gamma = 2 for ReLU)
 and initialises u uniformly in [0, 1]; T is the number of steps gradients flow through.
+The authors' code offers more for deep, long-range models, none of it used here: the last
+layer's u drawn near 1 (long memory from the start), zero input biases, and batch norm
+between layers (which would make one sequence's output depend on its batch).
 Here that is the length of the training sequences (a window's length where a task carries
 state across windows, since gradients stop at the window).
 

@@ -16,7 +16,12 @@ time-invariant, so training runs it as one parallel scan (`scan.doubling_scan`);
 A stack of LRUs alone would be a linear system: the nonlinearity is in the block around
 it, which the paper (after S4/S5) makes LayerNorm -> LRU -> GELU -> gated linear unit ->
 skip connection. LayerNorm, not BatchNorm: batch statistics would make one sequence's
-output depend on the others in its batch. The state (complex) is carried as its real and
+output depend on the others in its batch. Two simplifications against the paper's code,
+both said here because they change what a parameter buys: the gated linear unit is S5's
+"half" GLU, y * sigmoid(W y + b), one dense layer where the LRU code has two
+(out1(y) * sigmoid(out2(y))), so under `--param-budget` the width goes to the recurrence
+rather than the gate; and nu, theta and gamma train at the core's one learning rate (the
+paper halves it for them), because the protocol tunes one learning rate per cell. The state (complex) is carried as its real and
 imaginary parts, `[B, N, 2]`, so it is an ordinary real tensor to the core.
 """
 

@@ -3,12 +3,18 @@ Generic Convolutional and Recurrent Networks for Sequence Modeling"): a referenc
 
 Layer i is the paper's residual block with dilation 2^i: two causal, dilated,
 weight-normalised convolutions (kernel k), each followed by ReLU and dropout, plus the input
-(through a 1x1 convolution where widths differ), then ReLU. Weights start N(0, 0.01) as in
-the authors' code; biases (the 1x1 convolution's too) start at zero, which their code does
-not do. With PyTorch's default bias (uniform, about +-0.3 here) beside weights that small,
-a unit's sign at initialisation is its bias's: about half the ReLU units are dead for every
-input, never train, and still count against `--param-budget` (the kit's
-`check_no_unused_parameters` found it). The receptive field of L blocks is
+(through a 1x1 convolution where widths differ), then ReLU. Weights start N(0, 0.01), the
+initialisation the paper's code asks for. In that code it has no effect on the dilated
+convolutions: it runs after the old `weight_norm` hook has taken g and v from PyTorch's
+default weights, and the hook rebuilds the weight from them at every forward (its maintainer
+confirms this in locuslab/TCN#1), so those convolutions train from PyTorch's defaults. Here
+N(0, 0.01) is applied before weight norm and does take effect: a deliberate difference (the
+paper states this initialisation, and the published TCN rows were trained with it). Biases
+(the 1x1 convolution's too) start at zero, which their code does not do: with PyTorch's
+default bias (uniform, about +-0.3 here) beside weights that small, a unit's sign at
+initialisation is its bias's, so about half the ReLU units are dead for every input, never
+train, and still count against `--param-budget` (the kit's `check_no_unused_parameters`
+found it). The receptive field of L blocks is
 1 + 2 (k - 1)(2^L - 1) steps; nothing older reaches the output, which is what a reader
 comparing it with a recurrent cell should know. A seqbench layer holds `levels` blocks
 (`cells.build_tcn`), so the search can reach a field as long as the sequence.

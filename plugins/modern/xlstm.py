@@ -22,8 +22,10 @@ m = -inf: no memory yet, so the first step's stabiliser is its own input gate.
 
 The xLSTM blocks around the cells (up- and down-projections, causal convolution, group
 norm, residual connections) are architecture, not the cell, and are left out: every cell
-here sits in the same task encoder -> cell -> head model as LSTM. Gate initialisation
-follows the authors' code: forget-gate biases spread over [3, 6], so memory starts long.
+here sits in the same task encoder -> cell -> head model as LSTM. Both cells start their
+forget-gate biases spread over [3, 6], so memory starts long: the authors' mLSTM
+initialisation. Their sLSTM examples use a block-dependent power-law spread instead; one
+rule for both cells here is a simplification, not the paper's.
 Written from the paper; the `xlstm` package is not used (its kernels package,
 `mlstm_kernels`, is under a licence that is not open source).
 """
