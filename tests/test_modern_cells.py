@@ -53,16 +53,34 @@ def test_every_modern_cell_is_listed_with_its_family():
 
 @pytest.mark.parametrize("name", PARALLEL)
 def test_the_parallel_form_equals_the_step_by_step_recurrence(name):
-    """Same weights, same non-zero carried state, 300 steps: outputs and final states agree."""
+    """Same weights, same non-zero carried state, 300 steps: outputs, final states and the
+    gradients of every weight agree. Weights a cell starts at zero (the mLSTM's gate
+    weights) are made random first, so every gate depends on the input and the
+    stabiliser's running max is not a constant."""
     module = build(name, input_size=3)
-    x = torch.randn(2, 300, 3, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
-    start = module(torch.randn(2, 7, 3, dtype=torch.float64))[1]
+    generator = torch.Generator().manual_seed(3)
     with torch.no_grad():
-        parallel, parallel_state = set_parallel(module, True)(x, start)
-        stepped, stepped_state = set_parallel(module, False)(x, start)
+        for weight in module.parameters():
+            if not weight.any():
+                weight.copy_(0.5 * torch.randn(weight.shape, generator=generator,
+                                               dtype=weight.dtype))
+    x = torch.randn(2, 300, 3, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    with torch.no_grad():
+        start = module(torch.randn(2, 7, 3, dtype=torch.float64))[1]
+
+    def run(parallel: bool):
+        module.zero_grad()
+        output, state = set_parallel(module, parallel)(x, start)
+        output.square().mean().backward()
+        return (output.detach(), torch.utils._pytree.tree_leaves(state),
+                [weight.grad.clone() for weight in module.parameters()])
+
+    parallel, parallel_state, parallel_grads = run(True)
+    stepped, stepped_state, stepped_grads = run(False)
     torch.testing.assert_close(parallel, stepped)
-    for got, want in zip(torch.utils._pytree.tree_leaves(parallel_state),
-                         torch.utils._pytree.tree_leaves(stepped_state), strict=True):
+    for got, want in zip(parallel_state, stepped_state, strict=True):
+        torch.testing.assert_close(got.detach(), want.detach())
+    for got, want in zip(parallel_grads, stepped_grads, strict=True):
         torch.testing.assert_close(got, want)
 
 
@@ -324,6 +342,20 @@ def test_transformer_window_bounds_what_a_step_sees():
     y, y_changed = module(x)[0], module(changed)[0]
     differs = (y - y_changed).abs().amax(-1)[0] > 1e-12
     assert differs.tolist() == [False] * 4 + [True] * 3 + [False]
+
+
+def test_transformer_stream_longer_than_its_window_continues_in_pieces_and_steps():
+    """20 steps through a window of 4, two layers: the cache drops old positions as the
+    stream moves on, and chunks of 3 or single steps give the whole sequence's outputs."""
+    module = build("transformer", input_size=3, hidden=8, layers=2, heads=2, window=4)
+    x = torch.randn(2, 20, 3, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    whole, _ = module(x)
+    for size in (3, 1):
+        state, pieces = None, []
+        for start in range(0, 20, size):
+            y, state = module(x[:, start : start + size], state)
+            pieces.append(y)
+        torch.testing.assert_close(torch.cat(pieces, 1), whole)
 
 
 # ---- Mamba ----------------------------------------------------------------------------------
