@@ -86,6 +86,21 @@ def test_the_parallel_form_equals_the_step_by_step_recurrence(name):
 
 # ---- minGRU / minLSTM ----------------------------------------------------------------------
 
+def test_the_log_space_scan_keeps_float32_precision_over_long_sequences():
+    """4,096 float32 steps of gates in (e^-8, 1) against the float64 loop: in one piece the
+    scan lost 0.17% of h's relative precision (|log A_t| x epsilon); in pieces of 256 steps
+    it stays within 0.02%."""
+    from seqbench_cells.modern.scan import log_scan, sequential
+
+    generator = torch.Generator().manual_seed(0)
+    log_a = -8 * torch.rand(2, 4096, 8, generator=generator, dtype=torch.float64)
+    log_b = torch.randn(2, 4096, 8, generator=generator, dtype=torch.float64)
+    h0 = 0.1 + torch.rand(2, 8, generator=generator, dtype=torch.float64)
+    exact = sequential(log_a.exp(), log_b.exp(), h0)
+    scanned = log_scan(log_a.float(), log_b.float(), h0.float()).double()
+    assert ((scanned - exact).abs() / exact).max() < 2e-4
+
+
 def min_definition(variant, projected):
     """(keep, write, candidate) of the paper's equations, computed plainly in ordinary space."""
     if variant == "gru":
