@@ -11,6 +11,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import optuna
@@ -69,6 +70,51 @@ def test_a_stop_signal_reaches_the_run_as_its_graceful_stop_and_the_worker_waits
     with pytest.raises(KeyboardInterrupt):
         train_launched(request(tmp_path), {}, None, None, False)
     assert ended.read_text() == str(int(signal.SIGTERM))
+
+
+def test_a_second_stop_kills_every_process_of_the_run(tmp_path, monkeypatch):
+    """A run that does not stop (here it ignores SIGTERM) and has started a process of its
+    own, as Lightning starts the other ranks: the second stop signal kills both, so no rank
+    is left holding its device."""
+    started, other_rank = tmp_path / "started", tmp_path / "other-rank"
+    launch_instead(monkeypatch, (
+        "import signal, subprocess, sys, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "rank = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        f"open({str(other_rank)!r}, 'w').write(str(rank.pid))\n"
+        f"open({str(started)!r}, 'w').close()\n"
+        "time.sleep(60)\n"))
+
+    def stop_twice_once_the_run_trains() -> None:
+        while not started.exists():
+            time.sleep(0.05)
+        for _ in range(2):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.5)
+
+    threading.Thread(target=stop_twice_once_the_run_trains, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        train_launched(request(tmp_path), {}, None, None, False)
+    pid = int(other_rank.read_text())
+    deadline = time.monotonic() + 10
+    while running(pid):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            pytest.fail("the run's other process outlived the second stop")
+        time.sleep(0.1)
+
+
+def running(pid: int) -> bool:
+    """Whether process `pid` still runs (a killed one no process has reaped yet is a zombie:
+    it has ended)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def test_a_run_that_dies_without_reporting_says_how_it_ended(tmp_path, monkeypatch):

@@ -85,22 +85,33 @@ def command(job_file: Path) -> list[str]:
 
 def run_to_the_end(argv: list[str]) -> int:
     """Run the launched command and return its exit code. A first stop signal (Ctrl-C, or
-    SIGTERM from the sweep's parent or a scheduler) is passed on as SIGTERM, the run's
-    graceful stop, and the wait goes on until the run has written what it keeps; a second
-    one kills it. Either way the caller then gets KeyboardInterrupt, as it would have in
-    process. The handler is in place before the command starts, so no stop is missed."""
+    SIGTERM from the sweep's parent or a scheduler) is passed on as SIGTERM to the run's
+    first process, its graceful stop (the others learn of it at the next batch, as every
+    process of a run does), and the wait goes on until the run has written what it keeps; a
+    second one kills every process of the run. Either way the caller then gets
+    KeyboardInterrupt, as it would have in process. The run gets a session of its own, so
+    the kill reaches the processes Lightning started for it and nothing else; the handler
+    is in place before the command starts, so no stop is missed."""
     process: subprocess.Popen[bytes] | None = None
     stops = 0
 
     def stop(signum: int, previous: dict[int, Any]) -> None:
         nonlocal stops
         stops += 1
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM if stops == 1 else signal.SIGKILL)
+        if process is None:
+            return
+        if stops == 1:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+            return
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:  # every process of the run has ended already
+            pass
 
     with stopping.on_stop(stop):
         if not stops:
-            process = subprocess.Popen(argv, env=launch_environment())
+            process = subprocess.Popen(argv, env=launch_environment(), start_new_session=True)
             code = process.wait()
     if stops:
         raise KeyboardInterrupt
