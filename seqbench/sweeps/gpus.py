@@ -59,10 +59,11 @@ def slot_environment(device: str, environ: Mapping[str, str] = os.environ,
     gpus = visible_gpus(environ, count)
     if not gpus and device == "cuda":
         raise SeqbenchError("--device cuda was requested but no CUDA device is visible "
-                            f"({_shown(environ)}).")
+                            f"({_shown(environ)}); make one visible, or use --device cpu.")
     if per_trial > 1 and len(gpus) < per_trial:
         raise SeqbenchError(f"--gpus-per-trial {per_trial} needs at least {per_trial} visible "
-                            f"GPUs; this machine shows {len(gpus)} ({_shown(environ)}).")
+                            f"GPUs; this machine shows {len(gpus)} ({_shown(environ)}); "
+                            f"give --gpus-per-trial {max(1, len(gpus))} or fewer.")
     if per_trial > 1 and any(gpu.startswith("MIG-") for gpu in gpus):
         raise SeqbenchError(f"--gpus-per-trial {per_trial} cannot group MIG instances: CUDA "
                             "gives a process one MIG instance only; use --gpus-per-trial 1.")

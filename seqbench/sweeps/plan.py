@@ -77,6 +77,9 @@ class SweepPlan:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cells", tuple(self.cells))
+        # a plain int, as the study records it (an API caller may pass a numpy integer)
+        object.__setattr__(self, "gpus_per_trial",
+                           whole_number(self.gpus_per_trial, "--gpus-per-trial"))
         object.__setattr__(self, "settings", self._with_devices(dict(self.settings)))
         self._check_values()
         for cell in self.cells:  # every cell's defaults must be a valid first trial
@@ -93,10 +96,9 @@ class SweepPlan:
     def _with_devices(self, settings: dict[str, Any]) -> dict[str, Any]:
         """The settings with `devices` set to `--gpus-per-trial` when it asks for several
         GPUs (the runs' specs, and so the cache keys and the study record, say so)."""
-        per_trial = whole_number(self.gpus_per_trial, "--gpus-per-trial")
+        per_trial = self.gpus_per_trial
         if per_trial < 1:
             raise SeqbenchError(f"--gpus-per-trial must be at least 1 (got {per_trial}).")
-        object.__setattr__(self, "gpus_per_trial", per_trial)  # as recorded: a plain int
         if per_trial == 1:
             return settings
         if self.device == "cpu":
