@@ -62,6 +62,8 @@ class TrainingProgress:
         self.sign = 1.0 if mode == "min" else -1.0
         self._run_task: Any = None
         self._lines: EpochLines | None = None
+        #: Training batches finished in this epoch (the bars count batches, not items).
+        self._batches_done = 0
 
     def configure_columns(self, trainer: Any) -> list:
         from rich.progress import TextColumn
@@ -82,17 +84,27 @@ class TrainingProgress:
                 "run", total=batches * trainer.max_epochs,
                 completed=batches * trainer.current_epoch)
 
+    @property
+    def total_train_batches(self) -> int | float:
+        """Batches, not loader items: an item holds several (`seqbench.loaders.Items`)."""
+        dataset = getattr(self.trainer.train_dataloader, "dataset", None)  # type: ignore[attr-defined]
+        batches = getattr(dataset, "num_batches", None)
+        return super().total_train_batches if batches is None else batches  # type: ignore[misc]
+
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        self._batches_done = 0
         super().on_train_epoch_start(trainer, pl_module)  # type: ignore[misc]
         if self.progress is not None and self.train_progress_bar_id is not None:
             self.progress.update(self.train_progress_bar_id, description=(
                 f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"))
 
-    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
-        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)  # type: ignore[misc]
+    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, item: Any,
+                           index: int) -> None:
+        self._batches_done += len(item)
+        super().on_train_batch_end(trainer, pl_module, outputs, item,  # type: ignore[misc]
+                                   self._batches_done - 1)
         if self.progress is not None and self._run_task is not None:
-            self.progress.advance(self._run_task)
+            self.progress.advance(self._run_task, len(item))
 
     def on_validation_batch_start(self, *args: Any, **kwargs: Any) -> None:
         """No validation bar."""

@@ -5,6 +5,13 @@ the loader is a standard `torch.utils.data.DataLoader` over an `IterableDataset`
 batches with `batch_size=None`: no per-item collation, no worker processes, and Lightning
 sees a loader like any other (lengths, progress, device transfer).
 
+An item is a list of up to `BATCHES_PER_ITEM` consecutive batches (in training, one
+optimisation step each: `SequenceModel.training_step`), like Keras' `steps_per_execution`:
+Lightning's machinery around a batch (fetcher, hooks, progress, optimizer wrappers) costs
+about 0.7 ms here, a fifth of an epoch on small models such as Japanese Vowels, and a list
+of 8 pays it once per 8 batches (benchmarks/throughput.py measures both). The steps, their
+order and their numbers are exactly those of one batch per item.
+
 Order: epoch `e` (0-based) of a run with seed `s` shuffles with `order_seed(s, e)`, child
 `e` of numpy's `SeedSequence(s)`, so the order is a pure function of the seed and the
 epoch (a resumed run needs nothing restored for it) and each epoch's seed is independent
@@ -18,8 +25,9 @@ single-process order. Each training block has ceil(N / ranks) batches, the last 
 wrapping round to the first batches as DistributedSampler pads, because DDP averages
 gradients at every step and a rank with a step fewer would wait forever. Evaluation blocks
 cover each batch exactly once; a rank short of batches gets a copy marked as not counted
-(its statistics are zeros), so every rank still runs the same steps. An item is therefore
-`(batch, counted)`.
+(its statistics are zeros), so every rank still runs the same steps. An item's entries are
+therefore `(batch, counted)` pairs; every rank's share has the same length, so every rank's
+items hold the same number of batches.
 """
 
 from __future__ import annotations
@@ -31,6 +39,9 @@ from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader, IterableDataset
 
 from seqbench.contracts import Batch, TaskData
+
+#: Batches per item (in training, optimisation steps); see the module's docstring.
+BATCHES_PER_ITEM = 8
 
 
 def order_seed(seed: int, epoch: int) -> int:
@@ -106,6 +117,35 @@ class SplitBatches(IterableDataset):
             yield kept[filler if position is None else position], position is not None
 
 
+class Items(IterableDataset):
+    """A split's `(batch, counted)` pairs in lists of up to `size` consecutive ones."""
+
+    def __init__(self, batches: SplitBatches, size: int) -> None:
+        self.batches = batches
+        self.size = size
+
+    def set_epoch(self, epoch: int) -> None:
+        self.batches.set_epoch(epoch)
+
+    @property
+    def num_batches(self) -> int:
+        """Batches in this rank's share (what a progress bar counts)."""
+        return len(self.batches)
+
+    def __len__(self) -> int:
+        return -(-self.num_batches // self.size)
+
+    def __iter__(self) -> Iterator[list[tuple[Batch, bool]]]:
+        item: list[tuple[Batch, bool]] = []
+        for pair in self.batches:
+            item.append(pair)
+            if len(item) == self.size:
+                yield item
+                item = []
+        if item:
+            yield item
+
+
 def _as_is(item: Any) -> Any:
     """The loader's collate function: items are batched already (a plain function, so the
     loader stays picklable)."""
@@ -113,7 +153,9 @@ def _as_is(item: Any) -> Any:
 
 
 def loader(data: TaskData, split: str, batch_size: int, seed: int | None = None) -> DataLoader:
-    """A DataLoader of `split` in `(batch, counted)` items (shuffled per epoch with a seed).
+    """A DataLoader of `split` in lists of up to `BATCHES_PER_ITEM` `(batch, counted)`
+    pairs: given a `seed`, in the training order (reshuffled every epoch), without one in
+    the split's fixed order.
 
     It gets a generator of its own: every iterator a DataLoader starts draws a seed for its
     (here absent) worker processes, and drawn from the global generator that draw would
@@ -122,8 +164,8 @@ def loader(data: TaskData, split: str, batch_size: int, seed: int | None = None)
     would then drop out differently from the uninterrupted run."""
     import torch
 
-    return DataLoader(SplitBatches(data, split, batch_size, seed), batch_size=None,
-                      collate_fn=_as_is, generator=torch.Generator())
+    return DataLoader(Items(SplitBatches(data, split, batch_size, seed), BATCHES_PER_ITEM),
+                      batch_size=None, collate_fn=_as_is, generator=torch.Generator())
 
 
 class EpochOrder(Callback):

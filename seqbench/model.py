@@ -1,8 +1,13 @@
 """The one model: the task's encoder, the cell, the task's head, as a LightningModule.
 
-Plain Lightning: one optimisation step per batch under automatic optimisation, so gradient
-clipping, mixed precision and DDP's gradient averaging are Lightning's own. Two things are
-seqbench's, because a comparison needs them exact:
+Lightning's manual optimisation, one step per batch: `manual_backward`, the wrapped
+optimizer's `step` and `clip_gradients`, so mixed precision (loss scaling, unscaling before
+clipping) and DDP's gradient averaging are Lightning's own under every strategy. It is
+manual, not automatic, because an item holds several batches (`seqbench.loaders`), which
+pays Lightning's per-item cost once per 8 batches; the steps and their numbers are
+those of automatic optimisation (forward, zero_grad, backward, clip, step), and with it the
+LR schedule is stepped here, at the start of every epoch after the first. Two more things
+are seqbench's, because a comparison needs them exact:
 
 * Validation and test metrics come from sums (`TaskData.statistics`) over the whole split,
   added across processes before the task turns them into metrics (a perplexity or an F1
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -84,8 +90,8 @@ def full_precision(outputs: Any) -> Any:
 class SequenceModel(pl.LightningModule):
     """`encoder -> cell -> head`, trained and evaluated with the task's loss and statistics.
 
-    Loaders yield `(batch, counted)` items (`seqbench.loaders`): an uncounted batch pads a
-    process's share of an evaluation split and adds nothing to its sums.
+    Loaders yield lists of `(batch, counted)` pairs (`seqbench.loaders`): an uncounted
+    batch pads a process's share of an evaluation split and adds nothing to its sums.
     """
 
     def __init__(self, task: Task, data: TaskData, cell: Cell, spec: RunSpec) -> None:
@@ -108,6 +114,7 @@ class SequenceModel(pl.LightningModule):
             self.encoder, self.cell, self.head = encoder, recurrent, head
         #: The reported metric (a non-finite value means the run diverged) and the one that
         #: selects the epoch (shown on the progress bar), unprefixed.
+        self.automatic_optimization = False  # see the module's docstring
         self.primary = task.primary(spec.dataset)
         self.selected = task.selection(spec.dataset)[0]
         # Mutable containers assigned once: nn.Module.__setattr__ is too slow for per-step use.
@@ -143,10 +150,9 @@ class SequenceModel(pl.LightningModule):
         self._run_state["state"] = None
         self._totals.clear()
 
-    def transfer_batch_to_device(self, item: tuple[Batch, bool], device: Any,
-                                 dataloader_idx: int) -> tuple[Batch, bool]:
-        batch, counted = item
-        return batch.to(device), counted
+    def transfer_batch_to_device(self, item: list[tuple[Batch, bool]], device: Any,
+                                 dataloader_idx: int) -> list[tuple[Batch, bool]]:
+        return [(batch.to(device), counted) for batch, counted in item]
 
     def _summed(self, tensor: torch.Tensor) -> torch.Tensor:
         """`tensor` added up over every process of the run (itself when there is one)."""
@@ -160,9 +166,28 @@ class SequenceModel(pl.LightningModule):
         zero = torch.zeros((), device=self.device, dtype=torch.float64)
         self._epoch.update(started=time.perf_counter(), loss=zero.clone(), steps=0,
                            timesteps=zero.clone())
+        schedule = self.lr_schedulers()
+        if schedule is not None and self.current_epoch > 0:
+            # Epoch k's factor, set before it trains. Here rather than after the epoch
+            # (where automatic optimisation steps it), so a run resumed from the end of
+            # epoch k - 1, whose resume point holds the schedule before that step, steps it
+            # too. That resumed process has not stepped its optimizer yet, which torch
+            # warns of as if the schedule were skipping a value; it is not.
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step",
+                                        UserWarning)
+                schedule.step()
 
-    def training_step(self, item: tuple[Batch, bool], index: int) -> torch.Tensor:
-        batch = item[0]
+    def training_step(self, item: list[tuple[Batch, bool]], index: int) -> None:
+        optimizer = self.optimizers()
+        for batch, _ in item:  # every training batch counts
+            loss = self.training_loss(batch)
+            optimizer.zero_grad()
+            self.manual_backward(loss)
+            optimizer.step()  # clips first: `on_before_optimizer_step`
+
+    def training_loss(self, batch: Batch) -> torch.Tensor:
+        """One batch's training loss, added to the epoch's sums."""
         loss = self.data.loss(self._outputs(batch), batch)
         epoch = self._epoch
         epoch["loss"] += loss.detach()
@@ -170,6 +195,13 @@ class SequenceModel(pl.LightningModule):
         epoch["timesteps"] += (batch.inputs.shape[0] * batch.inputs.shape[1]
                                if batch.mask is None else batch.mask.sum())
         return loss
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Clip the gradient norm where Lightning clips under automatic optimisation: after
+        mixed precision has unscaled the gradients, before the step."""
+        if self.spec.hparams["clip"]:
+            self.clip_gradients(optimizer, gradient_clip_val=self.spec.hparams["clip"],
+                                gradient_clip_algorithm="norm")
 
     def on_train_epoch_end(self) -> None:
         epoch = self._epoch
@@ -196,15 +228,15 @@ class SequenceModel(pl.LightningModule):
             listener(row)
 
     # ---- evaluation: exact sums over the whole split ----
-    def _evaluate(self, item: tuple[Batch, bool], keep_items: bool = False) -> None:
-        batch, counted = item
-        outputs = self._outputs(batch)
-        for key, value in self.data.statistics(outputs, batch).items():
-            value = value.detach() if counted else torch.zeros_like(value)
-            self._totals[key] = self._totals[key] + value if key in self._totals else value
-        items = self.data.item_scores(outputs, batch) if keep_items and counted else None
-        if items is not None:
-            self.test_items.append(tuple(part.detach() for part in items))
+    def _evaluate(self, item: list[tuple[Batch, bool]], keep_items: bool = False) -> None:
+        for batch, counted in item:
+            outputs = self._outputs(batch)
+            for key, value in self.data.statistics(outputs, batch).items():
+                value = value.detach() if counted else torch.zeros_like(value)
+                self._totals[key] = self._totals[key] + value if key in self._totals else value
+            scores = self.data.item_scores(outputs, batch) if keep_items and counted else None
+            if scores is not None:
+                self.test_items.append(tuple(part.detach() for part in scores))
 
     def _summed_totals(self) -> dict[str, torch.Tensor]:
         """This split's statistics summed over every process, in one reduction."""
@@ -234,7 +266,7 @@ class SequenceModel(pl.LightningModule):
     def on_validation_epoch_start(self) -> None:
         self._reset()
 
-    def validation_step(self, item: tuple[Batch, bool], index: int) -> None:
+    def validation_step(self, item: list[tuple[Batch, bool]], index: int) -> None:
         self._evaluate(item)
 
     def on_validation_epoch_end(self) -> None:
@@ -244,7 +276,7 @@ class SequenceModel(pl.LightningModule):
         self._reset()
         self.test_items.clear()
 
-    def test_step(self, item: tuple[Batch, bool], index: int) -> None:
+    def test_step(self, item: list[tuple[Batch, bool]], index: int) -> None:
         self._evaluate(item, keep_items=True)
 
     def on_test_epoch_end(self) -> None:
@@ -257,8 +289,9 @@ class SequenceModel(pl.LightningModule):
         decay, start = self.spec.hparams["lr_decay"], self.spec.hparams["lr_decay_start"]
         if decay == 1.0:
             return optimizer
-        # The factor for epoch k (1-based) is decay ** max(0, k - start); Lightning steps
-        # the scheduler at the end of every epoch, so after epoch i it sets epoch i + 1's lr.
+        # The factor for epoch k (1-based) is decay ** max(0, k - start); the scheduler is
+        # stepped as every epoch after the first starts, so before epoch i + 1 it sets that
+        # epoch's lr.
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda finished: decay ** max(0, finished + 1 - start)
         )

@@ -143,8 +143,6 @@ def make_trainer(
             num_nodes=hp["num_nodes"],
             strategy=hp["strategy"],
             precision=hp["precision"],
-            gradient_clip_val=hp["clip"] or None,
-            gradient_clip_algorithm="norm",
             deterministic=True,
             logger=False,
             callbacks=callbacks,

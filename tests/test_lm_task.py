@@ -78,7 +78,7 @@ def test_evaluation_carries_the_state_so_windows_equal_one_pass_over_the_stream(
     model.on_validation_epoch_start()
     with torch.no_grad():
         for number, batch in enumerate(data.batches("valid", 4)):
-            model.validation_step((batch, True), number)
+            model.validation_step([(batch, True)], number)
         model.on_validation_epoch_end()
         one_pass = F.cross_entropy(model(ids[None, :-1])[0][0], ids[1:])
         _, fresh = evaluate(data, lambda batch: model(batch.inputs)[0], "valid")

@@ -4,8 +4,9 @@ The stopped runs happen in a child process (a real SIGKILL, a real SIGINT); the 
 itself a few batches into an epoch after its first resume point, so where it stops is
 deterministic and the test never races the training. Speech (Japanese Vowels, shipped with
 aeon) with two dropout layers draws from torch's RNG every step and reshuffles every epoch,
-and patience makes early stopping's state matter, so a resume that restored any of those
-wrongly would end with different numbers.
+patience makes early stopping's state matter, and a decaying learning rate makes the
+schedule's, so a resume that restored any of those wrongly would end with different numbers
+(the history's lr column shows the schedule itself).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from seqbench.runs import read_json
 from seqbench.resume import can_resume
 
 SETTINGS = {"epochs": 16, "layers": 2, "dropout": 0.3, "patience": 3, "min_epochs": 0,
-            "hidden_size": 16}
+            "hidden_size": 16, "lr_decay": 0.95, "lr_decay_start": 3}
 
 STOPPED_RUN = """
 import os, signal, sys

@@ -186,7 +186,7 @@ def test_the_language_model_carries_a_b_h_k_state_across_windows():
     model.on_validation_epoch_start()
     with torch.no_grad():
         for number, batch in enumerate(data.batches("valid", 4)):
-            model.validation_step((batch, True), number)
+            model.validation_step([(batch, True)], number)
         model.on_validation_epoch_end()
         one_pass = F.cross_entropy(model(ids[None, :-1])[0][0], ids[1:])
     assert model.last_metrics["val"]["val_nll"] == pytest.approx(float(one_pass), rel=1e-6)
