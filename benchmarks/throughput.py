@@ -145,7 +145,8 @@ class Idiomatic(SequenceModel):
     def training_step(self, item, index):
         ((batch, _),) = item
         loss = self.training_loss(batch)
-        self.log("train_loss_step", loss, on_step=False, on_epoch=True, sync_dist=True)
+        self.log("train_loss_step", loss, on_step=False, on_epoch=True, sync_dist=True,
+                 batch_size=batch.inputs.shape[0])
         return loss
 
 
