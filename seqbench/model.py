@@ -112,9 +112,9 @@ class SequenceModel(pl.LightningModule):
             recurrent = build_cell(cell, data.input_size, spec)
             encoder, head = data.modules(spec.hparams["hidden_size"], spec.task_params)
             self.encoder, self.cell, self.head = encoder, recurrent, head
+        self.automatic_optimization = False  # see the module's docstring
         #: The reported metric (a non-finite value means the run diverged) and the one that
         #: selects the epoch (shown on the progress bar), unprefixed.
-        self.automatic_optimization = False  # see the module's docstring
         self.primary = task.primary(spec.dataset)
         self.selected = task.selection(spec.dataset)[0]
         # Mutable containers assigned once: nn.Module.__setattr__ is too slow for per-step use.
