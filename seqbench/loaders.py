@@ -76,7 +76,7 @@ def block(batches: int, rank: int, ranks: int, pad: bool) -> tuple[range, list[i
 
 
 class SplitBatches(IterableDataset):
-    """One split as `(batch, counted)` items: this rank's share, reshuffled every epoch."""
+    """One split as `(batch, counted)` pairs: this rank's share, reshuffled every epoch."""
 
     def __init__(self, data: TaskData, split: str, batch_size: int,
                  seed: int | None = None) -> None:

@@ -124,7 +124,7 @@ class SequenceModel(pl.LightningModule):
         self.test_items: list[tuple[torch.Tensor, torch.Tensor]] = []
         self._epoch: dict[str, Any] = {}
         self.last_metrics: dict[str, dict[str, float]] = {}
-        #: Called with one row (epoch, seconds, train_loss, val_*) at the end of every epoch.
+        #: Called with one row (epoch, seconds, lr, train_loss, val_*) at the end of every epoch.
         self.epoch_listeners: list[Callable[[dict[str, Any]], None]] = []
 
     def forward(self, inputs: torch.Tensor | Batch, state: Any = None) -> tuple[torch.Tensor, Any]:
@@ -167,11 +167,11 @@ class SequenceModel(pl.LightningModule):
         self._epoch.update(started=time.perf_counter(), loss=zero.clone(), steps=0,
                            timesteps=zero.clone())
         schedule = self.lr_schedulers()
-        if schedule is not None and self.current_epoch > 0:
-            # Epoch k's factor, set before it trains. Here rather than after the epoch
-            # (where automatic optimisation steps it), so a run resumed from the end of
-            # epoch k - 1, whose resume point holds the schedule before that step, steps it
-            # too. That resumed process has not stepped its optimizer yet, which torch
+        if schedule is not None and schedule.last_epoch < self.current_epoch:
+            # Epoch k's factor, set before it trains: after k - 1 steps the schedule is at
+            # epoch k (0-based), however the run got here, a resume point from the end of
+            # epoch k - 1 included (it holds the schedule before this step). A process
+            # resumed after the first epoch has not stepped its optimizer yet, which torch
             # warns of as if the schedule were skipping a value; it is not.
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step",
@@ -183,8 +183,12 @@ class SequenceModel(pl.LightningModule):
         for batch, _ in item:  # every training batch counts
             loss = self.training_loss(batch)
             optimizer.zero_grad()
-            self.manual_backward(loss)
-            optimizer.step()  # clips first: `on_before_optimizer_step`
+            # Lightning runs this whole method under mixed precision's autocast; backward
+            # and the step run outside it, as PyTorch recommends and as automatic
+            # optimisation runs them.
+            with torch.autocast(self.device.type, enabled=False):
+                self.manual_backward(loss)
+                optimizer.step()  # clips first: `on_before_optimizer_step`
 
     def training_loss(self, batch: Batch) -> torch.Tensor:
         """One batch's training loss, added to the epoch's sums."""

@@ -17,9 +17,15 @@ a resume point every epoch. The last epoch writes none; the run record is comple
 A killed run therefore continues from its last resume point, not always its last epoch.
 With several processes the first decides and writes; all of them take part.
 
-Ctrl-C (or SIGTERM, a scheduler's stop) during training asks the run to stop at the next
-batch (all processes together); the run folder keeps its last resume point, and the message
-says how to continue. A second Ctrl-C interrupts at once, as usual.
+Ctrl-C (or SIGTERM, a scheduler's stop) during training asks the run to stop after the
+loader item it is on (up to 8 batches, `seqbench.loaders`; all processes together); the run
+folder keeps its last resume point, and the message says how to continue. A second Ctrl-C
+interrupts at once, as usual.
+
+A resume point carries `LOOP` under `LOOP_KEY`: the training loop that wrote it. One written
+by another loop (before `LOOP` existed, training took one automatic-optimisation step per
+loader item, and its loop counters and LR schedule mean something else) is refused, so such a
+run starts again rather than continuing with a schedule one epoch off.
 """
 
 from __future__ import annotations
@@ -63,7 +69,7 @@ class StopTraining(Exception):
 
 
 class StopRequest:
-    """Set by the Ctrl-C and SIGTERM handler, read by `ResumePoint` between batches."""
+    """Set by the Ctrl-C and SIGTERM handler, read by `ResumePoint` between loader items."""
 
     def __init__(self) -> None:
         self.requested = False
@@ -203,6 +209,10 @@ class ResumePoint(Checkpoint):
         self.cost = self.last_write - now
         self.spent += self.cost
 
+    def on_save_checkpoint(self, trainer: Any, pl_module: Any,
+                           checkpoint: dict[str, Any]) -> None:
+        checkpoint[LOOP_KEY] = LOOP
+
     def state_dict(self) -> dict[str, Any]:
         """Called on every process as the resume point is made: each one's generators."""
         generators = [_rng_state()]
@@ -219,6 +229,8 @@ class ResumePoint(Checkpoint):
 
 #: What `Trainer.save_checkpoint` writes beside the weights and `fit(ckpt_path=)` reads back.
 TRAINING_STATE = {"pytorch-lightning_version", "loops", "optimizer_states"}
+#: The training loop a resume point continues (see the module's docstring).
+LOOP_KEY, LOOP = "seqbench_loop", "manual steps, 8 batches per item"
 
 
 def resumable(run_dir: Path | None) -> Path:
@@ -232,8 +244,12 @@ def resumable(run_dir: Path | None) -> Path:
 def check_resume_point(point: Path, remedy: str) -> None:
     """Checked as best.ckpt is: Lightning would fail deep inside `fit` with a traceback on a
     damaged or foreign file."""
-    if not TRAINING_STATE <= runs.load_checkpoint(point, remedy).keys():
+    checkpoint = runs.load_checkpoint(point, remedy)
+    if not TRAINING_STATE <= checkpoint.keys():
         raise SeqbenchError(f"'{point}' is not a resume point (no training state); {remedy}")
+    if checkpoint.get(LOOP_KEY) != LOOP:
+        raise SeqbenchError(f"'{point}' was written by an older seqbench, whose training loop "
+                            f"this one does not continue; {remedy}")
 
 
 def load_weights(model: Any, checkpoint: Path, remedy: str) -> None:

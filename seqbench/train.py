@@ -251,7 +251,7 @@ def train(
             tracker.finish({}, "failed")
         raise DivergedError(f"{exc} Run record: {run_dir}") from None
     except (StopTraining, KeyboardInterrupt, SystemExit) as exc:
-        # A first Ctrl-C stops between batches (StopTraining); Lightning turns a second one
+        # A first Ctrl-C stops between loader items (StopTraining); Lightning turns a second one
         # into SystemExit(1).
         if not isinstance(exc, StopTraining) and not trainer.interrupted:
             raise

@@ -51,6 +51,35 @@ def test_eight_batches_per_item_give_exactly_the_numbers_of_one(tmp_path, monkey
         [0.01 * 0.8 ** max(0, k - 2) for k in range(1, 5)])
 
 
+def test_the_manual_steps_give_exactly_the_numbers_of_automatic_optimisation(tmp_path,
+                                                                             monkeypatch):
+    """The training loop before eight batches per item: Lightning's automatic optimisation of
+    one batch per item, Lightning stepping the schedule (after each epoch's last batch, so
+    its history row showed the next epoch's lr) and clipping in the same hook."""
+    import seqbench.model
+
+    class Automatic(seqbench.model.SequenceModel):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self.automatic_optimization = True
+
+        def lr_schedulers(self):
+            return None  # Lightning steps it
+
+        def training_step(self, item, index):
+            ((batch, _),) = item
+            return self.training_loss(batch)
+
+    manual = trained(tmp_path, "manual")
+    monkeypatch.setattr(seqbench.loaders, "BATCHES_PER_ITEM", 1)
+    monkeypatch.setattr(seqbench.model, "SequenceModel", Automatic)
+    automatic = trained(tmp_path, "automatic")
+    assert manual[0] == automatic[0] and manual[2] == automatic[2]
+    assert ([{k: v for k, v in row.items() if k != "lr"} for row in manual[1]]
+            == [{k: v for k, v in row.items() if k != "lr"} for row in automatic[1]])
+    assert [row["lr"] for row in manual[1][1:]] == [row["lr"] for row in automatic[1][:-1]]
+
+
 def test_items_are_the_shares_batches_in_order_in_lists_of_up_to_eight():
     from seqbench.train import prepare_data
 

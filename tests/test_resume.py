@@ -1,7 +1,7 @@
 """Runs that survive being stopped: SIGKILL or Ctrl-C mid-training, resume, same result.
 
 The stopped runs happen in a child process (a real SIGKILL, a real SIGINT); the child stops
-itself a few batches into an epoch after its first resume point, so where it stops is
+itself a few loader items into an epoch after its first resume point, so where it stops is
 deterministic and the test never races the training. Speech (Japanese Vowels, shipped with
 aeon) with two dropout layers draws from torch's RNG every step and reshuffles every epoch,
 patience makes early stopping's state matter, and a decaying learning rate makes the
@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from seqbench.cli import main
 from seqbench.config import build_spec
-from seqbench.resume import RESUME_POINT
+from seqbench.resume import LOOP_KEY, RESUME_POINT
 from seqbench.runs import read_json
 from seqbench.resume import can_resume
 
@@ -96,6 +98,16 @@ def test_a_killed_run_resumes_to_the_same_metrics_as_an_uninterrupted_one(
     spec = build_spec("speech", "gru", settings=SETTINGS)
     assert can_resume(run_dir, spec)  # what a sweep's final run checks before continuing
     assert not can_resume(run_dir, spec.with_settings({"lr": 0.02}))
+
+    older = tmp_path / "older"  # a resume point of the loop before 8 batches per item
+    shutil.copytree(run_dir, older)
+    point = torch.load(older / RESUME_POINT, weights_only=False)
+    del point[LOOP_KEY]
+    torch.save(point, older / RESUME_POINT)
+    assert not can_resume(older, spec)  # a sweep trains such a final again
+    assert main(["run", "--resume", str(older), "--quiet"]) == 2
+    assert "was written by an older seqbench, whose training loop this one does not " \
+        "continue" in capsys.readouterr().err
 
     config = read_json(run_dir / "config.json")  # as if it had started on another machine
     config["environment"]["cpu"] = "Another CPU"

@@ -86,9 +86,9 @@ def command(job_file: Path) -> list[str]:
 def run_to_the_end(argv: list[str]) -> int:
     """Run the launched command and return its exit code. A first stop signal (Ctrl-C, or
     SIGTERM from the sweep's parent or a scheduler) is passed on as SIGTERM to the run's
-    first process, its graceful stop (the others learn of it at the next batch, as every
-    process of a run does), and the wait goes on until the run has written what it keeps; a
-    second one kills every process of the run. Either way the caller then gets
+    first process, its graceful stop (the others learn of it after the loader item they are
+    on, as every process of a run does), and the wait goes on until the run has written what
+    it keeps; a second one kills every process of the run. Either way the caller then gets
     KeyboardInterrupt, as it would have in process. The run gets a session of its own, so
     the kill reaches the processes Lightning started for it and nothing else; the handler
     is in place before the command starts, so no stop is missed."""
