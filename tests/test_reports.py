@@ -418,6 +418,27 @@ def test_a_single_test_item_falls_back_to_welch(tmp_path):
            "cannot be resampled" in (folder / "table.md").read_text()
 
 
+def test_sweeps_of_one_cell_with_other_settings_are_two_models_in_one_table(tmp_path):
+    """`seqbench sweep --set bidirectional=true` beside a plain sweep of the same cells: one
+    report names each by the setting that tells them apart and tests them paired, item by
+    item, like any two cells."""
+    finals = {"gru": {1000: wrong_on(6)}, "rnn": {1000: wrong_on(9)}}
+    storage = fake_sweep(tmp_path, finals, kind="binary", weights=[1.0] * 20,
+                         primary="accuracy", direction="maximize")
+    source = open_storage(storage)
+    optuna.copy_study(from_study_name="seqbench/fake/small/gru", from_storage=source,
+                      to_storage=source, to_study_name="bi/fake/small/gru")
+    copied = optuna.load_study(study_name="bi/fake/small/gru", storage=source)
+    copied.set_user_attr("plan", {"settings": {"bidirectional": True, "threads": 1}})
+    plain = optuna.load_study(study_name="seqbench/fake/small/gru", storage=source)
+    plain.set_user_attr("plan", {"settings": {"threads": 1}})
+    cells = collect(storage, "seqbench,bi")[("fake", "small")]
+    assert sorted(cell.cell for cell in cells) == ["gru", "gru[bidirectional=true]", "rnn"]
+    (folder,) = write_reports(storage, tmp_path / "report", study="seqbench,bi")
+    pairs = {(row["a"], row["b"]) for row in read_csv(folder / "pairwise.csv")}
+    assert len(pairs) == 3 and any("gru[bidirectional=true]" in pair for pair in pairs)
+
+
 def test_a_report_refuses_what_it_would_get_wrong_in_silence(tmp_path):
     """A mistyped sweep in `--study a,b` would be left out; two sweeps tuning the same cell
     on one dataset would give one table two rows of that cell, tested as one; a damaged run
@@ -432,7 +453,8 @@ def test_a_report_refuses_what_it_would_get_wrong_in_silence(tmp_path):
                                             "seqbench"):
         collect(storage, "seqbench,seqbnch")
     with pytest.raises(SeqbenchError, match="studies 'seqbench/fake/small/gru' and "
-                                            "'again/fake/small/gru' both tune cell 'gru'"):
+                                            "'again/fake/small/gru' both tune cell 'gru' on "
+                                            "fake/small with the same settings"):
         collect(storage, "seqbench,again")
     history = tmp_path / "finals" / "gru" / "seed1000" / "history.csv"
     history.write_text("epoch,val_accuracy\n1,0.5\n2,abc\n")

@@ -146,6 +146,38 @@ class CellSummary:
         return curves
 
 
+def label_variants(summaries: list[CellSummary]) -> list[CellSummary]:
+    """The summaries, where several sweeps tuned one cell on one dataset each named by the
+    `--set` settings that tell them apart: "lstm" and "lstm[bidirectional=true]" are two
+    models, compared on the same test items like any two cells. Two sweeps of one cell with
+    the same settings are two tunings of one model, which one table cannot hold."""
+    by_cell: dict[tuple[str, str, str], list[CellSummary]] = defaultdict(list)
+    for summary in summaries:
+        by_cell[(summary.task, summary.dataset, summary.record.cell)].append(summary)
+    for (task, dataset, cell), same in by_cell.items():
+        if len(same) == 1:
+            continue
+        settings = [dict(summary.record.plan.get("settings", {})) for summary in same]
+        differing = sorted({key for given in settings for key in given
+                            if len({repr(other.get(key)) for other in settings}) > 1})
+        for index, given in enumerate(settings):
+            twin = next((other for other, its in zip(same[:index], settings[:index])
+                         if all(its.get(key) == given.get(key) for key in differing)), None)
+            if twin is not None:
+                raise SeqbenchError(
+                    f"studies '{twin.study.study_name}' and '{same[index].study.study_name}' "
+                    f"both tune cell '{cell}' on {task}/{dataset} with the same settings; one "
+                    "table cannot hold two tunings of a model: report each --study on its own.")
+            shown = [f"{key}={_setting(given[key])}" for key in differing if key in given]
+            same[index].cell = f"{cell}[{', '.join(shown)}]" if shown else cell
+    return summaries
+
+
+def _setting(value: Any) -> str:
+    """A setting as `--set` spells it (booleans lower case)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def count_trials(study: Any) -> dict[str, int]:
     counts: dict[str, int] = defaultdict(int)
     for trial in study.get_trials(deepcopy=False):
@@ -188,6 +220,7 @@ def collect(storage_url: str, study_prefix: str = "seqbench", task: str | None =
                             "or pass --storage).")
     storage = open_storage(storage_url)
     grouped: dict[tuple[str, str], list[CellSummary]] = defaultdict(list)
+    firsts: list[CellSummary] = []
     repeats: list[CellSummary] = []
     names = studies_named(study_prefix, optuna.get_all_study_names(storage), storage_url)
     for name in names:
@@ -200,23 +233,16 @@ def collect(storage_url: str, study_prefix: str = "seqbench", task: str | None =
         summary = CellSummary(cell=found.cell, study=study, record=found,
                               finals=final_runs(found, storage_url),
                               trial_counts=count_trials(study))
-        if found.repeat:
-            repeats.append(summary)
-            continue
-        twin = next((c for c in grouped[(found.task, found.dataset)] if c.cell == found.cell),
-                    None)
-        if twin is not None:
-            raise SeqbenchError(
-                f"studies '{twin.study.study_name}' and '{name}' both tune cell "
-                f"'{found.cell}' on {found.task}/{found.dataset}; one table cannot "
-                "hold two tunings of a cell: report each --study on its own.")
-        grouped[(found.task, found.dataset)].append(summary)
+        (repeats if found.repeat else firsts).append(summary)
+    for summary in label_variants(firsts):
+        grouped[(summary.task, summary.dataset)].append(summary)
     for summary in sorted(repeats, key=lambda s: s.record.repeat):
         prefix = summary.study.study_name.split("/")[0]
         first = next((c for c in grouped.get((summary.task, summary.dataset), [])
-                      if c.cell == summary.cell and c.study.study_name.split("/")[0] == prefix),
-                     None)
+                      if c.record.cell == summary.record.cell
+                      and c.study.study_name.split("/")[0] == prefix), None)
         if first is not None:  # a repeat is reported beside its first search, never alone
+            summary.cell = first.cell
             first.repeats.append(summary)
     if not grouped:
         what = " ".join(filter(None, [task, dataset])) or "any task"
