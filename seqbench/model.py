@@ -247,7 +247,10 @@ class SequenceModel(pl.LightningModule):
         if self._trainer is None or self.trainer.world_size == 1 or not self._totals:
             return self._totals
         keys = sorted(self._totals)
-        flat = self._summed(torch.cat([self._totals[k].double().reshape(-1) for k in keys]))
+        # On the model's device: a task may total on the CPU (ASR's CTC, translation's
+        # sacrebleu counts), and NCCL reduces CUDA tensors only.
+        flat = self._summed(torch.cat([self._totals[k].double().reshape(-1).to(self.device)
+                                       for k in keys]))
         sizes = [self._totals[k].numel() for k in keys]
         return {key: part.reshape(self._totals[key].shape)
                 for key, part in zip(keys, flat.split(sizes))}

@@ -357,8 +357,11 @@ def test_once(trainer: Any, model: Any, data: TaskData, batch_size: int,
     if baselines:
         metrics["baselines"] = baselines
     model.eval()
-    metrics["artifacts"] = [str(path.relative_to(run_dir))
-                            for path in data.artifacts(model, run_dir)]
+    # A task's artifacts may run the network again (translation writes its test
+    # translations): under the precision the test step ran at, so they are what was scored.
+    with trainer.precision_plugin.test_step_context():
+        written = data.artifacts(model, run_dir)
+    metrics["artifacts"] = [str(path.relative_to(run_dir)) for path in written]
     return metrics
 
 

@@ -86,6 +86,20 @@ def test_the_parallel_form_equals_the_step_by_step_recurrence(name):
 
 # ---- minGRU / minLSTM ----------------------------------------------------------------------
 
+@pytest.mark.parametrize("name", [*MODERN, "lstm", "gru", "rnn"])
+def test_every_cell_runs_forward_and_backward_under_bf16_autocast(name):
+    """`--precision bf16-mixed` puts the cells' matrix products in bfloat16: each must still
+    give finite outputs and gradients (torch.complex, for one, takes no bfloat16: the LRU
+    failed here on its first step). CPU autocast stands in for a GPU's."""
+    module = build(name).float().train()
+    x = torch.randn(2, 12, 3, generator=torch.Generator().manual_seed(0))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        output, _ = module(x)
+        output.float().square().mean().backward()
+    assert torch.isfinite(output).all()
+    assert all(torch.isfinite(w.grad).all() for w in module.parameters() if w.grad is not None)
+
+
 def test_the_log_space_scan_keeps_float32_precision_over_long_sequences():
     """4,096 float32 steps of gates in (e^-8, 1) against the float64 loop: in one piece the
     scan lost 0.17% of h's relative precision (|log A_t| x epsilon); in pieces of 256 steps

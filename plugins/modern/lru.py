@@ -61,7 +61,11 @@ class LRU(nn.Module):
 
     def forward(self, u: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         gamma = self.gamma_log.exp()
-        inputs = torch.complex(u @ self.B[0].T, u @ self.B[1].T) * gamma
+        # torch.complex takes no bfloat16: under mixed precision the projections are raised
+        # to float32, so the recurrence runs in complex64 as it does without autocast.
+        real, imag = u @ self.B[0].T, u @ self.B[1].T
+        exact = torch.promote_types(real.dtype, torch.float32)
+        inputs = torch.complex(real.to(exact), imag.to(exact)) * gamma
         x0 = torch.view_as_complex(state.contiguous())
         scan = doubling_scan if self.parallel and u.shape[1] > 1 else sequential
         x = scan(self.lambdas(), inputs, x0)

@@ -141,16 +141,17 @@ class AsrData(IndexedData):
 
         On a GPU the loss is taken on the CPU: torch's CUDA CTC backward is
         non-deterministic, so deterministic mode refuses it, and the per-step outputs are
-        small enough to move.
+        small enough to move. The result goes back to the outputs' device, where mixed
+        precision's gradient scaler keeps its scale.
         """
         import torch.nn.functional as F
 
         return F.ctc_loss(outputs.transpose(0, 1).cpu(), batch.targets.cpu(),
                           batch.mask.sum(1).cpu(), batch.extra["target_lengths"].cpu(),
-                          blank=0, reduction="sum")
+                          blank=0, reduction="sum").to(outputs.device)
 
     def loss(self, outputs, batch: Batch):
-        return self.ctc(outputs, batch) / batch.extra["target_lengths"].sum().cpu()
+        return self.ctc(outputs, batch) / batch.extra["target_lengths"].sum()
 
     def edits(self, outputs, batch: Batch) -> list[int]:
         """Edit distance of each decoded transcript to its reference."""
