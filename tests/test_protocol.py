@@ -496,6 +496,34 @@ def test_selection_re_runs_the_default_beside_the_top_and_records_the_rule(tmp_p
         "trial-0000-rerun0", "trial-0000-rerun1", "trial-0001-rerun0", "trial-0001-rerun1"]
 
 
+def test_a_diverged_final_is_recorded_reported_and_the_sweep_goes_on(tmp_path, monkeypatch,
+                                                                     capsys):
+    """A final that diverges is the chosen configuration failing on a fresh seed: recorded,
+    named by the report, left out of the means, and never a sweep that cannot finish (it
+    used to stop the sweep, and every later attempt read the same divergence back)."""
+    from seqbench.model import DivergedError
+    from seqbench.reports import tables
+    from seqbench.reports.collect import collect
+    from seqbench.sweeps.finals import final
+
+    def diverges(*args, **kwargs):
+        raise DivergedError("training loss became nan in epoch 7")
+
+    plan = searched(tmp_path)
+    monkeypatch.setattr("seqbench.sweeps.cache.train", diverges)
+    final(plan, "gru", 0)
+    (found,) = record_of(plan).finals
+    assert found.metrics == {"status": "diverged", "error": "training loss became nan in epoch 7"}
+    assert f"gru final seed {found.seed}: diverged (training loss became nan in epoch 7)" in \
+        capsys.readouterr().err
+    final(plan, "gru", 0)  # the sweep run again: the same record, nothing new to say
+    assert record_of(plan).finals == (found,) and "final seed" not in capsys.readouterr().err
+    (cell,) = next(iter(collect(plan.storage, plan.study).values()))
+    assert cell.finals == [] and [f["seed"] for f in cell.diverged] == [found.seed]
+    assert tables.diverged_line([cell]).startswith(
+        f"Diverged finals: gru seed {found.seed} (training loss became nan in epoch 7).")
+
+
 def test_each_re_run_is_its_own_job_so_a_one_cell_stage_keeps_every_worker_busy(
         tmp_path, monkeypatch):
     """With one job per cell, a one-cell stage ran its whole selection on one worker while

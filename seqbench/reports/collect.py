@@ -35,8 +35,10 @@ class CellSummary:
     study: Any
     #: Everything the sweep recorded on the study.
     record: StudyRecord
-    #: Final run records in seed order, each with its "seed".
+    #: Final run records in seed order, each with its "seed": those that were tested.
     finals: list[dict[str, Any]] = field(default_factory=list)
+    #: Finals whose training diverged (no test metrics), each with its "seed" and "error".
+    diverged: list[dict[str, Any]] = field(default_factory=list)
     trial_counts: dict[str, int] = field(default_factory=dict)
     #: The cell's other searches (`seqbench sweep --repeats`): repeat 1, 2, ..., each a
     #: summary of its own, with its own trials, selection and finals.
@@ -194,6 +196,11 @@ def final_runs(found: StudyRecord, storage_url: str) -> list[dict[str, Any]]:
             for final in found.finals]
 
 
+def is_diverged(final: dict[str, Any]) -> bool:
+    """Whether a final's training diverged (`seqbench.sweeps.finals.trained_or_diverged`)."""
+    return final["metrics"].get("status") == "diverged"
+
+
 def studies_named(study_prefix: str, names: list[str], storage_url: str) -> list[str]:
     """The study names under the sweeps `study_prefix` names ("a,b": several), each of which
     must exist: a mistyped one would otherwise be left out of the report without a word."""
@@ -230,8 +237,10 @@ def collect(storage_url: str, study_prefix: str = "seqbench", task: str | None =
         found = record.read(study.user_attrs)
         if (task and found.task != task) or (dataset and found.dataset != dataset):
             continue
+        finals = final_runs(found, storage_url)
         summary = CellSummary(cell=found.cell, study=study, record=found,
-                              finals=final_runs(found, storage_url),
+                              finals=[f for f in finals if not is_diverged(f)],
+                              diverged=[f for f in finals if is_diverged(f)],
                               trial_counts=count_trials(study))
         (repeats if found.repeat else firsts).append(summary)
     for summary in label_variants(firsts):

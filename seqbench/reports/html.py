@@ -205,7 +205,8 @@ def write_page(folder: Path, cells: list[CellSummary], rows: list[dict[str, Any]
     with the `headline` (`verdict.for_dataset`); `overview`: link to the page over every
     comparison in the parent folder."""
     first = cells[0]
-    extra = [line for line in (tables.seeds_line(cells), tables.provenance(cells)) if line]
+    extra = [line for line in (tables.seeds_line(cells), tables.diverged_line(cells),
+                               tables.provenance(cells)) if line]
     body = [
         f"<h1>{escape(first.task)} / {escape(first.dataset)}</h1>",
         *([f'<p class="verdict">{escape(headline)}</p>'] if headline else []),

@@ -193,6 +193,18 @@ def seeds_line(cells: list[CellSummary]) -> str:
     return " ".join(f"Seeds of {', '.join(names)}: {text}." for text, names in described.items())
 
 
+def diverged_line(cells: list[CellSummary]) -> str:
+    """Which final seeds diverged, so a row's seed count below the others' is explained
+    and the instability is not hidden by the mean of the seeds that trained."""
+    parts = [f"{cell.cell} seed {final['seed']} ({final['metrics'].get('error', 'diverged')})"
+             for cell in cells for final in cell.diverged]
+    if not parts:
+        return ""
+    return ("Diverged finals: " + "; ".join(parts) + ". A cell's row and its tests count its "
+            "other seeds; a divergence on a fresh seed is a fact about the configuration's "
+            "reliability that the mean leaves out.")
+
+
 def pairwise_markdown(pairwise: Pairwise) -> list[str]:
     """The pairwise section: which test and why, then every pair."""
     if not pairwise.comparisons:
@@ -256,6 +268,7 @@ def markdown(cells: list[CellSummary], rows_: list[dict[str, Any]], pairwise: Pa
         "pruned trials at their best reported value" + budget_scale(cells) + ".",
         "",
         *([line, ""] if (line := seeds_line(cells)) else []),
+        *([line, ""] if (line := diverged_line(cells)) else []),
         *([code, ""] if (code := provenance(cells)) else []),
         "Regenerate:",
         "",

@@ -65,15 +65,33 @@ def final(plan: SweepPlan, cell: str, index: int) -> None:
                 # (`seqbench run --resume`) is still recognised as this trial's final.
                 origin={"study": study.study_name, "trial": chosen, "stage": "final",
                         "seed_origin": recorded.seeding.origin(seeds.FINAL, index)})
-            metrics = cache.train(request, data, logger=plan.logger)
+            metrics = trained_or_diverged(request, data, plan)
             trained.append((request, metrics))
         now = record.Final(seed, str(request.run_dir), chosen, metrics, spec.to_dict(),
                            socket.gethostname())
         if earlier != now:
+            outcome = (f"diverged ({metrics['error']})" if metrics["status"] == "diverged" else
+                       f"{metrics['primary_metric']} {metrics[metrics['primary_metric']]:.4g}")
             console.print(f"  {cell}{f' repeat {repeat}' if repeat else ''} final seed {seed}: "
-                          f"{metrics['primary_metric']} "
-                          f"{metrics[metrics['primary_metric']]:.4g}")
+                          f"{outcome}")
             record.write_final(study, now)
+
+
+def trained_or_diverged(request: cache.Request, data: PreparedData,
+                        plan: SweepPlan) -> dict[str, Any]:
+    """The final's metrics, or its divergence as {"status": "diverged", "error": ...}.
+
+    A final that diverges is an outcome of the chosen configuration on a fresh seed, not a
+    broken sweep: it is recorded (the reports name it and count the cell's other seeds) and
+    the sweep goes on. Raised instead, it stopped the whole sweep, and every later attempt
+    read the same divergence back from the run cache, so the sweep could never finish.
+    """
+    from seqbench.model import DivergedError
+
+    try:
+        return cache.train(request, data, logger=plan.logger)
+    except DivergedError as exc:
+        return {"status": "diverged", "error": str(exc)}
 
 
 def done_elsewhere(earlier: record.Final | None, chosen: int, spec: RunSpec,
