@@ -439,6 +439,25 @@ def test_sweeps_of_one_cell_with_other_settings_are_two_models_in_one_table(tmp_
     assert len(pairs) == 3 and any("gru[bidirectional=true]" in pair for pair in pairs)
 
 
+def test_an_oracle_reference_is_a_level_to_approach_never_a_recommendation(tmp_path):
+    """ASR's classifier on the true digit boundaries is given what no cell is: better than
+    every cell, it is still no baseline to "try before a recurrent cell"."""
+    from seqbench.reports import compare, verdict
+
+    finals = {"gru": {1000: wrong_on(6)}, "rnn": {1000: wrong_on(9)}}
+    storage = fake_sweep(tmp_path, finals, kind="binary", weights=[1.0] * 20,
+                         primary="accuracy", direction="maximize")
+    cells = sorted(collect(storage)[("fake", "small")], key=lambda c: c.cell)
+    pairs = compare.pairwise(cells, None)
+    said = verdict.for_dataset(cells, pairs, {"oracle_segments": 0.99, "majority": 0.25})
+    assert said.baseline is None and "try the baseline" not in said.text
+    assert said.text.endswith("The oracle_segments reference, which is given what no cell is, "
+                              "reaches test accuracy 0.99 against the best cell's 0.7: a level "
+                              "to approach, not an alternative.")
+    plain = verdict.for_dataset(cells, pairs, {"segments": 0.99})
+    assert plain.baseline == "segments" and "The segments baseline beats every cell" in plain.text
+
+
 def test_a_report_refuses_what_it_would_get_wrong_in_silence(tmp_path):
     """A mistyped sweep in `--study a,b` would be left out; two sweeps tuning the same cell
     on one dataset would give one table two rows of that cell, tested as one; a damaged run

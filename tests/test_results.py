@@ -15,8 +15,8 @@ NUMBERS = ("table.csv", "pairwise.csv", "budget_curves.csv")
 #: (journal, studies, reference cell, output folder, report folders): the free-tuning
 #: sweeps, JSB and Nottingham with about 20k parameters per cell (as Chung et al. 2014
 #: compared them), Greff et al.'s LSTM variants against the vanilla LSTM, the Japanese
-#: Vowels sweep extended to 60 trials per cell, and sequential digits (issue 43's first
-#: stage: lstm, gru, rnn).
+#: Vowels sweep extended to 60 trials per cell, sequential digits (issue 43's twelve
+#: models) and connected spoken digits transcribed with CTC (issue 45).
 PUBLISHED = [
     ("results/studies.journal", "jv,jsb,airline,m1,fsdd,etth1,shakespeare,nottingham", None,
      "results",
@@ -30,6 +30,8 @@ PUBLISHED = [
      ("speech-japanese-vowels",)),
     ("results/longrange-digits/studies.journal", "longrange", None,
      "results/longrange-digits", ("speech-digits",)),
+    ("results/asr-connected-digits/studies.journal", "asr", None,
+     "results/asr-connected-digits", ("asr-fsdd-connected",)),
 ]
 
 
@@ -51,7 +53,8 @@ def test_every_published_report_is_what_its_printed_command_rebuilds(
             (committed / "table.md").read_text()
     assert (tmp_path / "ranking.csv").read_text() == (ROOT / output / "ranking.csv").read_text()
     for cells in collect(journal, studies).values():  # curves come from committed records
-        assert all(len(cell.validation_curves()) == len(cell.seeds["final"]) >= 3
+        assert all(len(cell.validation_curves()) == len(cell.finals) >= 3 and
+                   len(cell.finals) + len(cell.diverged) == len(cell.seeds["final"])
                    for cell in cells)
 
 

@@ -196,7 +196,8 @@ def seeds_line(cells: list[CellSummary]) -> str:
 def diverged_line(cells: list[CellSummary]) -> str:
     """Which final seeds diverged, so a row's seed count below the others' is explained
     and the instability is not hidden by the mean of the seeds that trained."""
-    parts = [f"{cell.cell} seed {final['seed']} ({final['metrics'].get('error', 'diverged')})"
+    parts = [f"{cell.cell} seed {final['seed']} "
+             f"({final['metrics'].get('error', 'diverged').rstrip('.')})"
              for cell in cells for final in cell.diverged]
     if not parts:
         return ""

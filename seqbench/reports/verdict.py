@@ -15,6 +15,7 @@ import math
 import statistics
 from dataclasses import dataclass
 
+from seqbench.contracts import ORACLE
 from seqbench.reports.collect import CellSummary
 from seqbench.reports.compare import Comparison, Pairwise
 
@@ -74,13 +75,16 @@ def for_dataset(cells: list[CellSummary], pairwise: Pairwise,
         return Verdict("No cell has final runs yet: nothing to conclude.", None, None)
     leaders = _leaders(means, lambda v: sign * v)
     sentences, baseline = [], None
-    if baselines:
-        name = _leaders(baselines, lambda v: sign * v)[0]
-        if sign * baselines[name] > sign * means[leaders[0]]:
+    usable = {name: v for name, v in baselines.items() if not name.startswith(ORACLE)}
+    if usable:
+        name = _leaders(usable, lambda v: sign * v)[0]
+        if sign * usable[name] > sign * means[leaders[0]]:
             baseline = name
-            sentences.append(_baseline_sentence(name, baselines[name], means, leaders, pairwise,
+            sentences.append(_baseline_sentence(name, usable[name], means, leaders, pairwise,
                                                 metric, sign))
     sentences.append(_cells_sentence(means, leaders, pairwise, metric, baseline is not None))
+    sentences += [_oracle_sentence(name, value, means, leaders, metric)
+                  for name, value in sorted(baselines.items()) if name.startswith(ORACLE)]
     winner = leaders[0] if len(means) > 1 and len(pairwise.better_than(leaders[0])) == \
         len(means) - 1 else None
     return Verdict(" ".join(sentences), winner, baseline)
@@ -101,6 +105,15 @@ def _baseline_sentence(name: str, value: float, means: dict[str, float], leaders
                        "cell does better than the baseline here.")
     return text + (", beyond every cell's 95% interval, so try the baseline before a "
                    "recurrent cell on this data.")
+
+
+def _oracle_sentence(name: str, value: float, means: dict[str, float], leaders: list[str],
+                     metric: str) -> str:
+    """An oracle reference, given what the cells are not: where the best cell stands against
+    it, never a recommendation to use it instead."""
+    return (f"The {name} reference, which is given what no cell is, reaches {metric} "
+            f"{_fmt(value)} against the best cell's {_fmt(means[leaders[0]])}: a level to "
+            "approach, not an alternative.")
 
 
 def _cells_sentence(means: dict[str, float], leaders: list[str], pairwise: Pairwise,
