@@ -70,8 +70,9 @@ def final(plan: SweepPlan, cell: str, index: int) -> None:
         now = record.Final(seed, str(request.run_dir), chosen, metrics, spec.to_dict(),
                            socket.gethostname())
         if earlier != now:
-            outcome = (f"diverged ({metrics['error'].rstrip('.')})" if metrics["status"] == "diverged" else
-                       f"{metrics['primary_metric']} {metrics[metrics['primary_metric']]:.4g}")
+            key = metrics.get("primary_metric")
+            outcome = (f"{key} {metrics[key]:.4g}" if metrics["status"] != "diverged" else
+                       f"diverged ({metrics['error'].rstrip('.')})")
             console.print(f"  {cell}{f' repeat {repeat}' if repeat else ''} final seed {seed}: "
                           f"{outcome}")
             record.write_final(study, now)
