@@ -29,8 +29,6 @@ CellFactory = Callable[[int], "nn.Module"]
 #: The kinds of sequence model a cell may declare (`Cell.family`); reports group by them, so
 #: a reader sees at once whether a recurrent cell was beaten by a convolution or attention.
 FAMILIES = ("recurrent", "linear-recurrent", "convolution", "attention", "state-space")
-#: How a task's baseline name marks an oracle reference (`TaskData.baselines`).
-ORACLE = "oracle"
 
 
 @dataclass(frozen=True)
@@ -220,11 +218,9 @@ class TaskData(ABC):
 
         Computed by the task on exactly the test examples the model is scored on and written
         beside the model's metrics, so a cell that loses to "repeat the last value" is seen
-        losing. Names of the inner metrics match `metrics` (unprefixed). A name that starts
-        with "oracle" (`ORACLE`) marks a reference given what the models are not (ASR's
-        classifier on the true digit boundaries): a level to approach, which reports show
-        but never recommend in a cell's place.
-        """
+        losing. Names of the inner metrics match `metrics` (unprefixed). A name starting
+        with "oracle" marks a reference given what the models are not (ASR's true digit
+        boundaries): reports never recommend it in a cell's place."""
         return {}
 
     def fold(self, index: int, folds: int) -> TaskData:
