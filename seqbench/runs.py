@@ -293,6 +293,16 @@ class HistoryWriter:
             csv.writer(handle).writerow([row.get(c, "") for c in self.columns])
 
 
+def diverged_record(exc: BaseException) -> dict[str, str]:
+    """The metrics of a run whose training diverged: what `is_diverged` recognises, in a
+    run folder's metrics.json and in a study's final record alike."""
+    return {"status": "diverged", "error": str(exc)}
+
+
+def is_diverged(metrics: Mapping[str, Any]) -> bool:
+    return metrics.get("status") == "diverged"
+
+
 def refuse_non_finite(metrics: Mapping[str, Any], run_dir: Path) -> None:
     """A result is a number: a test metric that came out infinite or NaN (an overflow the
     task did not guard against) marks the run failed, in one line, instead of entering a

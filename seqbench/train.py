@@ -246,7 +246,7 @@ def train(
                         ckpt_path=resume_point if resume else None, weights_only=True)
     except DivergedError as exc:
         if writer:
-            runs.write_json(run_dir / runs.METRICS, {"status": "diverged", "error": str(exc)})
+            runs.write_json(run_dir / runs.METRICS, runs.diverged_record(exc))
         if tracker is not None:
             tracker.finish({}, "failed")
         raise DivergedError(f"{exc} Run record: {run_dir}") from None

@@ -17,6 +17,7 @@ from typing import Any
 
 from seqbench.errors import SeqbenchError
 from seqbench.reports.items import number_in
+from seqbench.runs import is_diverged
 from seqbench.sweeps import record
 from seqbench.sweeps.record import StudyRecord
 from seqbench.sweeps.storage import open_storage
@@ -196,11 +197,6 @@ def final_runs(found: StudyRecord, storage_url: str) -> list[dict[str, Any]]:
             for final in found.finals]
 
 
-def is_diverged(final: dict[str, Any]) -> bool:
-    """Whether a final's training diverged (`seqbench.sweeps.finals.trained_or_diverged`)."""
-    return final["metrics"].get("status") == "diverged"
-
-
 def studies_named(study_prefix: str, names: list[str], storage_url: str) -> list[str]:
     """The study names under the sweeps `study_prefix` names ("a,b": several), each of which
     must exist: a mistyped one would otherwise be left out of the report without a word."""
@@ -239,8 +235,8 @@ def collect(storage_url: str, study_prefix: str = "seqbench", task: str | None =
             continue
         finals = final_runs(found, storage_url)
         summary = CellSummary(cell=found.cell, study=study, record=found,
-                              finals=[f for f in finals if not is_diverged(f)],
-                              diverged=[f for f in finals if is_diverged(f)],
+                              finals=[f for f in finals if not is_diverged(f["metrics"])],
+                              diverged=[f for f in finals if is_diverged(f["metrics"])],
                               trial_counts=count_trials(study))
         (repeats if found.repeat else firsts).append(summary)
     for summary in label_variants(firsts):

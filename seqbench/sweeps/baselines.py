@@ -49,7 +49,7 @@ def add_missing_baselines(storage: str, study: str,
             continue
         found = record.read(summary.user_attrs)
         for final in found.finals:
-            if final.metrics.get("status") == "diverged":  # never tested: nothing to add to
+            if runs.is_diverged(final.metrics):  # never tested: nothing to add to
                 continue
             run_dir = Path(record.relocated(final.run_dir, found.output_dir, storage))
             spec = RunSpec.from_dict(runs.read_run_config(run_dir / runs.CONFIG)["spec"])

@@ -70,7 +70,7 @@ def train(request: Request, data: PreparedData, *, logger: str | None = None,
         metrics = _recorded_metrics(request.run_dir)
         if metrics.get("status") == "completed":
             return metrics
-        if metrics.get("status") == "diverged":
+        if runs.is_diverged(metrics):
             from seqbench.model import DivergedError
 
             raise DivergedError(metrics.get("error", "the run diverged"))

@@ -16,6 +16,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from seqbench import runs
 from seqbench.config import RunSpec
 from seqbench.console import console
 from seqbench.errors import SeqbenchError
@@ -71,8 +72,8 @@ def final(plan: SweepPlan, cell: str, index: int) -> None:
                            socket.gethostname())
         if earlier != now:
             key = metrics.get("primary_metric")
-            outcome = (f"{key} {metrics[key]:.4g}" if metrics["status"] != "diverged" else
-                       f"diverged ({metrics['error'].rstrip('.')})")
+            outcome = (f"diverged ({metrics['error'].rstrip('.')})"
+                       if runs.is_diverged(metrics) else f"{key} {metrics[key]:.4g}")
             console.print(f"  {cell}{f' repeat {repeat}' if repeat else ''} final seed {seed}: "
                           f"{outcome}")
             record.write_final(study, now)
@@ -92,7 +93,7 @@ def trained_or_diverged(request: cache.Request, data: PreparedData,
     try:
         return cache.train(request, data, logger=plan.logger)
     except DivergedError as exc:
-        return {"status": "diverged", "error": str(exc)}
+        return runs.diverged_record(exc)
 
 
 def done_elsewhere(earlier: record.Final | None, chosen: int, spec: RunSpec,
