@@ -198,6 +198,10 @@ SETTING_NAMES = {"inputs": "input"}
 #: Where Python says it otherwise: `--quiet` is `progress=False`; the subcommand of
 #: `seqbench new` is `new(kind=...)`.
 RENAMED = {("run", "quiet"): "progress"}
+#: Flags spelled otherwise than their parameter, each listed in the README ("From Python").
+FLAG_SPELLINGS = {("generate", "output"): "out_dir", ("export", "output"): "out",
+                  ("sweep", "max_time"): "max_seconds", ("new cell", "dir"): "directory",
+                  ("new task", "dir"): "directory"}
 IMPLIED = {"new cell": {"kind"}, "new task": {"kind"},
            "suite check": {"progress"}}  # the command prints each dataset as it loads
 
@@ -241,6 +245,11 @@ def test_every_command_is_one_api_function_and_every_option_one_of_its_parameter
                 assert option.name == "settings" or SETTING_NAMES.get(option.name, option.name) in (
                     generate_options if path == "generate" else {p.name for p in CORE_PARAMS})
                 continue
+            flag = max(option.opts, key=len).lstrip("-").replace("-", "_")
+            assert FLAG_SPELLINGS.get((path, flag), flag) == option.name or (
+                (path, flag) in RENAMED), (
+                f"seqbench {path} {max(option.opts, key=len)} is {option.name}= in Python: "
+                "list it in FLAG_SPELLINGS and the README")
             name = RENAMED.get((path, option.name), option.name)
             assert name in parameters, f"seqbench {path} --{option.name}: no such parameter"
             named.add(name)

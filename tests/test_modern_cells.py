@@ -470,3 +470,32 @@ def test_every_modern_cell_trains_and_generates_on_every_built_in_task(tmp_path,
             assert name in [path.name for path in files], (cell, task)
         width = hidden_size_for(build_spec("forecasting", cell, device="cpu"), run.data, 20_000)
         assert 8 < width < 20_000, cell
+
+
+def test_every_modern_cell_transcribes_and_translates(tmp_path, monkeypatch):
+    """The two tasks beyond encoder -> cell -> head take every modern cell too, as the
+    standard suite does: ASR (CTC over per-frame outputs, bidirectional as two stacks, one
+    reading time reversed) and translation (a bidirectional encoder and a decoder fed one
+    token at a time, so a cell's step must agree with its sequence form)."""
+    from test_asr_task import recordings_folder
+    from test_translation_task import write_pairs
+
+    monkeypatch.setenv("SEQBENCH_COMPILE", "0")
+    recordings = recordings_folder(tmp_path / "wav")
+    source, target = write_pairs(tmp_path, 60)
+    sentences = tmp_path / "in.de"
+    sentences.write_text("eins zwei.\n")
+    for cell in MODERN:
+        heard = sb.run(task="asr", cell=cell, dataset="wav", epochs=1, hidden_size=8,
+                       batch_size=4, output_dir=tmp_path / cell, progress=False,
+                       path=str(recordings), bidirectional=True)
+        read = sb.run(task="translation", cell=cell, dataset="parallel", epochs=1,
+                      hidden_size=8, output_dir=tmp_path / cell, progress=False,
+                      source=str(source), target=str(target), bpe_vocab=60, emb_size=8)
+        for run in (heard, read):
+            assert run.metrics["status"] == "completed", (cell, run.task)
+            assert all(np.isfinite(v) for k, v in run.metrics.items()
+                       if k.startswith("test_") and isinstance(v, float)), (cell, run.task)
+        assert [p.name for p in heard.generate(tmp_path / "out" / cell)] == ["transcripts.csv"]
+        translated = read.generate(tmp_path / "tr" / cell, input=str(sentences))
+        assert len(translated[0].read_text().splitlines()) == 1, cell

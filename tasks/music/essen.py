@@ -14,7 +14,7 @@ music21's copy holds 8,514 tunes in 31 files; the four `test*.abc` files (52 tun
 variants of a single song and are left out, since they would put near-copies of one tune
 in training and test. The split is a stable hash of each tune's file and number (80/10/10:
 6,753 / 857 / 852 tunes), so it is the same on every machine. Building the rolls parses
-every ABC file (about five minutes on one core), once; they are then read from the cache.
+every ABC file (about 5-7 minutes on one core), once; they are then read from the cache.
 """
 
 from __future__ import annotations
