@@ -300,7 +300,7 @@ def suite(suite: str | PathLike, *, jobs: int = 1, study: str | None = None,
     every `poll_seconds` until the others finish."""
     from seqbench import threads as thread_policy
     from seqbench.benchsuite import load_suite
-    from seqbench.benchsuite.run import run_suite
+    from seqbench.benchsuite.run import report_once, run_suite
     from seqbench.sweeps.storage import storage_url
 
     runs.check_output_dir(Path(output_dir))
@@ -316,9 +316,9 @@ def suite(suite: str | PathLike, *, jobs: int = 1, study: str | None = None,
               storage=url, output_dir=output_dir, data_dir=data_dir, device=device,
               threads=count, epochs=item.epochs)
 
-    run_suite(loaded, cells, study, url, one, poll_seconds)
+    finished = run_suite(loaded, cells, study, url, one, poll_seconds)
     folder = Path(report_dir) if report_dir is not None else Path(output_dir) / "reports" / study
-    report(folder, storage=url, study=study)
+    report_once(url, study, folder, finished, lambda: report(folder, storage=url, study=study))
     return folder
 
 

@@ -27,10 +27,12 @@ from contextlib import contextmanager
 from enum import Enum
 from typing import Any
 
+from seqbench.console import console
 from seqbench.sweeps.storage import (
     HEARTBEAT_SECONDS,
     WORKER_ATTR,
     fail_dead_local_trials,
+    fail_trial,
     this_worker,
 )
 
@@ -79,7 +81,7 @@ def release_dead(claims: Any, storage: Any) -> None:
         started = trial.datetime_start or now
         if WORKER_ATTR not in trial.user_attrs and (now - started).total_seconds() > \
                 UNNAMED_SECONDS:
-            claims.tell(trial.number, state=TrialState.FAIL)
+            fail_trial(claims, trial.number)
 
 
 def state(claims: Any, storage: Any) -> State:
@@ -102,23 +104,47 @@ def claim(claims: Any, storage: Any) -> Any | None:
         return None
     trial = claims.ask()
     trial.set_user_attr(WORKER_ATTR, this_worker())
-    running = claims.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    if min(t.number for t in running) != trial.number:  # another worker claimed first
-        claims.tell(trial, state=TrialState.FAIL)
+    if has_heartbeat(storage):  # alive from the start, not only once the sweep begins
+        storage.record_heartbeat(trial._trial_id)
+    running = [t.number for t in claims.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
+    if trial.number not in running or min(running) != trial.number:  # another claimed first
+        fail_trial(claims, trial.number)
         return None
     return trial
 
 
+def finished(claims: dict[str, Any]) -> str:
+    """What identifies a finished suite: each dataset's first finished claim (a suite run
+    again under the same study, after more work, gets other ones)."""
+    import json
+
+    from optuna.trial import TrialState
+
+    return json.dumps({name: min(t.number for t in study.get_trials(
+        deepcopy=False, states=(TrialState.COMPLETE,))) for name, study in claims.items()},
+        sort_keys=True)
+
+
 def finish(claims: Any, trial: Any) -> None:
-    """The dataset is swept: every worker skips it from now on."""
-    claims.tell(trial, 0.0)
+    """The dataset is swept: every worker skips it from now on. If this worker's claim was
+    released meanwhile (its heartbeat lapsed), the sweep is still done, so a new finished
+    claim says so."""
+    import optuna
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    try:
+        told = claims.tell(trial, 0.0, skip_if_finished=True).state is TrialState.COMPLETE
+    except UpdateFinishedTrialError:  # released between the look and the tell
+        told = False
+    if not told:
+        claims.add_trial(optuna.trial.create_trial(
+            value=0.0, user_attrs={WORKER_ATTR: this_worker()}))
 
 
 def give_up(claims: Any, trial: Any) -> None:
     """This worker stops (an error, Ctrl-C): the dataset is free for the next worker."""
-    from optuna.trial import TrialState
-
-    claims.tell(trial, state=TrialState.FAIL)
+    fail_trial(claims, trial.number)
 
 
 @contextmanager
@@ -131,7 +157,10 @@ def heartbeat(storage: Any, trial: Any) -> Iterator[None]:
 
     def beat() -> None:
         while not stop.is_set():
-            storage.record_heartbeat(trial._trial_id)
+            try:
+                storage.record_heartbeat(trial._trial_id)
+            except Exception as error:  # a database blip must not end the heartbeat
+                console.print(f"suite: heartbeat not recorded ({error}); trying again")
             stop.wait(HEARTBEAT_SECONDS)
 
     thread = threading.Thread(target=beat, name="suite-claim-heartbeat", daemon=True)

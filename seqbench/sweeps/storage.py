@@ -362,6 +362,22 @@ def fail_dead_local_trials(study: Any) -> int:
         owner_host, _, pid = trial.user_attrs.get(WORKER_ATTR, "").rpartition(":")
         if owner_host == host and pid.isdigit() and (int(pid) == os.getpid()
                                                      or not _alive(int(pid))):
-            study.tell(trial.number, state=TrialState.FAIL)
-            failed += 1
+            failed += fail_trial(study, trial.number)
     return failed
+
+
+def fail_trial(study: Any, number: int) -> bool:
+    """Mark RUNNING trial `number` FAIL; False if it was finished already. Two workers can
+    find the same dead trial at once (several restarted together after a machine went
+    down), and the one that marks it second must go on, not stop on Optuna's "cannot tell a
+    finished trial"."""
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    try:
+        if study.get_trials(deepcopy=False)[number].state is not TrialState.RUNNING:
+            return False
+        study.tell(number, state=TrialState.FAIL)
+    except (UpdateFinishedTrialError, ValueError):  # finished between the look and the tell
+        return False
+    return True

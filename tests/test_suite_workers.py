@@ -1,0 +1,160 @@
+"""Many workers on one suite, the ways they can disagree or collide, without training: the
+suite's sweep is replaced by a function that records what it was asked to sweep.
+
+tests/test_suite_run.py runs real sweeps (two workers, a real kill); these cover what that
+cannot reach in seconds: workers with other cells or budgets, a dataset one worker cannot
+load, two workers releasing the same dead claim, a claim released under a live worker, a
+failing heartbeat, and the report written once per output folder.
+"""
+
+from __future__ import annotations
+
+import textwrap
+import threading
+from pathlib import Path
+
+import optuna
+import pytest
+
+from seqbench.benchsuite import claims as suite_claims
+from seqbench.benchsuite import load_suite
+from seqbench.benchsuite.run import report_once, work_through
+from seqbench.errors import SeqbenchError
+from seqbench.sweeps.storage import fail_trial, open_storage
+from test_suite_run import TINY
+
+CELLS = ("lstm", "gru")
+
+
+def suite_file(tmp_path: Path, text: str = TINY, name: str = "tiny") -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / f"{name}.toml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+@pytest.fixture
+def storage(tmp_path):
+    return open_storage(str(tmp_path / "sweeps.journal"))
+
+
+def recorder(fail: str | None = None):
+    """A suite sweep that records each dataset it is given; `fail` raises a one-line error
+    for that dataset, as a missing data file does."""
+    swept = []
+
+    def sweep(item) -> None:
+        if item.name == fail:
+            raise SeqbenchError(f"{item.name}: data file missing here")
+        swept.append(item.name)
+    return sweep, swept
+
+
+def test_a_worker_with_other_cells_or_budgets_is_refused_before_it_sweeps(tmp_path, storage):
+    suite = load_suite(suite_file(tmp_path))
+    sweep, swept = recorder()
+    work_through(suite, CELLS, "tiny", storage, sweep, 0.01)
+    assert swept == ["speech/unit-test", "speech/covid3-month_disc"]
+
+    later, more = recorder()
+    with pytest.raises(SeqbenchError, match=r"lacks cells gru \(an optional cell's package"):
+        work_through(suite, ("lstm",), "tiny", storage, later, 0.01)
+    grown = load_suite(suite_file(tmp_path / "other", TINY.replace("trials = 1", "trials = 2")
+                                  .replace('epochs = 1\n[[datasets]]', 'epochs = 2\n[[datasets]]')))
+    with pytest.raises(SeqbenchError) as refused:
+        work_through(grown, CELLS, "tiny", storage, later, 0.01)
+    message = str(refused.value)
+    assert "speech/unit-test trials 1 -> 2" in message and "speech/unit-test epochs 1 -> 2" in \
+        message and "--study NAME" in message and "\n" not in message
+    assert more == []  # nothing swept under the other budget
+    work_through(grown, CELLS, "grown", storage, later, 0.01)  # a new study is fine
+    assert more == ["speech/unit-test", "speech/covid3-month_disc"]
+
+
+def test_a_dataset_one_worker_cannot_sweep_is_left_to_the_others(tmp_path, storage):
+    suite = load_suite(suite_file(tmp_path))
+    sweep, swept = recorder(fail="speech/unit-test")
+    with pytest.raises(SeqbenchError) as ended:
+        work_through(suite, CELLS, "tiny", storage, sweep, 0.01)
+    assert swept == ["speech/covid3-month_disc"]  # it went on with the next dataset
+    assert "1 of 2 datasets could not be swept here (speech/unit-test: speech/unit-test: " \
+           "data file missing here)" in str(ended.value)
+    claims = suite_claims.open_claims(storage, "tiny", "speech", "unit-test")
+    assert suite_claims.state(claims, storage) is suite_claims.State.FREE
+    other, done = recorder()  # a worker that has the data takes it over
+    work_through(suite, CELLS, "tiny", storage, other, 0.01)
+    assert done == ["speech/unit-test"]
+
+
+def test_two_workers_releasing_one_dead_claim_both_go_on(storage):
+    first = optuna.create_study(study_name="claims", storage=storage)
+    second = optuna.load_study(study_name="claims", storage=storage)
+    trial = first.ask()
+    assert fail_trial(first, trial.number) is True
+    assert fail_trial(second, trial.number) is False  # already released: no error
+
+
+def test_a_sweep_finished_under_a_released_claim_still_marks_the_dataset_done(storage):
+    claims = suite_claims.open_claims(storage, "tiny", "speech", "unit-test")
+    trial = suite_claims.claim(claims, storage)
+    fail_trial(claims, trial.number)  # another worker took this one for dead
+    suite_claims.finish(claims, trial)
+    assert suite_claims.state(claims, storage) is suite_claims.State.DONE
+
+
+def test_a_heartbeat_that_fails_once_keeps_beating(monkeypatch):
+    beats = []
+
+    class Flaky:
+        def record_heartbeat(self, trial_id):
+            beats.append(trial_id)
+            if len(beats) == 1:
+                raise ConnectionError("server closed the connection unexpectedly")
+
+    class Trial:
+        _trial_id = 7
+
+    monkeypatch.setattr(suite_claims, "has_heartbeat", lambda storage: True)
+    monkeypatch.setattr(suite_claims, "HEARTBEAT_SECONDS", 0.01)
+    done = threading.Event()
+    with suite_claims.heartbeat(Flaky(), Trial()):
+        done.wait(0.2)
+    assert len(beats) >= 3 and set(beats) == {7}
+
+
+def test_workers_sharing_an_output_folder_write_the_report_once(tmp_path):
+    url = str(tmp_path / "sweeps.journal")
+    folder = tmp_path / "reports" / "tiny"
+    written = []
+
+    def write() -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        written.append(1)
+
+    workers = [threading.Thread(target=report_once, args=(url, "tiny", folder, '{"a": 0}', write))
+               for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert written == [1]
+    report_once(url, "tiny", folder, '{"a": 4}', write)  # more work since: written again
+    assert written == [1, 1]
+
+
+def test_a_claim_beats_from_the_moment_it_is_taken_so_a_dead_machine_s_is_released(tmp_path):
+    """In an RDB storage a claim whose worker died before its sweep began (so before the
+    heartbeat thread started) must still go stale; a claim without any heartbeat never
+    would, and its dataset would wait forever."""
+    import time
+
+    from seqbench.sweeps.storage import WORKER_ATTR
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'claims.db'}",
+                                         heartbeat_interval=1, grace_period=1)
+    claims = suite_claims.open_claims(storage, "tiny", "speech", "unit-test")
+    trial = suite_claims.claim(claims, storage)
+    trial.set_user_attr(WORKER_ATTR, "another-machine:4242")  # then that machine went down
+    assert suite_claims.state(claims, storage) is suite_claims.State.HELD
+    time.sleep(2.5)
+    assert suite_claims.state(claims, storage) is suite_claims.State.FREE
