@@ -158,3 +158,25 @@ def test_a_claim_beats_from_the_moment_it_is_taken_so_a_dead_machine_s_is_releas
     assert suite_claims.state(claims, storage) is suite_claims.State.HELD
     time.sleep(2.5)
     assert suite_claims.state(claims, storage) is suite_claims.State.FREE
+
+
+def test_a_journal_claim_of_a_host_gone_quiet_is_released_and_a_live_one_kept(storage,
+                                                                             monkeypatch):
+    """A journal shared over a network file system, or a container started again under a
+    new host name: the claim's process cannot be looked up, so its beats decide."""
+    import os
+    import time
+
+    from seqbench.sweeps.storage import WORKER_ATTR, this_worker
+
+    monkeypatch.setattr(suite_claims, "STALE_SECONDS", 60)
+    host = this_worker().rpartition(":")[0]
+    for owner, age, held in ((f"{host}-old-container:17", 61, False),
+                             (f"{host}-old-container:17", 5, True),
+                             (f"{host}:{os.getppid()}", 3600, True)):  # here: its pid decides
+        claims = optuna.create_study(storage=storage)
+        trial = suite_claims.claim(claims, storage)
+        trial.set_user_attr(WORKER_ATTR, owner)
+        trial.set_user_attr(suite_claims.BEAT_ATTR, time.time() - age)
+        expected = suite_claims.State.HELD if held else suite_claims.State.FREE
+        assert suite_claims.state(claims, storage) is expected, (owner, age)

@@ -10,9 +10,14 @@ the other gives its claim up. A finished dataset is a COMPLETE claim.
 A claim whose worker died is released so that another worker (or the same command run
 again) takes the dataset over, and the dataset's sweep resumes from its storage:
 - on this host, a claim names its process (`host:pid`, as sweep trials do) and is
-  released once that process is gone (a journal has no heartbeat);
+  released once that process is gone;
 - in an RDB storage, the claim's heartbeat (Optuna's, recorded by a thread here every
-  30 s) stops, and Optuna's `fail_stale_trials` releases it after the grace period.
+  30 s) stops, and Optuna's `fail_stale_trials` releases it after the grace period;
+- in a journal, the same thread writes the time on the claim (`beat`), and a claim of
+  another host whose last beat is older than STALE_SECONDS is released: a journal on a
+  network file system is shared by machines whose processes this one cannot look up, and
+  a container started again gets a new host name, so its old claims name a host that is
+  gone.
 
 Optuna is used rather than a lock file because the storage is the one thing every worker
 of a suite shares, on one machine or many.
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import datetime
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
@@ -39,6 +45,11 @@ from seqbench.sweeps.storage import (
 #: A claim that has not named its worker this long after it started belongs to a worker
 #: that died between asking for it and naming itself.
 UNNAMED_SECONDS = 60
+#: A journal claim of another host without a beat for this long belongs to a worker that
+#: is gone (ten missed beats: room for clocks that differ between machines).
+STALE_SECONDS = 10 * HEARTBEAT_SECONDS
+#: The claim's user attribute holding its last beat (seconds since the epoch).
+BEAT_ATTR = "beat"
 
 
 class State(Enum):
@@ -77,10 +88,17 @@ def release_dead(claims: Any, storage: Any) -> None:
     if has_heartbeat(storage):
         optuna.storages.fail_stale_trials(claims)
     now = datetime.datetime.now()
+    host = this_worker().rpartition(":")[0]
     for trial in claims.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         started = trial.datetime_start or now
-        if WORKER_ATTR not in trial.user_attrs and (now - started).total_seconds() > \
-                UNNAMED_SECONDS:
+        worker = trial.user_attrs.get(WORKER_ATTR)
+        if worker is None:
+            dead = (now - started).total_seconds() > UNNAMED_SECONDS
+        else:
+            last = trial.user_attrs.get(BEAT_ATTR)
+            dead = last is not None and worker.rpartition(":")[0] != host and \
+                time.time() - last > STALE_SECONDS
+        if dead:
             fail_trial(claims, trial.number)
 
 
@@ -104,8 +122,7 @@ def claim(claims: Any, storage: Any) -> Any | None:
         return None
     trial = claims.ask()
     trial.set_user_attr(WORKER_ATTR, this_worker())
-    if has_heartbeat(storage):  # alive from the start, not only once the sweep begins
-        storage.record_heartbeat(trial._trial_id)
+    beat(storage, trial)  # alive from the start, not only once the sweep begins
     running = [t.number for t in claims.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
     if trial.number not in running or min(running) != trial.number:  # another claimed first
         fail_trial(claims, trial.number)
@@ -147,23 +164,28 @@ def give_up(claims: Any, trial: Any) -> None:
     fail_trial(claims, trial.number)
 
 
+def beat(storage: Any, trial: Any) -> None:
+    """Say that the claim's worker is alive: Optuna's heartbeat in an RDB storage, the time
+    on the claim in a journal."""
+    if has_heartbeat(storage):
+        storage.record_heartbeat(trial._trial_id)
+    else:
+        trial.set_user_attr(BEAT_ATTR, time.time())
+
+
 @contextmanager
 def heartbeat(storage: Any, trial: Any) -> Iterator[None]:
-    """Keep an RDB claim alive while the block runs (a journal needs none: see above)."""
-    if not has_heartbeat(storage):
-        yield
-        return
+    """Keep a claim alive while the block runs (see the module's docstring)."""
     stop = threading.Event()
 
-    def beat() -> None:
-        while not stop.is_set():
+    def beats() -> None:
+        while not stop.wait(HEARTBEAT_SECONDS):
             try:
-                storage.record_heartbeat(trial._trial_id)
+                beat(storage, trial)
             except Exception as error:  # a database blip must not end the heartbeat
                 console.print(f"suite: heartbeat not recorded ({error}); trying again")
-            stop.wait(HEARTBEAT_SECONDS)
 
-    thread = threading.Thread(target=beat, name="suite-claim-heartbeat", daemon=True)
+    thread = threading.Thread(target=beats, name="suite-claim-heartbeat", daemon=True)
     thread.start()
     try:
         yield
