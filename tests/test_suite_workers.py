@@ -180,3 +180,22 @@ def test_a_journal_claim_of_a_host_gone_quiet_is_released_and_a_live_one_kept(st
         trial.set_user_attr(suite_claims.BEAT_ATTR, time.time() - age)
         expected = suite_claims.State.HELD if held else suite_claims.State.FREE
         assert suite_claims.state(claims, storage) is expected, (owner, age)
+
+
+def test_a_full_disk_stops_the_worker_not_just_the_dataset(tmp_path, storage):
+    """A write the disk refused is this machine's trouble: going on would fail every
+    dataset in turn, so the worker stops at once and frees its claim."""
+    from seqbench.errors import WriteFailed
+
+    suite = load_suite(suite_file(tmp_path))
+    attempts = []
+
+    def sweep(item) -> None:
+        attempts.append(item.name)
+        raise WriteFailed("no space left on the device", tmp_path)
+
+    with pytest.raises(WriteFailed):
+        work_through(suite, CELLS, "tiny", storage, sweep, 0.01)
+    assert attempts == ["speech/unit-test"]
+    claims = suite_claims.open_claims(storage, "tiny", "speech", "unit-test")
+    assert suite_claims.state(claims, storage) is suite_claims.State.FREE

@@ -16,8 +16,8 @@ runs of at most `epochs` epochs (plus `setup` each), where folds are what the ta
 for the dataset and the selection re-runs its candidates (the top 3 configurations and the
 defaults) with the sweep's default re-run seeds: enough for 5 paired values, at least 2
 (`seqbench.sweeps.plan`); `max_time` caps every run. Repeated searches that choose the same
-configuration share their finals, so the finals' count is a bound too. That is an upper bound: early stopping and pruning
-stop most runs well before their last epoch. How much before is measured too: the file's
+configuration share their finals, so the finals' count is a bound too. That is an upper
+bound: early stopping and pruning stop most runs well before their last epoch. How much before is measured too: the file's
 `[[calibration]]` entries are sweeps this machine finished (their budgets and wall-clock
 time), and each task's factor, the time its finished sweeps took over the bound for their
 budgets (the median over them), scales the bound. A task with no finished sweep keeps the

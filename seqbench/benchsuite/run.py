@@ -4,14 +4,14 @@ Each dataset is an ordinary sweep (`seqbench.sweep`, the public API, which `sb.s
 in, so the sweep's own protocol, resumption and `jobs` processes apply unchanged) under one
 study name, so its cell studies are `STUDY/TASK/DATASET/CELL` side by side in one storage
 and `seqbench report` ranks the cells across all of them. Which worker sweeps which
-dataset is decided by claims in that storage (`claims.py`): start the same command in several terminals or on
-several machines sharing a PostgreSQL storage and each takes the next dataset nobody
-holds. A worker that is killed loses nothing but its running trial; running the command
-again (or any other worker, once the dead one's claim is released) goes on where it
-stopped. A worker with nothing left to take waits for the others, so every worker ends
-with the whole report. Every worker must sweep the same suite with the same cells
-(`record.py` checks it before each claim), and a dataset one worker cannot sweep is left to
-the others rather than ending the suite.
+dataset is decided by claims in that storage (`claims.py`): start the same command in
+several terminals or on several machines sharing a PostgreSQL storage and each takes the
+next dataset nobody holds. A worker that is killed loses nothing but its running trial;
+running the command again (or any other worker, once the dead one's claim is released)
+goes on where it stopped. A worker with nothing left to take waits for the others, so
+every worker ends with the whole report. Every worker must sweep the same suite with the
+same cells (`record.py` checks it before each claim), and a dataset one worker cannot
+sweep is left to the others rather than ending the suite.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from seqbench.benchsuite import Suite, SuiteDataset
 from seqbench.benchsuite import claims as suite_claims
 from seqbench.benchsuite import record as suite_record
 from seqbench.console import console
-from seqbench.errors import SeqbenchError
+from seqbench.errors import SeqbenchError, WriteFailed
 
 #: The file in a suite's report folder naming the finished suite it was written for.
 REPORT_MARKER = ".suite-report"
@@ -81,15 +81,14 @@ def work_through(suite: Suite, cells: tuple[str, ...], study: str, storage: obje
         with suite_claims.heartbeat(storage, trial):
             try:
                 sweep(item)
-            except SeqbenchError as error:
+            except BaseException as error:
                 suite_claims.give_up(claims[item.name], trial)
+                if not isinstance(error, SeqbenchError) or isinstance(error, WriteFailed):
+                    raise  # Ctrl-C, a bug, a full disk: this worker stops, not the dataset
                 failed[item.name] = str(error)
                 console.print(f"suite {suite.name}: {item.name} not swept here ({error}); "
                               f"going on with the others")
                 continue
-            except BaseException:
-                suite_claims.give_up(claims[item.name], trial)
-                raise
         suite_claims.finish(claims[item.name], trial)
 
 
