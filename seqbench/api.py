@@ -24,8 +24,9 @@ from typing import Any
 
 from seqbench import registry, runs
 from seqbench.threads import scoped
-from seqbench.benchsuite import Priced, suites  # noqa: F401 - the API's `sb.suites()`
+from seqbench.benchsuite import Priced, load_suite, priced, suites  # noqa: F401 - sb.suites
 from seqbench.benchsuite.check import DatasetCheck
+from seqbench.benchsuite.progress import DatasetProgress
 from seqbench.benchsuite.spec import SuiteDataset
 from seqbench.config import RunSpec, build_spec
 from seqbench.contracts import Cell, Task
@@ -34,6 +35,7 @@ from seqbench.errors import SeqbenchError
 from seqbench.exporter import Exported
 from seqbench.handles import Comparison, Run, as_path, load  # noqa: F401 - seqbench.load
 from seqbench.params import Param, whole_number
+from seqbench.sweeps.storage import storage_url
 
 PathLike = str | os.PathLike[str]
 #: Where `report` and `publish` look for a sweep's storage when none is given.
@@ -234,7 +236,6 @@ def sweep(
     from seqbench import threads as thread_policy
     from seqbench.sweeps.plan import SweepPlan
     from seqbench.sweeps.runner import run_sweep
-    from seqbench.sweeps.storage import storage_url
 
     if isinstance(cells, str):  # iterating it would sweep the cells 'g', 'r' and 'u'
         raise SeqbenchError(f"cells is a list of names, e.g. cells=[{cells!r}], not the "
@@ -278,7 +279,6 @@ def report(output_dir: PathLike = "reports", storage: str = DEFAULT_STORAGE,
     under `output_dir` (and, for every dataset at once, `index.html` ranking the cells);
     return the folders. `against` compares every cell with that one only."""
     from seqbench.reports import write_reports
-    from seqbench.sweeps.storage import storage_url
 
     runs.check_output_dir(Path(output_dir))
     return write_reports(storage_url(storage, Path(output_dir)), Path(output_dir), study=study,
@@ -299,9 +299,7 @@ def suite(suite: str | PathLike, *, jobs: int = 1, study: str | None = None,
     intra-op threads (as in `sweep`); a worker left with nothing to take looks at the storage
     every `poll_seconds` until the others finish."""
     from seqbench import threads as thread_policy
-    from seqbench.benchsuite import load_suite
     from seqbench.benchsuite.run import report_once, run_suite
-    from seqbench.sweeps.storage import storage_url
 
     runs.check_output_dir(Path(output_dir))
     count = thread_policy.configure(threads, jobs=jobs)  # before anything imports torch
@@ -326,9 +324,17 @@ def suite_plan(suite: str | PathLike) -> Priced:
     """A suite (a shipped suite's name or a suite file) read and checked, with every
     dataset's budget, what it reduces, its reason and its estimated cost (`seqbench suite
     show`; `suites()` gives every shipped one)."""
-    from seqbench.benchsuite import load_suite, priced
-
     return priced(load_suite(suite))
+
+
+def suite_status(suite: str | PathLike, study: str | None = None, storage: str | None = None,
+                 output_dir: PathLike = "sweeps") -> list[DatasetProgress]:
+    """Where a suite run stands in its storage, read without changing it (`seqbench suite
+    status`): per dataset done, being swept (by whom) or not; per cell trials and finals."""
+    from seqbench.benchsuite.progress import progress
+
+    loaded = load_suite(suite)
+    return progress(loaded, study or loaded.name, storage_url(storage, Path(output_dir)))
 
 
 def suite_check(suite: str | PathLike, datasets: Iterable[str] | None = None,
@@ -338,7 +344,6 @@ def suite_check(suite: str | PathLike, datasets: Iterable[str] | None = None,
     will, past any failure: per dataset its split sizes, shortest sequence, seconds, or the
     one-line reason it does not load (`seqbench suite check`). `progress` is called with
     each dataset's result as it comes."""
-    from seqbench.benchsuite import load_suite
     from seqbench.benchsuite.check import check_suite
 
     return check_suite(load_suite(suite), data_dir, datasets or (),
@@ -351,7 +356,6 @@ def publish(study: str, to: PathLike, storage: str = DEFAULT_STORAGE,
     small files into the results folder `to`, so that its tables rebuild from committed
     files alone; return the study names copied. `cells` publishes only those cells."""
     from seqbench.sweeps.publish import publish as copy_studies
-    from seqbench.sweeps.storage import storage_url
 
     if isinstance(cells, str):
         raise SeqbenchError(f"cells is a list of names, e.g. cells=[{cells!r}].")

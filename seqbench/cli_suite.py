@@ -1,6 +1,7 @@
 """`seqbench suite`: list the shipped benchmark suites, show one, check that its datasets
-load, and run it (each command one API function: `suites`, `suite_plan`, `suite_check`,
-`suite`). Kept apart from `cli` so that each command module is read in one sitting.
+load, run it and see where a run stands (each command one API function: `suites`,
+`suite_plan`, `suite_check`, `suite`, `suite_status`). Kept apart from `cli` so that each
+command module is read in one sitting.
 """
 
 from __future__ import annotations
@@ -54,6 +55,23 @@ def suite_check(
     if failed:
         raise SeqbenchError(f"{len(failed)} of {len(results)} datasets of suite '{suite}' do "
                             f"not load: {', '.join(failed)} (reasons above).")
+
+
+@suite_app.command("status")
+def suite_status(
+    suite: Annotated[str, typer.Argument(help="A shipped suite's name or a suite file (.toml).")],
+    study: Annotated[Optional[str], typer.Option(help="Study name prefix the suite ran under (default: the suite's name).")] = None,
+    storage: Annotated[Optional[str], typer.Option(envvar=STORAGE_ENV, show_envvar=True, help="The storage its workers share (default: OUTPUT_DIR/sweeps.journal).")] = None,
+    output_dir: Annotated[Path, typer.Option(help="The --output-dir the workers were given (for the default journal).")] = Path("sweeps"),
+) -> None:
+    """Where a suite run stands, from the storage its workers share (on any machine, while
+    they run): each dataset done, being swept and by whom, or not begun, with its search
+    trials and final runs so far. Reads only."""
+    from seqbench import api
+    from seqbench.benchsuite import show
+
+    show.status_table(suite, api.suite_status(suite, study=study, storage=storage,
+                                              output_dir=output_dir))
 
 
 @suite_app.command("run")

@@ -230,7 +230,8 @@ def test_every_command_is_one_api_function_and_every_option_one_of_its_parameter
     api = {"run": sb.run, "sweep": sb.sweep, "report": sb.report, "publish": sb.publish,
            "data": sb.data, "list": sb.list, "generate": sb.generate, "export": sb.export,
            "new cell": sb.new, "new task": sb.new, "suite list": sb.suites,
-           "suite show": sb.suite_plan, "suite check": sb.suite_check, "suite run": sb.suite}
+           "suite show": sb.suite_plan, "suite check": sb.suite_check, "suite run": sb.suite,
+           "suite status": sb.suite_status}
     found = dict(commands(typer.main.get_command(cli.app)))
     assert sorted(found) == sorted(api)
     generate_options = {p.name for entry in registry.plugins("task").values() if entry.plugin

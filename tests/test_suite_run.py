@@ -85,6 +85,11 @@ def test_a_suite_runs_every_dataset_into_one_storage_and_ends_with_the_report(ti
                                                                     "covid3-month_disc")} <= names
     # Run again: everything is done, nothing trains, the same report is written.
     assert report_of(sb.suite(tiny, output_dir=tmp_path / "out")) == report
+    status = sb.suite_status(tiny, output_dir=tmp_path / "out")
+    assert [(row.dataset.name, row.state, row.trials, row.finals) for row in status] == [
+        (name, "done", (2, 2), (4, 4)) for name in ("speech/unit-test",
+                                                    "speech/covid3-month_disc")]
+    assert [c.cell for c in status[0].cells] == ["lstm", "gru"]
 
 
 def test_two_workers_share_a_suite_and_a_killed_one_resumes_to_the_same_report(tiny, tmp_path):

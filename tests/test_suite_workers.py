@@ -199,3 +199,28 @@ def test_a_full_disk_stops_the_worker_not_just_the_dataset(tmp_path, storage):
     assert attempts == ["speech/unit-test"]
     claims = suite_claims.open_claims(storage, "tiny", "speech", "unit-test")
     assert suite_claims.state(claims, storage) is suite_claims.State.FREE
+
+
+def test_status_reads_each_dataset_s_state_from_the_storage_and_changes_nothing(
+        tmp_path, capsys, monkeypatch):
+    import seqbench as sb
+    from seqbench.cli import main
+    from seqbench.sweeps.storage import WORKER_ATTR
+
+    monkeypatch.setenv("COLUMNS", "200")
+    path = suite_file(tmp_path)
+    out = tmp_path / "out"
+    assert main(["suite", "status", str(path), "--output-dir", str(out)]) == 2
+    assert "no storage at" in capsys.readouterr().err
+    storage = open_storage(str(out / "sweeps.journal"))
+    claims = suite_claims.open_claims(storage, "tiny", "speech", "unit-test")
+    suite_claims.claim(claims, storage).set_user_attr(WORKER_ATTR, "elsewhere:9")
+    before = (out / "sweeps.journal").read_bytes()
+    rows = sb.suite_status(path, output_dir=out)
+    assert [(row.state, row.trials, row.finals) for row in rows] == [
+        ("being swept by elsewhere:9", (0, 2), (0, 4)), ("not begun", (0, 2), (0, 4))]
+    assert main(["suite", "status", str(path), "--output-dir", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "being swept by elsewhere:9" in printed and "0 of 2 datasets done, 1 being swept" \
+        in printed
+    assert (out / "sweeps.journal").read_bytes() == before  # it only reads

@@ -67,6 +67,17 @@ def open_record(storage: Any, study: str) -> Any:
                                load_if_exists=True)
 
 
+def recorded_cells(storage: Any, study: str, names: set[str]) -> tuple[str, ...] | None:
+    """The cells the suite study was begun with (None: no record yet), read without
+    creating anything; `names` are the storage's study names."""
+    import optuna
+
+    if record_name(study) not in names:
+        return None
+    begun = optuna.load_study(study_name=record_name(study), storage=storage).user_attrs
+    return tuple(begun[RECORD_ATTR]["cells"]) if RECORD_ATTR in begun else None
+
+
 def check_or_write(holder: Any, study: str, suite: Suite, cells: tuple[str, ...]) -> None:
     """Write the record on a new suite study, or fail in one line where this worker's suite
     or cells differ from it (see the module docstring)."""

@@ -1,4 +1,5 @@
-"""`seqbench suite list`, `show` and `check`: the suites and their datasets as tables."""
+"""`seqbench suite list`, `show`, `check` and `status`: the suites and their datasets as
+tables."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from rich.table import Table
 
 from seqbench.benchsuite import Priced
 from seqbench.benchsuite.check import DatasetCheck
+from seqbench.benchsuite.progress import DatasetProgress
 
 
 def hours(value: float | None) -> str:
@@ -94,3 +96,21 @@ def check_table(name: str, results: list[DatasetCheck]) -> None:
                       "-" if result.shortest is None else str(result.shortest),
                       f"{result.seconds:.1f}", "no: " + result.error if result.error else "yes")
     Console().print(table)
+
+
+def status_table(name: str, rows: list[DatasetProgress]) -> None:
+    """`seqbench suite status`: per dataset its state, search trials and final runs so far."""
+    table = Table(title=f"suite {name}: where it stands", title_justify="left")
+    for column in ("task/dataset", "state", "search trials", "final runs"):
+        table.add_column(column, overflow="fold", no_wrap=column == "task/dataset")
+    for row in rows:
+        table.add_row(row.dataset.name, row.state, "{} of {}".format(*row.trials),
+                      "{} of {}".format(*row.finals))
+    console = Console()
+    console.print(table)
+    done = sum(row.state == "done" for row in rows)
+    swept = sum(row.state.startswith("being swept") for row in rows)
+    cells = ", ".join(c.cell for c in rows[0].cells) if rows else ""
+    console.print(f"{done} of {len(rows)} datasets done, {swept} being swept; cells {cells}. "
+                  "Trials count completed and pruned ones over every cell and repeat; a "
+                  "dead worker's claim shows until a live worker next looks for work.")

@@ -1,0 +1,103 @@
+"""Where a suite stands, read from its storage without changing anything there.
+
+A suite runs for days, across sittings and machines, and the workers' own lines scroll
+past on whichever machine printed them. `seqbench suite status` answers "how far is it?"
+from the one thing every worker shares, the storage: each dataset's claim (done, being
+swept and by whom, begun and left, or not begun) and, per cell, the search trials and
+final runs recorded against the budget. It only reads: a worker releases a dead worker's
+claim when it next looks for work, so until then that claim still shows as being swept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from seqbench.benchsuite.spec import Suite, SuiteDataset
+from seqbench.errors import SeqbenchError
+
+
+@dataclass(frozen=True)
+class CellProgress:
+    """One cell's studies on one dataset: search trials finished (completed or pruned, over
+    every repeat) and final runs recorded."""
+
+    cell: str
+    trials: int
+    finals: int
+
+
+@dataclass(frozen=True)
+class DatasetProgress:
+    dataset: SuiteDataset
+    #: "done", "being swept by HOST:PID", "begun, no worker on it" or "not begun".
+    state: str
+    cells: tuple[CellProgress, ...]
+
+    @property
+    def trials(self) -> tuple[int, int]:
+        """Search trials finished over every cell, and the budget's."""
+        planned = self.dataset.trials * self.dataset.repeats * len(self.cells)
+        return sum(c.trials for c in self.cells), planned
+
+    @property
+    def finals(self) -> tuple[int, int]:
+        """Final runs recorded over every cell and repeat, and the budget's."""
+        planned = self.dataset.seeds * self.dataset.repeats * len(self.cells)
+        return sum(c.finals for c in self.cells), planned
+
+
+def claim_state(trials: list[Any]) -> str:
+    """A dataset's state from its claims study's trials."""
+    from optuna.trial import TrialState
+
+    from seqbench.sweeps.storage import WORKER_ATTR
+
+    if any(t.state is TrialState.COMPLETE for t in trials):
+        return "done"
+    running = [t.user_attrs.get(WORKER_ATTR, "a worker") for t in trials
+               if t.state is TrialState.RUNNING]
+    if running:
+        return f"being swept by {running[0]}"
+    return "begun, no worker on it" if trials else "not begun"
+
+
+def progress(suite: Suite, study: str, url: str) -> list[DatasetProgress]:
+    """Every dataset of `suite` as the storage at `url` has it, for the cells the suite
+    study was begun with (see the module docstring)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from seqbench.benchsuite.claims import claims_name
+    from seqbench.benchsuite.record import recorded_cells
+    from seqbench.sweeps import record
+    from seqbench.sweeps.storage import open_storage
+
+    if "://" not in url and not Path(url).is_file():
+        raise SeqbenchError(f"no storage at '{url}': suite '{suite.name}' has not run there "
+                            f"(give the --storage or --output-dir its workers were given).")
+    storage = open_storage(url)
+    names = set(optuna.get_all_study_names(storage))
+    cells = recorded_cells(storage, study, names) or \
+        suite.cells + suite.installed_optional_cells()
+
+    def studies(name: str) -> list[Any]:
+        return [optuna.load_study(study_name=name, storage=storage)] if name in names else []
+
+    found = []
+    for item in suite.datasets:
+        per_cell = []
+        for cell in cells:
+            mine = [s for repeat in range(item.repeats) for s in studies(
+                record.study_name(study, item.task, item.dataset, cell, repeat))]
+            trials = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+                         and not record.is_surplus(t)
+                         for s in mine for t in s.get_trials(deepcopy=False))
+            finals = sum(len(record.read(s.user_attrs).finals) for s in mine
+                         if record.is_study_record(s.user_attrs))
+            per_cell.append(CellProgress(cell, trials, finals))
+        claims = studies(claims_name(study, item.task, item.dataset))
+        state = claim_state(claims[0].get_trials(deepcopy=False) if claims else [])
+        found.append(DatasetProgress(item, state, tuple(per_cell)))
+    return found
