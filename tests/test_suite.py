@@ -64,6 +64,13 @@ def test_the_standard_suite_ships_with_at_least_24_datasets_over_every_task():
                                                 "forecasting"}
     assert all(len(d.reason) > 20 for d in suite.datasets)
     assert "mingru" in suite.optional_cells  # the modern cells, where installed
+    # WikiText-2's epochs take over 26 minutes on one thread: a suite of its own with PTB
+    # and Tiny Shakespeare, under the standard suite's language-modelling budget
+    language = load_suite("language")
+    assert [d.name for d in language.datasets] == ["lm/ptb", "lm/wikitext2", "lm/shakespeare"]
+    budgets = {d.name: (d.trials, d.seeds, d.epochs) for d in suite.datasets}
+    assert all(budgets[d.name] == (d.trials, d.seeds, d.epochs) for d in language.datasets
+               if d.name in budgets)
 
 
 def test_a_suite_fills_budgets_and_says_what_is_reduced(tmp_path):
