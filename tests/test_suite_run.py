@@ -90,6 +90,7 @@ def test_a_suite_runs_every_dataset_into_one_storage_and_ends_with_the_report(ti
         (name, "done", (2, 2), (4, 4)) for name in ("speech/unit-test",
                                                     "speech/covid3-month_disc")]
     assert [c.cell for c in status[0].cells] == ["lstm", "gru"]
+    assert all(row.hours_left == 0.0 for row in status)  # done: nothing left to run
 
 
 def test_two_workers_share_a_suite_and_a_killed_one_resumes_to_the_same_report(tiny, tmp_path):

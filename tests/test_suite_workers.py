@@ -219,8 +219,20 @@ def test_status_reads_each_dataset_s_state_from_the_storage_and_changes_nothing(
     rows = sb.suite_status(path, output_dir=out)
     assert [(row.state, row.trials, row.finals) for row in rows] == [
         ("being swept by elsewhere:9", (0, 2), (0, 4)), ("not begun", (0, 2), (0, 4))]
+    assert all(row.hours is None and row.hours_left is None for row in rows)  # not measured
     assert main(["suite", "status", str(path), "--output-dir", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "being swept by elsewhere:9" in printed and "0 of 2 datasets done, 1 being swept" \
         in printed
     assert (out / "sweeps.journal").read_bytes() == before  # it only reads
+
+
+def test_hours_left_scale_the_estimate_by_the_runs_still_to_come(tmp_path):
+    from seqbench.benchsuite.progress import CellProgress, DatasetProgress
+
+    item = load_suite(suite_file(tmp_path)).datasets[0]  # 1 trial and 2 seeds per cell
+    cells = (CellProgress("lstm", 1, 2), CellProgress("gru", 1, 0))
+    begun = DatasetProgress(item, "begun, no worker on it", cells, hours=6.0)
+    assert begun.trials == (2, 2) and begun.finals == (2, 4)
+    assert begun.hours_left == pytest.approx(6.0 * (1 - 4 / 6))
+    assert DatasetProgress(item, "done", cells, hours=6.0).hours_left == 0.0

@@ -34,6 +34,21 @@ class DatasetProgress:
     #: "done", "being swept by HOST:PID", "begun, no worker on it" or "not begun".
     state: str
     cells: tuple[CellProgress, ...]
+    #: The whole dataset's estimated core-hours for the required cells (`seqbench suite
+    #: list`'s estimate; None where its epoch times are not measured).
+    hours: float | None = None
+
+    @property
+    def hours_left(self) -> float | None:
+        """The estimate scaled by the share of trials and finals still to run (0 once
+        done): rough, since the selection's re-runs are not counted, but it says which
+        datasets the remaining time goes to."""
+        if self.state == "done":
+            return 0.0
+        if self.hours is None:
+            return None
+        (trials, planned_trials), (finals, planned_finals) = self.trials, self.finals
+        return self.hours * (1 - (trials + finals) / max(1, planned_trials + planned_finals))
 
     @property
     def trials(self) -> tuple[int, int]:
@@ -69,6 +84,7 @@ def progress(suite: Suite, study: str, url: str) -> list[DatasetProgress]:
     import optuna
     from optuna.trial import TrialState
 
+    from seqbench.benchsuite import priced
     from seqbench.benchsuite.claims import claims_name
     from seqbench.benchsuite.record import recorded_cells
     from seqbench.sweeps import record
@@ -85,6 +101,7 @@ def progress(suite: Suite, study: str, url: str) -> list[DatasetProgress]:
     def studies(name: str) -> list[Any]:
         return [optuna.load_study(study_name=name, storage=storage)] if name in names else []
 
+    costs = {cost.dataset.name: cost.hours for cost in priced(suite).costs}
     found = []
     for item in suite.datasets:
         per_cell = []
@@ -99,5 +116,5 @@ def progress(suite: Suite, study: str, url: str) -> list[DatasetProgress]:
             per_cell.append(CellProgress(cell, trials, finals))
         claims = studies(claims_name(study, item.task, item.dataset))
         state = claim_state(claims[0].get_trials(deepcopy=False) if claims else [])
-        found.append(DatasetProgress(item, state, tuple(per_cell)))
+        found.append(DatasetProgress(item, state, tuple(per_cell), costs.get(item.name)))
     return found

@@ -101,16 +101,19 @@ def check_table(name: str, results: list[DatasetCheck]) -> None:
 def status_table(name: str, rows: list[DatasetProgress]) -> None:
     """`seqbench suite status`: per dataset its state, search trials and final runs so far."""
     table = Table(title=f"suite {name}: where it stands", title_justify="left")
-    for column in ("task/dataset", "state", "search trials", "final runs"):
+    for column in ("task/dataset", "state", "search trials", "final runs", "core-hours left"):
         table.add_column(column, overflow="fold", no_wrap=column == "task/dataset")
     for row in rows:
         table.add_row(row.dataset.name, row.state, "{} of {}".format(*row.trials),
-                      "{} of {}".format(*row.finals))
+                      "{} of {}".format(*row.finals), hours(row.hours_left))
     console = Console()
     console.print(table)
     done = sum(row.state == "done" for row in rows)
     swept = sum(row.state.startswith("being swept") for row in rows)
     cells = ", ".join(c.cell for c in rows[0].cells) if rows else ""
-    console.print(f"{done} of {len(rows)} datasets done, {swept} being swept; cells {cells}. "
+    left = sum(row.hours_left or 0.0 for row in rows)
+    console.print(f"{done} of {len(rows)} datasets done, {swept} being swept; cells {cells}; "
+                  f"about {left:,.0f} core-hours left by the estimate (the required cells; "
+                  "each dataset's estimate scaled by its trials and finals still to run). "
                   "Trials count completed and pruned ones over every cell and repeat; a "
                   "dead worker's claim shows until a live worker next looks for work.")
