@@ -290,14 +290,15 @@ def suite(suite: str | PathLike, *, jobs: int = 1, study: str | None = None,
           storage: str | None = None, output_dir: PathLike = "sweeps",
           report_dir: PathLike | None = None, data_dir: PathLike | None = None,
           device: str = "auto", poll_seconds: float = 10.0,
-          threads: int | None = None) -> Path:
+          threads: int | None = None, datasets: Iterable[str] | None = None) -> Path:
     """Run a benchmark suite (a shipped suite's name or a suite file) as `seqbench suite run`:
     every dataset's sweep under one study name (default: the suite's name) in one storage,
     shared with any other worker running the same suite there, then the cross-dataset
     report; return its folder (default OUTPUT_DIR/reports/STUDY, with index.html).
     Re-running it resumes; `jobs` is each sweep's parallel processes and `threads` their
     intra-op threads (as in `sweep`); a worker left with nothing to take looks at the storage
-    every `poll_seconds` until the others finish."""
+    every `poll_seconds` until the others finish. `datasets` (TASK/DATASET) runs that part
+    first; its report covers every dataset done in the storage."""
     from seqbench import threads as thread_policy
     from seqbench.benchsuite.run import report_once, run_suite
 
@@ -314,7 +315,7 @@ def suite(suite: str | PathLike, *, jobs: int = 1, study: str | None = None,
               storage=url, output_dir=output_dir, data_dir=data_dir, device=device,
               threads=count, epochs=item.epochs)
 
-    finished = run_suite(loaded, cells, study, url, one, poll_seconds)
+    finished = run_suite(loaded, cells, study, url, one, poll_seconds, datasets or ())
     folder = Path(report_dir) if report_dir is not None else Path(output_dir) / "reports" / study
     report_once(url, study, folder, finished, lambda: report(folder, storage=url, study=study))
     return folder

@@ -86,6 +86,7 @@ def suite_run(
     data_dir: Annotated[Optional[Path], typer.Option(help="Canonical data files.")] = None,
     poll_seconds: Annotated[float, typer.Option(help="How often a worker with nothing left to take looks again while others finish.", min=0.1)] = 10.0,
     threads: ThreadsOption = None,
+    datasets: Annotated[Optional[str], typer.Option(help="Only these, as TASK/DATASET,...: a part of the suite first (the report covers every dataset done).")] = None,
 ) -> None:
     """Sweep every dataset of a suite in one storage, then report across datasets.
 
@@ -97,5 +98,6 @@ def suite_run(
                        "the same command again to go on.", overrule=True):
         folder = api.suite(suite, jobs=jobs, study=study, storage=storage,
                            output_dir=output_dir, report_dir=report_dir, data_dir=data_dir,
-                           device=device, poll_seconds=poll_seconds, threads=threads)
+                           device=device, poll_seconds=poll_seconds, threads=threads,
+                           datasets=datasets)
     typer.echo(f"Report across the suite's datasets: {folder / 'index.html'}")

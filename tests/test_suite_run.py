@@ -93,6 +93,19 @@ def test_a_suite_runs_every_dataset_into_one_storage_and_ends_with_the_report(ti
     assert all(row.hours_left == 0.0 for row in status)  # done: nothing left to run
 
 
+def test_a_part_of_a_suite_runs_first_with_a_report_of_what_is_done(tiny, tmp_path, capsys):
+    from seqbench.cli import main
+
+    assert main(["suite", "run", str(tiny), "--output-dir", str(tmp_path / "out"),
+                 "--datasets", "speech/unit-test"]) == 0
+    assert "all 1 datasets asked for done" in capsys.readouterr().err
+    folder = tmp_path / "out" / "reports" / "tiny"
+    assert (folder / "speech-unit-test" / "table.csv").is_file()
+    assert not (folder / "speech-covid3-month_disc").exists()
+    assert [row.state for row in sb.suite_status(tiny, output_dir=tmp_path / "out")] == [
+        "done", "not begun"]
+
+
 def test_two_workers_share_a_suite_and_a_killed_one_resumes_to_the_same_report(tiny, tmp_path):
     reference = report_of(sb.suite(tiny, output_dir=tmp_path / "alone"))
     shared = tmp_path / "shared"

@@ -236,3 +236,15 @@ def test_hours_left_scale_the_estimate_by_the_runs_still_to_come(tmp_path):
     assert begun.trials == (2, 2) and begun.finals == (2, 4)
     assert begun.hours_left == pytest.approx(6.0 * (1 - 4 / 6))
     assert DatasetProgress(item, "done", cells, hours=6.0).hours_left == 0.0
+
+
+def test_a_part_of_a_suite_runs_first_and_the_rest_joins_it(tmp_path, storage):
+    suite = load_suite(suite_file(tmp_path))
+    sweep, swept = recorder()
+    work_through(suite, CELLS, "tiny", storage, sweep, 0.01,
+                 suite.only("speech/covid3-month_disc"))
+    assert swept == ["speech/covid3-month_disc"]
+    work_through(suite, CELLS, "tiny", storage, sweep, 0.01)  # the whole suite: the rest
+    assert swept == ["speech/covid3-month_disc", "speech/unit-test"]
+    with pytest.raises(SeqbenchError, match="suite 'tiny' has no dataset 'speech/coffee'"):
+        suite.only(["speech/coffee"])

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from seqbench.benchsuite.spec import Suite, SuiteDataset
-from seqbench.errors import SeqbenchError, unknown_name
+from seqbench.errors import SeqbenchError
 
 
 @dataclass(frozen=True)
@@ -52,14 +52,8 @@ def check_suite(suite: Suite, data_dir: str | os.PathLike[str] | None = None,
                 shown: Callable[[DatasetCheck], None] = lambda _: None) -> list[DatasetCheck]:
     """Every dataset of `suite` (or those named in `only`, as TASK/DATASET), loaded in
     order; `shown` is called with each result as it comes (a long check shows progress)."""
-    wanted = set(only)
-    unknown = wanted - {item.name for item in suite.datasets}
-    if unknown:
-        raise unknown_name("dataset", sorted(unknown)[0],
-                           [item.name for item in suite.datasets], owner=f"suite '{suite.name}'")
     results = []
-    for item in suite.datasets:
-        if not wanted or item.name in wanted:
-            results.append(load_one(item, data_dir))
-            shown(results[-1])
+    for item in suite.only(only).datasets:
+        results.append(load_one(item, data_dir))
+        shown(results[-1])
     return results

@@ -17,7 +17,7 @@ sweep is left to the others rather than ending the suite.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from seqbench.benchsuite import Suite, SuiteDataset
@@ -31,39 +31,44 @@ REPORT_MARKER = ".suite-report"
 
 
 def run_suite(suite: Suite, cells: tuple[str, ...], study: str, url: str,
-              sweep: Callable[[SuiteDataset], None], poll_seconds: float = 10.0) -> str:
-    """Sweep (with `sweep`, the API's, given by `sb.suite`) every dataset of `suite` nobody
-    else holds in the storage at `url`, and wait for the rest; return what identifies the
-    finished suite (for `report_once`)."""
+              sweep: Callable[[SuiteDataset], None], poll_seconds: float = 10.0,
+              only: Iterable[str] = ()) -> str:
+    """Sweep (with `sweep`, the API's, given by `sb.suite`) every dataset of `suite` (or of
+    those named in `only`: a part run first) nobody else holds in the storage at `url`, and
+    wait for the rest; return what identifies the finished datasets (for `report_once`)."""
     from seqbench.sweeps.storage import open_storage
 
     storage = open_storage(url, repair=True)
     console.print(f"suite [bold]{suite.name}[/]: {len(suite.datasets)} datasets, cells "
                   f"{', '.join(cells)}; studies {study}/TASK/DATASET/CELL in {url}")
-    return work_through(suite, cells, study, storage, sweep, poll_seconds)
+    return work_through(suite, cells, study, storage, sweep, poll_seconds, suite.only(only))
 
 
 def work_through(suite: Suite, cells: tuple[str, ...], study: str, storage: object,
-                 sweep: Callable[[SuiteDataset], None], poll_seconds: float) -> str:
+                 sweep: Callable[[SuiteDataset], None], poll_seconds: float,
+                 part: Suite | None = None) -> str:
     """Claim and sweep free datasets until every one is done (waiting while others hold
     the last ones). A dataset this worker cannot sweep (a one-line error: its data missing
     here, a study begun with other options) is given back and left to the others, and
-    this worker goes on; it ends naming those datasets once nothing else is left to it."""
+    this worker goes on; it ends naming those datasets once nothing else is left to it.
+    `part`: only its datasets are taken (the record still describes the whole `suite`)."""
+    part = part or suite
     claims = {item.name: suite_claims.open_claims(storage, study, item.task, item.dataset)
-              for item in suite.datasets}  # opened once: each opening appends to a journal
+              for item in part.datasets}  # opened once: each opening appends to a journal
     holder = suite_record.open_record(storage, study)
     failed: dict[str, str] = {}
     waiting_shown = False
     while True:
         suite_record.check_or_write(holder, study, suite, cells)
         states = {name: suite_claims.state(c, storage) for name, c in claims.items()}
-        free = [item for item in suite.datasets
+        free = [item for item in part.datasets
                 if states[item.name] is suite_claims.State.FREE and item.name not in failed]
         held = [n for n, s in states.items() if s is suite_claims.State.HELD]
         if not free and not held:
             if failed:
-                raise SeqbenchError(not_swept_here(suite, study, failed))
-            console.print(f"suite {suite.name}: all {len(states)} datasets done")
+                raise SeqbenchError(not_swept_here(part, study, failed))
+            which = "" if part is suite else " asked for"
+            console.print(f"suite {suite.name}: all {len(states)} datasets{which} done")
             return suite_claims.finished(claims)
         taken = next(((item, trial) for item in free
                       if (trial := suite_claims.claim(claims[item.name], storage)) is not None),
@@ -77,7 +82,7 @@ def work_through(suite: Suite, cells: tuple[str, ...], study: str, storage: obje
             continue
         waiting_shown = False
         item, trial = taken
-        show_progress(suite, states, item)
+        show_progress(part, states, item)
         with suite_claims.heartbeat(storage, trial):
             try:
                 sweep(item)

@@ -31,8 +31,8 @@ twice, a reason left out.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +90,18 @@ class Suite:
     cells: tuple[str, ...]
     optional_cells: tuple[str, ...]
     datasets: tuple[SuiteDataset, ...]
+
+    def only(self, names: Iterable[str]) -> Suite:
+        """This suite with only the datasets named (TASK/DATASET; none named: all of it), so
+        a part of a suite can be checked or run first; an unknown name is refused."""
+        wanted = set(filter(None, names.split(",") if isinstance(names, str) else names))
+        known = [item.name for item in self.datasets]
+        if wanted - set(known):
+            raise unknown_name("dataset", sorted(wanted - set(known))[0], known,
+                               owner=f"suite '{self.name}'")
+        if not wanted:
+            return self
+        return replace(self, datasets=tuple(d for d in self.datasets if d.name in wanted))
 
     def installed_optional_cells(self) -> tuple[str, ...]:
         """The optional cells this installation has (they join the comparison)."""
