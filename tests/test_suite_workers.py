@@ -3,8 +3,9 @@ suite's sweep is replaced by a function that records what it was asked to sweep.
 
 tests/test_suite_run.py runs real sweeps (two workers, a real kill); these cover what that
 cannot reach in seconds: workers with other cells or budgets, a dataset one worker cannot
-load, two workers releasing the same dead claim, a claim released under a live worker, a
-failing heartbeat, and the report written once per output folder.
+load, a full disk, two workers releasing the same dead claim, a claim released under a
+live worker, heartbeats (failing, from the first moment, in a journal), the report written
+once per output folder, a part of a suite run first, and `suite status`.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from test_suite_run import TINY
 CELLS = ("lstm", "gru")
 
 
-def suite_file(tmp_path: Path, text: str = TINY, name: str = "tiny") -> Path:
+def suite_file(tmp_path: Path, text: str = TINY) -> Path:
     tmp_path.mkdir(parents=True, exist_ok=True)
-    path = tmp_path / f"{name}.toml"
+    path = tmp_path / "tiny.toml"
     path.write_text(textwrap.dedent(text))
     return path
 
