@@ -103,8 +103,8 @@ def not_swept_here(suite: Suite, study: str, failed: dict[str, str]) -> str:
     reasons = "; ".join(f"{name}: {reason}" for name, reason in failed.items())
     return (f"suite {suite.name}: {len(failed)} of {len(suite.datasets)} datasets could not "
             f"be swept here ({reasons}); every other dataset is done and kept. Mend them and "
-            f"run the same command again, or see what is done with: seqbench report "
-            f"--study {study} --storage URL")
+            f"run the same command again (`seqbench suite status` shows where the suite "
+            f"stands, `seqbench report --study {study}` what is done)")
 
 
 def report_once(url: str, study: str, folder: Path, finished: str,
