@@ -104,10 +104,15 @@ def release_dead(claims: Any, storage: Any) -> None:
 
 def state(claims: Any, storage: Any) -> State:
     """DONE, HELD (by a live worker) or FREE, after releasing dead workers' claims."""
+    release_dead(claims, storage)
+    return classify(claims.get_trials(deepcopy=False))
+
+
+def classify(trials: list[Any]) -> State:
+    """A dataset's state as its claims say, releasing nothing (`suite status` reads it so)."""
     from optuna.trial import TrialState
 
-    release_dead(claims, storage)
-    states = {trial.state for trial in claims.get_trials(deepcopy=False)}
+    states = {trial.state for trial in trials}
     if TrialState.COMPLETE in states:
         return State.DONE
     return State.HELD if TrialState.RUNNING in states else State.FREE

@@ -64,17 +64,19 @@ class DatasetProgress:
 
 
 def claim_state(trials: list[Any]) -> str:
-    """A dataset's state from its claims study's trials."""
+    """A dataset's state from its claims study's trials, in words, naming the worker that
+    holds it."""
     from optuna.trial import TrialState
 
+    from seqbench.benchsuite.claims import State, classify
     from seqbench.sweeps.storage import WORKER_ATTR
 
-    if any(t.state is TrialState.COMPLETE for t in trials):
+    found = classify(trials)
+    if found is State.DONE:
         return "done"
-    running = [t.user_attrs.get(WORKER_ATTR, "a worker") for t in trials
-               if t.state is TrialState.RUNNING]
-    if running:
-        return f"being swept by {running[0]}"
+    if found is State.HELD:
+        holder = next(t for t in trials if t.state is TrialState.RUNNING)
+        return f"being swept by {holder.user_attrs.get(WORKER_ATTR, 'a worker')}"
     return "begun, no worker on it" if trials else "not begun"
 
 
