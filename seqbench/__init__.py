@@ -31,7 +31,7 @@ alias("seqbench.data", "seqbench.datafiles")  # the module's old name; `sb.data`
 
 #: Names served by `seqbench.api`, imported when first used.
 _API = ("Comparison", "Run", "RunSpec", "cells", "data", "export", "generate", "list", "load",
-        "new", "publish", "register", "report", "run", "spec_for", "suite", "suite_check",
+        "new", "publish", "register", "report", "run", "spec_for", "status", "suite", "suite_check",
         "suite_plan", "suite_status", "suites", "sweep", "tasks")
 
 __all__ = [

@@ -2,10 +2,10 @@
 thin shell over them (it parses, calls one of these, and prints).
 
 `run`, `load`, `generate`, `export`: train a run, open a run folder, use its model, write it
-for use without seqbench. `sweep`, `report`,
-`publish`: compare cells and write or publish the tables. `suites`, `suite_plan`,
-`suite_check`, `suite`: the benchmark suites that ship, one suite's budgets and cost, whether
-its datasets load here, and running it over any number of workers. `data`, `list`, `cells`, `tasks`,
+for use without seqbench. `sweep`, `status`, `report`, `publish`: compare cells, see where a
+sweep stands, write or publish the tables. `suites`, `suite_plan`, `suite_check`, `suite`,
+`suite_status`: the suites that ship, one suite's budgets and cost, whether its datasets load,
+running it over any number of workers, where that stands. `data`, `list`, `cells`, `tasks`,
 `register`, `new`: look at what is installed and add to it. A run returns a `Run` holding its
 metrics, its per-epoch history and the best-epoch model; a sweep returns a `Comparison`
 whose table is the report's. A cell or task defined in a notebook is passed as an object
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,8 @@ from seqbench.datacheck import DataCheck
 from seqbench.errors import SeqbenchError
 from seqbench.exporter import Exported
 from seqbench.handles import Comparison, Run, as_path, load  # noqa: F401 - seqbench.load
-from seqbench.params import Param, whole_number
+from seqbench.params import whole_number
+from seqbench.sweeps.progress import StudyProgress
 from seqbench.sweeps.storage import storage_url
 
 PathLike = str | os.PathLike[str]
@@ -285,6 +286,15 @@ def report(output_dir: PathLike = "reports", storage: str = DEFAULT_STORAGE,
                          task=task, dataset=dataset, against=against)
 
 
+def status(study: str = "seqbench", storage: str = DEFAULT_STORAGE) -> list[StudyProgress]:
+    """Where a sweep stands in its storage, read without changing it (`seqbench status`):
+    per study (cell, repeat) its stage, search trials, selection re-runs, chosen trial and
+    finals, counted by the rules a resumed sweep follows."""
+    from seqbench.sweeps.progress import progress
+
+    return progress(storage_url(storage, Path("sweeps")), study)
+
+
 @scoped
 def suite(suite: str | PathLike, *, jobs: int = 1, study: str | None = None,
           storage: str | None = None, output_dir: PathLike = "sweeps",
@@ -373,21 +383,11 @@ def data(task: str, dataset: str | None = None, data_dir: PathLike | None = None
     return check(_name(task), dataset, settings, data_dir)
 
 
-@dataclass(frozen=True)
-class Listing:
-    """What `list` shows: the core hyperparameters, and every discovered plugin (loaded,
-    disabled, or failed to load with its error)."""
-
-    core: tuple[Param, ...]
-    cells: dict[str, registry.PluginEntry]
-    tasks: dict[str, registry.PluginEntry]
-
-
-def list() -> Listing:  # noqa: A001 - `sb.list` is `seqbench list`
+def list() -> registry.Listing:  # noqa: A001 - `sb.list` is `seqbench list`
     """Every installed plugin (and why a broken one failed) and the core hyperparameters."""
     from seqbench.core_params import CORE_PARAMS
 
-    return Listing(CORE_PARAMS, registry.discover("cell"), registry.discover("task"))
+    return registry.Listing(CORE_PARAMS, registry.discover("cell"), registry.discover("task"))
 
 
 def new(kind: str, name: str, directory: PathLike | None = None) -> list[Path]:

@@ -24,6 +24,7 @@ from seqbench.cli_help import TaskOptionsHelp, complete_cell_list, complete_cell
 from seqbench.cli_help import complete_datasets, complete_tasks
 from seqbench import stopping
 from seqbench.cli_options import STORAGE_ENV, ThreadsOption, interruptible
+from seqbench.cli_new import new_app
 from seqbench.cli_suite import suite_app
 from seqbench.errors import STDOUT, Interrupted, SeqbenchError, WriteFailed, one_line, writing
 from seqbench.params import MAX_SEED
@@ -313,38 +314,21 @@ def publish(
          "--output-dir", str(to)]))
 
 
+@app.command()
+def status(
+    study: Annotated[str, typer.Option(help="Study name prefix of the sweep (several: a,b).")] = "seqbench",
+    storage: Annotated[str, typer.Option(envvar=STORAGE_ENV, show_envvar=True, help="The sweep's storage (RDB URL or journal file).")] = "sweeps/sweeps.journal",
+) -> None:
+    """Where a sweep stands, from its storage (on any machine, while its workers run): per
+    cell the search trials, selection re-runs, chosen configuration and finals. Reads only."""
+    from seqbench import api, show
+
+    show.sweep_status(api.status(study, storage))
+
+
 app.add_typer(suite_app, name="suite")
 
-new_app = typer.Typer(help="Start a plugin: an installable distribution that already "
-                      "passes the conformance kit and trains.", no_args_is_help=True)
 app.add_typer(new_app, name="new")
-DirOption = Annotated[Optional[Path], typer.Option(
-    "--dir", help="Folder to write (default: ./seqbench-NAME); must not exist or be empty. "
-    "The distribution is named seqbench-NAME whatever the folder.")]
-
-
-@new_app.command("cell")
-def new_cell(name: Annotated[str, typer.Argument(help="The cell's name.")],
-             directory: DirOption = None) -> None:
-    """Write seqbench-NAME: a cell plugin made with seqbench.step.from_step, with its tests."""
-    _scaffold("cell", name, directory)
-
-
-@new_app.command("task")
-def new_task(name: Annotated[str, typer.Argument(help="The task's name.")],
-             directory: DirOption = None) -> None:
-    """Write seqbench-NAME: a task plugin with offline data and a check case, with its tests."""
-    _scaffold("task", name, directory)
-
-
-def _scaffold(kind: str, name: str, directory: Path | None) -> None:
-    from seqbench import api
-
-    written = api.new(kind, name, directory)
-    for path in written:
-        typer.echo(str(path))
-    folder = shlex.quote(str(written[0].parent))
-    typer.echo(f"Next: pip install -e {folder} && python -m pytest {folder}")
 
 
 def split_names(names: str) -> tuple[str, ...]:

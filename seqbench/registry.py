@@ -31,6 +31,7 @@ from typing import Any, Literal
 from seqbench.contracts import Cell, Task
 from seqbench.declarations import cell_problems, contract_problems, task_problems
 from seqbench.errors import SeqbenchError, unknown_name
+from seqbench.params import Param
 
 Kind = Literal["cell", "task"]
 GROUPS: dict[Kind, str] = {"cell": "seqbench.cells", "task": "seqbench.tasks"}
@@ -61,6 +62,16 @@ class PluginEntry:
     @property
     def summary(self) -> str:
         return getattr(self.plugin, "summary", "") if self.plugin is not None else ""
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What `seqbench list` (`seqbench.list()`) shows: the core hyperparameters, and every
+    discovered plugin (loaded, disabled, or failed to load with its error)."""
+
+    core: tuple[Param, ...]
+    cells: dict[str, PluginEntry]
+    tasks: dict[str, PluginEntry]
 
 
 #: How `seqbench list` and a command selecting the plugin introduce `contract_problems`.

@@ -1,4 +1,5 @@
-"""What the command line prints: a run's summary, the plugin list, a dataset's check.
+"""What the command line prints: a run's summary, the plugin list, a dataset's check,
+where a sweep stands.
 
 The API returns data (`seqbench.api`); turning it into tables for a terminal is the command
 line's part alone, kept here so that `seqbench.cli` stays a list of thin commands.
@@ -14,9 +15,10 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
-    from seqbench.api import Listing
     from seqbench.datacheck import DataCheck
     from seqbench.exporter import Exported
+    from seqbench.registry import Listing
+    from seqbench.sweeps.progress import StudyProgress
 
 
 def run_result(m: dict, run_dir: Path) -> None:
@@ -153,3 +155,29 @@ def silence_stdout() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, target)
     os.close(devnull)
+
+
+def sweep_status(rows: list[StudyProgress]) -> None:
+    """`seqbench status`: per study its stage, search trials, selection re-runs and finals."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="where the sweep stands", title_justify="left")
+    for column in ("study", "stage", "search trials", "re-runs", "chosen", "finals",
+                   "search minutes"):
+        table.add_column(column, overflow="fold", no_wrap=column == "study")
+    for row in rows:
+        extra = [f"{row.running} running"] * bool(row.running) + \
+            [f"{row.failed} failed"] * bool(row.failed)
+        table.add_row(
+            row.study, row.stage,
+            f"{row.trials} of {row.budget}" + (f" ({', '.join(extra)})" if extra else ""),
+            "-" if row.planned_reruns is None else f"{row.reruns} of {row.planned_reruns}",
+            "-" if row.chosen is None else f"trial {row.chosen}",
+            f"{row.finals} of {row.planned_finals}"
+            + (f" ({row.diverged} diverged)" if row.diverged else ""),
+            f"{row.search_minutes:.0f}")
+    Console().print(table)
+    typer.echo("Search trials count completed and pruned ones; re-runs are planned once a "
+               "study's search is finished. A dead worker's trial shows as running until a "
+               "live worker next looks at the study. Search minutes are summed over workers.")

@@ -227,9 +227,9 @@ def test_every_command_is_one_api_function_and_every_option_one_of_its_parameter
         else:
             yield " ".join(path), command
 
-    api = {"run": sb.run, "sweep": sb.sweep, "report": sb.report, "publish": sb.publish,
-           "data": sb.data, "list": sb.list, "generate": sb.generate, "export": sb.export,
-           "new cell": sb.new, "new task": sb.new, "suite list": sb.suites,
+    api = {"run": sb.run, "sweep": sb.sweep, "status": sb.status, "report": sb.report,
+           "publish": sb.publish, "data": sb.data, "list": sb.list, "generate": sb.generate,
+           "export": sb.export, "new cell": sb.new, "new task": sb.new, "suite list": sb.suites,
            "suite show": sb.suite_plan, "suite check": sb.suite_check, "suite run": sb.suite,
            "suite status": sb.suite_status}
     found = dict(commands(typer.main.get_command(cli.app)))

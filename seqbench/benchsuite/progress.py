@@ -4,7 +4,8 @@ A suite runs for days, across sittings and machines, and the workers' own lines 
 past on whichever machine printed them. `seqbench suite status` answers "how far is it?"
 from the one thing every worker shares, the storage: each dataset's claim (done, being
 swept and by whom, begun and left, or not begun) and, per cell, the search trials and
-final runs recorded against the budget. It only reads: a worker releases a dead worker's
+final runs recorded against the budget, counted as `seqbench status` counts a sweep's
+(`seqbench.sweeps.progress`). It only reads: a worker releases a dead worker's
 claim when it next looks for work, so until then that claim still shows as being swept.
 """
 
@@ -84,12 +85,12 @@ def progress(suite: Suite, study: str, url: str) -> list[DatasetProgress]:
     """Every dataset of `suite` as the storage at `url` has it, for the cells the suite
     study was begun with (see the module docstring)."""
     import optuna
-    from optuna.trial import TrialState
 
     from seqbench.benchsuite import priced
     from seqbench.benchsuite.claims import claims_name
     from seqbench.benchsuite.record import recorded_cells
     from seqbench.sweeps import record
+    from seqbench.sweeps.progress import study_progress
     from seqbench.sweeps.storage import open_storage
 
     if "://" not in url and not Path(url).is_file():
@@ -110,12 +111,9 @@ def progress(suite: Suite, study: str, url: str) -> list[DatasetProgress]:
         for cell in cells:
             mine = [s for repeat in range(item.repeats) for s in studies(
                 record.study_name(study, item.task, item.dataset, cell, repeat))]
-            trials = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED)
-                         and not record.is_surplus(t)
-                         for s in mine for t in s.get_trials(deepcopy=False))
-            finals = sum(len(record.read(s.user_attrs).finals) for s in mine
-                         if record.is_study_record(s.user_attrs))
-            per_cell.append(CellProgress(cell, trials, finals))
+            counted = [study_progress(s) for s in mine if record.is_study_record(s.user_attrs)]
+            per_cell.append(CellProgress(cell, sum(p.trials for p in counted),
+                                         sum(p.finals for p in counted)))
         claims = studies(claims_name(study, item.task, item.dataset))
         state = claim_state(claims[0].get_trials(deepcopy=False) if claims else [])
         found.append(DatasetProgress(item, state, tuple(per_cell), costs.get(item.name)))

@@ -24,26 +24,27 @@ from seqbench.sweeps.studies import open_study
 from seqbench.sweeps.workers import Job
 
 
-def candidates(plan: SweepPlan, study: Any) -> list[Any]:
-    """The completed trials that selection re-runs: the best `plan.top` and the defaults.
+def candidates(study: Any, top: int, rerun_seeds: int) -> list[Any]:
+    """The completed trials that selection re-runs: the best `top` and the defaults.
 
     Empty when there is nothing to choose between (fewer than two candidates, or no
-    re-run seeds): the best trial is then taken as it is.
+    re-run seeds): the best trial is then taken as it is. Given counts, not a plan, so
+    that `seqbench status` counts from a study's record with the same rule.
     """
     from optuna.trial import TrialState
 
     completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     sign = 1 if study.direction.name == "MINIMIZE" else -1
-    top = sorted(completed, key=lambda t: sign * t.value)[:plan.top]
+    top_trials = sorted(completed, key=lambda t: sign * t.value)[:top]
     default = next((t for t in completed if record.is_defaults(t)), None)
-    chosen = top + ([default] if default is not None and default not in top else [])
-    return chosen if len(chosen) > 1 and plan.rerun_count() else []
+    chosen = top_trials + ([default] if default is not None and default not in top_trials else [])
+    return chosen if len(chosen) > 1 and rerun_seeds else []
 
 
 def selection_line(plan: SweepPlan) -> str:
     """What selection is about to do, counted from the studies: "the top 3" is not said
     where a study has only two configurations to choose between."""
-    counts = [len(candidates(plan, open_study(plan, cell, repeat)))
+    counts = [len(candidates(open_study(plan, cell, repeat), plan.top, plan.rerun_count()))
               for repeat in range(plan.repeats) for cell in plan.cells]
     if not any(counts):
         why = ("--rerun-seeds 0" if not plan.rerun_count()
@@ -66,7 +67,7 @@ def rerun_jobs(plan: SweepPlan) -> list[Job]:
     for repeat in range(plan.repeats):
         for cell in plan.cells:
             study = open_study(plan, cell, repeat)
-            for trial in candidates(plan, study):
+            for trial in candidates(study, plan.top, plan.rerun_count()):
                 for i in range(plan.rerun_count()):
                     name = (f"{cell}{f'/repeat-{repeat}' if repeat else ''}"
                             f"/trial{trial.number}-rerun{i}")
@@ -127,7 +128,7 @@ def choose(plan: SweepPlan, cell: str, repeat: int = 0) -> int | None:
         console.print(f"[yellow]{cell}: no completed trial, so no final runs[/]")
         return None
     sign = 1 if study.direction.name == "MINIMIZE" else -1
-    rerun_of = candidates(plan, study)
+    rerun_of = candidates(study, plan.top, plan.rerun_count())
     if not rerun_of:
         best = min(completed, key=lambda t: sign * t.value).number
         record.write_selection(study, record.Selection(best, rule="best trial (no re-runs)"))

@@ -1,0 +1,58 @@
+"""`seqbench status` (`sb.status`): where a sweep stands, read from its storage alone, counted
+by the rules a resumed sweep follows, at each stage and for a published journal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import seqbench as sb
+from seqbench.cli import main
+from test_sweep import sweep
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+
+
+def test_status_follows_a_sweep_from_its_search_to_its_finals(toy_task, tmp_path, capsys):
+    out = tmp_path / "sweeps"
+    journal = str(out / "sweeps.journal")
+    sweep(capsys, out, "--cells", "gru,rnn", "--trials", "3", "--search-only")
+
+    searched = sb.status(storage=journal)
+    assert [row.cell for row in searched] == ["gru", "rnn"]
+    for row in searched:
+        assert (row.trials, row.budget, row.running) == (3, 3, 0)
+        assert row.stage == "selection" and row.reruns == 0 and row.chosen is None
+        # the best --top 3 and the defaults, 2 seeds each, unless too few completed
+        assert row.planned_reruns in (0, 2 * 2, 3 * 2)
+        assert (row.finals, row.planned_finals) == (0, 2)
+        assert row.search_minutes > 0
+
+    sweep(capsys, out, "--cells", "gru,rnn", "--trials", "3")  # selection and finals
+    for row in sb.status(storage=journal):
+        assert row.stage == "done" and row.chosen is not None
+        assert row.reruns == row.planned_reruns and (row.finals, row.diverged) == (2, 0)
+
+    assert main(["status", "--storage", journal]) == 0
+    shown = capsys.readouterr().out
+    assert "seqbench/toymusic/tiny/gru" in shown and "2 of 2" in shown and "done" in shown
+
+
+def test_status_reads_a_published_journal_and_names_the_diverged_final():
+    rows = sb.status("asr", str(RESULTS / "asr-connected-digits" / "studies.journal"))
+    assert {row.cell: (row.stage, row.finals, row.diverged) for row in rows} == {
+        "gru": ("done", 5, 0), "lstm": ("done", 5, 0), "rnn": ("done", 5, 1)}
+    # the defaults were among the LSTM's top 3, so three candidates, five seeds each
+    assert {row.cell: row.planned_reruns for row in rows} == {"gru": 20, "lstm": 15, "rnn": 20}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--storage", "no/such.journal"], "no sweep storage at 'no/such.journal'"),
+    (["--storage", "{journal}", "--study", "other"], "no 'other' sweep studies"),
+])
+def test_status_of_nothing_is_one_line_and_exit_2(args, message, capsys):
+    journal = str(RESULTS / "asr-connected-digits" / "studies.journal")
+    assert main(["status", *[a.format(journal=journal) for a in args]]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
