@@ -70,7 +70,10 @@ def test_the_quick_start_then_the_python_snippet_run_in_order_in_one_fresh_folde
 
     assert main(["sweep", "--task", "speech", "--cells", "gru,lstm", "--trials", "1", "--seeds",
                  "2", "--rerun-seeds", "0", "--folds", "1", "--epochs", "1"]) == 0
-    report = next(cmd for cmd in commands if cmd.startswith("seqbench sweep ")).splitlines()[1]
+    block = next(cmd for cmd in commands if cmd.startswith("seqbench sweep ")).splitlines()
+    status, report = (next(line for line in block if line.startswith(f"seqbench {word} "))
+                      for word in ("status", "report"))
+    assert main(shlex.split(status, comments=True)[1:]) == 0  # the default storage
     assert main(shlex.split(report, comments=True)[1:]) == 0  # its default folder, reports/
     assert (tmp_path / "reports" / "speech-japanese-vowels" / "index.html").is_file()
     (snippet,) = [block for block in python_blocks(readme) if "sb.sweep(" in block]
