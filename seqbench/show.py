@@ -158,26 +158,31 @@ def silence_stdout() -> None:
 
 
 def sweep_status(rows: list[StudyProgress]) -> None:
-    """`seqbench status`: per study its stage, search trials, selection re-runs and finals."""
+    """`seqbench status`: one table per sweep (study prefix, task and dataset), a row per
+    cell and repeat with its stage, search trials, selection re-runs and finals."""
+    from itertools import groupby
+
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="where the sweep stands", title_justify="left")
-    for column in ("study", "stage", "search trials", "re-runs", "chosen", "finals",
-                   "search minutes"):
-        table.add_column(column, overflow="fold", no_wrap=column == "study")
-    for row in rows:
-        extra = [f"{row.running} running"] * bool(row.running) + \
-            [f"{row.failed} failed"] * bool(row.failed)
-        table.add_row(
-            row.study, row.stage,
-            f"{row.trials} of {row.budget}" + (f" ({', '.join(extra)})" if extra else ""),
-            "-" if row.planned_reruns is None else f"{row.reruns} of {row.planned_reruns}",
-            "-" if row.chosen is None else f"trial {row.chosen}",
-            f"{row.finals} of {row.planned_finals}"
-            + (f" ({row.diverged} diverged)" if row.diverged else ""),
-            f"{row.search_minutes:.0f}")
-    Console().print(table)
-    typer.echo("Search trials count completed and pruned ones; re-runs are planned once a "
-               "study's search is finished. A dead worker's trial shows as running until a "
-               "live worker next looks at the study. Search minutes are summed over workers.")
+    console = Console()
+    for sweep, studies in groupby(rows, key=lambda row: row.study.rsplit("/" + row.cell, 1)[0]):
+        table = Table(title=sweep, title_justify="left")
+        for column in ("cell", "stage", "trials", "re-runs", "chosen", "finals", "minutes"):
+            table.add_column(column, no_wrap=column != "trials")
+        for row in studies:
+            busy = [f"{row.running} running"] * bool(row.running) + \
+                [f"{row.failed} failed"] * bool(row.failed)
+            table.add_row(
+                row.cell + (f" (repeat {row.repeat})" if row.repeat else ""), row.stage,
+                ", ".join([f"{row.trials}/{row.budget}", *busy]),
+                "-" if row.planned_reruns is None else f"{row.reruns}/{row.planned_reruns}",
+                "-" if row.chosen is None else f"#{row.chosen}",
+                f"{row.finals}/{row.planned_finals}"
+                + (f", {row.diverged} diverged" if row.diverged else ""),
+                f"{row.search_minutes:.0f}")
+        console.print(table)
+    typer.echo("trials: search trials completed or pruned, of the budget; re-runs: selection "
+               "re-runs done, of those planned once the search is finished; chosen: the "
+               "trial selection took; minutes: search training time summed over workers. A "
+               "dead worker's trial shows as running until a live worker next looks at it.")
