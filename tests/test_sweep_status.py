@@ -37,7 +37,7 @@ def test_status_follows_a_sweep_from_its_search_to_its_finals(toy_task, tmp_path
     assert main(["status", "--storage", journal]) == 0
     shown = capsys.readouterr().out
     assert "seqbench/toymusic/tiny" in shown and "gru" in shown and "rnn" in shown
-    assert shown.count("done") == 2 and "3/3" in shown and "2/2" in shown
+    assert shown.count("│ done") == 2 and "3/3" in shown and "2/2" in shown
 
 
 def test_status_reads_a_published_journal_and_names_the_diverged_final():
