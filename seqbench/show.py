@@ -180,9 +180,12 @@ def sweep_status(rows: list[StudyProgress]) -> None:
                 "-" if row.chosen is None else f"#{row.chosen}",
                 f"{row.finals}/{row.planned_finals}"
                 + (f", {row.diverged} diverged" if row.diverged else ""),
-                f"{row.search_minutes:.0f}")
+                f"{row.search_minutes:.0f} / "
+                + ("?" if row.minutes_left is None else f"~{row.minutes_left:.0f}"))
         console.print(table)
     typer.echo("trials: search trials completed or pruned, of the budget; re-runs: selection "
                "re-runs done, of those planned once the search is finished; chosen: the "
-               "trial selection took; minutes: search training time summed over workers. A "
-               "dead worker's trial shows as running until a live worker next looks at it.")
+               "trial selection took; minutes: search training time so far / an estimate of the "
+               "training time left (from the search trials' durations), both summed over "
+               "workers. A dead worker's trial shows as running until a live worker next "
+               "looks at it.")

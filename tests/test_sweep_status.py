@@ -27,12 +27,13 @@ def test_status_follows_a_sweep_from_its_search_to_its_finals(toy_task, tmp_path
         # the best --top 3 and the defaults, 2 seeds each, unless too few completed
         assert row.planned_reruns in (0, 2 * 2, 3 * 2)
         assert (row.finals, row.planned_finals) == (0, 2)
-        assert row.search_minutes > 0
+        assert row.search_minutes > 0 and row.minutes_left > 0  # re-runs and finals to come
 
     sweep(capsys, out, "--cells", "gru,rnn", "--trials", "3")  # selection and finals
     for row in sb.status(storage=journal):
         assert row.stage == "done" and row.chosen is not None
         assert row.reruns == row.planned_reruns and (row.finals, row.diverged) == (2, 0)
+        assert row.minutes_left == 0
 
     assert main(["status", "--storage", journal]) == 0
     shown = capsys.readouterr().out

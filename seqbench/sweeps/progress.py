@@ -44,6 +44,9 @@ class StudyProgress:
     diverged: int
     #: Time the finished search trials trained, summed over workers (minutes).
     search_minutes: float
+    #: Training minutes still to run, summed over workers, by `minutes_left` (None before
+    #: any trial has finished).
+    minutes_left: float | None = None
 
     @property
     def stage(self) -> str:
@@ -70,22 +73,57 @@ def study_progress(study: Any) -> StudyProgress:
     budget = int(found.plan.get("trials", len(finished)))
     running = sum(t.state.name == "RUNNING" for t in trials)
     planned_finals = len(found.final_seeds) or int(found.plan.get("seeds", 0))
-    planned_reruns = None
+    rerun_of = None
     if counted(study) >= budget and not running and found.protocol is not None:
         rerun_of = candidates(study, found.protocol.top, found.protocol.rerun_seeds)
-        planned_reruns = len(rerun_of) * found.protocol.rerun_seeds
-    minutes = sum((t.datetime_complete - t.datetime_start).total_seconds()
-                  for t in finished if t.datetime_start and t.datetime_complete) / 60
+    took = {t.number: (t.datetime_complete - t.datetime_start).total_seconds() / 60
+            for t in finished if t.datetime_start and t.datetime_complete}
     cell, repeat = record.parse_name(study.study_name)
     return StudyProgress(
         study=study.study_name, cell=cell, repeat=repeat, trials=len(finished), budget=budget,
         running=running,
         failed=sum(t.state.name == "FAIL" for t in trials),
-        reruns=len(found.reruns), planned_reruns=planned_reruns,
+        reruns=len(found.reruns),
+        planned_reruns=None if rerun_of is None else len(rerun_of) * found.protocol.rerun_seeds,
         chosen=None if found.selection is None else found.selection.chosen,
         finals=len(found.finals), planned_finals=planned_finals,
         diverged=sum(is_diverged(final.metrics) for final in found.finals),
-        search_minutes=minutes)
+        search_minutes=sum(took.values()),
+        minutes_left=minutes_left(found, finished, took, budget - len(finished) - running / 2,
+                                  rerun_of))
+
+
+def minutes_left(found: record.StudyRecord, finished: list[Any], took: dict[int, float],
+                 trials_left: float, rerun_of: list[Any] | None) -> float | None:
+    """Training minutes a study still needs, summed over workers: a rough estimate, to plan
+    a sitting by, from the only durations the storage holds, its search trials'.
+
+    A search trial still to run (a running one counts half) takes the finished trials' mean
+    (pruned ones included, as later trials will be pruned alike); a selection re-run takes
+    its candidate trial's time, and a final the chosen trial's (a completed trial trained
+    to its early stop, as they do). Before the candidates are known, each of `top` and the
+    defaults is taken at the completed trials' mean. None before any trial has finished.
+    """
+    import statistics
+
+    if not took:
+        return None
+    completed = [took[t.number] for t in finished
+                 if t.state.name == "COMPLETE" and t.number in took] or list(took.values())
+    typical = statistics.fmean(completed)
+    left = max(0.0, trials_left) * statistics.fmean(took.values())
+    protocol = found.protocol
+    if rerun_of is None:
+        reruns = 0 if protocol is None else (protocol.top + 1) * protocol.rerun_seeds
+        return left + (reruns + len(found.final_seeds) - len(found.finals)) * typical
+    for trial in rerun_of:
+        done = sum(number == trial.number for number, _ in found.reruns)
+        left += (protocol.rerun_seeds - done) * took.get(trial.number, typical)
+    if found.selection is not None:
+        typical = took.get(found.selection.chosen, typical)
+    elif rerun_of:
+        typical = statistics.fmean(took.get(t.number, typical) for t in rerun_of)
+    return left + (len(found.final_seeds) - len(found.finals)) * typical
 
 
 def progress(url: str, study: str) -> list[StudyProgress]:
