@@ -181,7 +181,8 @@ def sweep_status(rows: list[StudyProgress]) -> None:
                 f"{row.finals}/{row.planned_finals}"
                 + (f", {row.diverged} diverged" if row.diverged else ""),
                 f"{row.search_minutes:.0f} / "
-                + ("?" if row.minutes_left is None else f"~{row.minutes_left:.0f}"))
+                + ("?" if row.minutes_left is None else
+                   f"~{row.minutes_left:.0f}" if row.minutes_left else "0"))
         console.print(table)
     typer.echo("trials: search trials completed or pruned, of the budget; re-runs: selection "
                "re-runs done, of those planned once the search is finished; chosen: the "

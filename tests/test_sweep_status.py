@@ -47,6 +47,15 @@ def test_status_reads_a_published_journal_and_names_the_diverged_final():
         "gru": ("done", 5, 0), "lstm": ("done", 5, 0), "rnn": ("done", 5, 1)}
     # the defaults were among the LSTM's top 3, so three candidates, five seeds each
     assert {row.cell: row.planned_reruns for row in rows} == {"gru": 20, "lstm": 15, "rnn": 20}
+    assert all(row.reruns == row.planned_reruns and row.minutes_left == 0 for row in rows)
+
+
+def test_status_reads_a_version_1_study_that_kept_its_reruns_in_run_folders():
+    rows = sb.status("airline,shakespeare", str(RESULTS / "studies.journal"))
+    assert len(rows) == 6 and {row.stage for row in rows} == {"done"}
+    assert {row.planned_finals for row in rows} == {5, 3}  # airline 5 seeds, shakespeare 3
+    # nothing claimed about re-runs it did not record, and nothing left to train
+    assert all(row.planned_reruns is None and row.minutes_left == 0 for row in rows)
 
 
 @pytest.mark.parametrize("args, message", [

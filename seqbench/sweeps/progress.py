@@ -34,7 +34,8 @@ class StudyProgress:
     running: int
     failed: int
     #: Selection re-runs recorded, and those planned (None until the study's search is
-    #: finished: the candidates are the best trials, known only then).
+    #: finished, as the candidates are the best trials, known only then; and for a study of
+    #: record version 1, which recorded its re-runs in their run folders only).
     reruns: int
     planned_reruns: int | None
     #: The configuration selection chose (a trial number), once chosen.
@@ -73,8 +74,8 @@ def study_progress(study: Any) -> StudyProgress:
     budget = int(found.plan.get("trials", len(finished)))
     running = sum(t.state.name == "RUNNING" for t in trials)
     planned_finals = len(found.final_seeds) or int(found.plan.get("seeds", 0))
-    rerun_of = None
-    if counted(study) >= budget and not running and found.protocol is not None:
+    rerun_of = None  # version 1 kept its re-runs in their run folders, not in the study
+    if counted(study) >= budget and not running and found.protocol and found.version > 1:
         rerun_of = candidates(study, found.protocol.top, found.protocol.rerun_seeds)
     took = {t.number: (t.datetime_complete - t.datetime_start).total_seconds() / 60
             for t in finished if t.datetime_start and t.datetime_complete}
@@ -114,9 +115,10 @@ def minutes_left(found: record.StudyRecord, finished: list[Any], took: dict[int,
     left = max(0.0, trials_left) * statistics.fmean(took.values())
     protocol = found.protocol
     if rerun_of is None:
-        reruns = 0 if protocol is None else (protocol.top + 1) * protocol.rerun_seeds
+        reruns = 0 if protocol is None or found.selection else \
+            (protocol.top + 1) * protocol.rerun_seeds
         return left + (reruns + len(found.final_seeds) - len(found.finals)) * typical
-    for trial in rerun_of:
+    for trial in rerun_of if found.selection is None else ():
         done = sum(number == trial.number for number, _ in found.reruns)
         left += (protocol.rerun_seeds - done) * took.get(trial.number, typical)
     if found.selection is not None:
