@@ -166,7 +166,7 @@ def sweep_status(rows: list[StudyProgress]) -> None:
     from rich.table import Table
 
     console = Console()
-    for sweep, studies in groupby(rows, key=lambda row: row.study.rsplit("/" + row.cell, 1)[0]):
+    for sweep, studies in groupby(rows, key=lambda row: "/".join(row.study.split("/")[:3])):
         table = Table(title=sweep, title_justify="left")
         for column in ("cell", "stage", "trials", "re-runs", "chosen", "finals", "minutes"):
             table.add_column(column, no_wrap=column != "trials")

@@ -9,7 +9,7 @@ import pytest
 
 import seqbench as sb
 from seqbench.cli import main
-from test_sweep import sweep
+from test_sweep import study_of, sweep
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
@@ -40,6 +40,15 @@ def test_status_follows_a_sweep_from_its_search_to_its_finals(toy_task, tmp_path
     assert "seqbench/toymusic/tiny" in shown and "gru" in shown and "rnn" in shown
     assert shown.count("│ done") == 2 and "3/3" in shown and "2/2" in shown
 
+    # the budget raised (as `--trials 4` on resuming records it): the search is not over,
+    # so the selection and finals recorded are not counted, as the sweep would redo them
+    study = study_of(out, "gru")
+    study.set_user_attr("plan", {**study.user_attrs["plan"], "trials": 4})
+    raised = sb.status(storage=journal)[0]
+    assert (raised.stage, raised.trials, raised.budget) == ("search", 3, 4)
+    assert (raised.chosen, raised.finals, raised.planned_reruns) == (None, 0, None)
+    assert raised.minutes_left > 0
+
 
 def test_status_reads_a_published_journal_and_names_the_diverged_final():
     rows = sb.status("asr", str(RESULTS / "asr-connected-digits" / "studies.journal"))
@@ -60,7 +69,7 @@ def test_status_reads_a_version_1_study_that_kept_its_reruns_in_run_folders():
 
 @pytest.mark.parametrize("args, message", [
     (["--storage", "no/such.journal"], "no sweep storage at 'no/such.journal'"),
-    (["--storage", "{journal}", "--study", "other"], "no 'other' sweep studies"),
+    (["--storage", "{journal}", "--study", "other"], "no 'other' studies in"),
 ])
 def test_status_of_nothing_is_one_line_and_exit_2(args, message, capsys):
     journal = str(RESULTS / "asr-connected-digits" / "studies.journal")

@@ -197,22 +197,6 @@ def final_runs(found: StudyRecord, storage_url: str) -> list[dict[str, Any]]:
             for final in found.finals]
 
 
-def studies_named(study_prefix: str, names: list[str], storage_url: str) -> list[str]:
-    """The study names under the sweeps `study_prefix` names ("a,b": several), each of which
-    must exist: a mistyped one would otherwise be left out of the report without a word."""
-    wanted = study_prefix.split(",")
-    found = {name.split("/")[0] for name in names}
-    missing = [prefix for prefix in wanted if prefix not in found]
-    if missing and found:
-        raise SeqbenchError(f"no '{missing[0]}' studies in '{storage_url}'; its sweeps are "
-                            f"{', '.join(sorted(found))}: pick them with --study NAME "
-                            "(several: --study a,b).")
-    if missing:
-        raise SeqbenchError(f"'{storage_url}' holds no studies yet; run `seqbench sweep` "
-                            "with this --storage first.")
-    return [name for name in names if name.split("/")[0] in wanted]
-
-
 def collect(storage_url: str, study_prefix: str = "seqbench", task: str | None = None,
             dataset: str | None = None) -> dict[tuple[str, str], list[CellSummary]]:
     """Cell summaries of every matching study, keyed by (task, dataset)."""
@@ -225,7 +209,8 @@ def collect(storage_url: str, study_prefix: str = "seqbench", task: str | None =
     grouped: dict[tuple[str, str], list[CellSummary]] = defaultdict(list)
     firsts: list[CellSummary] = []
     repeats: list[CellSummary] = []
-    names = studies_named(study_prefix, optuna.get_all_study_names(storage), storage_url)
+    names = record.studies_named(study_prefix, optuna.get_all_study_names(storage),
+                                 storage_url)
     for name in names:
         study = optuna.load_study(study_name=name, storage=storage)
         if not record.is_study_record(study.user_attrs):

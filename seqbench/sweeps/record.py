@@ -298,6 +298,22 @@ def study_name(prefix: str, task: str, dataset: str, cell: str, repeat: int = 0)
     return name if repeat == 0 else f"{name}/{REPEAT_PREFIX}{repeat}"
 
 
+def studies_named(study_prefix: str, names: list[str], storage_url: str) -> list[str]:
+    """The study names under the sweeps `study_prefix` names ("a,b": several), each of which
+    must exist: a mistyped one would otherwise be left out of the report without a word."""
+    wanted = study_prefix.split(",")
+    found = {name.split("/")[0] for name in names}
+    missing = [prefix for prefix in wanted if prefix not in found]
+    if missing and found:
+        raise SeqbenchError(f"no '{missing[0]}' studies in '{storage_url}'; its sweeps are "
+                            f"{', '.join(sorted(found))}: pick them with --study NAME "
+                            "(several: --study a,b).")
+    if missing:
+        raise SeqbenchError(f"'{storage_url}' holds no studies yet; run `seqbench sweep` "
+                            "with this --storage first.")
+    return [name for name in names if name.split("/")[0] in wanted]
+
+
 def parse_name(name: str) -> tuple[str, int]:
     """(cell, repeat) of a study name, from the part after STUDY/TASK/DATASET/."""
     parts = name.split("/")

@@ -356,14 +356,20 @@ def fail_dead_local_trials(study: Any) -> int:
     """
     from optuna.trial import TrialState
 
-    host = socket.gethostname()
     failed = 0
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        owner_host, _, pid = trial.user_attrs.get(WORKER_ATTR, "").rpartition(":")
-        if owner_host == host and pid.isdigit() and (int(pid) == os.getpid()
-                                                     or not _alive(int(pid))):
+        if dead_here(trial, own_process_dead=True):
             failed += fail_trial(study, trial.number)
     return failed
+
+
+def dead_here(trial: Any, own_process_dead: bool = False) -> bool:
+    """Whether a RUNNING trial's worker ran on this host and its process is gone (or is
+    this process, when `own_process_dead`: see `fail_dead_local_trials`)."""
+    owner_host, _, pid = trial.user_attrs.get(WORKER_ATTR, "").rpartition(":")
+    if owner_host != socket.gethostname() or not pid.isdigit():
+        return False
+    return own_process_dead and int(pid) == os.getpid() or not _alive(int(pid))
 
 
 def fail_trial(study: Any, number: int) -> bool:
