@@ -19,8 +19,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "seqbench"
 #: Top to bottom. Each layer is a tuple of groups; groups of one layer do not import each
 #: other (reports never train, sweeps never format tables), modules of one group may.
 LAYERS: list[tuple[tuple[str, ...], ...]] = [
-    (("seqbench.__main__", "seqbench.cli", "seqbench.cli_suite", "seqbench.cli_options",
-      "seqbench.cli_help", "seqbench.show", "seqbench.summary", "seqbench.benchsuite.show"),),
+    (("seqbench.__main__", "seqbench.cli", "seqbench.cli_suite", "seqbench.cli_new",
+      "seqbench.cli_options", "seqbench.cli_help", "seqbench.show", "seqbench.summary", "seqbench.benchsuite.show"),),
     (("seqbench.api", "seqbench.handles"),),
     (("seqbench.benchsuite",),),
     (("seqbench.reports",),
@@ -28,7 +28,7 @@ LAYERS: list[tuple[tuple[str, ...], ...]] = [
       "seqbench.sweeps.finals", "seqbench.sweeps.validation", "seqbench.sweeps.studies",
       "seqbench.sweeps.cache", "seqbench.sweeps.prepared", "seqbench.sweeps.budget",
       "seqbench.sweeps.pruning", "seqbench.sweeps.workers", "seqbench.sweeps.multidevice",
-      "seqbench.sweeps.baselines"),
+      "seqbench.sweeps.baselines", "seqbench.sweeps.progress"),
      ("seqbench.sweeps.publish",), ("seqbench.datacheck",), ("seqbench.exporter",),
      ("seqbench.scaffold", "seqbench.scaffold_templates"), ("seqbench.testing",)),
     (("seqbench.sweeps.plan", "seqbench.sweeps.space", "seqbench.sweeps.record",
