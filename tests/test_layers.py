@@ -20,7 +20,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "seqbench"
 #: other (reports never train, sweeps never format tables), modules of one group may.
 LAYERS: list[tuple[tuple[str, ...], ...]] = [
     (("seqbench.__main__", "seqbench.cli", "seqbench.cli_suite", "seqbench.cli_new",
-      "seqbench.cli_options", "seqbench.cli_help", "seqbench.show", "seqbench.summary", "seqbench.benchsuite.show"),),
+      "seqbench.cli_options", "seqbench.cli_help", "seqbench.show", "seqbench.summary",
+      "seqbench.benchsuite.show"),),
     (("seqbench.api", "seqbench.handles"),),
     (("seqbench.benchsuite",),),
     (("seqbench.reports",),
