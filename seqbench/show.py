@@ -188,5 +188,6 @@ def sweep_status(rows: list[StudyProgress]) -> None:
                "re-runs done, of those planned once the search is finished; chosen: the "
                "trial selection took; minutes: search training time so far / an estimate of the "
                "training time left (from the search trials' durations), both summed over "
-               "workers. A dead worker's trial shows as running until a live worker next "
-               "looks at it.")
+               "workers. A trial whose worker died on this machine counts as failed; on "
+               "another machine it shows as running until its heartbeat stops (PostgreSQL) "
+               "or a worker there next looks at it.")
