@@ -12,11 +12,9 @@ claim when it next looks for work, so until then that claim still shows as being
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from seqbench.benchsuite.spec import Suite, SuiteDataset
-from seqbench.errors import SeqbenchError
 
 
 @dataclass(frozen=True)
@@ -91,12 +89,10 @@ def progress(suite: Suite, study: str, url: str) -> list[DatasetProgress]:
     from seqbench.benchsuite.record import recorded_cells
     from seqbench.sweeps import record
     from seqbench.sweeps.progress import study_progress
-    from seqbench.sweeps.storage import open_storage
+    from seqbench.sweeps.storage import open_existing
 
-    if "://" not in url and not Path(url).is_file():
-        raise SeqbenchError(f"no storage at '{url}': suite '{suite.name}' has not run there "
-                            f"(give the --storage or --output-dir its workers were given).")
-    storage = open_storage(url)
+    storage = open_existing(url, f"no storage at '{url}': suite '{suite.name}' has not run "
+                            "there (give the --storage or --output-dir its workers were given).")
     names = set(optuna.get_all_study_names(storage))
     cells = recorded_cells(storage, study, names) or \
         suite.cells + suite.installed_optional_cells()

@@ -20,7 +20,7 @@ from seqbench.reports.items import number_in
 from seqbench.runs import is_diverged
 from seqbench.sweeps import record
 from seqbench.sweeps.record import StudyRecord
-from seqbench.sweeps.storage import open_storage
+from seqbench.sweeps.storage import open_existing
 
 
 #: What a `CellSummary` reads straight from its study record.
@@ -202,10 +202,8 @@ def collect(storage_url: str, study_prefix: str = "seqbench", task: str | None =
     """Cell summaries of every matching study, keyed by (task, dataset)."""
     import optuna
 
-    if "://" not in storage_url and not Path(storage_url).is_file():
-        raise SeqbenchError(f"no sweep storage at '{storage_url}' (run `seqbench sweep` first "
-                            "or pass --storage).")
-    storage = open_storage(storage_url)
+    storage = open_existing(storage_url, f"no sweep storage at '{storage_url}' (run "
+                            "`seqbench sweep` first or pass --storage).")
     grouped: dict[tuple[str, str], list[CellSummary]] = defaultdict(list)
     firsts: list[CellSummary] = []
     repeats: list[CellSummary] = []

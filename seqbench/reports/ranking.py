@@ -238,7 +238,7 @@ def evidence_section(ranking: Ranking, grouped: dict[tuple[str, str], list[CellS
     table, words = bayes_section(ranking, grouped)
     return [
         "<h2>What the evidence across datasets supports</h2>",
-        f'<p class="note">Sources of chance: each dataset\'s cells are ranked by their mean '
+        '<p class="note">Sources of chance: each dataset\'s cells are ranked by their mean '
         "final test values, and the Bayesian comparison uses every final seed's value; the "
         "datasets are the sample. " + power_sentence(ranking) + " " + escape(words)
         + " Per dataset, each page's pairwise tests (seeds and test items) are the "

@@ -14,10 +14,8 @@ suite status` counts each dataset's studies through it too.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from seqbench.errors import SeqbenchError
 from seqbench.sweeps import record
 
 
@@ -104,14 +102,14 @@ def study_progress(study: Any) -> StudyProgress:
         search_minutes=sum(took.values()), searched=searched,
         nothing_completed=searched and not any(t.state.name == "COMPLETE" for t in finished),
         minutes_left=minutes_left(found, finished, took, budget - len(finished)
-                                  - (len(running) - dead) / 2, rerun_of, chosen))
+                                  - (len(running) - dead) / 2, rerun_of, chosen, len(finals)))
 
 
 def current_choice(study: Any, found: record.StudyRecord,
                    rerun_of: list[Any] | None) -> int | None:
     """The recorded selection, if a resumed sweep would keep it: made among today's
     candidates (or, with none to re-run, the best trial as it is); None otherwise."""
-    from optuna.trial import TrialState
+    from seqbench.sweeps.select import ranked
 
     if found.selection is None:
         return None
@@ -120,15 +118,13 @@ def current_choice(study: Any, found: record.StudyRecord,
     if rerun_of:
         same = set(found.selection.means) == {t.number for t in rerun_of}
         return found.selection.chosen if same else None
-    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    sign = 1 if study.direction.name == "MINIMIZE" else -1
-    best = min(completed, key=lambda t: sign * t.value, default=None)
+    best = next(iter(ranked(study)), None)
     return found.selection.chosen if best and best.number == found.selection.chosen else None
 
 
 def minutes_left(found: record.StudyRecord, finished: list[Any], took: dict[int, float],
-                 trials_left: float, rerun_of: list[Any] | None,
-                 chosen: int | None) -> float | None:
+                 trials_left: float, rerun_of: list[Any] | None, chosen: int | None,
+                 finals_done: int) -> float | None:
     """Training minutes a study still needs, summed over workers: a rough estimate, to plan
     a sitting by, from the only durations the storage holds, its search trials'.
 
@@ -159,8 +155,7 @@ def minutes_left(found: record.StudyRecord, finished: list[Any], took: dict[int,
         typical = took.get(chosen, typical)
     elif rerun_of:
         typical = statistics.fmean(took.get(t.number, typical) for t in rerun_of)
-    done = sum(f.trial in (chosen, None) for f in found.finals) if chosen is not None else 0
-    return left + (len(found.final_seeds) - done) * typical / folds
+    return left + (len(found.final_seeds) - finals_done) * typical / folds
 
 
 def progress(url: str, study: str) -> list[StudyProgress]:
@@ -168,11 +163,9 @@ def progress(url: str, study: str) -> list[StudyProgress]:
     the storage at `url`, in name order."""
     import optuna
 
-    if "://" not in url and not Path(url).is_file():
-        raise SeqbenchError(f"no sweep storage at '{url}' (give the sweep's --storage).")
-    from seqbench.sweeps.storage import open_storage
+    from seqbench.sweeps.storage import open_existing
 
-    storage = open_storage(url)
+    storage = open_existing(url, f"no sweep storage at '{url}' (give the sweep's --storage).")
     names = sorted(record.studies_named(study, [
         summary.study_name for summary in
         optuna.get_all_study_summaries(storage, include_best_trial=False)

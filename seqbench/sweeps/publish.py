@@ -19,7 +19,7 @@ from pathlib import Path
 from seqbench.errors import SeqbenchError
 from seqbench.sweeps import record
 from seqbench.sweeps.record import StudyRecord
-from seqbench.sweeps.storage import open_storage
+from seqbench.sweeps.storage import open_existing, open_storage
 
 #: What a final run's record needs for tables, plots and paired tests (no checkpoints).
 SMALL_FILES = ("config.json", "history.csv", "metrics.json", "test_items.csv")
@@ -40,12 +40,12 @@ def publish(storage: str, study: str, destination: Path,
     import optuna
 
     target_path = destination / RESULTS_JOURNAL
-    if "://" not in storage and not Path(storage).is_file():
-        raise SeqbenchError(f"no sweep storage at '{storage}' (pass the sweep's --storage).")
-    if "://" not in storage and target_path.resolve() == Path(storage).resolve():
+    if "://" not in storage and Path(storage).is_file() and \
+            target_path.resolve() == Path(storage).resolve():
         raise SeqbenchError(f"'{storage}' is already the results journal of '{destination}'; "
                             "publish from the sweep's own storage.")
-    source = open_storage(storage)
+    source = open_existing(storage, f"no sweep storage at '{storage}' (pass the sweep's "
+                           "--storage).")
     prefixes = study.split(",")
     swept = [summary.study_name for summary in
              optuna.get_all_study_summaries(source, include_best_trial=False)

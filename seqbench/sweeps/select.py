@@ -24,6 +24,15 @@ from seqbench.sweeps.studies import open_study
 from seqbench.sweeps.workers import Job
 
 
+def ranked(study: Any) -> list[Any]:
+    """The study's completed trials, best first (by the study's direction)."""
+    from optuna.trial import TrialState
+
+    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    sign = 1 if study.direction.name == "MINIMIZE" else -1
+    return sorted(completed, key=lambda t: sign * t.value)
+
+
 def candidates(study: Any, top: int, rerun_seeds: int) -> list[Any]:
     """The completed trials that selection re-runs: the best `top` and the defaults.
 
@@ -31,11 +40,8 @@ def candidates(study: Any, top: int, rerun_seeds: int) -> list[Any]:
     re-run seeds): the best trial is then taken as it is. Given counts, not a plan, so
     that `seqbench status` counts from a study's record with the same rule.
     """
-    from optuna.trial import TrialState
-
-    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    sign = 1 if study.direction.name == "MINIMIZE" else -1
-    top_trials = sorted(completed, key=lambda t: sign * t.value)[:top]
+    completed = ranked(study)
+    top_trials = completed[:top]
     default = next((t for t in completed if record.is_defaults(t)), None)
     chosen = top_trials + ([default] if default is not None and default not in top_trials else [])
     return chosen if len(chosen) > 1 and rerun_seeds else []
@@ -120,17 +126,15 @@ def choose_jobs(plan: SweepPlan) -> list[Job]:
 def choose(plan: SweepPlan, cell: str, repeat: int = 0) -> int | None:
     """Read every re-run back (training any a dead worker left missing), apply the rule,
     record the selection; return the chosen trial (None: no completed trial)."""
-    from optuna.trial import TrialState
-
     study = open_study(plan, cell, repeat)
-    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    completed = ranked(study)
     if not completed:
         console.print(f"[yellow]{cell}: no completed trial, so no final runs[/]")
         return None
     sign = 1 if study.direction.name == "MINIMIZE" else -1
     rerun_of = candidates(study, plan.top, plan.rerun_count())
     if not rerun_of:
-        best = min(completed, key=lambda t: sign * t.value).number
+        best = completed[0].number
         record.write_selection(study, record.Selection(best, rule="best trial (no re-runs)"))
         return best
     data = PreparedData(plan.data_dir)

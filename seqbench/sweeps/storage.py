@@ -152,6 +152,15 @@ def hide_secrets(text: str, url: str) -> str:
     return text
 
 
+def open_existing(url: str, missing: str) -> Any:
+    """Open a storage to read it, or say `missing` (a `SeqbenchError`) where the journal
+    file is not there: opening would create an empty one, and a mistyped path would read
+    as a sweep with no studies."""
+    if "://" not in url and not Path(url).is_file():
+        raise SeqbenchError(missing)
+    return open_storage(url)
+
+
 def open_storage(url: str, *, repair: bool = False) -> Any:
     """Open a storage; `repair=True` (sweeps, which append) cuts a journal's torn tail."""
     import optuna
