@@ -38,6 +38,18 @@ def isolated_cache(tmp_path_factory, monkeypatch):
     threads.restore(THREAD_SETTINGS)
 
 
+@pytest.fixture(autouse=True)
+def eager_step_loops(request, monkeypatch):
+    """Step cells run their time loop eagerly (`SEQBENCH_COMPILE=0`, inherited by the
+    workers a test starts) unless the test is marked `compiles`. Compilation is what
+    tests/test_step.py tests (compiled and eager loops agree, each signature compiles once,
+    a failure falls back, a run records its cost) and CI's step-cell run uses; elsewhere a
+    cold compile only cost time: 10-60 s per signature and process from an empty inductor
+    cache, about two of CI's twenty minutes (the sLSTM export refusal alone 70 s)."""
+    if request.node.get_closest_marker("compiles") is None:
+        monkeypatch.setenv("SEQBENCH_COMPILE", "0")
+
+
 @pytest.fixture(scope="session")
 def real_data_dir() -> Path:
     """The canonical data folder, or a skip saying why there is none."""

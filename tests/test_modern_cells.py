@@ -440,13 +440,12 @@ def test_heads_divide_the_width():
     assert [heads_for(h, 4) for h in (16, 18, 37, 3, 50)] == [4, 3, 1, 3, 2]
 
 
-def test_every_modern_cell_trains_and_generates_on_every_built_in_task(tmp_path, monkeypatch):
+def test_every_modern_cell_trains_and_generates_on_every_built_in_task(tmp_path):
     """One epoch of a width-8 model per cell and task, then the task's generate; and the
     --param-budget route finds each cell's width (on the meta device, as sweeps do)."""
     from seqbench.config import build_spec
     from seqbench.sweeps.budget import hidden_size_for
 
-    monkeypatch.setenv("SEQBENCH_COMPILE", "0")  # compiling the step cells' loops costs seconds
     corpus = write_text(tmp_path / "corpus.txt", lines=60)
     tasks = {
         "music": dict(dataset="midi", path=str(midi_folder(tmp_path / "midi")),
@@ -472,7 +471,7 @@ def test_every_modern_cell_trains_and_generates_on_every_built_in_task(tmp_path,
         assert 8 < width < 20_000, cell
 
 
-def test_every_modern_cell_transcribes_and_translates(tmp_path, monkeypatch):
+def test_every_modern_cell_transcribes_and_translates(tmp_path):
     """The two tasks beyond encoder -> cell -> head take every modern cell too, as the
     standard suite does: ASR (CTC over per-frame outputs, bidirectional as two stacks, one
     reading time reversed) and translation (a bidirectional encoder and a decoder fed one
@@ -480,7 +479,6 @@ def test_every_modern_cell_transcribes_and_translates(tmp_path, monkeypatch):
     from test_asr_task import recordings_folder
     from test_translation_task import write_pairs
 
-    monkeypatch.setenv("SEQBENCH_COMPILE", "0")
     recordings = recordings_folder(tmp_path / "wav")
     source, target = write_pairs(tmp_path, 60)
     sentences = tmp_path / "in.de"

@@ -136,6 +136,7 @@ def test_a_sweep_of_new_widths_and_depths_compiles_each_signature_once(monkeypat
     assert len(signatures) == 3  # training layer 1, training layer 2, evaluation
 
 
+@pytest.mark.compiles  # a run compiles its step cell's loop by default
 def test_a_run_of_a_step_cell_records_what_compiling_cost(monkeypatch, tmp_path, chunk):
     import seqbench as sb
 
