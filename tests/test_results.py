@@ -16,7 +16,7 @@ NUMBERS = ("table.csv", "pairwise.csv", "budget_curves.csv")
 #: sweeps, JSB and Nottingham with about 20k parameters per cell (as Chung et al. 2014
 #: compared them), Greff et al.'s LSTM variants against the vanilla LSTM, the Japanese
 #: Vowels sweep extended to 60 trials per cell, sequential digits (issue 43's twelve
-#: models) and connected spoken digits transcribed with CTC (issue 45).
+#: models) and connected spoken digits transcribed with CTC, one way and both ways (issue 45).
 PUBLISHED = [
     ("results/studies.journal", "jv,jsb,airline,m1,fsdd,etth1,shakespeare,nottingham", None,
      "results",
@@ -30,7 +30,7 @@ PUBLISHED = [
      ("speech-japanese-vowels",)),
     ("results/longrange-digits/studies.journal", "longrange", None,
      "results/longrange-digits", ("speech-digits",)),
-    ("results/asr-connected-digits/studies.journal", "asr", None,
+    ("results/asr-connected-digits/studies.journal", "asr,asr-bi", None,
      "results/asr-connected-digits", ("asr-fsdd-connected",)),
 ]
 
